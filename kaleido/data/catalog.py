@@ -1,0 +1,89 @@
+"""The catalog interface shared by every source of (image, text) products.
+
+A catalog is a sequence of rows, one product image each. Readers stream it in slices so a
+13 GB Fashion-Gen file never has to fit in memory. Opening a catalog is cheap and picklable by
+path, so worker processes open their own handle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Protocol, Sequence
+
+import numpy as np
+
+# Which text of a product the model reads (`text_field` in the data config).
+TEXT_FIELDS = ("description", "name", "name_and_description")
+
+
+class CatalogError(ValueError):
+  """A catalog that cannot be read as a whole (missing file, wrong schema)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogRow:
+  """One product image of a catalog, with its text and labels.
+
+  `image` is an (H, W, 3) uint8 RGB array, or None when the image could not be read; then
+  `error` names the reason (a short snake_case key counted in the manifest).
+  """
+  index: int
+  image_id: str
+  product_id: str
+  name: str
+  description: str
+  category: str
+  subcategory: str
+  pose: str
+  image: np.ndarray | None = None
+  error: str | None = None
+
+  def text(self, field: str) -> str:
+    """The product text chosen by `field` (one of TEXT_FIELDS)."""
+    if field == "description":
+      return self.description.strip()
+    if field == "name":
+      return self.name.strip()
+    if field == "name_and_description":
+      parts = [p.strip() for p in (self.name, self.description) if p.strip()]
+      return ". ".join(parts)
+    raise ValueError(f"Unknown text field {field!r}; use one of {TEXT_FIELDS}.")
+
+
+class Catalog(Protocol):
+  """A readable catalog: its length, its labels, and slices of full rows."""
+
+  path: str
+
+  def __len__(self) -> int:
+    ...
+
+  def labels(self) -> list[tuple[str, str]]:
+    """(category, subcategory) of every row, read without touching images."""
+    ...
+
+  def read(self, start: int, stop: int) -> Sequence[CatalogRow]:
+    """Rows [start, stop) with their images decoded."""
+    ...
+
+  def close(self) -> None:
+    ...
+
+
+def open_catalog(path: str) -> Catalog:
+  """Opens a Fashion-Gen HDF5 (`.h5`) or JSON-lines (`.jsonl`) catalog by its extension."""
+  if not os.path.exists(path):
+    raise CatalogError(
+        f"Catalog file {path!r} does not exist; pass an existing .h5 or .jsonl file "
+        "(python data/make_demo.py writes a demo one).")
+  extension = os.path.splitext(path)[1].lower()
+  if extension in (".h5", ".hdf5"):
+    from kaleido.data import fashiongen  # pylint: disable=g-import-not-at-top
+    return fashiongen.FashionGenCatalog(path)
+  if extension in (".jsonl", ".json"):
+    from kaleido.data import jsonl_catalog  # pylint: disable=g-import-not-at-top
+    return jsonl_catalog.JsonlCatalog(path)
+  raise CatalogError(
+      f"Catalog file {path!r} has an unknown extension {extension!r}; use a Fashion-Gen "
+      ".h5 file or a .jsonl catalog.")

@@ -1,0 +1,179 @@
+"""Fashion-Gen HDF5 files: the schema, a streaming reader and a writer of the same schema.
+
+The real files (`fashiongen_256_256_{train,validation}.h5`) hold (N, 256, 256, 3) uint8 images and
+(N, 1) byte-string columns that are latin-1, not UTF-8. All views of a product sit in consecutive
+rows. The writer exists so the project can produce files in exactly this schema (demo catalog,
+tests) and exercise the same reader the real data goes through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Sequence
+
+import h5py
+import numpy as np
+
+from kaleido.data import catalog
+
+ENCODING = "latin-1"
+IMAGE_KEY = "input_image"
+STRING_KEYS = (
+    "input_brand", "input_category", "input_composition", "input_concat_description",
+    "input_department", "input_description", "input_gender", "input_name", "input_pose",
+    "input_season", "input_subcategory")
+ALL_KEYS = ("index", "index_2", IMAGE_KEY, "input_msrpUSD", "input_productID") + STRING_KEYS
+REQUIRED_KEYS = (IMAGE_KEY, "input_description", "input_name", "input_category",
+                 "input_subcategory", "input_productID", "input_pose")
+
+
+@dataclasses.dataclass
+class FashionGenProduct:
+  """One product to write: its shared fields and one image per view."""
+  product_id: int
+  name: str
+  description: str
+  category: str
+  subcategory: str
+  brand: str
+  gender: str
+  season: str
+  composition: str
+  department: str
+  msrp_usd: float
+  images: Sequence[np.ndarray]  # each (S, S, 3) uint8 RGB
+  poses: Sequence[str]  # one per image, e.g. "id_gridfs_1"
+
+
+def _encode(text: str) -> bytes:
+  return text.encode(ENCODING, errors="replace")
+
+
+def _decode(raw: bytes | np.bytes_) -> str:
+  return bytes(raw).decode(ENCODING)
+
+
+def write_fashiongen(path: str, products: Sequence[FashionGenProduct], image_size: int = 256,
+                     chunk_rows: int = 256) -> int:
+  """Writes `products` as a Fashion-Gen HDF5 file atomically; returns the number of image rows."""
+  rows = [(p, image, pose) for p in products for image, pose in zip(p.images, p.poses)]
+  tmp_path = path + ".tmp"
+  with h5py.File(tmp_path, "w") as f:
+    n = len(rows)
+    images = f.create_dataset(IMAGE_KEY, (n, image_size, image_size, 3), dtype=np.uint8,
+                              chunks=(1, image_size, image_size, 3))
+    for start in range(0, n, chunk_rows):
+      block = [image for _, image, _ in rows[start:start + chunk_rows]]
+      images[start:start + len(block)] = np.stack(block)
+    columns = {
+        "input_brand": [p.brand for p, _, _ in rows],
+        "input_category": [p.category for p, _, _ in rows],
+        "input_composition": [p.composition for p, _, _ in rows],
+        "input_concat_description": [f"{p.name} {p.description}" for p, _, _ in rows],
+        "input_department": [p.department for p, _, _ in rows],
+        "input_description": [p.description for p, _, _ in rows],
+        "input_gender": [p.gender for p, _, _ in rows],
+        "input_name": [p.name for p, _, _ in rows],
+        "input_pose": [pose for _, _, pose in rows],
+        "input_season": [p.season for p, _, _ in rows],
+        "input_subcategory": [p.subcategory for p, _, _ in rows],
+    }
+    for key, values in columns.items():
+      encoded = [_encode(v) for v in values]
+      width = max([len(e) for e in encoded] + [1])
+      f.create_dataset(key, data=np.array(encoded, dtype=f"S{width}").reshape(n, 1))
+    f.create_dataset("input_productID",
+                     data=np.array([p.product_id for p, _, _ in rows], np.int64).reshape(n, 1))
+    f.create_dataset("input_msrpUSD",
+                     data=np.array([p.msrp_usd for p, _, _ in rows], np.float64).reshape(n, 1))
+    f.create_dataset("index", data=np.arange(n, dtype=np.int64))
+    f.create_dataset("index_2", data=np.arange(n, dtype=np.int64))
+  os.replace(tmp_path, path)
+  return len(rows)
+
+
+class FashionGenCatalog:
+  """Streams rows of a Fashion-Gen HDF5 file without loading it whole."""
+
+  def __init__(self, path: str):
+    self.path = path
+    try:
+      self._file = h5py.File(path, "r")
+    except OSError as error:
+      raise catalog.CatalogError(
+          f"Cannot open {path!r} as HDF5 ({error}); pass a Fashion-Gen .h5 file.") from error
+    missing = [key for key in REQUIRED_KEYS if key not in self._file]
+    if missing:
+      self._file.close()
+      raise catalog.CatalogError(
+          f"Fashion-Gen file {path!r} has no key {missing[0]!r} (missing: {', '.join(missing)}); "
+          "it is not in the Fashion-Gen schema, which needs "
+          f"{', '.join(REQUIRED_KEYS)}.")
+    images = self._file[IMAGE_KEY]
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+      shape, dtype = images.shape, images.dtype
+      self._file.close()
+      raise catalog.CatalogError(
+          f"Fashion-Gen file {path!r} has '{IMAGE_KEY}' of shape {shape} and dtype {dtype}; "
+          "expected (N, H, W, 3) uint8.")
+    self._length = images.shape[0]
+    for key in REQUIRED_KEYS:
+      if self._file[key].shape[0] != self._length:
+        rows = self._file[key].shape[0]
+        self._file.close()
+        raise catalog.CatalogError(
+            f"Fashion-Gen file {path!r} has {rows} rows in {key!r} but {self._length} images; "
+            "every column must have one row per image.")
+    self._stem = os.path.splitext(os.path.basename(path))[0]
+
+  def __len__(self) -> int:
+    return self._length
+
+  def _strings(self, key: str, start: int, stop: int) -> list[str]:
+    return [_decode(v) for v in np.asarray(self._file[key][start:stop]).reshape(-1)]
+
+  def labels(self) -> list[tuple[str, str]]:
+    categories, subcategories = [], []
+    for start in range(0, self._length, 65536):
+      stop = min(start + 65536, self._length)
+      categories += self._strings("input_category", start, stop)
+      subcategories += self._strings("input_subcategory", start, stop)
+    return list(zip(categories, subcategories))
+
+  def _read_images(self, start: int, stop: int) -> list[tuple[np.ndarray | None, str | None]]:
+    dataset = self._file[IMAGE_KEY]
+    try:
+      return [(image, None) for image in dataset[start:stop]]
+    except OSError:  # A damaged chunk: read row by row to keep every good image.
+      results = []
+      for row in range(start, stop):
+        try:
+          results.append((dataset[row], None))
+        except OSError:
+          results.append((None, "unreadable_image"))
+      return results
+
+  def read(self, start: int, stop: int) -> list[catalog.CatalogRow]:
+    stop = min(stop, self._length)
+    strings = {key: self._strings(key, start, stop) for key in
+               ("input_name", "input_description", "input_category", "input_subcategory",
+                "input_pose")}
+    product_ids = np.asarray(self._file["input_productID"][start:stop]).reshape(-1)
+    rows = []
+    for offset, (image, error) in enumerate(self._read_images(start, stop)):
+      rows.append(catalog.CatalogRow(
+          index=start + offset,
+          image_id=f"{self._stem}:{start + offset}",
+          product_id=str(int(product_ids[offset])),
+          name=strings["input_name"][offset],
+          description=strings["input_description"][offset],
+          category=strings["input_category"][offset],
+          subcategory=strings["input_subcategory"][offset],
+          pose=strings["input_pose"][offset],
+          image=image,
+          error=error))
+    return rows
+
+  def close(self) -> None:
+    self._file.close()
