@@ -1,0 +1,79 @@
+"""`manifest.json`: what a prepared TFRecord folder holds and how it was made."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from kaleido.records import schema
+from kaleido.utils import files
+
+MANIFEST_NAME = "manifest.json"
+
+
+class ManifestError(ValueError):
+  """A prepared folder that is missing, unfinished or inconsistent."""
+
+
+@dataclasses.dataclass
+class Manifest:
+  """Counts, label maps and settings of a prepared folder."""
+  num_examples: int
+  num_skipped: int
+  skipped_reasons: dict[str, int]
+  num_patches: int
+  patch_size: int
+  vocab_file: str
+  vocab_hash: str
+  max_seq_length: int
+  categories: dict[str, int]
+  subcategories: dict[str, int]
+  schema_version: int
+  source: str
+  text_field: str
+  foreground_method: str
+  num_foreground_fallback: int
+  num_truncated: int
+  num_unknown_labels: int
+  num_with_alignments: int
+  num_products: int
+  shards: list[dict[str, Any]]  # [{"file": name, "num_examples": n}]
+
+  def shard_paths(self, folder: str) -> list[str]:
+    """Absolute paths of the shard files inside `folder`."""
+    return [os.path.join(folder, shard["file"]) for shard in self.shards]
+
+
+def save(folder: str, manifest: Manifest) -> str:
+  """Writes `folder/manifest.json` atomically and returns its path."""
+  path = os.path.join(folder, MANIFEST_NAME)
+  files.write_json(path, dataclasses.asdict(manifest))
+  return path
+
+
+def load(folder: str) -> Manifest:
+  """Reads and checks the manifest of a prepared folder."""
+  path = os.path.join(folder, MANIFEST_NAME)
+  if not os.path.isdir(folder):
+    raise ManifestError(f"Prepared data folder {folder!r} does not exist; create it with "
+                        "python data/prepare.py --input CATALOG --output_dir FOLDER.")
+  if not os.path.exists(path):
+    raise ManifestError(f"{folder!r} has no {MANIFEST_NAME}, so its preparation never finished; "
+                        "re-run python data/prepare.py with the same --output_dir to complete it.")
+  payload = files.read_json(path)
+  known = {field.name for field in dataclasses.fields(Manifest)}
+  missing = sorted(known - set(payload))
+  if missing:
+    raise ManifestError(f"{path!r} lacks {', '.join(missing)}; it was written by another version "
+                        "of this project, re-run python data/prepare.py.")
+  manifest = Manifest(**{key: payload[key] for key in known})
+  if manifest.schema_version != schema.SCHEMA_VERSION:
+    raise ManifestError(
+        f"{path!r} has schema version {manifest.schema_version} but this code reads version "
+        f"{schema.SCHEMA_VERSION}; re-run python data/prepare.py to rewrite the folder.")
+  absent = [p for p in manifest.shard_paths(folder) if not os.path.exists(p)]
+  if absent:
+    raise ManifestError(f"{folder!r} is missing shard {os.path.basename(absent[0])!r} listed in "
+                        f"its manifest ({len(absent)} missing); re-run python data/prepare.py.")
+  return manifest

@@ -1,0 +1,324 @@
+"""Catalog -> sharded TFRecords + manifest, in parallel, atomically and resumably.
+
+Rows are split into contiguous shards. Worker processes read and crop images
+(`kaleido.records.worker`); the main process tokenizes texts in batches and writes each shard to a
+temporary name, renaming it only when complete and recording its counts in `progress/`. A rerun
+with the same settings skips the finished shards; different settings are refused unless
+`overwrite` is set.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import math
+import multiprocessing
+import os
+import shutil
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import tensorflow as tf
+
+from kaleido.data import catalog as catalog_lib
+from kaleido.patches import generator
+from kaleido.patches import kaleido_grid
+from kaleido.records import manifest as manifest_lib
+from kaleido.records import schema
+from kaleido.records import worker
+from kaleido.text import tokenizer as tokenizer_lib
+from kaleido.utils import files
+from kaleido.utils import progress as progress_lib
+
+PROGRESS_DIR = "progress"
+SETTINGS_NAME = "prepare_settings.json"
+UNKNOWN_LABEL = -1
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class PrepareError(ValueError):
+  """Settings or inputs that make preparation impossible; the message says how to fix them."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+  """Everything `prepare_catalog` needs."""
+  input_path: str
+  output_dir: str
+  vocab_file: str
+  patch: generator.PatchConfig = generator.PatchConfig()
+  max_seq_length: int = 64
+  text_field: str = "description"
+  num_shards: int = 0  # 0: one shard per `rows_per_shard` rows
+  rows_per_shard: int = 2048
+  workers: int = 2  # 0: process in the main process
+  chunk_rows: int = 32
+  label_maps_from: str = ""  # a prepared folder whose category ids to reuse (validation splits)
+  overwrite: bool = False
+
+
+@dataclasses.dataclass
+class ShardStats:
+  """Counts of one written shard (kept in progress/ so a rerun can skip it)."""
+  file: str
+  num_examples: int = 0
+  skipped_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
+  num_foreground_fallback: int = 0
+  num_truncated: int = 0
+  num_unknown_labels: int = 0
+  product_ids: list[str] = dataclasses.field(default_factory=list)
+
+
+def shard_name(shard: int, num_shards: int) -> str:
+  return f"examples-{shard:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def _label_maps(config: PrepareConfig,
+                labels: list[tuple[str, str]]) -> tuple[dict[str, int], dict[str, int]]:
+  if config.label_maps_from:
+    reference = manifest_lib.load(config.label_maps_from)
+    return reference.categories, reference.subcategories
+  categories = sorted({category for category, _ in labels})
+  subcategories = sorted({subcategory for _, subcategory in labels})
+  return ({name: i for i, name in enumerate(categories)},
+          {name: i for i, name in enumerate(subcategories)})
+
+
+def _settings(config: PrepareConfig, num_rows: int, num_shards: int, vocab_hash: str,
+              categories: dict[str, int], subcategories: dict[str, int]) -> dict:
+  """What must not change between an interrupted run and its resumption."""
+  source = os.path.abspath(config.input_path)
+  return {
+      "source": source,
+      "source_size": os.path.getsize(source),
+      "num_rows": num_rows,
+      "num_shards": num_shards,
+      "vocab_hash": vocab_hash,
+      "max_seq_length": config.max_seq_length,
+      "text_field": config.text_field,
+      "patch": dataclasses.asdict(config.patch),
+      "categories": categories,
+      "subcategories": subcategories,
+      "schema_version": schema.SCHEMA_VERSION,
+  }
+
+
+def _clear_output(output_dir: str) -> None:
+  for name in os.listdir(output_dir):
+    path = os.path.join(output_dir, name)
+    if name == PROGRESS_DIR:
+      shutil.rmtree(path)
+    elif name.startswith("examples-") or name in (SETTINGS_NAME, manifest_lib.MANIFEST_NAME):
+      os.remove(path)
+
+
+def _check_or_start(config: PrepareConfig, settings: dict) -> None:
+  os.makedirs(os.path.join(config.output_dir, PROGRESS_DIR), exist_ok=True)
+  settings_path = os.path.join(config.output_dir, SETTINGS_NAME)
+  if os.path.exists(settings_path) and not config.overwrite:
+    previous = files.read_json(settings_path)
+    changed = [key for key in settings if previous.get(key) != settings[key]]
+    if changed:
+      raise PrepareError(
+          f"{config.output_dir!r} holds a preparation made with other settings ({', '.join(changed)} "
+          "differ); pass --overwrite to replace it or choose another --output_dir.")
+    return
+  _clear_output(config.output_dir)
+  os.makedirs(os.path.join(config.output_dir, PROGRESS_DIR), exist_ok=True)
+  files.write_json(settings_path, settings)
+
+
+def _ordered_map(fn: Callable[[T], R], tasks: Iterable[T], workers: int) -> Iterator[R]:
+  """`map(fn, tasks)` over `workers` processes with a bounded number of tasks in flight."""
+  if workers == 0:
+    worker.initialize_worker()
+    yield from map(fn, tasks)
+    return
+  context = multiprocessing.get_context("spawn")
+  window = 4 * workers
+  with concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=context, initializer=worker.initialize_worker) as executor:
+    pending: collections.deque = collections.deque()
+    for task in tasks:
+      pending.append(executor.submit(fn, task))
+      if len(pending) >= window:
+        yield pending.popleft().result()
+    while pending:
+      yield pending.popleft().result()
+
+
+class _ShardWriter:
+  """Writes one shard to a temporary file, then renames it and records its stats."""
+
+  def __init__(self, config: PrepareConfig, shard: int, num_shards: int):
+    self.stats = ShardStats(file=shard_name(shard, num_shards))
+    self._config = config
+    self._shard = shard
+    self._path = os.path.join(config.output_dir, self.stats.file)
+    self._tmp_path = self._path + ".incomplete"
+    self._writer = tf.io.TFRecordWriter(self._tmp_path)
+
+  def write(self, record: bytes) -> None:
+    self._writer.write(record)
+
+  def finish(self) -> ShardStats:
+    self._writer.close()
+    os.replace(self._tmp_path, self._path)
+    files.write_json(_progress_path(self._config, self._shard), dataclasses.asdict(self.stats))
+    return self.stats
+
+
+def _progress_path(config: PrepareConfig, shard: int) -> str:
+  return os.path.join(config.output_dir, PROGRESS_DIR, f"shard-{shard:05d}.json")
+
+
+def _finished_shards(config: PrepareConfig, num_shards: int) -> dict[int, ShardStats]:
+  finished = {}
+  for shard in range(num_shards):
+    path = _progress_path(config, shard)
+    if os.path.exists(path):
+      stats = ShardStats(**files.read_json(path))
+      if os.path.exists(os.path.join(config.output_dir, stats.file)):
+        finished[shard] = stats
+  return finished
+
+
+class _ExampleEncoder:
+  """Turns a chunk of worker results into serialized examples, counting what it skips."""
+
+  def __init__(self, tokenizer: tokenizer_lib.KaleidoTokenizer, categories: dict[str, int],
+               subcategories: dict[str, int]):
+    self._tokenizer = tokenizer
+    self._categories = categories
+    self._subcategories = subcategories
+
+  def encode(self, results: list[worker.RowResult], stats: ShardStats) -> list[bytes]:
+    """Serialized examples of the good rows; skipped rows are counted in `stats`."""
+    good = []
+    for result in results:
+      if result.skip_reason:
+        stats.skipped_reasons[result.skip_reason] = (
+            stats.skipped_reasons.get(result.skip_reason, 0) + 1)
+      else:
+        good.append(result)
+    if not good:
+      return []
+    encoded = self._tokenizer.encode_batch([r.text for r in good])
+    records = []
+    for result, token_ids, truncated in zip(good, encoded.token_ids, encoded.truncated):
+      category_id = self._categories.get(result.category, UNKNOWN_LABEL)
+      subcategory_id = self._subcategories.get(result.subcategory, UNKNOWN_LABEL)
+      crop = result.crop
+      stats.num_examples += 1
+      stats.num_truncated += int(truncated)
+      stats.num_foreground_fallback += int(not crop.foreground_found)
+      stats.num_unknown_labels += int(UNKNOWN_LABEL in (category_id, subcategory_id))
+      stats.product_ids.append(result.product_id)
+      records.append(schema.serialize(schema.PreparedExample(
+          image_id=result.image_id, product_id=result.product_id, text=result.text,
+          token_ids=token_ids, category_id=category_id, subcategory_id=subcategory_id,
+          pose=result.pose, crop_jpeg=crop.crop_jpeg, crop_box=crop.crop_box,
+          image_size=(crop.image_height, crop.image_width),
+          foreground_found=crop.foreground_found)))
+    return records
+
+
+def _tasks(config: PrepareConfig, shards: list[int], rows_per_shard: int,
+           num_rows: int) -> Iterator[worker.ChunkTask]:
+  for shard in shards:
+    start, stop = shard * rows_per_shard, min((shard + 1) * rows_per_shard, num_rows)
+    for chunk_start in range(start, stop, config.chunk_rows):
+      yield worker.ChunkTask(
+          catalog_path=os.path.abspath(config.input_path), start=chunk_start,
+          stop=min(chunk_start + config.chunk_rows, stop), shard=shard,
+          text_field=config.text_field, patch_config=config.patch)
+
+
+def _manifest(config: PrepareConfig, tokenizer: tokenizer_lib.KaleidoTokenizer,
+              categories: dict[str, int], subcategories: dict[str, int],
+              stats: list[ShardStats]) -> manifest_lib.Manifest:
+  reasons: collections.Counter = collections.Counter()
+  for shard in stats:
+    reasons.update(shard.skipped_reasons)
+  return manifest_lib.Manifest(
+      num_examples=sum(s.num_examples for s in stats),
+      num_skipped=sum(reasons.values()),
+      skipped_reasons=dict(sorted(reasons.items())),
+      num_patches=kaleido_grid.NUM_PATCHES,
+      patch_size=config.patch.patch_size,
+      vocab_file=os.path.abspath(tokenizer.vocab_file),
+      vocab_hash=tokenizer.vocab_hash,
+      max_seq_length=config.max_seq_length,
+      categories=categories,
+      subcategories=subcategories,
+      schema_version=schema.SCHEMA_VERSION,
+      source=os.path.abspath(config.input_path),
+      text_field=config.text_field,
+      foreground_method=config.patch.foreground.method,
+      num_foreground_fallback=sum(s.num_foreground_fallback for s in stats),
+      num_truncated=sum(s.num_truncated for s in stats),
+      num_unknown_labels=sum(s.num_unknown_labels for s in stats),
+      num_with_alignments=0,
+      num_products=len({pid for s in stats for pid in s.product_ids}),
+      shards=[{"file": s.file, "num_examples": s.num_examples} for s in stats])
+
+
+def _check_config(config: PrepareConfig) -> None:
+  if config.text_field not in catalog_lib.TEXT_FIELDS:
+    raise PrepareError(f"--text_field={config.text_field!r} is not one of "
+                       f"{', '.join(catalog_lib.TEXT_FIELDS)}.")
+  if config.patch.patch_size < 8:
+    raise PrepareError(f"--patch_size={config.patch.patch_size} is too small; use 8 or more "
+                       "(the paper's ResNet-50 patches are typically 64 or larger).")
+  if config.max_seq_length < 3:
+    raise PrepareError(f"--max_seq_length={config.max_seq_length} leaves no room for text "
+                       "between [CLS] and [SEP]; use 3 or more (64 by default).")
+  if config.workers < 0 or config.num_shards < 0 or config.chunk_rows < 1:
+    raise PrepareError("--workers and --num_shards must be >= 0 and --chunk_rows >= 1.")
+
+
+def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
+  """Prepares `config.input_path` into `config.output_dir`; returns the written manifest."""
+  _check_config(config)
+  tokenizer = tokenizer_lib.KaleidoTokenizer(config.vocab_file, config.max_seq_length)
+  catalog = catalog_lib.open_catalog(config.input_path)
+  try:
+    num_rows = len(catalog)
+    categories, subcategories = _label_maps(config, catalog.labels())
+  finally:
+    catalog.close()
+  wanted_shards = config.num_shards or math.ceil(num_rows / config.rows_per_shard)
+  rows_per_shard = math.ceil(num_rows / max(1, min(wanted_shards, num_rows)))
+  num_shards = math.ceil(num_rows / rows_per_shard)
+  os.makedirs(config.output_dir, exist_ok=True)
+  _check_or_start(config, _settings(config, num_rows, num_shards, tokenizer.vocab_hash,
+                                    categories, subcategories))
+
+  finished = _finished_shards(config, num_shards)
+  pending = [s for s in range(num_shards) if s not in finished]
+  done_rows = sum(min(rows_per_shard, num_rows - s * rows_per_shard) for s in finished)
+  progress = progress_lib.Progress(num_rows, "prepare", unit="images", initial=done_rows)
+  encoder = _ExampleEncoder(tokenizer, categories, subcategories)
+  stats = dict(finished)
+  writers: dict[int, _ShardWriter] = {}
+  for results in _ordered_map(worker.process_chunk,
+                              _tasks(config, pending, rows_per_shard, num_rows), config.workers):
+    shard = results[0].index // rows_per_shard
+    for previous in [s for s in writers if s != shard]:
+      stats[previous] = writers.pop(previous).finish()
+    if shard not in writers:
+      writers[shard] = _ShardWriter(config, shard, num_shards)
+    writer = writers[shard]
+    for record in encoder.encode(results, writer.stats):
+      writer.write(record)
+    progress.update(len(results))
+  for shard, writer in writers.items():
+    stats[shard] = writer.finish()
+  progress.close()
+
+  manifest = _manifest(config, tokenizer, categories, subcategories,
+                       [stats[s] for s in range(num_shards)])
+  manifest_lib.save(config.output_dir, manifest)
+  return manifest

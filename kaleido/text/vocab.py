@@ -1,0 +1,95 @@
+"""Lower-case WordPiece vocabularies: learning one from texts, writing, reading and hashing it.
+
+A vocabulary file holds one token per line, bert-base-uncased style: continuation pieces start
+with "##" and the special tokens sit first, [PAD] at id 0. Learning uses tensorflow_text's own
+WordPiece learner with the same word splitting the tokenizer applies, so every character of the
+training words is in the vocabulary and words seen in training never become [UNK].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Iterable, Sequence
+
+import tensorflow as tf
+from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as vocab_learner
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Word splitting shared by learning and tokenisation: case folding, NFD, accent stripping.
+BERT_TOKENIZER_PARAMS = {"lower_case": True}
+_FIX_HINT = ("build one with python data/build_vocab.py or pass a bert-base-uncased "
+             "vocab.txt")
+
+
+class VocabError(ValueError):
+  """A vocabulary that cannot be learned or used (missing file, no special tokens, ...)."""
+
+
+def learn_vocab(texts: Iterable[str], vocab_size: int, min_token_count: int = 10,
+                batch_size: int = 1024) -> list[str]:
+  """Learns at most `vocab_size` WordPiece tokens (more only if the alphabet alone is larger).
+
+  Special tokens come first, then single characters, then longer pieces by frequency. A piece
+  other than a single character needs `min_token_count` occurrences to be kept.
+  """
+  if vocab_size <= len(SPECIAL_TOKENS):
+    raise VocabError(
+        f"vocab_size {vocab_size} leaves no room beside the {len(SPECIAL_TOKENS)} special "
+        "tokens; ask for a few thousand tokens.")
+  texts = list(texts)
+  if not any(text.strip() for text in texts):
+    raise VocabError(f"None of the {len(texts)} texts has a word to learn a vocabulary from.")
+  dataset = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(batch_size)
+  return vocab_learner.bert_vocab_from_dataset(
+      dataset, vocab_size, list(SPECIAL_TOKENS), bert_tokenizer_params=BERT_TOKENIZER_PARAMS,
+      learn_params={"lower_thresh": min_token_count})
+
+
+def write_vocab(path: str, tokens: Sequence[str]) -> None:
+  """Writes `tokens` one per line, atomically."""
+  tmp_path = path + ".tmp"
+  with open(tmp_path, "w", encoding="utf-8", newline="\n") as f:
+    f.writelines(token + "\n" for token in tokens)
+  os.replace(tmp_path, path)
+
+
+def read_vocab(path: str) -> list[str]:
+  """The tokens of a vocabulary file, checked to be usable by the tokenizer."""
+  if not os.path.isfile(path):
+    raise VocabError(f"Vocabulary file {path!r} does not exist; {_FIX_HINT}.")
+  with open(path, "rb") as f:
+    data = f.read()
+  try:
+    text = data.decode("utf-8")
+  except UnicodeDecodeError as error:
+    raise VocabError(f"Vocabulary file {path!r} is not UTF-8 text ({error}); {_FIX_HINT}.") \
+        from error
+  lines = text.split("\n")
+  if lines[-1] == "":
+    lines.pop()
+  tokens = [line.rstrip("\r") for line in lines]
+  if not tokens:
+    raise VocabError(f"Vocabulary file {path!r} is empty; {_FIX_HINT}.")
+  missing = [token for token in SPECIAL_TOKENS if token not in tokens]
+  if missing:
+    raise VocabError(
+        f"Vocabulary file {path!r} lacks the special token {missing[0]} (missing: "
+        f"{' '.join(missing)}); {_FIX_HINT}.")
+  seen = set()
+  for line_number, token in enumerate(tokens, start=1):
+    if token in seen:
+      raise VocabError(
+          f"Vocabulary file {path!r} repeats the token {token!r} on line {line_number}; "
+          f"{_FIX_HINT}.")
+    seen.add(token)
+  return tokens
+
+
+def file_sha256(path: str) -> str:
+  """Hex sha256 of the bytes of `path`."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
