@@ -89,11 +89,11 @@ def _is_heldout(product_id: str, fraction: float, seed: int) -> bool:
 
 def _read_split(path: str) -> Split:
   """Reads the usable catalog rows with their masks and splits them by product."""
-  truth = _sidecar_masks(path) if FLAGS.masks == "groundtruth" else None
-  classical = foreground.ClassicalForeground()
   catalog = catalog_lib.open_catalog(path)
+  classical = foreground.ClassicalForeground()
   split = Split()
   try:
+    truth = _sidecar_masks(path) if FLAGS.masks == "groundtruth" else None
     stop = min(len(catalog), FLAGS.max_images) if FLAGS.max_images > 0 else len(catalog)
     for start in range(0, stop, READ_CHUNK):
       for row in catalog.read(start, min(start + READ_CHUNK, stop)):

@@ -13,11 +13,13 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from kaleido import errors
+
 # Which text of a product the model reads (`text_field` in the data config).
 TEXT_FIELDS = ("description", "name", "name_and_description")
 
 
-class CatalogError(ValueError):
+class CatalogError(errors.KaleidoError):
   """A catalog that cannot be read as a whole (missing file, wrong schema)."""
 
 

@@ -231,11 +231,11 @@ class UNetForeground:
   def probabilities(self, images: np.ndarray) -> np.ndarray:
     """(B, H, W, 3) uint8 RGB -> (B, H, W) float32 foreground probabilities."""
     height, width = images.shape[1:3]
+    if not len(images):
+      return np.zeros((0, height, width), dtype=np.float32)
     small = resize_images(images, self.config.input_size)
     outputs = [self._predict(small[i:i + self._batch_size]).numpy()
                for i in range(0, len(small), self._batch_size)]
-    if not outputs:
-      return np.zeros((0, height, width), dtype=np.float32)
     return np.stack([cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR)
                      for p in np.concatenate(outputs)])
 

@@ -6,13 +6,14 @@ import dataclasses
 import os
 from typing import Any
 
+from kaleido import errors
 from kaleido.records import schema
 from kaleido.utils import files
 
 MANIFEST_NAME = "manifest.json"
 
 
-class ManifestError(ValueError):
+class ManifestError(errors.KaleidoError):
   """A prepared folder that is missing, unfinished or inconsistent."""
 
 

@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import tensorflow as tf
 
+from kaleido import errors
 from kaleido.data import catalog as catalog_lib
 from kaleido.patches import generator
 from kaleido.patches import kaleido_grid
@@ -38,7 +39,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class PrepareError(ValueError):
+class PrepareError(errors.KaleidoError):
   """Settings or inputs that make preparation impossible; the message says how to fix them."""
 
 

@@ -1,0 +1,94 @@
+r"""Turns a catalog (Fashion-Gen .h5 or .jsonl) into sharded TFRecords with kaleido patches.
+
+  python data/prepare.py --input catalog.h5 --output_dir prepared/train [--vocab_file vocab.txt]
+
+Without --vocab_file a WordPiece vocabulary is learned from the catalog's texts and written to
+OUTPUT_DIR/vocab.txt; with --label_maps_from (a prepared training folder, for validation splits)
+that folder's vocabulary and category ids are reused. Interrupted runs resume where they stopped.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import flags
+
+from kaleido.data import catalog as catalog_lib  # pylint: disable=wrong-import-position
+from kaleido.patches import foreground  # pylint: disable=wrong-import-position
+from kaleido.utils import cli  # pylint: disable=wrong-import-position
+
+_INPUT = flags.DEFINE_string("input", None, "Catalog: a Fashion-Gen .h5 file or a .jsonl file.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the TFRecord shards.")
+_VOCAB_FILE = flags.DEFINE_string(
+    "vocab_file", None, "WordPiece vocabulary (one token per line, e.g. bert-base-uncased "
+    "vocab.txt). Default: the --label_maps_from folder's, else one learned from the catalog.")
+_VOCAB_SIZE = flags.DEFINE_integer("vocab_size", 8000, "Size of a vocabulary learned here.")
+_PATCH_SIZE = flags.DEFINE_integer("patch_size", 64, "Side of each kaleido patch in pixels.")
+_MAX_SEQ_LENGTH = flags.DEFINE_integer("max_seq_length", 64, "Tokens per text incl. [CLS]/[SEP].")
+_TEXT_FIELD = flags.DEFINE_enum("text_field", "description", list(catalog_lib.TEXT_FIELDS),
+                                "Which product text the model reads.")
+_NUM_SHARDS = flags.DEFINE_integer("num_shards", 0, "Output shards (0: one per 2,048 images).")
+_WORKERS = flags.DEFINE_integer("workers", 2, "Image worker processes (0: in this process).")
+_FOREGROUND = flags.DEFINE_enum("foreground", "classical", list(foreground.FOREGROUND_METHODS),
+                                "Foreground estimator of the patch generator.")
+_UNET_CHECKPOINT = flags.DEFINE_string(
+    "unet_checkpoint", "", "Checkpoint folder of data/train_foreground.py (--foreground=unet).")
+_CROP_MARGIN = flags.DEFINE_float("crop_margin", 0.04, "Margin around the product box.")
+_LABEL_MAPS_FROM = flags.DEFINE_string(
+    "label_maps_from", "", "A prepared folder whose category ids and vocabulary to reuse.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False,
+                               "Replace an output folder prepared with other settings.")
+
+
+def _vocab_file(output_dir: str) -> str:
+  """The vocabulary to use: given, inherited from --label_maps_from, or learned now."""
+  from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
+  if _VOCAB_FILE.value:
+    return _VOCAB_FILE.value
+  if _LABEL_MAPS_FROM.value:
+    return manifest_lib.load(_LABEL_MAPS_FROM.value).vocab_file
+  path = os.path.join(output_dir, "vocab.txt")
+  if not os.path.exists(path):
+    print(f"Learning a {_VOCAB_SIZE.value}-token WordPiece vocabulary from {_INPUT.value} ...",
+          file=sys.stderr)
+    vocab.write_vocab(path, vocab.learn_vocab(
+        vocab.catalog_texts(_INPUT.value, _TEXT_FIELD.value), _VOCAB_SIZE.value))
+  return path
+
+
+@cli.user_errors_as_messages
+def main(argv):
+  del argv
+  # TensorFlow is imported here, not at the top: spawned workers re-import this script.
+  from kaleido.patches import generator  # pylint: disable=g-import-not-at-top
+  from kaleido.records import prepare  # pylint: disable=g-import-not-at-top
+  catalog_lib.open_catalog(_INPUT.value).close()  # A clear error for a bad path before anything.
+  os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+  config = prepare.PrepareConfig(
+      input_path=_INPUT.value,
+      output_dir=_OUTPUT_DIR.value,
+      vocab_file=_vocab_file(_OUTPUT_DIR.value),
+      patch=generator.PatchConfig(
+          patch_size=_PATCH_SIZE.value,
+          crop_margin=_CROP_MARGIN.value,
+          foreground=foreground.ForegroundConfig(method=_FOREGROUND.value,
+                                                 unet_checkpoint=_UNET_CHECKPOINT.value)),
+      max_seq_length=_MAX_SEQ_LENGTH.value,
+      text_field=_TEXT_FIELD.value,
+      num_shards=_NUM_SHARDS.value,
+      workers=_WORKERS.value,
+      label_maps_from=_LABEL_MAPS_FROM.value,
+      overwrite=_OVERWRITE.value)
+  manifest = prepare.prepare_catalog(config)
+  print(f"Wrote {manifest.num_examples} examples of {manifest.num_products} products in "
+        f"{len(manifest.shards)} shards to {_OUTPUT_DIR.value}; skipped {manifest.num_skipped} "
+        f"{manifest.skipped_reasons or ''}; foreground fallbacks {manifest.num_foreground_fallback}; "
+        f"truncated texts {manifest.num_truncated}.")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["input", "output_dir"])
+  app.run(main)

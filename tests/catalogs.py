@@ -1,0 +1,69 @@
+"""Small hand-built catalogs for tests: products with known foreground boxes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cv2
+import numpy as np
+
+from kaleido.data import fashiongen
+
+CATEGORIES = (("TOPS", "T-SHIRTS"), ("TOPS", "SHIRTS"), ("PANTS", "JEANS"), ("BAGS", "TOTE BAGS"))
+
+
+def product_image(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, tuple]:
+  """A light, slightly noisy studio background with one dark rounded product; and its box."""
+  background = rng.integers(225, 250, size=3)
+  image = np.clip(background + rng.normal(0, 2.0, (size, size, 3)), 0, 255).astype(np.uint8)
+  width, height = rng.integers(size // 4, size * 3 // 4, size=2)
+  x1, y1 = rng.integers(4, size - width - 4), rng.integers(4, size - height - 4)
+  colour = tuple(int(c) for c in rng.integers(10, 160, size=3))
+  cv2.rectangle(image, (int(x1), int(y1)), (int(x1 + width - 1), int(y1 + height - 1)), colour, -1)
+  return image, (int(x1), int(y1), int(x1 + width), int(y1 + height))
+
+
+def fashiongen_products(num_products: int, seed: int = 0,
+                        descriptions: list[str] | None = None) -> list:
+  """Products with 1-3 views each, texts naming the product."""
+  rng = np.random.default_rng(seed)
+  products = []
+  for i in range(num_products):
+    category, subcategory = CATEGORIES[i % len(CATEGORIES)]
+    views = [product_image(rng)[0] for _ in range(1 + i % 3)]
+    description = (descriptions[i] if descriptions else
+                   f"Cotton {subcategory.lower()} in dark tone number {i}. Appliqué at front.")
+    products.append(fashiongen.FashionGenProduct(
+        product_id=1000 + i, name=f"Dark {subcategory.lower()} {i}", description=description,
+        category=category, subcategory=subcategory, brand="Brand", gender="WOMEN",
+        season="SS2017", composition="100% cotton", department="CLOTHING", msrp_usd=99.0,
+        images=views, poses=[f"id_gridfs_{v + 1}" for v in range(len(views))]))
+  return products
+
+
+def write_jsonl(folder: str, lines: list[dict | str]) -> str:
+  """Writes catalog.jsonl in `folder`; a str line is written verbatim (to test bad JSON)."""
+  path = os.path.join(folder, "catalog.jsonl")
+  with open(path, "w", encoding="utf-8") as f:
+    for line in lines:
+      f.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+  return path
+
+
+def write_png(folder: str, name: str, image: np.ndarray) -> str:
+  cv2.imwrite(os.path.join(folder, name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+  return name
+
+
+VOCAB_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "-", "%", "at", "in",
+                "front", "cotton", "dark", "tone", "number", "applique", "t", "shirt", "shirts",
+                "jeans", "tote", "bags", "red", "blue", "with", "pocket"] + [str(i) for i in
+                                                                            range(100)]
+
+
+def write_vocab(folder: str) -> str:
+  path = os.path.join(folder, "vocab.txt")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n".join(VOCAB_TOKENS) + "\n")
+  return path

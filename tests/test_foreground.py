@@ -1,0 +1,61 @@
+"""The classical foreground estimator and the crop stage of the Kaleido Patch Generator."""
+
+import cv2
+import numpy as np
+
+from kaleido.demo import groundtruth
+from kaleido.patches import foreground
+from kaleido.patches import generator
+from tests import catalogs
+
+
+def box_iou(a, b) -> float:
+  ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+  iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+  union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+  return ix * iy / union
+
+
+def test_classical_finds_products_on_studio_background():
+  rng = np.random.default_rng(0)
+  estimator = foreground.ClassicalForeground()
+  ious = []
+  for _ in range(20):
+    image, true_box = catalogs.product_image(rng)
+    box, found = foreground.foreground_box(estimator.mask(image), 0.005)
+    assert found
+    ious.append(box_iou(box, true_box))
+  assert min(ious) > 0.95
+
+
+def test_largest_component_wins_and_holes_are_filled():
+  image = np.full((128, 128, 3), 240, np.uint8)
+  cv2.rectangle(image, (20, 30), (99, 109), (40, 40, 120), -1)  # the product
+  cv2.rectangle(image, (45, 55), (74, 84), (240, 240, 240), -1)  # a white logo inside it
+  cv2.circle(image, (5, 120), 2, (0, 0, 0), -1)  # a speck of dust
+  mask = foreground.ClassicalForeground().mask(image)
+  assert groundtruth.mask_box(mask) == (20, 30, 100, 110)
+  assert mask[70, 60]  # the logo hole belongs to the product
+
+
+def test_no_foreground_falls_back_to_whole_image():
+  blank = np.full((64, 80, 3), 235, np.uint8)
+  mask = foreground.ClassicalForeground().mask(blank)
+  assert foreground.foreground_box(mask, 0.005) == ((0, 0, 80, 64), False)
+  crop, = generator.KaleidoPatchGenerator().crops([blank])
+  assert not crop.foreground_found
+  np.testing.assert_allclose(crop.crop_box, [0, 0, 1, 1])
+
+
+def test_crop_is_square_with_margin_and_capped_in_size():
+  image = np.full((256, 256, 3), 240, np.uint8)
+  cv2.rectangle(image, (100, 40), (149, 239), (30, 60, 90), -1)  # 50 x 200 product
+  config = generator.PatchConfig(patch_size=16, crop_margin=0.05)
+  crop, = generator.KaleidoPatchGenerator(config).crops([image])
+  assert crop.foreground_found
+  x1, y1, x2, y2 = crop.crop_box * 256
+  assert abs((x2 - x1) - (y2 - y1)) < 1e-3  # square
+  assert abs((x2 - x1) - 220) <= 1  # 200 px + 5% on each side
+  assert y1 <= 40 and y2 >= 240 and x1 <= 100 and x2 >= 150
+  decoded = cv2.imdecode(np.frombuffer(crop.crop_jpeg, np.uint8), cv2.IMREAD_COLOR)
+  assert decoded.shape == (80, 80, 3)  # stored at most 5 x patch_size: L5 never needs more

@@ -1,0 +1,113 @@
+"""Tests of the UNet foreground estimator on synthetic product-like images."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from kaleido.patches import foreground
+from kaleido.patches import unet_foreground
+
+CONFIG = unet_foreground.UNetConfig(input_size=32, base_filters=8, depth=2)
+
+
+def _synthetic(count: int, seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+  """Light noisy backgrounds with one dark ellipse or rectangle; returns (images, masks)."""
+  rng = np.random.default_rng(seed)
+  images, masks = [], []
+  for _ in range(count):
+    background = rng.integers(200, 256, 3)
+    image = np.clip(background + rng.normal(0, 6, (size, size, 3)), 0, 255).astype(np.uint8)
+    mask = np.zeros((size, size), np.uint8)
+    cx, cy = rng.integers(size // 4, 3 * size // 4, 2)
+    ax, ay = rng.integers(size // 8, size // 3, 2)
+    if rng.random() < 0.5:
+      cv2.ellipse(mask, (int(cx), int(cy)), (int(ax), int(ay)), 0, 0, 360, 1, -1)
+    else:
+      cv2.rectangle(mask, (int(cx - ax), int(cy - ay)), (int(cx + ax), int(cy + ay)), 1, -1)
+    image[mask == 1] = rng.integers(0, 120, 3)
+    images.append(image)
+    masks.append(mask.astype(bool))
+  return np.stack(images), np.stack(masks)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[str, unet_foreground.TrainMetrics]:
+  """A tiny UNet trained once for the module; its checkpoint directory and metrics."""
+  directory = str(tmp_path_factory.mktemp("unet"))
+  images, masks = _synthetic(96, seed=1)
+  metrics = unet_foreground.train_unet(images, masks, directory, CONFIG, steps=150,
+                                       batch_size=16, learning_rate=3e-3, log_every=50)
+  return directory, metrics
+
+
+def test_learns_held_out_masks(trained):
+  directory, metrics = trained
+  assert metrics.start_step == 0 and metrics.step == 150
+  images, masks = _synthetic(24, seed=2)
+  predicted = unet_foreground.UNetForeground.from_checkpoint(directory).masks(images)
+  assert predicted.shape == masks.shape and predicted.dtype == bool
+  iou = np.mean([unet_foreground.mask_iou(p, t) for p, t in zip(predicted, masks)])
+  everything = np.mean([unet_foreground.mask_iou(np.ones_like(t), t) for t in masks])
+  assert iou > 0.8 and iou > everything + 0.4
+
+
+def test_masks_keep_each_image_size(trained):
+  estimator = unet_foreground.UNetForeground.from_checkpoint(trained[0])
+  assert estimator.masks(np.zeros((3, 50, 70, 3), np.uint8)).shape == (3, 50, 70)
+  assert estimator.masks(np.zeros((0, 50, 70, 3), np.uint8)).shape == (0, 50, 70)
+
+
+def test_checkpoint_round_trip_gives_identical_masks(trained, tmp_path):
+  directory, _ = trained
+  images, _ = _synthetic(8, seed=3)
+  model = unet_foreground.build_unet(CONFIG.input_size, CONFIG.base_filters, CONFIG.depth)
+  model.load_weights(os.path.join(directory, unet_foreground.WEIGHTS_FILE))
+  copy = str(tmp_path / "copy")
+  unet_foreground.save_checkpoint(copy, model, CONFIG, step=150)
+  first = unet_foreground.UNetForeground.from_checkpoint(directory).probabilities(images)
+  second = unet_foreground.UNetForeground.from_checkpoint(copy).probabilities(images)
+  np.testing.assert_array_equal(first, second)
+
+
+def test_build_estimator_selects_unet(trained):
+  estimator = foreground.build_estimator(
+      foreground.ForegroundConfig(method="unet", unet_checkpoint=trained[0]))
+  assert isinstance(estimator, unet_foreground.UNetForeground)
+  images, _ = _synthetic(2, seed=4)
+  assert estimator.masks(images).shape == (2, 64, 64)
+
+
+def test_mismatching_config_errors_clearly(trained, tmp_path):
+  copy = str(tmp_path / "mismatch")
+  shutil.copytree(trained[0], copy)
+  with open(os.path.join(copy, unet_foreground.CONFIG_FILE), "w", encoding="utf-8") as f:
+    json.dump({"format": unet_foreground.FORMAT, "input_size": 32, "base_filters": 16,
+               "depth": 2}, f)
+  with pytest.raises(unet_foreground.CheckpointError, match="do not match the architecture"):
+    unet_foreground.UNetForeground.from_checkpoint(copy)
+
+
+def test_missing_checkpoint_errors_clearly(tmp_path):
+  with pytest.raises(unet_foreground.CheckpointError, match="does not exist.*train_foreground"):
+    unet_foreground.UNetForeground.from_checkpoint(str(tmp_path / "absent"))
+  with pytest.raises(unet_foreground.CheckpointError, match="no unet_config.json"):
+    unet_foreground.UNetForeground.from_checkpoint(str(tmp_path))
+
+
+def test_resume_continues_at_saved_step(tmp_path):
+  directory = str(tmp_path / "resume")
+  images, masks = _synthetic(16, seed=5)
+  first = unet_foreground.train_unet(images, masks, directory, CONFIG, steps=3, batch_size=4)
+  second = unet_foreground.train_unet(images, masks, directory, CONFIG, steps=5, batch_size=4)
+  assert (first.start_step, first.step) == (0, 3)
+  assert (second.start_step, second.step) == (3, 5)
+  other = unet_foreground.UNetConfig(input_size=32, base_filters=4, depth=2)
+  with pytest.raises(unet_foreground.CheckpointError, match="holds a checkpoint of"):
+    unet_foreground.train_unet(images, masks, directory, other, steps=6, batch_size=4)
+  assert os.listdir(os.path.join(directory, "train"))
