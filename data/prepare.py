@@ -62,10 +62,10 @@ def _vocab_file(output_dir: str) -> str:
 @cli.user_errors_as_messages
 def main(argv):
   del argv
+  catalog_lib.open_catalog(_INPUT.value).close()  # A clear error for a bad path before anything.
   # TensorFlow is imported here, not at the top: spawned workers re-import this script.
   from kaleido.patches import generator  # pylint: disable=g-import-not-at-top
   from kaleido.records import prepare  # pylint: disable=g-import-not-at-top
-  catalog_lib.open_catalog(_INPUT.value).close()  # A clear error for a bad path before anything.
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   config = prepare.PrepareConfig(
       input_path=_INPUT.value,
@@ -83,10 +83,11 @@ def main(argv):
       label_maps_from=_LABEL_MAPS_FROM.value,
       overwrite=_OVERWRITE.value)
   manifest = prepare.prepare_catalog(config)
+  reasons = ", ".join(f"{k}: {v}" for k, v in manifest.skipped_reasons.items())
   print(f"Wrote {manifest.num_examples} examples of {manifest.num_products} products in "
-        f"{len(manifest.shards)} shards to {_OUTPUT_DIR.value}; skipped {manifest.num_skipped} "
-        f"{manifest.skipped_reasons or ''}; foreground fallbacks {manifest.num_foreground_fallback}; "
-        f"truncated texts {manifest.num_truncated}.")
+        f"{len(manifest.shards)} shards to {_OUTPUT_DIR.value}; skipped {manifest.num_skipped}"
+        f"{f' ({reasons})' if reasons else ''}; no foreground found (whole image used): "
+        f"{manifest.num_foreground_fallback}; texts truncated: {manifest.num_truncated}.")
 
 
 if __name__ == "__main__":

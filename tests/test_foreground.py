@@ -6,14 +6,10 @@ import numpy as np
 from kaleido.demo import groundtruth
 from kaleido.patches import foreground
 from kaleido.patches import generator
+from kaleido.patches import quality
 from tests import catalogs
 
 
-def box_iou(a, b) -> float:
-  ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-  iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-  union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-  return ix * iy / union
 
 
 def test_classical_finds_products_on_studio_background():
@@ -24,7 +20,7 @@ def test_classical_finds_products_on_studio_background():
     image, true_box = catalogs.product_image(rng)
     box, found = foreground.foreground_box(estimator.mask(image), 0.005)
     assert found
-    ious.append(box_iou(box, true_box))
+    ious.append(quality.box_iou(box, true_box))
   assert min(ious) > 0.95
 
 

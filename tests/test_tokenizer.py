@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from kaleido.data import fashiongen
 from kaleido.text import tokenizer as tokenizer_lib
 from kaleido.text import vocab as vocab_lib
+from kaleido.utils import files
+from tests import catalogs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -169,7 +170,7 @@ def test_vocab_hash_follows_file_bytes(tmp_path):
   assert not os.path.exists(path + ".tmp")
   first = tokenizer_lib.KaleidoTokenizer(path).vocab_hash
   with open(path, "rb") as f:
-    assert first == hashlib.sha256(f.read()).hexdigest() == vocab_lib.file_sha256(path)
+    assert first == hashlib.sha256(f.read()).hexdigest() == files.file_sha256(path)
   vocab_lib.write_vocab(path, list(vocab_lib.SPECIAL_TOKENS) + ["shirt", "##s"])
   assert tokenizer_lib.KaleidoTokenizer(path).vocab_hash != first
 
@@ -181,16 +182,6 @@ def test_learn_vocab_rejects_unusable_input():
     vocab_lib.learn_vocab(["", " "], vocab_size=100)
 
 
-def _product(product_id: int, name: str, description: str) -> fashiongen.FashionGenProduct:
-  rng = np.random.default_rng(product_id)
-  return fashiongen.FashionGenProduct(
-      product_id=product_id, name=name, description=description, category="TOPS",
-      subcategory="T-SHIRTS", brand="Brand", gender="Men", season="SS2017",
-      composition="100% cotton", department="Clothing", msrp_usd=100.0,
-      images=[rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(2)],
-      poses=["id_gridfs_1", "id_gridfs_2"])
-
-
 def _build_vocab(*flags: str) -> subprocess.CompletedProcess:
   return subprocess.run(
       [sys.executable, os.path.join(REPO_ROOT, "data", "build_vocab.py"), *flags],
@@ -199,16 +190,18 @@ def _build_vocab(*flags: str) -> subprocess.CompletedProcess:
 
 def test_build_vocab_command(tmp_path):
   catalog_path = str(tmp_path / "catalog.h5")
-  products = [_product(i, f"Name {i}", text) for i, text in enumerate(SENTENCES[:3])]
+  products = catalogs.fashiongen_products(3, descriptions=SENTENCES[:3])
   assert fashiongen.write_fashiongen(catalog_path, products) == 6
+  texts = vocab_lib.catalog_texts(catalog_path, "name_and_description")
+  assert texts[-1] == f"{products[2].name}. {SENTENCES[2]}"
   output = str(tmp_path / "vocab.txt")
   result = _build_vocab(f"--input={catalog_path}", f"--output={output}", "--vocab_size=300")
   assert result.returncode == 0, result.stderr
   assert "Read 6 texts" in result.stdout
   tokenizer = tokenizer_lib.KaleidoTokenizer(output)
   assert tokenizer.vocab_size <= 300
-  ids = tokenizer.encode_batch([f"Name 2. {SENTENCES[2]}"]).token_ids[0]
-  assert tokenizer.unk_id not in ids
+  assert tokenizer.vocab_hash in result.stdout
+  assert not any(tokenizer.unk_id in ids for ids in tokenizer.encode_batch(texts).token_ids)
 
   missing = _build_vocab(f"--input={tmp_path / 'missing.h5'}", f"--output={output}")
   assert missing.returncode == 1

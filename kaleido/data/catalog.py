@@ -65,8 +65,8 @@ class Catalog(Protocol):
     """(category, subcategory) of every row, read without touching images."""
     ...
 
-  def read(self, start: int, stop: int) -> Sequence[CatalogRow]:
-    """Rows [start, stop) with their images decoded."""
+  def read(self, start: int, stop: int, with_images: bool = True) -> Sequence[CatalogRow]:
+    """Rows [start, stop), with their images decoded unless `with_images` is False."""
     ...
 
   def close(self) -> None:

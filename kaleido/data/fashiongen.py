@@ -154,14 +154,16 @@ class FashionGenCatalog:
           results.append((None, "unreadable_image"))
       return results
 
-  def read(self, start: int, stop: int) -> list[catalog.CatalogRow]:
+  def read(self, start: int, stop: int, with_images: bool = True) -> list[catalog.CatalogRow]:
     stop = min(stop, self._length)
     strings = {key: self._strings(key, start, stop) for key in
                ("input_name", "input_description", "input_category", "input_subcategory",
                 "input_pose")}
     product_ids = np.asarray(self._file["input_productID"][start:stop]).reshape(-1)
     rows = []
-    for offset, (image, error) in enumerate(self._read_images(start, stop)):
+    images = (self._read_images(start, stop) if with_images else
+              [(None, None)] * (stop - start))
+    for offset, (image, error) in enumerate(images):
       rows.append(catalog.CatalogRow(
           index=start + offset,
           image_id=f"{self._stem}:{start + offset}",

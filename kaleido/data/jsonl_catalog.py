@@ -77,10 +77,10 @@ class JsonlCatalog:
       labels.append((str(record.get("category", "")), str(record.get("subcategory", ""))))
     return labels
 
-  def _row(self, index: int, line: str) -> catalog.CatalogRow:
+  def _row(self, index: int, line: str, with_image: bool) -> catalog.CatalogRow:
     record, error = _parse_line(line)
     image = None
-    if error is None:
+    if error is None and with_image:
       image_path = os.path.join(self._root, str(record["image"]))
       image, error = _load_image(image_path)
     return catalog.CatalogRow(
@@ -95,9 +95,10 @@ class JsonlCatalog:
         image=image,
         error=error)
 
-  def read(self, start: int, stop: int) -> list[catalog.CatalogRow]:
+  def read(self, start: int, stop: int, with_images: bool = True) -> list[catalog.CatalogRow]:
     stop = min(stop, len(self))
-    return [self._row(start + i, line) for i, line in enumerate(self._lines(start, stop))]
+    return [self._row(start + i, line, with_images)
+            for i, line in enumerate(self._lines(start, stop))]
 
   def close(self) -> None:
     pass

@@ -14,7 +14,9 @@ from typing import Sequence
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from kaleido import errors
 from kaleido.text import vocab as vocab_lib
+from kaleido.utils import files
 
 _SUFFIX = "##"
 
@@ -31,14 +33,13 @@ class KaleidoTokenizer:
 
   def __init__(self, vocab_file: str, max_seq_length: int = 64):
     if max_seq_length < 2:
-      raise ValueError(
+      raise errors.KaleidoError(
           f"max_seq_length {max_seq_length} cannot hold [CLS] and [SEP]; use at least 2.")
     self._vocab_file = vocab_file
     self._max_seq_length = max_seq_length
     self._tokens = vocab_lib.read_vocab(vocab_file)
-    self._vocab_hash = vocab_lib.file_sha256(vocab_file)
+    self._vocab_hash = files.file_sha256(vocab_file)
     self._ids = {token: i for i, token in enumerate(self._tokens)}
-    self._special_ids = {self._ids[token] for token in vocab_lib.SPECIAL_TOKENS}
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
             tf.constant(self._tokens, tf.string),
@@ -118,8 +119,8 @@ class KaleidoTokenizer:
   def decode(self, ids: Sequence[int]) -> str:
     """Space-separated words of `ids`: "##" pieces glued on, special tokens dropped."""
     words = []
-    for token_id, token in zip(ids, self.tokens(ids)):
-      if int(token_id) in self._special_ids:
+    for token in self.tokens(ids):
+      if token in vocab_lib.SPECIAL_TOKENS:
         continue
       if token.startswith(_SUFFIX) and words:
         words[-1] += token[len(_SUFFIX):]

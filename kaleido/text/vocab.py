@@ -8,22 +8,38 @@ training words is in the vocabulary and words seen in training never become [UNK
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Iterable, Sequence
 
 import tensorflow as tf
 from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as vocab_learner
 
+from kaleido import errors
+from kaleido.data import catalog as catalog_lib
+from kaleido.utils import files
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Word splitting shared by learning and tokenisation: case folding, NFD, accent stripping.
 BERT_TOKENIZER_PARAMS = {"lower_case": True}
 _FIX_HINT = ("build one with python data/build_vocab.py or pass a bert-base-uncased "
              "vocab.txt")
+_READ_ROWS = 4096  # Catalog rows per text-only read.
 
 
-class VocabError(ValueError):
+class VocabError(errors.KaleidoError):
   """A vocabulary that cannot be learned or used (missing file, no special tokens, ...)."""
+
+
+def catalog_texts(path: str, field: str) -> list[str]:
+  """The `field` text (one of catalog.TEXT_FIELDS) of every row of the catalog at `path`."""
+  catalog = catalog_lib.open_catalog(path)
+  try:
+    texts = []
+    for start in range(0, len(catalog), _READ_ROWS):
+      texts += [row.text(field) for row in catalog.read(start, start + _READ_ROWS, with_images=False)]
+    return texts
+  finally:
+    catalog.close()
 
 
 def learn_vocab(texts: Iterable[str], vocab_size: int, min_token_count: int = 10,
@@ -48,10 +64,9 @@ def learn_vocab(texts: Iterable[str], vocab_size: int, min_token_count: int = 10
 
 def write_vocab(path: str, tokens: Sequence[str]) -> None:
   """Writes `tokens` one per line, atomically."""
-  tmp_path = path + ".tmp"
-  with open(tmp_path, "w", encoding="utf-8", newline="\n") as f:
-    f.writelines(token + "\n" for token in tokens)
-  os.replace(tmp_path, path)
+  with files.atomic_path(path) as tmp_path:
+    with open(tmp_path, "w", encoding="utf-8", newline="\n") as f:
+      f.writelines(token + "\n" for token in tokens)
 
 
 def read_vocab(path: str) -> list[str]:
@@ -85,11 +100,3 @@ def read_vocab(path: str) -> list[str]:
     seen.add(token)
   return tokens
 
-
-def file_sha256(path: str) -> str:
-  """Hex sha256 of the bytes of `path`."""
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()

@@ -52,7 +52,7 @@ class Progress:
     """Records `count` more units and reports if the interval has passed."""
     self.done += count
     now = time.monotonic()
-    if now - self._last_report >= self._interval or self.done >= self.total:
+    if now - self._last_report >= self._interval:
       self._last_report = now
       self._write(self.line())
 

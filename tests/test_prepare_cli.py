@@ -1,0 +1,58 @@
+"""data/prepare.py as a user runs it: worker processes, one-sentence errors, idempotent reruns."""
+
+import os
+import subprocess
+import sys
+
+from kaleido.data import fashiongen
+from kaleido.records import manifest as manifest_lib
+from tests import catalogs
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PREPARE = os.path.join(REPO_ROOT, "data", "prepare.py")
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, PREPARE, *args], capture_output=True, text=True,
+                        timeout=300, check=False)
+
+
+def test_prepare_with_workers_and_rerun(tmp_path):
+  catalog_path = str(tmp_path / "catalog.h5")
+  fashiongen.write_fashiongen(catalog_path, catalogs.fashiongen_products(10))  # 19 images
+  vocab_file = catalogs.write_vocab(str(tmp_path))
+  out = str(tmp_path / "out")
+  args = [f"--input={catalog_path}", f"--output_dir={out}", f"--vocab_file={vocab_file}",
+          "--workers=2", "--num_shards=2", "--patch_size=16"]
+  result = _run(*args)
+  assert result.returncode == 0, result.stderr
+  assert "Wrote 19 examples of 10 products in 2 shards" in result.stdout
+  assert "images/s ETA" in result.stderr  # progress with rate and ETA
+  manifest = manifest_lib.load(out)
+  assert manifest.num_examples == 19 and manifest.vocab_hash
+  # A rerun with the same settings finds every shard done and rewrites nothing.
+  mtimes = [os.path.getmtime(p) for p in manifest.shard_paths(out)]
+  again = _run(*args)
+  assert again.returncode == 0, again.stderr
+  assert [os.path.getmtime(p) for p in manifest.shard_paths(out)] == mtimes
+
+
+def _error_lines(result):
+  """Our error lines; TensorFlow's own start-up log lines are not ours to judge."""
+  assert "Traceback" not in result.stderr
+  return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_bad_input_gives_one_sentence(tmp_path):
+  result = _run(f"--input={tmp_path / 'absent.h5'}", f"--output_dir={tmp_path / 'out'}")
+  assert result.returncode == 1
+  assert _error_lines(result) == [
+      f"error: Catalog file {str(tmp_path / 'absent.h5')!r} does not exist; pass an existing .h5 "
+      "or .jsonl file (python data/make_demo.py writes a demo one)."]
+  catalog_path = str(tmp_path / "catalog.h5")
+  fashiongen.write_fashiongen(catalog_path, catalogs.fashiongen_products(2))
+  result = _run(f"--input={catalog_path}", f"--output_dir={tmp_path / 'out'}",
+                f"--vocab_file={tmp_path / 'no_vocab.txt'}")
+  assert result.returncode == 1
+  errors = _error_lines(result)
+  assert len(errors) == 1 and "no_vocab.txt" in errors[0]
