@@ -55,3 +55,16 @@ def test_crop_is_square_with_margin_and_capped_in_size():
   assert y1 <= 40 and y2 >= 240 and x1 <= 100 and x2 >= 150
   decoded = cv2.imdecode(np.frombuffer(crop.crop_jpeg, np.uint8), cv2.IMREAD_COLOR)
   assert decoded.shape == (80, 80, 3)  # stored at most 5 x patch_size: L5 never needs more
+
+
+def test_classical_box_iou_on_the_demo_catalog(tmp_path):
+  from kaleido.data import catalog as catalog_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.demo import generator as demo  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / "demo.h5")
+  demo.make_demo_catalog(path, 80, seed=7)
+  catalog = catalog_lib.open_catalog(path)
+  report = quality.box_quality(foreground.ClassicalForeground(), catalog.read(0, len(catalog)),
+                               groundtruth.load(path), min_area_fraction=0.005)
+  assert report.num_images > 150
+  assert report.share_above >= 0.95  # the bar: IoU >= 0.9 on at least 95% of images
+  assert report.mean_iou > 0.95

@@ -1,0 +1,83 @@
+"""The embedded demo data set: synthetic catalogs -> vocabulary -> prepared train/validation folders.
+
+Every step is skipped when its output already exists, so calling `ensure_demo_data` again (or
+after an interruption) only does what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from kaleido.demo import generator as demo_generator
+from kaleido.patches import generator
+from kaleido.records import manifest as manifest_lib
+from kaleido.records import prepare
+from kaleido.text import vocab
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+  """Sizes of the demo data set."""
+  work_dir: str = "workdir/demo"
+  num_train_products: int = 600
+  num_validation_products: int = 150
+  seed: int = 0
+  patch_size: int = 64
+  vocab_size: int = 4000
+  workers: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoData:
+  """Where the demo data set lives."""
+  train_catalog: str
+  validation_catalog: str
+  vocab_file: str
+  train_dir: str
+  validation_dir: str
+
+
+def demo_paths(work_dir: str) -> DemoData:
+  return DemoData(
+      train_catalog=os.path.join(work_dir, "catalog", "train.h5"),
+      validation_catalog=os.path.join(work_dir, "catalog", "validation.h5"),
+      vocab_file=os.path.join(work_dir, "vocab.txt"),
+      train_dir=os.path.join(work_dir, "prepared", "train"),
+      validation_dir=os.path.join(work_dir, "prepared", "validation"))
+
+
+def _is_prepared(folder: str) -> bool:
+  try:
+    manifest_lib.load(folder)
+    return True
+  except manifest_lib.ManifestError:
+    return False
+
+
+def ensure_demo_data(config: DemoConfig, log=print) -> DemoData:
+  """Generates and prepares whatever part of the demo data set is missing."""
+  paths = demo_paths(config.work_dir)
+  splits = ((paths.train_catalog, 0, config.num_train_products),
+            (paths.validation_catalog, config.num_train_products,
+             config.num_validation_products))
+  for catalog_path, first, count in splits:
+    if not os.path.exists(catalog_path):
+      summary = demo_generator.make_demo_catalog(catalog_path, count, config.seed,
+                                                 first_product=first)
+      log(f"Generated {summary.num_images} images of {count} products: {catalog_path}")
+  if not os.path.exists(paths.vocab_file):
+    vocab.write_vocab(paths.vocab_file, vocab.learn_vocab(
+        vocab.catalog_texts(paths.train_catalog, "description"), config.vocab_size))
+    log(f"Learned a WordPiece vocabulary: {paths.vocab_file}")
+  for catalog_path, folder, label_maps_from in (
+      (paths.train_catalog, paths.train_dir, ""),
+      (paths.validation_catalog, paths.validation_dir, paths.train_dir)):
+    if not _is_prepared(folder):
+      manifest = prepare.prepare_catalog(prepare.PrepareConfig(
+          input_path=catalog_path, output_dir=folder, vocab_file=paths.vocab_file,
+          patch=generator.PatchConfig(patch_size=config.patch_size), workers=config.workers,
+          label_maps_from=label_maps_from))
+      log(f"Prepared {manifest.num_examples} examples ({manifest.num_skipped} skipped, "
+          f"{manifest.num_foreground_fallback} without foreground): {folder}")
+  return paths
