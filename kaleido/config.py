@@ -1,0 +1,58 @@
+"""The one configuration object of the model and its pre-training (flags -> KaleidoConfig).
+
+Library code receives these dataclasses; only the command-line tools read flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+BACKBONES = ("resnet50", "small")
+MASKING_MODES = ("agm", "random")
+KALEIDO_TASKS = ("rr", "jps", "cp", "g2cm", "b2cm")
+ALL_LOSSES = ("amlm", "itm") + KALEIDO_TASKS
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Sizes of Kaleido-BERT. The paper: L=12, H=768, A=12, ResNet-50 patch features."""
+  vocab_size: int = 30522
+  hidden_size: int = 768
+  num_layers: int = 12
+  num_heads: int = 12
+  intermediate_size: int = 3072
+  max_seq_length: int = 64  # text positions: [CLS] text [SEP] + padding
+  num_patches: int = 55
+  patch_size: int = 64
+  backbone: str = "resnet50"  # "small": a few conv layers, for quick runs and tests
+  backbone_trainable: bool = False  # frozen: inference-mode batch norm, no gradient
+  feature_size: int = 2048  # patch feature size (ResNet-50 global pool)
+  dropout_rate: float = 0.1
+  attention_dropout_rate: float = 0.1
+  initializer_range: float = 0.02
+
+  @property
+  def sequence_length(self) -> int:
+    return self.max_seq_length + self.num_patches
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+  """Which pre-training tasks run, their loss weights (paper Eq. 8: all 1) and masking."""
+  enabled: tuple[str, ...] = ALL_LOSSES  # any subset containing "amlm"; Table 4 columns
+  weights: tuple[tuple[str, float], ...] = tuple((name, 1.0) for name in ALL_LOSSES)
+  masking: str = "agm"  # or "random"
+  max_predictions: int = 10  # masked text tokens per example at most
+  mask_fraction: float = 0.15
+  num_cp: int = 1  # L3 patches camouflaged
+  num_g2cm: int = 2  # L4 patches greyed
+  num_b2cm: int = 3  # L5 patches blanked
+  itm_negative_fraction: float = 0.5
+  hard_negatives: bool = False  # negatives from the same subcategory when available
+
+  def weight(self, name: str) -> float:
+    """Loss weight of `name`; 0 when the task is disabled."""
+    return dict(self.weights).get(name, 0.0) if name in self.enabled else 0.0
+
+  def is_enabled(self, name: str) -> bool:
+    return name in self.enabled

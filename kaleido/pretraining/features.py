@@ -1,0 +1,40 @@
+"""The contract between the pre-training input pipeline and the model: keys, shapes, meanings.
+
+A pre-training batch (B examples, L = max_seq_length text positions, P = patch size) is a dict:
+
+| key | shape, dtype | meaning |
+|---|---|---|
+| input_word_ids | (B, L) int32 | `[CLS] text [SEP]` + padding, after text masking (80/10/10) |
+| input_mask | (B, L) int32 | 1 on real text tokens |
+| patches | (B, 55, P, P, 3) uint8 | kaleido patches after the pixel transforms: L1 rotated (RR), L2 permuted (JPS), one L3 patch camouflaged (CP), L4 patches greyed (G2CM) |
+| patch_boxes | (B, 55, 5) float32 | `[x1, x2, y1, y2, w*h]` in canonical order (boxes are never permuted) |
+| blank_positions | (B, 3) int32 | absolute patch indices (30..54) whose features the model zeroes (B2CM) |
+| grey_positions | (B, 2) int32 | absolute patch indices (14..29) that were greyed (G2CM) |
+| grey_targets | (B, 2, P, P, 3) uint8 | the untouched pixels of the greyed patches; their features are the G2CM targets |
+| masked_lm_positions | (B, 10) int32 | text positions whose token is predicted (0 where padding) |
+| masked_lm_ids | (B, 10) int32 | the original token ids there |
+| masked_lm_weights | (B, 10) float32 | 1 for a real prediction, 0 for padding |
+| itm_label | (B,) int32 | 1: text and image of the same product; 0: a negative pair |
+| rr_label | (B,) int32 | rotation of the L1 patch: 0/1/2/3 = 0/90/180/270 degrees counter-clockwise |
+| jps_label | (B,) int32 | index into `JIGSAW_PERMUTATIONS` of the permutation applied to L2 |
+| cp_label | (B,) int32 | which L3 patch (0..8) was replaced by another product's |
+
+A disabled task leaves its inputs untouched and its label 0; its loss weight is 0. All losses but
+ITM count only on matched pairs (itm_label == 1).
+
+Model outputs (dict): mlm_logits (B, 10, V), itm_logits (B, 2), rr_logits (B, 4),
+jps_logits (B, 24), cp_logits (B, 9), g2cm_predictions / g2cm_targets (B, 2, 2048),
+b2cm_predictions / b2cm_targets (B, 3, 2048).
+"""
+
+import itertools
+
+# Jigsaw label k means: the patch shown at L2 slot i is original patch JIGSAW_PERMUTATIONS[k][i].
+JIGSAW_PERMUTATIONS = tuple(itertools.permutations(range(4)))
+
+TEXT_KEYS = ("input_word_ids", "input_mask", "masked_lm_positions", "masked_lm_ids",
+             "masked_lm_weights")
+IMAGE_KEYS = ("patches", "patch_boxes", "blank_positions", "grey_positions", "grey_targets",
+              "rr_label", "jps_label", "cp_label")
+LABEL_KEYS = ("masked_lm_ids", "masked_lm_weights", "itm_label", "rr_label", "jps_label",
+              "cp_label")
