@@ -25,10 +25,13 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from kaleido import errors
 from kaleido.data import catalog as catalog_lib
 from kaleido.demo import groundtruth
 from kaleido.patches import foreground
+from kaleido.patches import quality
 from kaleido.patches import unet_foreground
+from kaleido.utils import cli
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -54,10 +57,6 @@ flags.mark_flags_as_required(["input", "output_dir"])
 READ_CHUNK = 256
 
 
-class UsageError(Exception):
-  """A problem with the command's inputs, reported as one sentence without a traceback."""
-
-
 @dataclasses.dataclass
 class Split:
   """Training rows at the net's input size and held-out rows at full size."""
@@ -72,14 +71,15 @@ class Split:
 def _sidecar_masks(path: str) -> dict[int, np.ndarray]:
   """Ground-truth foreground masks of the demo catalog by row index."""
   if not os.path.exists(groundtruth.sidecar_path(path)):
-    raise UsageError(f"Catalog {path!r} has no ground-truth sidecar "
-                     f"{groundtruth.sidecar_path(path)!r} (only data/make_demo.py writes one); "
-                     "use --masks classical.")
+    raise errors.KaleidoError(
+        f"Catalog {path!r} has no ground-truth sidecar {groundtruth.sidecar_path(path)!r} "
+        "(only data/make_demo.py writes one); use --masks classical.")
   try:
     return {truth.row: truth.foreground_mask for truth in groundtruth.load(path)}
   except (ValueError, KeyError, TypeError) as e:
-    raise UsageError(f"Cannot read the ground-truth sidecar of {path!r} ({e}); regenerate it "
-                     "with data/make_demo.py or use --masks classical.") from e
+    raise errors.KaleidoError(
+        f"Cannot read the ground-truth sidecar of {path!r} ({e}); regenerate it with "
+        "data/make_demo.py or use --masks classical.") from e
 
 
 def _is_heldout(product_id: str, fraction: float, seed: int) -> bool:
@@ -102,8 +102,9 @@ def _read_split(path: str) -> Split:
           continue
         mask = truth[row.index] if truth is not None else classical.mask(row.image)
         if mask.shape != row.image.shape[:2]:
-          raise UsageError(f"The sidecar mask of row {row.index} is {mask.shape} but its image is "
-                           f"{row.image.shape[:2]}; regenerate the catalog with data/make_demo.py.")
+          raise errors.KaleidoError(
+              f"The sidecar mask of row {row.index} is {mask.shape} but its image is "
+              f"{row.image.shape[:2]}; regenerate the catalog with data/make_demo.py.")
         if _is_heldout(row.product_id, FLAGS.holdout_fraction, FLAGS.seed):
           split.heldout_images.append(row.image)
           split.heldout_masks.append(mask)
@@ -115,9 +116,10 @@ def _read_split(path: str) -> Split:
   finally:
     catalog.close()
   if not split.train_images or not split.heldout_images:
-    raise UsageError(f"Catalog {path!r} gives {len(split.train_images)} training and "
-                     f"{len(split.heldout_images)} held-out images with masks; both must be "
-                     "non-empty (use more rows or another --holdout_fraction).")
+    raise errors.KaleidoError(
+        f"Catalog {path!r} gives {len(split.train_images)} training and "
+        f"{len(split.heldout_images)} held-out images with masks; both must be non-empty "
+        "(use more rows or another --holdout_fraction).")
   return split
 
 
@@ -128,16 +130,12 @@ def _evaluate(estimator: foreground.ForegroundEstimator, images: list[np.ndarray
   for image, truth in zip(images, masks):
     predicted = estimator.masks(image[None])[0]
     mask_ious.append(unet_foreground.mask_iou(predicted, truth))
-    box_ious.append(unet_foreground.box_iou(groundtruth.mask_box(predicted),
-                                            groundtruth.mask_box(truth)))
+    box_ious.append(quality.box_iou(groundtruth.mask_box(predicted), groundtruth.mask_box(truth)))
   return float(np.mean(mask_ious)), float(np.mean(box_ious))
 
 
 def _train_and_evaluate() -> None:
-  try:
-    config = unet_foreground.UNetConfig(FLAGS.input_size, FLAGS.base_filters, FLAGS.depth)
-  except ValueError as e:
-    raise UsageError(str(e)) from e
+  config = unet_foreground.UNetConfig(FLAGS.input_size, FLAGS.base_filters, FLAGS.depth)
   split = _read_split(FLAGS.input)
   print(f"{len(split.train_images)} training and {len(split.heldout_images)} held-out images "
         f"({len(split.heldout_products)} products), {split.skipped} rows skipped; masks: "
@@ -151,7 +149,7 @@ def _train_and_evaluate() -> None:
   with tf.summary.create_file_writer(os.path.join(FLAGS.output_dir, "heldout")).as_default():
     tf.summary.scalar("mask_iou", mask_iou, step=metrics.step)
     tf.summary.scalar("box_iou", box_iou, step=metrics.step)
-  print(f"trained steps {metrics.start_step}-{metrics.step} in {metrics.seconds:.0f} s; "
+  print(f"trained from step {metrics.start_step} to {metrics.step} in {metrics.seconds:.0f} s; "
         f"checkpoint {FLAGS.output_dir}")
   print(f"held-out unet       mask IoU {mask_iou:.3f}  box IoU {box_iou:.3f}")
   if FLAGS.masks == "groundtruth":
@@ -160,16 +158,11 @@ def _train_and_evaluate() -> None:
     print(f"held-out classical  mask IoU {baseline[0]:.3f}  box IoU {baseline[1]:.3f}")
 
 
-def main(argv: list[str]) -> int:
+@cli.user_errors_as_messages
+def main(argv: list[str]) -> None:
   if len(argv) > 1:
-    print(f"Unexpected arguments {argv[1:]}; pass everything as --flags.", file=sys.stderr)
-    return 1
-  try:
-    _train_and_evaluate()
-  except (UsageError, catalog_lib.CatalogError, unet_foreground.CheckpointError) as e:
-    print(e, file=sys.stderr)
-    return 1
-  return 0
+    raise errors.KaleidoError(f"Unexpected arguments {argv[1:]}; pass everything as --flags.")
+  _train_and_evaluate()
 
 
 if __name__ == "__main__":

@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
+from kaleido.data import fashiongen
+from kaleido.demo import groundtruth
 from kaleido.patches import foreground
 from kaleido.patches import unet_foreground
 
 CONFIG = unet_foreground.UNetConfig(input_size=32, base_filters=8, depth=2)
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                      "train_foreground.py")
 
 
 def _synthetic(count: int, seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -111,3 +117,44 @@ def test_resume_continues_at_saved_step(tmp_path):
   with pytest.raises(unet_foreground.CheckpointError, match="holds a checkpoint of"):
     unet_foreground.train_unet(images, masks, directory, other, steps=6, batch_size=4)
   assert os.listdir(os.path.join(directory, "train"))
+
+
+def _write_catalog(path: str, with_sidecar: bool) -> None:
+  """A Fashion-Gen file of 20 two-view products of synthetic images, and their sidecar."""
+  images, masks = _synthetic(40, seed=6)
+  products = [fashiongen.FashionGenProduct(
+      1000 + i, "name", "description", "category", "subcategory", "brand", "gender", "season",
+      "composition", "department", 1.0, list(images[2 * i:2 * i + 2]),
+      ["id_gridfs_1", "id_gridfs_2"]) for i in range(20)]
+  fashiongen.write_fashiongen(path, products, image_size=64)
+  if with_sidecar:
+    groundtruth.save(path, [groundtruth.ImageTruth(
+        row, str(1000 + row // 2), groundtruth.mask_box(mask), mask, [])
+                            for row, mask in enumerate(masks)])
+
+
+def _run_script(*args: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True,
+                        check=False, cwd="/")
+
+
+def test_script_trains_and_reports_held_out_iou(tmp_path):
+  catalog = str(tmp_path / "catalog.h5")
+  _write_catalog(catalog, with_sidecar=True)
+  output_dir = str(tmp_path / "unet")
+  result = _run_script("--input", catalog, "--output_dir", output_dir, "--steps", "20",
+                       "--input_size", "32", "--base_filters", "8", "--depth", "2",
+                       "--holdout_fraction", "0.3")
+  assert result.returncode == 0, result.stderr
+  assert "held-out unet       mask IoU" in result.stdout
+  assert "box IoU" in result.stdout
+  assert sorted(os.listdir(output_dir)) == ["heldout", "train", "unet_config.json", "weights.h5"]
+
+
+def test_script_errors_in_one_sentence_without_sidecar(tmp_path):
+  catalog = str(tmp_path / "catalog.h5")
+  _write_catalog(catalog, with_sidecar=False)
+  result = _run_script("--input", catalog, "--output_dir", str(tmp_path / "unet"))
+  assert result.returncode == 1
+  assert "no ground-truth sidecar" in result.stderr and "--masks classical" in result.stderr
+  assert "Traceback" not in result.stderr

@@ -18,13 +18,15 @@ import math
 import os
 import sys
 import time
-from typing import Sequence
 
 import cv2
 import h5py
 import numpy as np
 import tensorflow as tf
 import tf_keras
+
+from kaleido import errors
+from kaleido.utils import progress as progress_lib
 
 FORMAT = "kaleido-unet-foreground/1"
 CONFIG_FILE = "unet_config.json"
@@ -33,7 +35,7 @@ TRAIN_GROUP = "kaleido_train"
 TRAIN_HINT = "train one with python data/train_foreground.py --output_dir DIR"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(errors.KaleidoError):
   """A UNet checkpoint directory that is missing, incomplete or inconsistent."""
 
 
@@ -46,10 +48,10 @@ class UNetConfig:
 
   def __post_init__(self):
     if self.depth < 1 or self.base_filters < 1:
-      raise ValueError(f"UNet depth and base_filters must be positive, got {self}.")
+      raise errors.KaleidoError(f"UNet depth and base_filters must be positive, got {self}.")
     if self.input_size % (2 ** self.depth):
-      raise ValueError(f"UNet input_size {self.input_size} must be divisible by "
-                       f"2**depth = {2 ** self.depth}.")
+      raise errors.KaleidoError(f"UNet input_size {self.input_size} must be divisible by "
+                                f"2**depth = {2 ** self.depth}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,15 +117,6 @@ def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
   """Intersection over union of two boolean masks; 1.0 when both are empty."""
   union = np.logical_or(predicted, truth).sum()
   return float(np.logical_and(predicted, truth).sum() / union) if union else 1.0
-
-
-def box_iou(a: Sequence[int], b: Sequence[int]) -> float:
-  """Intersection over union of two [x1, y1, x2, y2) boxes."""
-  width = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-  height = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-  intersection = width * height
-  union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
-  return intersection / union if union else 1.0
 
 
 def _config_path(directory: str) -> str:
@@ -277,11 +270,6 @@ def _train_step_fn(model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimiz
   return step
 
 
-def _format_seconds(seconds: float) -> str:
-  minutes, seconds = divmod(int(seconds), 60)
-  return f"{minutes}m{seconds:02d}s"
-
-
 def train_unet(images: np.ndarray, masks: np.ndarray, output_dir: str,
                config: UNetConfig = UNetConfig(), steps: int = 1500, batch_size: int = 16,
                learning_rate: float = 1e-3, resume: bool = True, checkpoint_every: int = 250,
@@ -310,6 +298,7 @@ def train_unet(images: np.ndarray, masks: np.ndarray, output_dir: str,
   loss = iou = math.nan
   totals, count = np.zeros(2), 0
   started = time.time()
+  progress = progress_lib.Progress(steps, "unet", unit="steps", initial=start_step)
   for step in range(start_step + 1, steps + 1):
     values = train_step(*_batch(images, masks, batch_size, seed, step))
     totals += [float(v) for v in values]
@@ -320,12 +309,11 @@ def train_unet(images: np.ndarray, masks: np.ndarray, output_dir: str,
       with writer.as_default(step=step):
         tf.summary.scalar("loss", loss)
         tf.summary.scalar("iou", iou)
-      rate = (step - start_step) / max(time.time() - started, 1e-9)
-      print(f"step {step}/{steps}  loss {loss:.4f}  iou {iou:.3f}  {rate:.2f} steps/s  "
-            f"ETA {_format_seconds((steps - step) / rate)}", file=sys.stderr, flush=True)
+    progress.update(1, f"loss {loss:.4f} iou {iou:.3f}")
     if step % checkpoint_every == 0 or step == steps:
       save_checkpoint(output_dir, model, config, step, optimizer)
   writer.close()
+  progress.close()
   if start_step >= steps:
     print(f"{output_dir!r} is already at step {start_step} >= {steps}; nothing to train.",
           file=sys.stderr)

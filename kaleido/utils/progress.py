@@ -33,6 +33,7 @@ class Progress:
     self._interval = interval if interval is not None else (0.5 if self._tty else 15.0)
     self._start = time.monotonic()
     self._last_report = 0.0
+    self._postfix = ""
 
   @property
   def rate(self) -> float:
@@ -45,12 +46,14 @@ class Progress:
     rate = self.rate
     percent = 100.0 * self.done / self.total if self.total else 100.0
     eta = format_duration((self.total - self.done) / rate) if rate > 0 else "?"
-    return (f"{self._description} {self.done}/{self.total} ({percent:.1f}%) "
+    line = (f"{self._description} {self.done}/{self.total} ({percent:.1f}%) "
             f"{rate:.1f} {self._unit}/s ETA {eta}")
+    return f"{line} {self._postfix}" if self._postfix else line
 
-  def update(self, count: int = 1) -> None:
-    """Records `count` more units and reports if the interval has passed."""
+  def update(self, count: int = 1, postfix: str = "") -> None:
+    """Records `count` more units (and a status such as the loss); reports every interval."""
     self.done += count
+    self._postfix = postfix or self._postfix
     now = time.monotonic()
     if now - self._last_report >= self._interval:
       self._last_report = now
