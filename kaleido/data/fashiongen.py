@@ -8,9 +8,10 @@ tests) and exercise the same reader the real data goes through.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import h5py
 import numpy as np
@@ -54,43 +55,57 @@ def _decode(raw: bytes | np.bytes_) -> str:
   return bytes(raw).decode(ENCODING)
 
 
-def write_fashiongen(path: str, products: Sequence[FashionGenProduct], image_size: int = 256,
-                     chunk_rows: int = 256) -> int:
-  """Writes `products` as a Fashion-Gen HDF5 file atomically; returns the number of image rows."""
-  rows = [(p, image, pose) for p in products for image, pose in zip(p.images, p.poses)]
+def _string_columns(product: FashionGenProduct, pose: str) -> dict[str, str]:
+  return {
+      "input_brand": product.brand,
+      "input_category": product.category,
+      "input_composition": product.composition,
+      "input_concat_description": f"{product.name} {product.description}",
+      "input_department": product.department,
+      "input_description": product.description,
+      "input_gender": product.gender,
+      "input_name": product.name,
+      "input_pose": pose,
+      "input_season": product.season,
+      "input_subcategory": product.subcategory,
+  }
+
+
+def write_fashiongen(path: str, products: Iterable[FashionGenProduct],
+                     image_size: int = 256) -> int:
+  """Writes `products` as a Fashion-Gen HDF5 file atomically; returns the number of image rows.
+
+  Images are streamed into the file product by product, so `products` may be a generator and
+  memory holds only the (small) text columns.
+  """
   tmp_path = path + ".tmp"
+  columns: dict[str, list] = collections.defaultdict(list)
   with h5py.File(tmp_path, "w") as f:
-    n = len(rows)
-    images = f.create_dataset(IMAGE_KEY, (n, image_size, image_size, 3), dtype=np.uint8,
+    images = f.create_dataset(IMAGE_KEY, (0, image_size, image_size, 3), dtype=np.uint8,
+                              maxshape=(None, image_size, image_size, 3),
                               chunks=(1, image_size, image_size, 3))
-    for start in range(0, n, chunk_rows):
-      block = [image for _, image, _ in rows[start:start + chunk_rows]]
-      images[start:start + len(block)] = np.stack(block)
-    columns = {
-        "input_brand": [p.brand for p, _, _ in rows],
-        "input_category": [p.category for p, _, _ in rows],
-        "input_composition": [p.composition for p, _, _ in rows],
-        "input_concat_description": [f"{p.name} {p.description}" for p, _, _ in rows],
-        "input_department": [p.department for p, _, _ in rows],
-        "input_description": [p.description for p, _, _ in rows],
-        "input_gender": [p.gender for p, _, _ in rows],
-        "input_name": [p.name for p, _, _ in rows],
-        "input_pose": [pose for _, _, pose in rows],
-        "input_season": [p.season for p, _, _ in rows],
-        "input_subcategory": [p.subcategory for p, _, _ in rows],
-    }
-    for key, values in columns.items():
-      encoded = [_encode(v) for v in values]
+    for product in products:
+      first = images.shape[0]
+      images.resize(first + len(product.images), axis=0)
+      images[first:] = np.stack(product.images)
+      for pose in product.poses:
+        for key, value in _string_columns(product, pose).items():
+          columns[key].append(value)
+        columns["input_productID"].append(product.product_id)
+        columns["input_msrpUSD"].append(product.msrp_usd)
+    n = images.shape[0]
+    for key in STRING_KEYS:
+      encoded = [_encode(v) for v in columns[key]]
       width = max([len(e) for e in encoded] + [1])
       f.create_dataset(key, data=np.array(encoded, dtype=f"S{width}").reshape(n, 1))
     f.create_dataset("input_productID",
-                     data=np.array([p.product_id for p, _, _ in rows], np.int64).reshape(n, 1))
+                     data=np.array(columns["input_productID"], np.int64).reshape(n, 1))
     f.create_dataset("input_msrpUSD",
-                     data=np.array([p.msrp_usd for p, _, _ in rows], np.float64).reshape(n, 1))
+                     data=np.array(columns["input_msrpUSD"], np.float64).reshape(n, 1))
     f.create_dataset("index", data=np.arange(n, dtype=np.int64))
     f.create_dataset("index_2", data=np.arange(n, dtype=np.int64))
   os.replace(tmp_path, path)
-  return len(rows)
+  return n
 
 
 class FashionGenCatalog:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -162,19 +163,21 @@ def make_demo_catalog(output_path: str, num_products: int, seed: int, image_size
   folder = os.path.dirname(os.path.abspath(output_path))
   os.makedirs(os.path.join(folder, _image_folder(output_path)) if fmt == "jsonl" else folder,
               exist_ok=True)
-  rows: list = []  # FashionGenProduct (h5) or JSON lines (jsonl)
   truths: list[groundtruth.ImageTruth] = []
   labels: set[tuple[str, str]] = set()
-  for index in range(first_product, first_product + num_products):
-    product = make_product(seed, index, image_size)
-    truths += _truths(product, len(truths))
-    labels.add((product.garment.category, product.garment.subcategory))
-    rows += ([_fashiongen_product(product)] if fmt == "h5" else
-             _jsonl_lines(output_path, product))
+
+  def products() -> Iterator[DemoProduct]:
+    """Generates the products one at a time, recording their ground truth and labels."""
+    for index in range(first_product, first_product + num_products):
+      product = make_product(seed, index, image_size)
+      truths.extend(_truths(product, len(truths)))
+      labels.add((product.garment.category, product.garment.subcategory))
+      yield product
+
   if fmt == "h5":
-    fashiongen.write_fashiongen(output_path, rows, image_size)
+    fashiongen.write_fashiongen(output_path, map(_fashiongen_product, products()), image_size)
   else:
-    _write_lines(output_path, rows)
+    _write_lines(output_path, [line for p in products() for line in _jsonl_lines(output_path, p)])
   return DemoSummary(
       path=output_path, groundtruth_path=groundtruth.save(output_path, truths), format=fmt,
       num_products=num_products, num_images=len(truths),
