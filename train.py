@@ -1,18 +1,138 @@
-"""Pre-training and fine-tuning entry point (not implemented yet).
+r"""Pre-trains Kaleido-BERT (paper sections 3.4-3.6, Eq. 8).
 
-Pre-training (AMLM, ITM and the five kaleido tasks under tf.distribute) is tracked in issue #3 and
-fine-tuning in issue #5. Until then this command says so and exits with status 2.
+  python train.py --flagfile=configs/demo_pretrain.flags
+  python train.py --flagfile=configs/pretrain_fashiongen.flags --train_data=prepared/train
+
+--train_data is a folder written by data/prepare.py, or `demo` for the embedded demo catalog
+(generated and prepared under --demo_dir on first use). A rerun with the same --model_dir resumes
+from its latest checkpoint. Fine-tuning (--task other than pretrain) arrives with issue #5.
 """
 
+import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def main() -> int:
-  print("train.py is not implemented yet: pre-training arrives with issue #3 and fine-tuning "
-        "with issue #5. Data preparation works today: see README.md (python data/prepare.py).",
-        file=sys.stderr)
-  return 2
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import flags
+
+from kaleido import config as config_lib  # pylint: disable=wrong-import-position
+from kaleido import errors  # pylint: disable=wrong-import-position
+from kaleido.utils import cli  # pylint: disable=wrong-import-position
+
+_TASK = flags.DEFINE_enum("task", "pretrain", ["pretrain"], "What to train.")
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints and TensorBoard summaries.")
+_TRAIN_DATA = flags.DEFINE_string("train_data", "demo",
+                                  "A folder prepared by data/prepare.py, or `demo`.")
+_DEMO_DIR = flags.DEFINE_string("demo_dir", "workdir/demo", "Where --train_data=demo lives.")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 1000, "Optimizer steps in total.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Global batch size, split across replicas.")
+_STRATEGY = flags.DEFINE_enum("strategy", "one_device",
+                              ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+                              "tf.distribute strategy; multi_worker_mirrored reads TF_CONFIG.")
+_TPU = flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu.")
+_INPUT_MODE = flags.DEFINE_enum("input_mode", "auto", ["auto", "global", "files"],
+                                "How batches reach replicas (see kaleido/training/distribute.py).")
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", 2e-5, "Peak AdamW learning rate.")
+_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", 5000, "Linear warm-up steps.")
+_WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 1e-4, "AdamW weight decay.")
+_MIXED_PRECISION = flags.DEFINE_enum("mixed_precision", "none",
+                                     ["none", "mixed_bfloat16", "mixed_float16"],
+                                     "Compute dtype policy (float16 uses loss scaling).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the input pipeline's random draws.")
+_CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+_SUMMARY_EVERY = flags.DEFINE_integer("summary_every", 20, "Steps between TensorBoard scalars.")
+_HIDDEN_SIZE = flags.DEFINE_integer("hidden_size", 768, "Transformer width H.")
+_NUM_LAYERS = flags.DEFINE_integer("num_layers", 12, "Transformer blocks L.")
+_NUM_HEADS = flags.DEFINE_integer("num_heads", 12, "Attention heads A.")
+_INTERMEDIATE_SIZE = flags.DEFINE_integer("intermediate_size", 3072, "Feed-forward width.")
+_DROPOUT = flags.DEFINE_float("dropout_rate", 0.1, "Dropout of embeddings and encoder.")
+_BACKBONE = flags.DEFINE_enum("backbone", "resnet50", list(config_lib.BACKBONES),
+                              "Patch feature extractor (`small` for quick runs).")
+_BACKBONE_TRAINABLE = flags.DEFINE_bool("backbone_trainable", False,
+                                        "Train the patch backbone (default: frozen).")
+_TASKS = flags.DEFINE_list("tasks", list(config_lib.ALL_LOSSES),
+                           "Pre-training losses to use (Table 4 ablations), e.g. amlm,itm,rr.")
+_LOSS_WEIGHTS = flags.DEFINE_list("loss_weights", [],
+                                  "Weights other than 1, as name=value, e.g. g2cm=0.5.")
+_MASKING = flags.DEFINE_enum("masking", "agm", list(config_lib.MASKING_MODES),
+                             "Alignment guided masking or random masking.")
+_HARD_NEGATIVES = flags.DEFINE_bool("hard_negatives", False,
+                                    "ITM negatives from the same subcategory when possible.")
+
+
+def _loss_weights() -> tuple[tuple[str, float], ...]:
+  weights = dict.fromkeys(config_lib.ALL_LOSSES, 1.0)
+  for item in _LOSS_WEIGHTS.value:
+    name, _, value = item.partition("=")
+    if name not in weights or not value:
+      raise errors.KaleidoError(f"--loss_weights item {item!r} is not name=value with a name in "
+                                f"{', '.join(config_lib.ALL_LOSSES)}.")
+    weights[name] = float(value)
+  return tuple(weights.items())
+
+
+def _tasks() -> tuple[str, ...]:
+  unknown = [t for t in _TASKS.value if t not in config_lib.ALL_LOSSES]
+  if unknown or "amlm" not in _TASKS.value:
+    raise errors.KaleidoError(
+        f"--tasks={','.join(_TASKS.value)} must include amlm and name only "
+        f"{', '.join(config_lib.ALL_LOSSES)}.")
+  return tuple(t for t in config_lib.ALL_LOSSES if t in _TASKS.value)
+
+
+def _train_data() -> str:
+  if _TRAIN_DATA.value != "demo":
+    return _TRAIN_DATA.value
+  from kaleido.demo import pipeline  # pylint: disable=g-import-not-at-top
+  return pipeline.ensure_demo_data(pipeline.DemoConfig(work_dir=_DEMO_DIR.value)).train_dir
+
+
+@cli.user_errors_as_messages
+def main(argv):
+  del argv
+  from kaleido.pretraining import inputs  # pylint: disable=g-import-not-at-top
+  from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.text import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.training import distribute  # pylint: disable=g-import-not-at-top
+  from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
+  strategy = distribute.create_strategy(_STRATEGY.value, _TPU.value)  # before other TF work
+  if _TRAIN_STEPS.value < 1 or _BATCH_SIZE.value < 1:
+    raise errors.KaleidoError("--train_steps and --batch_size must be at least 1.")
+  task = config_lib.TaskConfig(enabled=_tasks(), weights=_loss_weights(), masking=_MASKING.value,
+                               hard_negatives=_HARD_NEGATIVES.value)
+  train_data = _train_data()
+  manifest = manifest_lib.load(train_data)
+  tokenizer = tokenizer_lib.KaleidoTokenizer(manifest.vocab_file, manifest.max_seq_length)
+  if tokenizer.vocab_hash != manifest.vocab_hash:
+    raise errors.KaleidoError(
+        f"The vocabulary {manifest.vocab_file!r} changed since {train_data!r} was prepared "
+        "(its SHA-256 differs from the manifest's); restore it or re-run data/prepare.py.")
+  config = config_lib.KaleidoConfig(
+      model=config_lib.ModelConfig(
+          vocab_size=tokenizer.vocab_size, hidden_size=_HIDDEN_SIZE.value,
+          num_layers=_NUM_LAYERS.value, num_heads=_NUM_HEADS.value,
+          intermediate_size=_INTERMEDIATE_SIZE.value, max_seq_length=manifest.max_seq_length,
+          patch_size=manifest.patch_size, backbone=_BACKBONE.value,
+          backbone_trainable=_BACKBONE_TRAINABLE.value, dropout_rate=_DROPOUT.value,
+          attention_dropout_rate=_DROPOUT.value),
+      task=task,
+      train=config_lib.TrainConfig(
+          model_dir=_MODEL_DIR.value, train_data=train_data, train_steps=_TRAIN_STEPS.value,
+          batch_size=_BATCH_SIZE.value, strategy=_STRATEGY.value, tpu_address=_TPU.value,
+          input_mode=_INPUT_MODE.value, learning_rate=_LEARNING_RATE.value,
+          warmup_steps=_WARMUP_STEPS.value, weight_decay=_WEIGHT_DECAY.value,
+          mixed_precision=_MIXED_PRECISION.value, seed=_SEED.value,
+          checkpoint_every=_CHECKPOINT_EVERY.value, summary_every=_SUMMARY_EVERY.value))
+  if _HIDDEN_SIZE.value % _NUM_HEADS.value:
+    raise errors.KaleidoError(f"--hidden_size={_HIDDEN_SIZE.value} must be divisible by "
+                              f"--num_heads={_NUM_HEADS.value}.")
+  os.makedirs(_MODEL_DIR.value, exist_ok=True)
+  result = trainer.Pretrainer(config, inputs.special_ids(tokenizer), strategy).run()
+  summary = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.losses.items()))
+  print(f"Step {result.step}: {summary}")
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  flags.mark_flags_as_required(["model_dir"])
+  app.run(main)

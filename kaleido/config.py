@@ -56,3 +56,33 @@ class TaskConfig:
 
   def is_enabled(self, name: str) -> bool:
     return name in self.enabled
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """How pre-training runs. Paper: AdamW lr 2e-5, weight decay 1e-4, 5K warm-up, 8 GPUs."""
+  model_dir: str
+  train_data: str  # a folder prepared by data/prepare.py
+  train_steps: int = 1000
+  batch_size: int = 32  # global, split across replicas
+  strategy: str = "one_device"
+  tpu_address: str = ""
+  input_mode: str = "auto"  # see kaleido.training.distribute
+  learning_rate: float = 2e-5
+  warmup_steps: int = 5000
+  weight_decay: float = 1e-4
+  clip_norm: float = 1.0
+  mixed_precision: str = "none"  # or mixed_bfloat16, mixed_float16
+  seed: int = 0
+  checkpoint_every: int = 1000
+  max_checkpoints: int = 3
+  summary_every: int = 20
+  image_summary_every: int = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class KaleidoConfig:
+  """Everything a pre-training run needs."""
+  model: ModelConfig
+  task: TaskConfig
+  train: TrainConfig

@@ -98,6 +98,8 @@ def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = Fal
   """Dataset of a prepared folder; with `input_context`, each input pipeline reads its own shards.
 
   `batch_size` is per input pipeline (per replica under a strategy); None gives single examples.
+  The order is a function of `seed` alone (parallel steps keep their order), so runs with the
+  same seed see the same examples, whatever the number of replicas.
   """
   manifest = manifest_lib.load(folder)
   config = reader_config(manifest, max_alignments)
@@ -106,14 +108,14 @@ def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = Fal
     files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   if shuffle:
     files = files.shuffle(len(manifest.shards), seed=seed, reshuffle_each_iteration=True)
-  dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=tf.data.AUTOTUNE,
-                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+  dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=4,
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if repeat:
     dataset = dataset.repeat()
   if shuffle:
     dataset = dataset.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
   dataset = dataset.map(lambda s: decode(s, config), num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=not shuffle)
+                        deterministic=True)
   if batch_size:
     dataset = dataset.batch(batch_size, drop_remainder=repeat)
   return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,139 @@
+"""The seven pre-training losses (paper Eq. 1-8) and accuracies, exact under tf.distribute.
+
+Every loss is a ratio of two sums over the batch, a `Term` (numerator, denominator):
+- amlm: cross-entropy over the real predictions (masked_lm_weights) of matched pairs;
+- itm: cross-entropy over all examples;
+- rr, jps, cp: cross-entropy over matched pairs (itm_label == 1);
+- g2cm, b2cm: KL(softmax(target) || softmax(prediction)) over the feature axis, over the masked
+  patches of matched pairs.
+total = sum of TaskConfig.weight(name) * loss. A disabled task is not computed: its loss is
+reported as 0 (its weight is 0 too). An empty denominator (e.g. no matched pair) gives 0.
+
+Single device: `pretraining_losses`. Under a tf.distribute strategy (e.g. MirroredStrategy),
+inside `strategy.run` call `replica_losses`: it divides each replica's numerator by the
+denominator summed over all replicas, so every returned value is this replica's share and the SUM
+over replicas is the loss of the global batch. Minimise the replica's "total" as is (no division
+by the number of replicas: the optimizer sums replica gradients) and report
+`strategy.reduce(SUM, value, axis=None)`; `replica_metrics` does the same for the accuracies.
+No global batch size is needed: the counts are summed across replicas.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from kaleido import config as config_lib
+
+Term = tuple[tf.Tensor, tf.Tensor]  # (numerator, denominator), float32 scalars
+
+# Classification tasks: (label key, logits key, accuracy name).
+CLASSIFIERS = {
+    "amlm": ("masked_lm_ids", "mlm_logits", "mlm_accuracy"),
+    "itm": ("itm_label", "itm_logits", "itm_accuracy"),
+    "rr": ("rr_label", "rr_logits", "rr_accuracy"),
+    "jps": ("jps_label", "jps_logits", "jps_accuracy"),
+    "cp": ("cp_label", "cp_logits", "cp_accuracy"),
+}
+FEATURE_TASKS = ("g2cm", "b2cm")  # outputs {name}_predictions and {name}_targets
+
+
+def _weights(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+  """Which predictions of every task count: 1/0 weights broadcastable to its predictions."""
+  matched = tf.cast(tf.equal(batch["itm_label"], 1), tf.float32)
+  weights = {"itm": tf.ones_like(matched), "rr": matched, "jps": matched, "cp": matched}
+  weights["amlm"] = tf.cast(batch["masked_lm_weights"], tf.float32) * matched[:, tf.newaxis]
+  for name in FEATURE_TASKS:
+    weights[name] = matched[:, tf.newaxis]
+  return weights
+
+
+def _weighted(values: tf.Tensor, weights: tf.Tensor) -> Term:
+  weights = tf.broadcast_to(weights, tf.shape(values))
+  return tf.reduce_sum(values * weights), tf.reduce_sum(weights)
+
+
+def cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+  """Per-prediction softmax cross-entropy, float32."""
+  return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
+
+
+def kl_divergence(targets: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
+  """KL(softmax(targets) || softmax(predictions)) over the last axis, float32."""
+  log_p = tf.nn.log_softmax(tf.cast(targets, tf.float32))
+  log_q = tf.nn.log_softmax(tf.cast(predictions, tf.float32))
+  return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+
+
+def _per_prediction_loss(name: str, batch: dict[str, tf.Tensor],
+                         outputs: dict[str, tf.Tensor]) -> tf.Tensor:
+  if name in FEATURE_TASKS:
+    return kl_divergence(outputs[f"{name}_targets"], outputs[f"{name}_predictions"])
+  label, logits, _ = CLASSIFIERS[name]
+  return cross_entropy(batch[label], outputs[logits])
+
+
+def loss_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
+               task_config: config_lib.TaskConfig) -> dict[str, Term]:
+  """(numerator, denominator) of every enabled task's loss on this batch (or replica)."""
+  weights = _weights(batch)
+  return {name: _weighted(_per_prediction_loss(name, batch, outputs), weights[name])
+          for name in config_lib.ALL_LOSSES if task_config.is_enabled(name)}
+
+
+def _with_total(losses: dict[str, tf.Tensor],
+                task_config: config_lib.TaskConfig) -> dict[str, tf.Tensor]:
+  losses = {name: losses.get(name, tf.constant(0.0)) for name in config_lib.ALL_LOSSES}
+  losses["total"] = tf.add_n([task_config.weight(name) * loss for name, loss in losses.items()])
+  return losses
+
+
+def _ratios(terms: dict[str, Term]) -> dict[str, tf.Tensor]:
+  return {name: tf.math.divide_no_nan(numerator, denominator)
+          for name, (numerator, denominator) in terms.items()}
+
+
+def _replica_shares(terms: dict[str, Term]) -> dict[str, tf.Tensor]:
+  """Numerators over the denominators summed across replicas (one all-reduce)."""
+  denominators = tf.distribute.get_replica_context().all_reduce(
+      tf.distribute.ReduceOp.SUM, {name: denominator for name, (_, denominator) in terms.items()})
+  return _ratios({name: (numerator, denominators[name])
+                  for name, (numerator, _) in terms.items()})
+
+
+def pretraining_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
+                       task_config: config_lib.TaskConfig) -> dict[str, tf.Tensor]:
+  """{amlm, itm, rr, jps, cp, g2cm, b2cm, total} float32 scalars: the means over this batch."""
+  return _with_total(_ratios(loss_terms(batch, outputs, task_config)), task_config)
+
+
+def replica_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
+                   task_config: config_lib.TaskConfig) -> dict[str, tf.Tensor]:
+  """This replica's share of the global-batch losses (same keys); call in a replica context.
+
+  Summing any value over replicas gives the mean over the global batch; with one replica it
+  equals `pretraining_losses`.
+  """
+  return _with_total(_replica_shares(loss_terms(batch, outputs, task_config)), task_config)
+
+
+def metric_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor]) -> dict[str, Term]:
+  """(correct, count) of the itm/mlm/rr/jps/cp accuracies, counted as their losses are."""
+  weights = _weights(batch)
+  terms = {}
+  for name, (label, logits, accuracy) in CLASSIFIERS.items():
+    predicted = tf.argmax(outputs[logits], axis=-1, output_type=tf.int32)
+    correct = tf.cast(tf.equal(predicted, batch[label]), tf.float32)
+    terms[accuracy] = _weighted(correct, weights[name])
+  return terms
+
+
+def pretraining_metrics(batch: dict[str, tf.Tensor],
+                        outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+  """{itm,mlm,rr,jps,cp}_accuracy on this batch, float32 scalars."""
+  return _ratios(metric_terms(batch, outputs))
+
+
+def replica_metrics(batch: dict[str, tf.Tensor],
+                    outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+  """This replica's share of the global-batch accuracies; sum over replicas as the losses."""
+  return _replica_shares(metric_terms(batch, outputs))

@@ -1,0 +1,87 @@
+"""Patch features: a CNN backbone mapping (..., P, P, 3) uint8 patches to (..., F) float32.
+
+"resnet50" is the paper's extractor: Keras ResNet-50 without its top, global average pool
+(F = 2,048), on caffe-style preprocessed pixels (`resnet50.preprocess_input`). "small" is a few
+strided convolutions and a dense layer to F, for quick runs and tests. A frozen backbone (the
+default) runs batch norm in inference mode and passes no gradient.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+
+from kaleido import config as config_lib
+
+RESNET50_FEATURES = 2048
+SMALL_FILTERS = (32, 64, 128)
+
+
+def _small_backbone(patch_size: int, feature_size: int) -> tf_keras.Model:
+  inputs = tf_keras.Input((patch_size, patch_size, 3), name="pixels")
+  x = inputs
+  for i, filters in enumerate(SMALL_FILTERS):
+    x = tf_keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu",
+                               name=f"conv{i}")(x)
+  x = tf_keras.layers.GlobalAveragePooling2D(name="pool")(x)
+  features = tf_keras.layers.Dense(feature_size, name="features")(x)
+  return tf_keras.Model(inputs, features, name="small")
+
+
+def build_backbone(backbone: str, patch_size: int, feature_size: int) -> tf_keras.Model:
+  """(N, P, P, 3) preprocessed pixels -> (N, feature_size) features."""
+  if backbone == "resnet50":
+    if feature_size != RESNET50_FEATURES:
+      raise ValueError(f"The resnet50 backbone has {RESNET50_FEATURES} features, "
+                       f"not feature_size={feature_size}.")
+    return tf_keras.applications.ResNet50(include_top=False, weights=None, pooling="avg",
+                                          input_shape=(patch_size, patch_size, 3))
+  if backbone == "small":
+    return _small_backbone(patch_size, feature_size)
+  raise ValueError(f"Unknown backbone {backbone!r}; expected one of {config_lib.BACKBONES}.")
+
+
+def preprocess(backbone: str, pixels: tf.Tensor) -> tf.Tensor:
+  """float32 pixels in [0, 255] -> the input `backbone` was trained on."""
+  if backbone == "resnet50":
+    return tf_keras.applications.resnet50.preprocess_input(pixels)
+  return pixels / 127.5 - 1.0
+
+
+class PatchEmbedder(tf_keras.layers.Layer):
+  """(..., P, P, 3) uint8 patches -> (..., F) float32 features, any number of leading axes.
+
+  `weights` is a Keras .h5 weights file of the backbone (e.g. ImageNet ResNet-50 without top)
+  or None for a random initialisation. Unless `trainable`, the backbone's weights are
+  non-trainable, it runs with training=False and its output is cut from the gradient.
+  """
+
+  def __init__(self, backbone: str = "resnet50", patch_size: int = 64,
+               feature_size: int = RESNET50_FEATURES, weights: str | None = None,
+               trainable: bool = False, **kwargs):
+    super().__init__(**kwargs)
+    self._backbone_name = backbone
+    self._patch_size = patch_size
+    self._feature_size = feature_size
+    self.backbone = build_backbone(backbone, patch_size, feature_size)
+    if weights is not None:
+      self.backbone.load_weights(weights)
+    self.trainable = trainable  # set after building so it reaches every backbone layer
+
+  def call(self, patches: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+    size = self._patch_size
+    pixels = tf.reshape(tf.cast(patches, tf.float32), [-1, size, size, 3])
+    features = self.backbone(preprocess(self._backbone_name, pixels),
+                             training=training if self.trainable else False)
+    leading = tf.shape(patches)[:-3]
+    features = tf.reshape(tf.cast(features, tf.float32),
+                          tf.concat([leading, [self._feature_size]], axis=0))
+    return features if self.trainable else tf.stop_gradient(features)
+
+
+def from_model_config(model_config: config_lib.ModelConfig, weights: str | None = None,
+                      name: str = "patch_embedder") -> PatchEmbedder:
+  """The patch embedder `model_config` describes (backbone, sizes, trainable)."""
+  return PatchEmbedder(model_config.backbone, model_config.patch_size,
+                       model_config.feature_size, weights=weights,
+                       trainable=model_config.backbone_trainable, name=name)

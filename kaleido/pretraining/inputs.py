@@ -1,0 +1,90 @@
+"""The on-the-fly pre-training input pipeline: prepared TFRecords -> `features` contract batches.
+
+All masking and pixel transforms are TensorFlow ops inside tf.data, drawn anew for every example
+of every epoch: per-example transforms (AGM or random masking, text corruption, RR, JPS, G2CM) in
+a parallel map before batching, per-batch ones (CP camouflage, ITM negatives) after it. Each
+example and batch gets its own `(2,)` seed from a `Dataset.random` stream for the stateless ops.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import tensorflow as tf
+
+from kaleido import config as config_lib
+from kaleido.masking import agm
+from kaleido.masking import text_masking
+from kaleido.pretraining import features
+from kaleido.pretraining import transforms
+from kaleido.records import reader
+
+if TYPE_CHECKING:
+  from kaleido.text import tokenizer as tokenizer_lib
+
+SpecialIds = text_masking.SpecialIds
+OUTPUT_KEYS = features.TEXT_KEYS + features.IMAGE_KEYS + ("itm_label",)
+_BATCH_TRANSFORM_KEYS = ("product_id", "subcategory_id")  # read per batch, then dropped
+
+
+def special_ids(tokenizer: tokenizer_lib.KaleidoTokenizer) -> SpecialIds:
+  """The token ids of `tokenizer` the pipeline needs."""
+  return SpecialIds(cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id, pad_id=tokenizer.pad_id,
+                    mask_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size)
+
+
+def example_transform(example: dict[str, tf.Tensor], task_config: config_lib.TaskConfig,
+                      special_ids: SpecialIds, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+  """A reader example -> its masked text and transformed image side, before batching."""
+  mask_seed, text_seed, image_seed = tf.unstack(tf.random.split(seed, 3))
+  maskable = text_masking.maskable_tokens(example["input_word_ids"], example["input_mask"],
+                                          special_ids)
+  choice = agm.choose_masks(maskable, example["align_token"], example["align_patch"],
+                            task_config, mask_seed)
+  text = text_masking.mask_tokens(example["input_word_ids"], choice.token_positions,
+                                  choice.num_tokens, special_ids, text_seed)
+  image = transforms.example_image(example["patches"], choice, task_config, image_seed)
+  kept = {key: example[key] for key in ("input_mask", "patch_boxes") + _BATCH_TRANSFORM_KEYS}
+  return {**text, **image, **kept}
+
+
+def batch_transform(batch: dict[str, tf.Tensor], task_config: config_lib.TaskConfig,
+                    seed: tf.Tensor) -> dict[str, tf.Tensor]:
+  """A batch of `example_transform` outputs -> a contract batch (string features dropped)."""
+  batch = transforms.batch_transforms(batch, task_config, seed)
+  return {key: batch[key] for key in OUTPUT_KEYS}
+
+
+def _seeds(seed: int | None, pipeline_id: int) -> tf.data.Dataset:
+  """Endless `[random, pipeline_id]` int64 seeds: distinct across input pipelines."""
+  return tf.data.Dataset.random(seed=seed).map(lambda value: tf.stack(
+      [value, tf.constant(pipeline_id, tf.int64)]))
+
+
+def pretraining_dataset(folder: str, global_or_per_replica_batch_size: int,
+                        task_config: config_lib.TaskConfig,
+                        special_ids: SpecialIds, seed: int | None,
+                        input_context: tf.distribute.InputContext | None = None
+                        ) -> tf.data.Dataset:
+  """Endless, shuffled pre-training batches of a prepared folder.
+
+  Without `input_context` the batch size is that of the batches; with it (from
+  `strategy.distribute_datasets_from_function`) it is the global batch size, split over the
+  replicas, and each input pipeline reads its own shards. Batches have static shapes.
+  """
+  agm.check_config(task_config)
+  batch_size = (input_context.get_per_replica_batch_size(global_or_per_replica_batch_size)
+                if input_context else global_or_per_replica_batch_size)
+  pipeline_id = input_context.input_pipeline_id if input_context else 0
+  examples = reader.make_dataset(folder, shuffle=True, repeat=True, seed=seed,
+                                 input_context=input_context)
+  examples = tf.data.Dataset.zip(examples, _seeds(seed, pipeline_id)).map(
+      lambda example, example_seed: example_transform(example, task_config, special_ids,
+                                                       example_seed),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  batches = examples.batch(batch_size, drop_remainder=True)
+  batch_seed = None if seed is None else seed + 1
+  batches = tf.data.Dataset.zip(batches, _seeds(batch_seed, pipeline_id)).map(
+      lambda batch, seed_pair: batch_transform(batch, task_config, seed_pair),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return batches.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,83 @@
+"""tf.distribute strategies and how batches reach their replicas.
+
+The global batch is always `batch_size`. Two ways to feed it:
+- "global" (default on one machine): one pipeline builds each global batch and hands consecutive
+  slices to the replicas. The batch content does not depend on the number of replicas, so a run on
+  8 GPUs sees exactly the examples (and in-batch negatives) of a run on one device.
+- "files" (default for multi-worker): every worker reads its own TFRecord shards and builds only
+  its share, global_batch / num_workers examples, so no input work is repeated across machines.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+from kaleido import errors
+
+STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
+INPUT_MODES = ("auto", "global", "files")
+
+# (global_batch_size, input_context or None) -> dataset of dict batches: whole global batches
+# without a context, this pipeline's per-replica batches with one.
+DatasetFn = Callable[[int, tf.distribute.InputContext | None], tf.data.Dataset]
+
+
+def create_strategy(name: str, tpu_address: str = "") -> tf.distribute.Strategy:
+  """The strategy called `name`; `multi_worker_mirrored` reads the cluster from TF_CONFIG."""
+  if name == "one_device":
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+  if name == "mirrored":
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+  if name == "multi_worker_mirrored":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  if name == "tpu":
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+  raise errors.KaleidoError(f"--strategy={name!r} is not one of {', '.join(STRATEGIES)}.")
+
+
+def check_batch_size(strategy: tf.distribute.Strategy, global_batch_size: int) -> int:
+  """The per-replica batch size; the global batch must split evenly across replicas."""
+  replicas = strategy.num_replicas_in_sync
+  if global_batch_size < replicas or global_batch_size % replicas:
+    raise errors.KaleidoError(
+        f"--batch_size={global_batch_size} (global) does not split evenly across {replicas} "
+        f"replicas; use a multiple of {replicas}.")
+  return global_batch_size // replicas
+
+
+def _slices(batch: dict, count: int) -> tf.data.Dataset:
+  """A global batch -> `count` consecutive equal slices, as a dataset of `count` elements."""
+  return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(
+      lambda t: tf.reshape(t, tf.concat([[count, -1], tf.shape(t)[1:]], 0)), batch))
+
+
+def distribute_dataset(strategy: tf.distribute.Strategy, dataset_fn: DatasetFn,
+                       global_batch_size: int, mode: str = "auto"):
+  """A distributed dataset of `dataset_fn` batches, `global_batch_size` examples per step."""
+  check_batch_size(strategy, global_batch_size)
+  if mode not in INPUT_MODES:
+    raise errors.KaleidoError(f"Input mode {mode!r} is not one of {', '.join(INPUT_MODES)}.")
+  if mode == "auto":
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    mode = "files" if multi_worker else "global"
+  replicas = strategy.num_replicas_in_sync
+
+  def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+    local = replicas // context.num_input_pipelines
+    if mode == "files":
+      return dataset_fn(global_batch_size, context)
+    first = context.input_pipeline_id * local
+    dataset = dataset_fn(global_batch_size, None)
+    return dataset.flat_map(
+        lambda batch: _slices(batch, replicas).skip(first).take(local)).prefetch(2)
+
+  options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+  return strategy.distribute_datasets_from_function(pipeline, options)

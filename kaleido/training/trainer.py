@@ -1,0 +1,213 @@
+"""The pre-training loop: tf.distribute, checkpoints and resume, TensorBoard, guards.
+
+One `train_step` runs on every replica; losses are divided by their global counts (see
+kaleido.model.losses) so that the summed replica gradients equal the single-device gradient of the
+same global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from kaleido import config as config_lib
+from kaleido import errors
+from kaleido.model import kaleido_bert
+from kaleido.model import losses as losses_lib
+from kaleido.patches import pictures
+from kaleido.pretraining import inputs
+from kaleido.training import distribute
+from kaleido.training import optimization
+from kaleido.utils import progress as progress_lib
+
+MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
+
+
+class TrainingError(errors.KaleidoError):
+  """Training cannot go on (e.g. the loss is no longer finite)."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """Where a run stopped and its last logged losses."""
+  step: int
+  losses: dict[str, float]
+  interrupted: bool = False
+
+
+class _StopRequest:
+  """Turns SIGTERM into a flag the loop checks after each step (it then saves and exits)."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    if hasattr(signal, "SIGTERM"):
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+class Pretrainer:
+  """Builds model, optimizer and data under a strategy and runs pre-training."""
+
+  def __init__(self, config: config_lib.KaleidoConfig, special_ids: inputs.SpecialIds,
+               strategy: tf.distribute.Strategy | None = None):
+    """`strategy` defaults to the one the config names; multi-worker strategies must be created
+    before TensorFlow runs anything, so callers that use TensorFlow first create it up front."""
+    self.config = config
+    train = config.train
+    if train.mixed_precision not in MIXED_PRECISION:
+      raise errors.KaleidoError(f"--mixed_precision={train.mixed_precision!r} is not one of "
+                                f"{', '.join(MIXED_PRECISION)}.")
+    tf_keras.mixed_precision.set_global_policy(
+        "float32" if train.mixed_precision == "none" else train.mixed_precision)
+    tf_keras.utils.set_random_seed(train.seed)  # the same initial weights in every process
+    self.strategy = strategy or distribute.create_strategy(train.strategy, train.tpu_address)
+    distribute.check_batch_size(self.strategy, train.batch_size)
+    with self.strategy.scope():
+      self.model = kaleido_bert.build_pretraining_model(config.model, config.task)
+      self.optimizer = optimization.create_optimizer(
+          train.learning_rate, train.train_steps, train.warmup_steps, train.weight_decay,
+          train.mixed_precision)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+      self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                            step=self.step)
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, os.path.join(train.model_dir, "checkpoints"),
+        max_to_keep=train.max_checkpoints)
+    self._special_ids = special_ids
+    self._data_seed = train.seed
+    self._input_keys = list(self.model.input)
+    self._train_step = self._make_train_step()
+
+  def _dataset_fn(self, batch_size: int, context):
+    return inputs.pretraining_dataset(self.config.train.train_data, batch_size, self.config.task,
+                                      self._special_ids, seed=self._data_seed,
+                                      input_context=context)
+
+  def _make_train_step(self):
+    task = self.config.task
+    float16 = self.config.train.mixed_precision == "mixed_float16"
+
+    def replica_step(batch):
+      with tf.GradientTape() as tape:
+        outputs = self.model({k: batch[k] for k in self._input_keys}, training=True)
+        scaled = losses_lib.replica_losses(batch, outputs, task)
+        total = scaled["total"]
+        loss_for_gradient = self.optimizer.get_scaled_loss(total) if float16 else total
+      variables = self.model.trainable_variables
+      gradients = tape.gradient(loss_for_gradient, variables)
+      # Sum across replicas first, then clip: clipping per replica (what the optimizer would do)
+      # makes the update depend on the number of replicas.
+      gradients = tf.distribute.get_replica_context().all_reduce(
+          tf.distribute.ReduceOp.SUM, gradients)
+      if float16:
+        gradients = self.optimizer.get_unscaled_gradients(gradients)
+      gradients, _ = tf.clip_by_global_norm(gradients, self.config.train.clip_norm)
+      self.optimizer.apply_gradients(zip(gradients, variables),
+                                     experimental_aggregate_gradients=False)
+      metrics = losses_lib.replica_metrics(batch, outputs)
+      return {**scaled, **metrics}
+
+    @tf.function
+    def train_step(batch):
+      per_replica = self.strategy.run(replica_step, args=(batch,))
+      self.step.assign_add(1)
+      return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+              for name, value in per_replica.items()}
+
+    return train_step
+
+  def _restore(self) -> int:
+    latest = self.manager.latest_checkpoint
+    if latest:
+      try:
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+      except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
+        raise TrainingError(
+            f"The checkpoint {latest!r} does not match this model ({str(error).splitlines()[0]}); "
+            "use another --model_dir or the flags it was trained with.") from error
+      print(f"Resumed from {latest} at step {int(self.step.numpy())}.", file=sys.stderr)
+    return int(self.step.numpy())
+
+  def _write_patch_images(self, writer, batch, step: int) -> None:
+    patches = self.strategy.experimental_local_results(batch["patches"])[0]
+    strips = [pictures.kaleido_strip(p) for p in np.asarray(patches)[:3]]
+    with writer.as_default():
+      tf.summary.image("kaleido_patches_after_transforms",
+                       np.stack(strips)[..., :3], step=step, max_outputs=3)
+
+  def run(self) -> TrainResult:
+    """Trains until `train_steps`, resuming from the latest checkpoint of `model_dir`."""
+    train = self.config.train
+    start = self._restore()
+    if start >= train.train_steps:
+      print(f"Nothing to do: the checkpoint is already at step {start} >= --train_steps.",
+            file=sys.stderr)
+      return TrainResult(step=start, losses={})
+    # A resumed run draws new examples and masks instead of replaying those of the first steps.
+    self._data_seed = train.seed * 1_000_003 + start
+    dataset = distribute.distribute_dataset(self.strategy, self._dataset_fn, train.batch_size,
+                                            train.input_mode)
+    iterator = iter(dataset)
+    writer = tf.summary.create_file_writer(os.path.join(train.model_dir, "train"))
+    progress = progress_lib.Progress(train.train_steps, "train", unit="steps", initial=start)
+    last: dict[str, float] = {}
+    window_start, window_steps = time.monotonic(), 0
+    with _StopRequest() as stop:
+      step = start
+      while step < train.train_steps:
+        batch = next(iterator)
+        if step == start or step % train.image_summary_every == 0:
+          self._write_patch_images(writer, batch, step)
+        values = {k: float(v) for k, v in self._train_step(batch).items()}
+        step += 1
+        window_steps += 1
+        if not math.isfinite(values["total"]):
+          raise TrainingError(
+              f"The loss became {values['total']} at step {step} "
+              f"({', '.join(f'{k}={v:.4g}' for k, v in values.items())}); training stopped and "
+              f"the last good checkpoint ({self.manager.latest_checkpoint or 'none'}) is kept. "
+              "Lower --learning_rate or use --mixed_precision=none.")
+        last = values
+        progress.update()
+        if step % train.summary_every == 0 or step == train.train_steps:
+          seconds = time.monotonic() - window_start
+          self._write_scalars(writer, values, step, window_steps * train.batch_size / seconds)
+          window_start, window_steps = time.monotonic(), 0
+        if step % train.checkpoint_every == 0 or step == train.train_steps or stop.requested:
+          self.manager.save(checkpoint_number=step)
+        if stop.requested:
+          print(f"Stopped by SIGTERM at step {step}; checkpoint saved.", file=sys.stderr)
+          progress.close()
+          return TrainResult(step=step, losses=last, interrupted=True)
+    progress.close()
+    writer.flush()
+    return TrainResult(step=step, losses=last)
+
+  def _write_scalars(self, writer, values: dict[str, float], step: int,
+                     examples_per_second: float) -> None:
+    with writer.as_default():
+      for name, value in values.items():
+        group = "accuracy" if name.endswith("_accuracy") else "loss"
+        tf.summary.scalar(f"{group}/{name}", value, step=step)
+      tf.summary.scalar("learning_rate",
+                        optimization.current_learning_rate(self.optimizer), step=step)
+      tf.summary.scalar("examples_per_second", examples_per_second, step=step)

@@ -1,0 +1,171 @@
+"""Tests of the pre-training losses and accuracies against NumPy, and under MirroredStrategy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kaleido import config
+from kaleido.model import losses
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TASKS = config.TaskConfig()
+ITM_LABELS = np.array([1, 0, 1, 1], np.int32)  # example 1 is a negative pair
+FEATURES = 16
+
+
+def synthetic(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+  """Labels of 4 examples and model outputs for them."""
+  rng = np.random.default_rng(seed)
+  size = len(ITM_LABELS)
+  batch = {
+      "masked_lm_ids": rng.integers(0, 7, (size, 10)).astype(np.int32),
+      "masked_lm_weights": (np.arange(10)[None] < [[3], [10], [1], [5]]).astype(np.float32),
+      "itm_label": ITM_LABELS,
+      "rr_label": rng.integers(0, 4, size).astype(np.int32),
+      "jps_label": rng.integers(0, 24, size).astype(np.int32),
+      "cp_label": rng.integers(0, 9, size).astype(np.int32),
+  }
+  logits = lambda *shape: rng.normal(0, 2, (size, *shape)).astype(np.float32)
+  outputs = {
+      "mlm_logits": logits(10, 7), "itm_logits": logits(2), "rr_logits": logits(4),
+      "jps_logits": logits(24), "cp_logits": logits(9),
+      "g2cm_predictions": logits(2, FEATURES), "g2cm_targets": logits(2, FEATURES),
+      "b2cm_predictions": logits(3, FEATURES), "b2cm_targets": logits(3, FEATURES),
+  }
+  return batch, outputs
+
+
+def np_log_softmax(x: np.ndarray) -> np.ndarray:
+  x = x.astype(np.float64) - x.max(axis=-1, keepdims=True)
+  return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def np_cross_entropy(labels: np.ndarray, logits: np.ndarray) -> np.ndarray:
+  return -np.take_along_axis(np_log_softmax(logits), labels[..., None], axis=-1)[..., 0]
+
+
+def np_kl(targets: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+  log_p, log_q = np_log_softmax(targets), np_log_softmax(predictions)
+  return (np.exp(log_p) * (log_p - log_q)).sum(axis=-1)
+
+
+def as_floats(values: dict[str, tf.Tensor]) -> dict[str, float]:
+  return {key: float(value) for key, value in values.items()}
+
+
+def test_cross_entropy_losses_match_numpy():
+  batch, outputs = synthetic()
+  got = as_floats(losses.pretraining_losses(batch, outputs, TASKS))
+  matched = ITM_LABELS == 1
+  mlm = np_cross_entropy(batch["masked_lm_ids"], outputs["mlm_logits"])
+  mlm_weights = batch["masked_lm_weights"] * matched[:, None]
+  assert got["amlm"] == pytest.approx((mlm * mlm_weights).sum() / mlm_weights.sum(), rel=1e-5)
+  itm = np_cross_entropy(ITM_LABELS, outputs["itm_logits"]).mean()
+  assert got["itm"] == pytest.approx(itm, rel=1e-5)
+  for name in ("rr", "jps", "cp"):
+    expected = np_cross_entropy(batch[f"{name}_label"], outputs[f"{name}_logits"])[matched]
+    assert got[name] == pytest.approx(expected.mean(), rel=1e-5), name
+
+
+def test_kl_losses_match_numpy():
+  batch, outputs = synthetic()
+  got = as_floats(losses.pretraining_losses(batch, outputs, TASKS))
+  for name in ("g2cm", "b2cm"):
+    divergence = np_kl(outputs[f"{name}_targets"], outputs[f"{name}_predictions"])
+    assert got[name] == pytest.approx(divergence[ITM_LABELS == 1].mean(), rel=1e-5), name
+  same = losses.kl_divergence(outputs["g2cm_targets"], outputs["g2cm_targets"])
+  np.testing.assert_allclose(same, 0.0, atol=1e-6)
+
+
+def test_unmatched_pairs_count_only_for_itm():
+  batch, outputs = synthetic()
+  before = as_floats(losses.pretraining_losses(batch, outputs, TASKS))
+  shuffled = {key: value.copy() for key, value in outputs.items()}
+  for value in shuffled.values():
+    value[1] = value[1][::-1] + 1.0  # the negative pair's outputs change
+  after = as_floats(losses.pretraining_losses(batch, shuffled, TASKS))
+  changed = {name for name in config.ALL_LOSSES if abs(after[name] - before[name]) > 1e-6}
+  assert changed == {"itm"}
+
+
+def test_total_is_the_weighted_sum_and_disabled_tasks_are_zero():
+  tasks = config.TaskConfig(enabled=("amlm", "itm", "rr"),
+                            weights=(("amlm", 1.0), ("itm", 0.5), ("rr", 2.0), ("cp", 3.0)))
+  batch, outputs = synthetic()
+  got = as_floats(losses.pretraining_losses(batch, outputs, tasks))
+  assert set(got) == set(config.ALL_LOSSES) | {"total"}
+  assert all(got[name] == 0.0 for name in ("jps", "cp", "g2cm", "b2cm"))
+  assert got["total"] == pytest.approx(got["amlm"] + 0.5 * got["itm"] + 2.0 * got["rr"])
+
+
+def test_batch_without_matched_pairs_gives_zero_not_nan():
+  batch, outputs = synthetic()
+  batch["itm_label"] = np.zeros_like(ITM_LABELS)
+  got = as_floats(losses.pretraining_losses(batch, outputs, TASKS))
+  assert all(got[name] == 0.0 for name in config.ALL_LOSSES if name != "itm")
+  assert np.isfinite(got["total"]) and got["total"] == pytest.approx(got["itm"])
+
+
+def test_accuracies_match_numpy():
+  batch, outputs = synthetic()
+  got = as_floats(losses.pretraining_metrics(batch, outputs))
+  matched = ITM_LABELS == 1
+  hits = lambda labels, logits: logits.argmax(-1) == labels
+  mlm_weights = batch["masked_lm_weights"] * matched[:, None]
+  mlm = (hits(batch["masked_lm_ids"], outputs["mlm_logits"]) * mlm_weights).sum()
+  assert got["mlm_accuracy"] == pytest.approx(mlm / mlm_weights.sum())
+  assert got["itm_accuracy"] == pytest.approx(hits(ITM_LABELS, outputs["itm_logits"]).mean())
+  for name in ("rr", "jps", "cp"):
+    expected = hits(batch[f"{name}_label"], outputs[f"{name}_logits"])[matched].mean()
+    assert got[f"{name}_accuracy"] == pytest.approx(expected), name
+
+
+def test_replica_values_equal_batch_values_on_one_replica():
+  batch, outputs = synthetic()
+  single = as_floats({**losses.pretraining_losses(batch, outputs, TASKS),
+                      **losses.pretraining_metrics(batch, outputs)})
+  replica = as_floats({**losses.replica_losses(batch, outputs, TASKS),
+                       **losses.replica_metrics(batch, outputs)})
+  assert replica == pytest.approx(single, rel=1e-6)
+
+
+MIRRORED = """
+import json
+import tensorflow as tf
+from kaleido import config
+from kaleido.model import losses
+from tests import test_losses
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+batch, outputs = test_losses.synthetic()
+halves = (slice(0, 1), slice(1, 4))  # uneven: replica 0 holds 1 example, replica 1 three
+values = strategy.experimental_distribute_values_from_function(
+    lambda context: ({k: v[halves[context.replica_id_in_sync_group]] for k, v in batch.items()},
+                     {k: v[halves[context.replica_id_in_sync_group]] for k, v in outputs.items()}))
+shares = strategy.run(lambda b, o: {**losses.replica_losses(b, o, config.TaskConfig()),
+                                     **losses.replica_metrics(b, o)}, args=values)
+summed = {k: float(strategy.reduce("SUM", v, axis=None)) for k, v in shares.items()}
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "losses": summed}))
+"""
+
+
+def test_replica_shares_sum_to_the_global_batch_values_under_mirrored_strategy():
+  result = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""))
+  assert result.returncode == 0, result.stderr
+  got = json.loads(result.stdout.strip().splitlines()[-1])
+  assert got["replicas"] == 2
+  batch, outputs = synthetic()
+  expected = as_floats({**losses.pretraining_losses(batch, outputs, TASKS),
+                        **losses.pretraining_metrics(batch, outputs)})
+  assert got["losses"] == pytest.approx(expected, rel=1e-5)

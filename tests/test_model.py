@@ -1,0 +1,222 @@
+"""Tests of the Kaleido-BERT pre-training model on a tiny configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from kaleido import config
+from kaleido.model import embeddings
+from kaleido.model import kaleido_bert
+from kaleido.model import losses
+from kaleido.model import patch_embedder
+from kaleido.patches import kaleido_grid
+from kaleido.pretraining import features
+
+TINY = config.ModelConfig(vocab_size=100, hidden_size=32, num_layers=2, num_heads=2,
+                          intermediate_size=64, patch_size=16, backbone="small")
+TASKS = config.TaskConfig()
+BATCH = 2
+
+
+def make_batch(model_config: config.ModelConfig = TINY, task_config: config.TaskConfig = TASKS,
+               batch_size: int = BATCH, seed: int = 0) -> dict[str, np.ndarray]:
+  """A random batch following kaleido.pretraining.features."""
+  rng = np.random.default_rng(seed)
+  length, size = model_config.max_seq_length, model_config.patch_size
+  text_lengths = rng.integers(5, length, batch_size)
+  input_mask = (np.arange(length)[None] < text_lengths[:, None]).astype(np.int32)
+  pixels = lambda *shape: rng.integers(0, 256, (batch_size, *shape, size, size, 3), np.uint8)
+  choose = lambda level, count: np.stack([
+      rng.choice(np.arange(kaleido_grid.NUM_PATCHES)[kaleido_grid.level_slice(level)], count,
+                 replace=False) for _ in range(batch_size)]).astype(np.int32)
+  num_predictions = task_config.max_predictions
+  return {
+      "input_word_ids": (rng.integers(1, model_config.vocab_size, (batch_size, length))
+                         * input_mask).astype(np.int32),
+      "input_mask": input_mask,
+      "patches": pixels(model_config.num_patches),
+      "patch_boxes": rng.random((batch_size, model_config.num_patches, 5)).astype(np.float32),
+      "blank_positions": choose(5, task_config.num_b2cm),
+      "grey_positions": choose(4, task_config.num_g2cm),
+      "grey_targets": pixels(task_config.num_g2cm),
+      "masked_lm_positions": rng.integers(1, 5, (batch_size, num_predictions)).astype(np.int32),
+      "masked_lm_ids": rng.integers(1, model_config.vocab_size,
+                                    (batch_size, num_predictions)).astype(np.int32),
+      "masked_lm_weights": (np.arange(num_predictions)[None]
+                            < rng.integers(1, num_predictions, (batch_size, 1))).astype(np.float32),
+      "itm_label": np.ones(batch_size, np.int32),
+      "rr_label": rng.integers(0, 4, batch_size).astype(np.int32),
+      "jps_label": rng.integers(0, 24, batch_size).astype(np.int32),
+      "cp_label": rng.integers(0, 9, batch_size).astype(np.int32),
+  }
+
+
+def model_inputs(model: tf_keras.Model, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  return {key: batch[key] for key in model.input}
+
+
+@pytest.fixture(scope="module")
+def model() -> tf_keras.Model:
+  return kaleido_bert.build_pretraining_model(TINY, TASKS)
+
+
+def test_outputs_follow_the_contract(model):
+  outputs = model(model_inputs(model, make_batch()), training=False)
+  expected = {
+      "mlm_logits": (BATCH, 10, TINY.vocab_size), "itm_logits": (BATCH, 2),
+      "rr_logits": (BATCH, 4), "jps_logits": (BATCH, 24), "cp_logits": (BATCH, 9),
+      "g2cm_predictions": (BATCH, 2, 2048), "g2cm_targets": (BATCH, 2, 2048),
+      "b2cm_predictions": (BATCH, 3, 2048), "b2cm_targets": (BATCH, 3, 2048),
+  }
+  assert {key: tuple(value.shape) for key, value in outputs.items()} == expected
+  assert all(value.dtype == tf.float32 for value in outputs.values())
+  assert len(features.JIGSAW_PERMUTATIONS) == 24
+
+
+def test_every_level_has_its_own_type_embedding():
+  layer = embeddings.KaleidoEmbeddings(TINY.vocab_size, TINY.hidden_size, TINY.max_seq_length)
+  batch = make_batch()
+  inputs = {"input_word_ids": batch["input_word_ids"],
+            "patch_features": np.random.default_rng(1).random((BATCH, 55, 64), np.float32),
+            "patch_boxes": batch["patch_boxes"]}
+  before = layer(inputs).numpy()
+  table = layer.type_embeddings.embeddings
+  assert table.shape == (6, TINY.hidden_size)
+  text = np.arange(TINY.max_seq_length)
+  for type_id in range(6):
+    table.assign_add(tf.random.normal(table.shape) * np.eye(6, 1, -type_id, np.float32))
+    after = layer(inputs).numpy()
+    changed = np.flatnonzero(np.abs(after - before).max(axis=(0, 2)) > 1e-4)
+    expected = text if type_id == 0 else (
+        TINY.max_seq_length + np.arange(55)[kaleido_grid.level_slice(type_id)])
+    np.testing.assert_array_equal(changed, expected)
+    before = after
+
+
+def test_blank_zeroes_only_the_blank_rows():
+  values = np.ones((2, 6, 3), np.float32)
+  blanked = embeddings.blank(values, tf.constant([[1, 4], [0, 5]])).numpy()
+  np.testing.assert_array_equal(blanked[:, :, 0], [[1, 0, 1, 1, 0, 1], [0, 1, 1, 1, 1, 0]])
+
+
+def _with_blank_pixels_changed(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  changed = dict(batch, patches=batch["patches"].copy())
+  for example, positions in enumerate(batch["blank_positions"]):
+    changed["patches"][example, positions] = 255 - changed["patches"][example, positions]
+  return changed
+
+
+def test_blanked_pixels_reach_only_the_b2cm_targets(model):
+  batch = make_batch()
+  before = model(model_inputs(model, batch), training=False)
+  after = model(model_inputs(model, _with_blank_pixels_changed(batch)), training=False)
+  for key in before:
+    if key == "b2cm_targets":
+      assert not np.allclose(before[key], after[key])
+    else:
+      np.testing.assert_allclose(before[key], after[key], rtol=1e-6, atol=1e-6, err_msg=key)
+
+
+def test_without_b2cm_blank_positions_are_seen():
+  tasks = config.TaskConfig(enabled=("amlm", "itm"))
+  unblanked = kaleido_bert.build_pretraining_model(TINY, tasks)
+  batch = make_batch(task_config=tasks)
+  before = unblanked(model_inputs(unblanked, batch), training=False)
+  after = unblanked(model_inputs(unblanked, _with_blank_pixels_changed(batch)), training=False)
+  assert not np.allclose(before["itm_logits"], after["itm_logits"])
+
+
+def test_decoder_is_tied_to_word_embeddings(model):
+  table = model.get_layer("encoder").get_embedding_table()
+  assert model.get_layer("heads").masked_lm.embedding_table is table
+  assert sum(variable is table for variable in model.trainable_variables) == 1
+
+
+def test_frozen_backbone_gets_no_gradient(model):
+  backbone = model.get_layer("patch_embedder").backbone
+  assert backbone.weights and not model.get_layer("patch_embedder").trainable_weights
+  assert not any(v.ref() in {w.ref() for w in backbone.weights}
+                 for v in model.trainable_variables)
+  batch = make_batch()
+  with tf.GradientTape() as tape:
+    total = losses.pretraining_losses(batch, model(model_inputs(model, batch)), TASKS)["total"]
+  gradients = tape.gradient(total, backbone.weights + model.trainable_variables)
+  assert all(g is None for g in gradients[:len(backbone.weights)])
+  assert all(g is not None for g in gradients[len(backbone.weights):])
+
+
+def test_trainable_backbone_gets_gradient():
+  embedder = patch_embedder.PatchEmbedder("small", 16, 64, trainable=True)
+  patches = make_batch()["patches"][:, :3]
+  with tf.GradientTape() as tape:
+    out = embedder(patches, training=True)
+  assert out.shape == (BATCH, 3, 64)
+  assert embedder.trainable_weights
+  assert all(g is not None for g in tape.gradient(out, embedder.trainable_weights))
+
+
+def test_backbone_weights_load_from_an_h5_file(tmp_path):
+  trained = patch_embedder.PatchEmbedder("small", 16, 64)
+  path = str(tmp_path / "backbone.h5")
+  trained.backbone.save_weights(path)
+  loaded = patch_embedder.PatchEmbedder("small", 16, 64, weights=path)
+  patches = make_batch()["patches"][:, :2]
+  np.testing.assert_array_equal(loaded(patches), trained(patches))
+
+
+def test_gradient_step_reduces_the_total_loss():
+  tiny = dataclasses.replace(TINY, dropout_rate=0.0, attention_dropout_rate=0.0)
+  model = kaleido_bert.build_pretraining_model(tiny, TASKS)
+  batch = make_batch(tiny)
+  optimizer = tf_keras.optimizers.Adam(1e-3)
+
+  def step() -> tf.Tensor:
+    with tf.GradientTape() as tape:
+      total = losses.pretraining_losses(batch, model(model_inputs(model, batch), training=True),
+                                        TASKS)["total"]
+    optimizer.apply_gradients(zip(tape.gradient(total, model.trainable_variables),
+                                  model.trainable_variables))
+    return total
+
+  totals = [float(step()) for _ in range(5)]
+  assert totals[-1] < totals[0], totals
+
+
+def test_mixed_precision_keeps_outputs_float32():
+  tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    mixed = kaleido_bert.build_pretraining_model(TINY, TASKS)
+    outputs = mixed(model_inputs(mixed, make_batch()), training=False)
+  finally:
+    tf_keras.mixed_precision.set_global_policy("float32")
+  assert mixed.get_layer("encoder").transformer_layers[0].compute_dtype == "bfloat16"
+  for key, value in outputs.items():
+    assert value.dtype == tf.float32 and np.isfinite(value.numpy()).all(), key
+
+
+def test_encoder_checkpoint_moves_pretrained_weights(model, tmp_path):
+  path = kaleido_bert.encoder_checkpoint(model).save(str(tmp_path / "pretrained"))
+  encoder_model = kaleido_bert.build_encoder_model(TINY)
+  kaleido_bert.encoder_checkpoint(encoder_model).restore(path).assert_existing_objects_matched()
+  batch = make_batch()
+  outputs = encoder_model(model_inputs(encoder_model, batch), training=False)
+  assert outputs["sequence_output"].shape == (BATCH, TINY.sequence_length, TINY.hidden_size)
+  assert outputs["pooled_output"].shape == (BATCH, TINY.hidden_size)
+  expected = model.get_layer("encoder")(
+      {"input_word_ids": batch["input_word_ids"], "input_mask": batch["input_mask"],
+       "patch_boxes": batch["patch_boxes"],
+       "patch_features": model.get_layer("patch_embedder")(batch["patches"])}, training=False)
+  np.testing.assert_allclose(outputs["pooled_output"], expected["pooled_output"], atol=1e-5)
+
+
+def test_resnet50_backbone_is_frozen_with_2048_features():
+  embedder = patch_embedder.PatchEmbedder("resnet50", patch_size=32)
+  patches = np.random.default_rng(0).integers(0, 256, (1, 1, 32, 32, 3), np.uint8)
+  inference = embedder(patches, training=False)
+  assert inference.shape == (1, 1, 2048) and not embedder.trainable_weights
+  np.testing.assert_allclose(embedder(patches, training=True), inference, rtol=1e-5, atol=1e-5)
