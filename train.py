@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
+from absl import logging
 
 from kaleido import config as config_lib  # pylint: disable=wrong-import-position
 from kaleido import errors  # pylint: disable=wrong-import-position
@@ -25,7 +26,7 @@ _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints and TensorBoard
 _TRAIN_DATA = flags.DEFINE_string("train_data", "demo",
                                   "A folder prepared by data/prepare.py, or `demo`.")
 _DEMO_DIR = flags.DEFINE_string("demo_dir", "workdir/demo", "Where --train_data=demo lives.")
-_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 1000, "Optimizer steps in total.")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 50000, "Optimizer steps in total.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Global batch size, split across replicas.")
 _STRATEGY = flags.DEFINE_enum("strategy", "one_device",
                               ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
@@ -51,6 +52,10 @@ _BACKBONE = flags.DEFINE_enum("backbone", "resnet50", list(config_lib.BACKBONES)
                               "Patch feature extractor (`small` for quick runs).")
 _BACKBONE_TRAINABLE = flags.DEFINE_bool("backbone_trainable", False,
                                         "Train the patch backbone (default: frozen).")
+_BACKBONE_WEIGHTS = flags.DEFINE_string(
+    "backbone_weights", "", "Keras .h5 weights of the backbone, e.g. ImageNet ResNet-50 "
+    "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5); `random` keeps a random "
+    "initialisation on purpose.")
 _TASKS = flags.DEFINE_list("tasks", list(config_lib.ALL_LOSSES),
                            "Pre-training losses to use (Table 4 ablations), e.g. amlm,itm,rr.")
 _LOSS_WEIGHTS = flags.DEFINE_list("loss_weights", [],
@@ -65,11 +70,40 @@ def _loss_weights() -> tuple[tuple[str, float], ...]:
   weights = dict.fromkeys(config_lib.ALL_LOSSES, 1.0)
   for item in _LOSS_WEIGHTS.value:
     name, _, value = item.partition("=")
-    if name not in weights or not value:
+    try:
+      weight = float(value)
+    except ValueError:
+      weight = -1.0
+    if name not in weights or weight < 0:
       raise errors.KaleidoError(f"--loss_weights item {item!r} is not name=value with a name in "
-                                f"{', '.join(config_lib.ALL_LOSSES)}.")
-    weights[name] = float(value)
+                                f"{', '.join(config_lib.ALL_LOSSES)} and a value >= 0.")
+    weights[name] = weight
   return tuple(weights.items())
+
+
+def _check_flags() -> None:
+  """Flag combinations that cannot work, reported before anything starts."""
+  positive = {"train_steps": _TRAIN_STEPS.value, "batch_size": _BATCH_SIZE.value,
+              "checkpoint_every": _CHECKPOINT_EVERY.value, "summary_every": _SUMMARY_EVERY.value}
+  for name, value in positive.items():
+    if value < 1:
+      raise errors.KaleidoError(f"--{name}={value} must be at least 1.")
+  if not 0 <= _WARMUP_STEPS.value <= _TRAIN_STEPS.value:
+    raise errors.KaleidoError(
+        f"--warmup_steps={_WARMUP_STEPS.value} must be between 0 and --train_steps="
+        f"{_TRAIN_STEPS.value} (the paper warms up for 5,000 steps).")
+  if _HIDDEN_SIZE.value % _NUM_HEADS.value:
+    raise errors.KaleidoError(f"--hidden_size={_HIDDEN_SIZE.value} must be divisible by "
+                              f"--num_heads={_NUM_HEADS.value}.")
+  if (_BACKBONE.value == "resnet50" and not _BACKBONE_TRAINABLE.value and
+      not _BACKBONE_WEIGHTS.value):
+    raise errors.KaleidoError(
+        "--backbone=resnet50 is frozen but has no --backbone_weights, so its patch features "
+        "would be random; pass the ImageNet weights file, or --backbone_weights=random on "
+        "purpose, or --backbone=small.")
+  if _BACKBONE_WEIGHTS.value not in ("", "random") and not os.path.isfile(
+      _BACKBONE_WEIGHTS.value):
+    raise errors.KaleidoError(f"--backbone_weights={_BACKBONE_WEIGHTS.value!r} is not a file.")
 
 
 def _tasks() -> tuple[str, ...]:
@@ -91,14 +125,15 @@ def _train_data() -> str:
 @cli.user_errors_as_messages
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint INFO lines are noise here
+  _check_flags()
+  # Multi-worker strategies configure the runtime, so they come before any other TensorFlow work.
+  from kaleido.training import distribute  # pylint: disable=g-import-not-at-top
+  strategy = distribute.create_strategy(_STRATEGY.value, _TPU.value)
   from kaleido.pretraining import inputs  # pylint: disable=g-import-not-at-top
   from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   from kaleido.text import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
-  from kaleido.training import distribute  # pylint: disable=g-import-not-at-top
   from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
-  strategy = distribute.create_strategy(_STRATEGY.value, _TPU.value)  # before other TF work
-  if _TRAIN_STEPS.value < 1 or _BATCH_SIZE.value < 1:
-    raise errors.KaleidoError("--train_steps and --batch_size must be at least 1.")
   task = config_lib.TaskConfig(enabled=_tasks(), weights=_loss_weights(), masking=_MASKING.value,
                                hard_negatives=_HARD_NEGATIVES.value)
   train_data = _train_data()
@@ -114,7 +149,9 @@ def main(argv):
           num_layers=_NUM_LAYERS.value, num_heads=_NUM_HEADS.value,
           intermediate_size=_INTERMEDIATE_SIZE.value, max_seq_length=manifest.max_seq_length,
           patch_size=manifest.patch_size, backbone=_BACKBONE.value,
-          backbone_trainable=_BACKBONE_TRAINABLE.value, dropout_rate=_DROPOUT.value,
+          backbone_trainable=_BACKBONE_TRAINABLE.value,
+          backbone_weights="" if _BACKBONE_WEIGHTS.value == "random" else _BACKBONE_WEIGHTS.value,
+          dropout_rate=_DROPOUT.value,
           attention_dropout_rate=_DROPOUT.value),
       task=task,
       train=config_lib.TrainConfig(
@@ -124,9 +161,6 @@ def main(argv):
           warmup_steps=_WARMUP_STEPS.value, weight_decay=_WEIGHT_DECAY.value,
           mixed_precision=_MIXED_PRECISION.value, seed=_SEED.value,
           checkpoint_every=_CHECKPOINT_EVERY.value, summary_every=_SUMMARY_EVERY.value))
-  if _HIDDEN_SIZE.value % _NUM_HEADS.value:
-    raise errors.KaleidoError(f"--hidden_size={_HIDDEN_SIZE.value} must be divisible by "
-                              f"--num_heads={_NUM_HEADS.value}.")
   os.makedirs(_MODEL_DIR.value, exist_ok=True)
   result = trainer.Pretrainer(config, inputs.special_ids(tokenizer), strategy).run()
   summary = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.losses.items()))

@@ -26,6 +26,7 @@ class ModelConfig:
   patch_size: int = 64
   backbone: str = "resnet50"  # "small": a few conv layers, for quick runs and tests
   backbone_trainable: bool = False  # frozen: inference-mode batch norm, no gradient
+  backbone_weights: str = ""  # a Keras .h5 weights file of the backbone ("" = random init)
   feature_size: int = 2048  # patch feature size (ResNet-50 global pool)
   dropout_rate: float = 0.1
   attention_dropout_rate: float = 0.1

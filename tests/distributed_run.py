@@ -24,6 +24,7 @@ def main() -> None:
   parser.add_argument("--batch_size", type=int, default=8)
   parser.add_argument("--input_mode", default="global")
   parser.add_argument("--checkpoint_every", type=int, default=1000)
+  parser.add_argument("--mixed_precision", default="none")
   args = parser.parse_args()
 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -54,6 +55,7 @@ def main() -> None:
           model_dir=args.model_dir, train_data=args.data, train_steps=args.steps,
           batch_size=args.batch_size, strategy=args.strategy, input_mode=args.input_mode,
           learning_rate=1e-3, warmup_steps=0, checkpoint_every=args.checkpoint_every,
+          mixed_precision=args.mixed_precision,
           summary_every=1, image_summary_every=1000))
   result = trainer.Pretrainer(config, inputs.special_ids(tokenizer), strategy).run()
   print(json.dumps({"step": result.step, "losses": result.losses,

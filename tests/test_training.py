@@ -6,6 +6,7 @@ and TF_CONFIG must be set before TensorFlow starts.
 
 import glob
 import json
+import math
 import os
 import signal
 import socket
@@ -128,3 +129,18 @@ def test_sigterm_saves_and_a_rerun_resumes(data, tmp_path):
   assert glob.glob(os.path.join(model_dir, "checkpoints", f"ckpt-{stopped_at}.index"))
   resumed, stderr = _result(_run(data, model_dir, f"--steps={stopped_at + 1}"))
   assert f"at step {stopped_at}" in stderr and resumed["step"] == stopped_at + 1
+
+
+def test_mixed_bfloat16_matches_float32(data, single_device, tmp_path):
+  result, _ = _result(_run(data, str(tmp_path), "--mixed_precision=mixed_bfloat16"))
+  assert result["step"] == 3
+  # Same data and initial weights as float32: the losses agree to bfloat16 accuracy.
+  _assert_close(result["losses"], single_device[0]["losses"], 0.05)
+
+
+def test_mixed_float16_trains_with_loss_scaling(data, tmp_path):
+  # The dynamic loss scale skips the first updates whose scaled gradients overflow, so the
+  # weights (and losses) after 3 steps differ from float32; they must stay finite.
+  result, _ = _result(_run(data, str(tmp_path), "--mixed_precision=mixed_float16"))
+  assert result["step"] == 3
+  assert all(math.isfinite(result["losses"][name]) for name in LOSSES)

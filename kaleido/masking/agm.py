@@ -24,7 +24,7 @@ from kaleido.patches import kaleido_grid
 
 AGM_LEVELS = (3, 4, 5)
 PATCH_TASKS = ("cp", "g2cm", "b2cm")  # the task that masks patches at each of AGM_LEVELS
-_PATCH_LEVELS = tf.constant(kaleido_grid.patch_levels())
+_PATCH_LEVELS = kaleido_grid.patch_levels()  # NumPy: no TensorFlow work at import time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +103,7 @@ def _traverse_pairs(tokens: tf.Tensor, patches: tf.Tensor, usable: tf.Tensor,
 
   def visit(i, token_masked, patch_masked):
     token, patch = tokens[i], patches[i]
-    same_level = _PATCH_LEVELS == _PATCH_LEVELS[patch]
+    same_level = tf.equal(_PATCH_LEVELS, tf.gather(_PATCH_LEVELS, patch))
     token_ok = (~token_masked[token] & ~tf.reduce_any(adjacency[token] & patch_masked) &
                 (_count(token_masked) < budget))
     patch_ok = (~patch_masked[patch] & ~tf.reduce_any(adjacency[:, patch] & token_masked) &

@@ -9,6 +9,7 @@ A disabled task leaves the pixels untouched and its label 0. Seeds are `(2,)` in
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from kaleido import config as config_lib
@@ -17,7 +18,7 @@ from kaleido.masking import agm
 from kaleido.patches import kaleido_grid
 from kaleido.pretraining import features
 
-_JIGSAW = tf.constant(features.JIGSAW_PERMUTATIONS, tf.int32)
+_JIGSAW = np.asarray(features.JIGSAW_PERMUTATIONS, np.int32)  # no TensorFlow work at import
 _L2 = kaleido_grid.level_slice(2)
 _L3_START = kaleido_grid.LEVEL_STARTS[2]
 
@@ -29,7 +30,7 @@ def rotate_l1(patches: tf.Tensor, rotation: tf.Tensor) -> tf.Tensor:
 
 def permute_l2(patches: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
   """L2 slot i shows the original L2 patch `JIGSAW_PERMUTATIONS[label][i]`; boxes are not moved."""
-  shuffled = tf.gather(patches[_L2], _JIGSAW[label])
+  shuffled = tf.gather(patches[_L2], tf.gather(_JIGSAW, label))
   return tf.concat([patches[:_L2.start], shuffled, patches[_L2.stop:]], axis=0)
 
 

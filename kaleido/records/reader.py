@@ -105,6 +105,11 @@ def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = Fal
   config = reader_config(manifest, max_alignments)
   files = tf.data.Dataset.from_tensor_slices(manifest.shard_paths(folder))
   if input_context and input_context.num_input_pipelines > 1:
+    if len(manifest.shards) < input_context.num_input_pipelines:
+      raise manifest_lib.ManifestError(
+          f"{folder!r} has {len(manifest.shards)} shards, fewer than the "
+          f"{input_context.num_input_pipelines} input pipelines that each read their own; "
+          "re-prepare it with --num_shards >= that, or train with --input_mode=global.")
     files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   if shuffle:
     files = files.shuffle(len(manifest.shards), seed=seed, reshuffle_each_iteration=True)

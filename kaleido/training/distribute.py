@@ -10,6 +10,7 @@ The global batch is always `batch_size`. Two ways to feed it:
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import tensorflow as tf
@@ -41,6 +42,26 @@ def create_strategy(name: str, tpu_address: str = "") -> tf.distribute.Strategy:
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
   raise errors.KaleidoError(f"--strategy={name!r} is not one of {', '.join(STRATEGIES)}.")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes checkpoints and summaries (always, outside multi-worker)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  cluster = resolver.cluster_spec().as_dict() if resolver else {}
+  if not cluster:
+    return True
+  if resolver.task_type == "chief":
+    return True
+  return "chief" not in cluster and resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def writer_dir(strategy: tf.distribute.Strategy, model_dir: str) -> str:
+  """`model_dir` for the chief; a private scratch folder inside it for the other workers, which
+  must still take part in saving but whose copies are thrown away."""
+  if is_chief(strategy):
+    return model_dir
+  resolver = strategy.cluster_resolver
+  return os.path.join(model_dir, f".scratch-{resolver.task_type}-{resolver.task_id}")
 
 
 def check_batch_size(strategy: tf.distribute.Strategy, global_batch_size: int) -> int:

@@ -7,9 +7,11 @@ same global batch.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -37,7 +39,7 @@ class TrainingError(errors.KaleidoError):
 
 @dataclasses.dataclass
 class TrainResult:
-  """Where a run stopped and its last logged losses."""
+  """Where a run stopped and its losses averaged over the last summary window."""
   step: int
   losses: dict[str, float]
   interrupted: bool = False
@@ -82,19 +84,25 @@ class Pretrainer:
     self.strategy = strategy or distribute.create_strategy(train.strategy, train.tpu_address)
     distribute.check_batch_size(self.strategy, train.batch_size)
     with self.strategy.scope():
-      self.model = kaleido_bert.build_pretraining_model(config.model, config.task)
+      self.model = kaleido_bert.build_pretraining_model(
+          config.model, config.task, config.model.backbone_weights or None)
       self.optimizer = optimization.create_optimizer(
           train.learning_rate, train.train_steps, train.warmup_steps, train.weight_decay,
           train.mixed_precision)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                             step=self.step)
+    self._checkpoint_dir = os.path.join(train.model_dir, "checkpoints")
+    self._writer_dir = distribute.writer_dir(self.strategy, train.model_dir)
     self.manager = tf.train.CheckpointManager(
-        self.checkpoint, os.path.join(train.model_dir, "checkpoints"),
+        self.checkpoint, os.path.join(self._writer_dir, "checkpoints"),
         max_to_keep=train.max_checkpoints)
     self._special_ids = special_ids
     self._data_seed = train.seed
     self._input_keys = list(self.model.input)
+    self._reported = {"total"} | set(config.task.enabled) | {
+        accuracy for name, (_, _, accuracy) in losses_lib.CLASSIFIERS.items()
+        if config.task.is_enabled(name)}
     self._train_step = self._make_train_step()
 
   def _dataset_fn(self, batch_size: int, context):
@@ -106,37 +114,42 @@ class Pretrainer:
     task = self.config.task
     float16 = self.config.train.mixed_precision == "mixed_float16"
 
-    def replica_step(batch):
+    def replica_step(batch, stop_requested):
       with tf.GradientTape() as tape:
         outputs = self.model({k: batch[k] for k in self._input_keys}, training=True)
         scaled = losses_lib.replica_losses(batch, outputs, task)
         total = scaled["total"]
         loss_for_gradient = self.optimizer.get_scaled_loss(total) if float16 else total
       variables = self.model.trainable_variables
-      gradients = tape.gradient(loss_for_gradient, variables)
+      # Heads of disabled tasks get zeros, not None, so the cross-replica sum can take them.
+      gradients = tape.gradient(loss_for_gradient, variables,
+                                unconnected_gradients=tf.UnconnectedGradients.ZERO)
       # Sum across replicas first, then clip: clipping per replica (what the optimizer would do)
       # makes the update depend on the number of replicas.
-      gradients = tf.distribute.get_replica_context().all_reduce(
-          tf.distribute.ReduceOp.SUM, gradients)
+      context = tf.distribute.get_replica_context()
+      gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
       if float16:
         gradients = self.optimizer.get_unscaled_gradients(gradients)
       gradients, _ = tf.clip_by_global_norm(gradients, self.config.train.clip_norm)
       self.optimizer.apply_gradients(zip(gradients, variables),
                                      experimental_aggregate_gradients=False)
       metrics = losses_lib.replica_metrics(batch, outputs)
-      return {**scaled, **metrics}
+      values = {k: v for k, v in {**scaled, **metrics}.items() if k in self._reported}
+      return values, tf.identity(stop_requested)
 
     @tf.function
-    def train_step(batch):
-      per_replica = self.strategy.run(replica_step, args=(batch,))
+    def train_step(batch, stop_requested):
+      values, stop = self.strategy.run(replica_step, args=(batch, stop_requested))
       self.step.assign_add(1)
-      return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-              for name, value in per_replica.items()}
+      reduced = {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                 for name, value in values.items()}
+      # A SIGTERM seen by any worker stops all of them at the same step.
+      return reduced, self.strategy.reduce(tf.distribute.ReduceOp.SUM, stop, axis=None) > 0
 
     return train_step
 
   def _restore(self) -> int:
-    latest = self.manager.latest_checkpoint
+    latest = tf.train.latest_checkpoint(self._checkpoint_dir)
     if latest:
       try:
         self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -151,8 +164,26 @@ class Pretrainer:
     patches = self.strategy.experimental_local_results(batch["patches"])[0]
     strips = [pictures.kaleido_strip(p) for p in np.asarray(patches)[:3]]
     with writer.as_default():
-      tf.summary.image("kaleido_patches_after_transforms",
-                       np.stack(strips)[..., :3], step=step, max_outputs=3)
+      tf.summary.image("kaleido_patches_after_transforms", np.stack(strips), step=step,
+                       max_outputs=3)
+
+  def _write_scalars(self, writer, values: dict[str, float], step: int,
+                     examples_per_second: float) -> None:
+    with writer.as_default():
+      for name, value in values.items():
+        group = "accuracy" if name.endswith("_accuracy") else "loss"
+        tf.summary.scalar(f"{group}/{name}", value, step=step)
+      tf.summary.scalar("learning_rate",
+                        optimization.current_learning_rate(self.optimizer), step=step)
+      tf.summary.scalar("examples_per_second", examples_per_second, step=step)
+
+  def _check_finite(self, values: dict[str, float], step: int) -> None:
+    if not math.isfinite(values["total"]):
+      raise TrainingError(
+          f"The loss became {values['total']} at step {step} "
+          f"({', '.join(f'{k}={v:.4g}' for k, v in values.items())}); training stopped and the "
+          f"last good checkpoint ({tf.train.latest_checkpoint(self._checkpoint_dir) or 'none'}) "
+          "is kept. Lower --learning_rate or use --mixed_precision=none.")
 
   def run(self) -> TrainResult:
     """Trains until `train_steps`, resuming from the latest checkpoint of `model_dir`."""
@@ -164,50 +195,55 @@ class Pretrainer:
       return TrainResult(step=start, losses={})
     # A resumed run draws new examples and masks instead of replaying those of the first steps.
     self._data_seed = train.seed * 1_000_003 + start
-    dataset = distribute.distribute_dataset(self.strategy, self._dataset_fn, train.batch_size,
-                                            train.input_mode)
-    iterator = iter(dataset)
-    writer = tf.summary.create_file_writer(os.path.join(train.model_dir, "train"))
+    iterator = iter(distribute.distribute_dataset(self.strategy, self._dataset_fn,
+                                                  train.batch_size, train.input_mode))
+    chief = distribute.is_chief(self.strategy)
+    writer = (tf.summary.create_file_writer(os.path.join(train.model_dir, "train")) if chief
+              else tf.summary.create_noop_writer())
     progress = progress_lib.Progress(train.train_steps, "train", unit="steps", initial=start)
+    window = _Window()
     last: dict[str, float] = {}
-    window_start, window_steps = time.monotonic(), 0
+    step, stopped = start, False
     with _StopRequest() as stop:
-      step = start
-      while step < train.train_steps:
+      while step < train.train_steps and not stopped:
         batch = next(iterator)
-        if step == start or step % train.image_summary_every == 0:
+        if chief and (step == start or step % train.image_summary_every == 0):
           self._write_patch_images(writer, batch, step)
-        values = {k: float(v) for k, v in self._train_step(batch).items()}
-        step += 1
-        window_steps += 1
-        if not math.isfinite(values["total"]):
-          raise TrainingError(
-              f"The loss became {values['total']} at step {step} "
-              f"({', '.join(f'{k}={v:.4g}' for k, v in values.items())}); training stopped and "
-              f"the last good checkpoint ({self.manager.latest_checkpoint or 'none'}) is kept. "
-              "Lower --learning_rate or use --mixed_precision=none.")
-        last = values
-        progress.update()
+        values, stop_all = self._train_step(batch, tf.constant(float(stop.requested)))
+        values = {k: float(v) for k, v in values.items()}
+        step, stopped = step + 1, bool(stop_all)
+        self._check_finite(values, step)
+        window.add(values)
+        progress.update(1, f"loss {values['total']:.3f}")
         if step % train.summary_every == 0 or step == train.train_steps:
-          seconds = time.monotonic() - window_start
-          self._write_scalars(writer, values, step, window_steps * train.batch_size / seconds)
-          window_start, window_steps = time.monotonic(), 0
-        if step % train.checkpoint_every == 0 or step == train.train_steps or stop.requested:
+          last = window.means()
+          self._write_scalars(writer, last, step, window.steps_per_second() * train.batch_size)
+          window = _Window()
+        if step % train.checkpoint_every == 0 or step == train.train_steps or stopped:
           self.manager.save(checkpoint_number=step)
-        if stop.requested:
-          print(f"Stopped by SIGTERM at step {step}; checkpoint saved.", file=sys.stderr)
-          progress.close()
-          return TrainResult(step=step, losses=last, interrupted=True)
     progress.close()
     writer.flush()
-    return TrainResult(step=step, losses=last)
+    if not chief:
+      shutil.rmtree(self._writer_dir, ignore_errors=True)
+    if stopped:
+      print(f"Stopped by SIGTERM at step {step}; checkpoint saved.", file=sys.stderr)
+    return TrainResult(step=step, losses=last or window.means(), interrupted=stopped)
 
-  def _write_scalars(self, writer, values: dict[str, float], step: int,
-                     examples_per_second: float) -> None:
-    with writer.as_default():
-      for name, value in values.items():
-        group = "accuracy" if name.endswith("_accuracy") else "loss"
-        tf.summary.scalar(f"{group}/{name}", value, step=step)
-      tf.summary.scalar("learning_rate",
-                        optimization.current_learning_rate(self.optimizer), step=step)
-      tf.summary.scalar("examples_per_second", examples_per_second, step=step)
+
+class _Window:
+  """Sums of the logged values since the last summary, for window means and speed."""
+
+  def __init__(self):
+    self._sums: collections.Counter = collections.Counter()
+    self._steps = 0
+    self._start = time.monotonic()
+
+  def add(self, values: dict[str, float]) -> None:
+    self._sums.update(values)
+    self._steps += 1
+
+  def means(self) -> dict[str, float]:
+    return {name: total / self._steps for name, total in self._sums.items()}
+
+  def steps_per_second(self) -> float:
+    return self._steps / max(time.monotonic() - self._start, 1e-9)

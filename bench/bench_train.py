@@ -1,0 +1,158 @@
+r"""Pre-training speed against this machine's matmul peak (a benchmark, not a test).
+
+  python bench/bench_train.py                       # paper and demo sizes, fp32 and bf16
+  python bench/bench_train.py --sizes paper --precisions none --steps 4
+
+For each (size, precision) it runs, in a fresh process, the real training step of
+kaleido.training.trainer (model, seven losses, masking and the tf.data input pipeline on a prepared
+demo folder) and prints examples/s, the counted FLOPs per example (frozen ResNet forward once, the
+rest forward + backward = 3x forward) and the achieved FLOP/s as a share of the float32 matmul peak
+measured in the same run. It also prints the input pipeline's own examples/s.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # pylint: disable=wrong-import-position
+from absl import flags
+
+_SIZES = flags.DEFINE_list("sizes", ["paper", "demo"], "Model sizes to measure.")
+_PRECISIONS = flags.DEFINE_list("precisions", ["none", "mixed_bfloat16"], "Precision policies.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Global batch size.")
+_STEPS = flags.DEFINE_integer("steps", 6, "Timed steps (after 2 warm-up steps).")
+_DATA = flags.DEFINE_string("data", "", "A prepared folder (default: a fresh demo one).")
+_SINGLE = flags.DEFINE_string("single", "", "Internal: measure one `size,precision` and exit.")
+
+SIZES = {
+    "paper": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
+                  backbone="resnet50"),
+    "demo": dict(hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512,
+                 backbone="small"),
+}
+
+
+def matmul_peak(dtype, size: int = 2048, chain: int = 8, repeats: int = 4) -> float:
+  """Best FLOP/s of chained square matmuls (chained so no multiplication can be skipped)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  a = tf.cast(tf.random.normal([size, size]), dtype)
+  b = tf.cast(tf.random.normal([size, size]) / size ** 0.5, dtype)
+
+  @tf.function
+  def chained(x):
+    for _ in range(chain):
+      x = tf.matmul(x, b)
+    return x
+
+  chained(a).numpy()
+  best = 0.0
+  for _ in range(repeats):
+    start = time.perf_counter()
+    chained(a).numpy()
+    best = max(best, 2 * size ** 3 * chain / (time.perf_counter() - start))
+  return best
+
+
+def _training_flops(trainer, batch) -> tuple[float, float]:
+  """(frozen backbone forward FLOPs, FLOPs of everything else forward) per example."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from kaleido.utils import flops  # pylint: disable=g-import-not-at-top
+  model = trainer.model
+  inputs = {k: batch[k] for k in model.input}
+  total = flops.function_flops(lambda x: model(x, training=False), inputs)
+  embedder = model.get_layer("patch_embedder")
+  patches = tf.concat([batch["patches"], batch["grey_targets"]], axis=1)
+  backbone = flops.function_flops(lambda p: embedder(p, training=False), patches)
+  size = batch["patches"].shape[0]
+  return backbone / size, (total - backbone) / size
+
+
+def measure_one(size: str, precision: str, data: str) -> dict:
+  """Runs the trainer's step on `data` and returns the figures (run in its own process)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.pretraining import inputs  # pylint: disable=g-import-not-at-top
+  from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.text import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+
+  peak = matmul_peak(tf.float32)
+  manifest = manifest_lib.load(data)
+  tokenizer = tokenizer_lib.KaleidoTokenizer(manifest.vocab_file, manifest.max_seq_length)
+  with tempfile.TemporaryDirectory() as model_dir:
+    config = config_lib.KaleidoConfig(
+        model=config_lib.ModelConfig(vocab_size=tokenizer.vocab_size,
+                                     max_seq_length=manifest.max_seq_length,
+                                     patch_size=manifest.patch_size, **SIZES[size]),
+        task=config_lib.TaskConfig(),
+        train=config_lib.TrainConfig(model_dir=model_dir, train_data=data, train_steps=1000,
+                                     batch_size=_BATCH_SIZE.value, mixed_precision=precision,
+                                     warmup_steps=10))
+    special_ids = inputs.special_ids(tokenizer)
+    trainer = trainer_lib.Pretrainer(config, special_ids)
+    dataset = inputs.pretraining_dataset(data, _BATCH_SIZE.value, config.task, special_ids, 0)
+    iterator = iter(dataset)
+    pipeline_start = time.perf_counter()
+    for _ in range(10):
+      next(iterator)
+    pipeline_rate = 10 * _BATCH_SIZE.value / (time.perf_counter() - pipeline_start)
+    backbone_flops, rest_flops = _training_flops(trainer, next(iterator))
+    distributed = iter(trainer.strategy.distribute_datasets_from_function(
+        lambda context: inputs.pretraining_dataset(data, _BATCH_SIZE.value, config.task,
+                                                   special_ids, 0, context)))
+    no_stop = tf.constant(0.0)
+    for _ in range(2):
+      trainer._train_step(next(distributed), no_stop)  # pylint: disable=protected-access
+    start = time.perf_counter()
+    for _ in range(_STEPS.value):
+      values, _ = trainer._train_step(next(distributed), no_stop)  # pylint: disable=protected-access
+      float(values["total"])
+    rate = _STEPS.value * _BATCH_SIZE.value / (time.perf_counter() - start)
+  step_flops = backbone_flops + 3 * rest_flops
+  return {"size": size, "precision": precision, "examples_per_s": rate,
+          "gflop_per_example": step_flops / 1e9, "backbone_gflop": backbone_flops / 1e9,
+          "rest_forward_gflop": rest_flops / 1e9, "fp32_peak_gflops": peak / 1e9,
+          "share_of_fp32_peak": rate * step_flops / peak, "pipeline_examples_per_s": pipeline_rate}
+
+
+def _demo_folder(tmp: str) -> str:
+  from kaleido.demo import pipeline  # pylint: disable=g-import-not-at-top
+  return pipeline.ensure_demo_data(pipeline.DemoConfig(
+      work_dir=tmp, num_train_products=150, num_validation_products=5), log=lambda _: None
+                                   ).train_dir
+
+
+def main(argv):
+  del argv
+  if _SINGLE.value:
+    size, precision = _SINGLE.value.split(",")
+    print(json.dumps(measure_one(size, precision, _DATA.value)))
+    return
+  with tempfile.TemporaryDirectory() as tmp:
+    data = _DATA.value or _demo_folder(tmp)
+    print(f"batch {_BATCH_SIZE.value}, {_STEPS.value} timed steps, {os.cpu_count()} cpus")
+    for size in _SIZES.value:
+      for precision in _PRECISIONS.value:
+        result = subprocess.run(
+            [sys.executable, __file__, f"--single={size},{precision}", f"--data={data}",
+             f"--batch_size={_BATCH_SIZE.value}", f"--steps={_STEPS.value}"],
+            capture_output=True, text=True, check=False)
+        if result.returncode:
+          print(f"{size} {precision}: failed\n{result.stderr[-2000:]}")
+          continue
+        r = json.loads(result.stdout.strip().splitlines()[-1])
+        print(f"{size:5s} {precision:14s} {r['examples_per_s']:7.2f} examples/s  "
+              f"{r['gflop_per_example']:6.1f} GFLOP/example (backbone fwd "
+              f"{r['backbone_gflop']:.1f} + 3 x {r['rest_forward_gflop']:.1f})  "
+              f"{100 * r['share_of_fp32_peak']:5.1f}% of fp32 peak "
+              f"({r['fp32_peak_gflops']:.0f} GFLOP/s)  input pipeline "
+              f"{r['pipeline_examples_per_s']:.0f} examples/s")
+
+
+if __name__ == "__main__":
+  app.run(main)
