@@ -29,7 +29,6 @@ _WORKERS = flags.DEFINE_integer("workers", 2, "Image worker processes.")
 def main(argv):
   del argv
   # TensorFlow is imported here, not at the top: spawned workers re-import this script.
-  import cv2  # pylint: disable=g-import-not-at-top
   from kaleido.demo import pipeline  # pylint: disable=g-import-not-at-top
   from kaleido.patches import pictures  # pylint: disable=g-import-not-at-top
   from kaleido.records import reader  # pylint: disable=g-import-not-at-top
@@ -40,7 +39,7 @@ def main(argv):
   strips = [pictures.kaleido_strip(e["patches"], caption=e["text"].decode())
             for e in reader.make_dataset(data.train_dir).take(4).as_numpy_iterator()]
   picture = os.path.join(_WORK_DIR.value, "kaleido_patches.png")
-  cv2.imwrite(picture, cv2.cvtColor(pictures.stack_rows(strips), cv2.COLOR_RGB2BGR))
+  pictures.write_png(picture, pictures.stack_rows(strips))
   print(f"Demo data ready: train {data.train_dir}, validation {data.validation_dir}; "
         f"kaleido patches of 4 examples: {picture}")
 

@@ -67,3 +67,23 @@ def write_vocab(folder: str) -> str:
   with open(path, "w", encoding="utf-8") as f:
     f.write("\n".join(VOCAB_TOKENS) + "\n")
   return path
+
+
+def prepared_demo(folder: str, num_products: int, seed: int, patch_size: int = 16,
+                  max_seq_length: int = 32, num_shards: int = 0) -> str:
+  """A demo catalog prepared with a small learned vocabulary; returns the prepared folder."""
+  from kaleido.demo import generator as demo  # pylint: disable=g-import-not-at-top
+  from kaleido.patches import generator  # pylint: disable=g-import-not-at-top
+  from kaleido.records import prepare  # pylint: disable=g-import-not-at-top
+  from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
+  catalog_path = os.path.join(folder, "demo.h5")
+  demo.make_demo_catalog(catalog_path, num_products, seed=seed)
+  vocab_file = os.path.join(folder, "vocab.txt")
+  vocab.write_vocab(vocab_file, vocab.learn_vocab(
+      vocab.catalog_texts(catalog_path, "description"), 400, min_token_count=2))
+  output_dir = os.path.join(folder, "prepared")
+  prepare.prepare_catalog(prepare.PrepareConfig(
+      input_path=catalog_path, output_dir=output_dir, vocab_file=vocab_file,
+      patch=generator.PatchConfig(patch_size=patch_size), max_seq_length=max_seq_length,
+      workers=0, num_shards=num_shards))
+  return output_dir

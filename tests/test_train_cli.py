@@ -12,31 +12,19 @@ import sys
 import pytest
 
 from kaleido import config as config_lib
-from kaleido.demo import generator as demo
-from kaleido.patches import generator
 from kaleido.pretraining import inputs
 from kaleido.records import manifest as manifest_lib
-from kaleido.records import prepare
 from kaleido.text import tokenizer as tokenizer_lib
-from kaleido.text import vocab
 from kaleido.training import trainer as trainer_lib
+from tests import catalogs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module", name="data")
 def fixture_data(tmp_path_factory):
-  folder = tmp_path_factory.mktemp("train_cli")
-  catalog_path = str(folder / "demo.h5")
-  demo.make_demo_catalog(catalog_path, 10, seed=4)
-  vocab_file = str(folder / "vocab.txt")
-  vocab.write_vocab(vocab_file, vocab.learn_vocab(
-      vocab.catalog_texts(catalog_path, "description"), 300, min_token_count=2))
-  output_dir = str(folder / "prepared")
-  prepare.prepare_catalog(prepare.PrepareConfig(
-      input_path=catalog_path, output_dir=output_dir, vocab_file=vocab_file,
-      patch=generator.PatchConfig(patch_size=16), max_seq_length=24, workers=0))
-  return output_dir
+  return catalogs.prepared_demo(str(tmp_path_factory.mktemp("train_cli")), 10, seed=4,
+                                max_seq_length=24)
 
 
 def _train(tmp_path, *flags, env=None):

@@ -17,10 +17,7 @@ import time
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from kaleido.demo import generator as demo
-from kaleido.patches import generator
-from kaleido.records import prepare
-from kaleido.text import vocab
+from tests import catalogs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(REPO_ROOT, "tests", "distributed_run.py")
@@ -30,17 +27,8 @@ LOSSES = ("amlm", "itm", "rr", "jps", "cp", "g2cm", "b2cm", "total")
 @pytest.fixture(scope="module", name="data")
 def fixture_data(tmp_path_factory):
   """A small prepared demo folder: 16-pixel patches, 32 text positions, 2 shards."""
-  folder = tmp_path_factory.mktemp("pretrain_data")
-  catalog_path = str(folder / "demo.h5")
-  demo.make_demo_catalog(catalog_path, 24, seed=3)
-  vocab_file = str(folder / "vocab.txt")
-  vocab.write_vocab(vocab_file, vocab.learn_vocab(
-      vocab.catalog_texts(catalog_path, "description"), 400, min_token_count=2))
-  output_dir = str(folder / "prepared")
-  prepare.prepare_catalog(prepare.PrepareConfig(
-      input_path=catalog_path, output_dir=output_dir, vocab_file=vocab_file,
-      patch=generator.PatchConfig(patch_size=16), max_seq_length=32, workers=0, num_shards=2))
-  return output_dir
+  return catalogs.prepared_demo(str(tmp_path_factory.mktemp("pretrain_data")), 24, seed=3,
+                                num_shards=2)
 
 
 def _run(data, model_dir, *args, env=None, **kwargs):
@@ -95,13 +83,17 @@ def test_multi_worker_two_processes_matches_one_device(data, single_device, tmp_
   ports = [_free_port(), _free_port()]
   cluster = {"worker": [f"localhost:{port}" for port in ports]}
   processes = [
-      _run(data, str(tmp_path / f"worker{index}"), "--strategy=multi_worker_mirrored",
+      _run(data, str(tmp_path), "--strategy=multi_worker_mirrored",
            env={"TF_CONFIG": json.dumps({"cluster": cluster,
                                          "task": {"type": "worker", "index": index}})})
       for index in range(2)]
   results = [_result(p)[0] for p in processes]
   for result in results:
     _assert_close(result["losses"], single_device[0]["losses"], 1e-4)
+  # Both workers share --model_dir: only the chief's summaries and checkpoints stay there.
+  assert len(glob.glob(str(tmp_path / "train" / "events.out.tfevents.*"))) == 1
+  assert glob.glob(str(tmp_path / "checkpoints" / "ckpt-3.index"))
+  assert not glob.glob(str(tmp_path / ".scratch-*"))
 
 
 def test_resume_continues_at_the_saved_step(data, tmp_path):

@@ -22,7 +22,6 @@ _SKIP = flags.DEFINE_integer("skip", 0, "Examples to skip first.")
 @cli.user_errors_as_messages
 def main(argv):
   del argv
-  import cv2  # pylint: disable=g-import-not-at-top
   from kaleido.patches import pictures  # pylint: disable=g-import-not-at-top
   from kaleido.records import reader  # pylint: disable=g-import-not-at-top
   dataset = reader.make_dataset(_DATA.value).skip(_SKIP.value).take(_COUNT.value)
@@ -35,7 +34,7 @@ def main(argv):
     print(f"error: {_DATA.value!r} has no examples to show.", file=sys.stderr)
     sys.exit(1)
   image = pictures.stack_rows(strips)
-  cv2.imwrite(_OUTPUT.value, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+  pictures.write_png(_OUTPUT.value, image)
   print(f"Wrote {len(strips)} examples to {_OUTPUT.value}")
 
 

@@ -26,6 +26,7 @@ from kaleido.data import fashiongen
 from kaleido.demo import garments
 from kaleido.demo import groundtruth
 from kaleido.demo import text
+from kaleido.utils import files
 
 FORMATS = ("h5", "jsonl")
 EXTENSIONS = {"h5": (".h5", ".hdf5"), "jsonl": (".jsonl",)}
@@ -132,9 +133,9 @@ def _jsonl_lines(path: str, product: DemoProduct) -> list[str]:
 
 
 def _write_lines(path: str, lines: list[str]) -> None:
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    f.write("\n".join(lines) + "\n")
-  os.replace(path + ".tmp", path)
+  with files.atomic_path(path) as tmp_path:
+    with open(tmp_path, "w", encoding="utf-8") as f:
+      f.write("\n".join(lines) + "\n")
 
 
 def _check(output_path: str, num_products: int, image_size: int, fmt: str) -> None:

@@ -23,6 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
+from kaleido.utils import files
+
 FORMAT = "kaleido-demo-groundtruth/1"
 Box = tuple[int, int, int, int]
 
@@ -94,10 +96,9 @@ def save(catalog_path: str, truths: Sequence[ImageTruth]) -> str:
           "words": [{"word": w.word, "kind": w.kind, "box": list(w.box)} for w in t.words],
       } for t in truths],
   }
-  tmp_path = path + ".tmp"
-  with open(tmp_path, "w", encoding="utf-8") as f:
-    json.dump(payload, f)
-  os.replace(tmp_path, path)
+  with files.atomic_path(path) as tmp_path:
+    with open(tmp_path, "w", encoding="utf-8") as f:
+      json.dump(payload, f)
   return path
 
 

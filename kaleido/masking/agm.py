@@ -47,6 +47,9 @@ def check_config(config: config_lib.TaskConfig) -> None:
   if config.masking not in config_lib.MASKING_MODES:
     raise errors.KaleidoError(f"Unknown masking {config.masking!r}; use one of "
                               f"{', '.join(config_lib.MASKING_MODES)}.")
+  if config.num_cp != 1:
+    raise errors.KaleidoError(f"num_cp is {config.num_cp}, but cp_label names one camouflaged "
+                              "patch; use num_cp=1.")
   for level, count in zip(AGM_LEVELS, patch_counts(config)):
     if not 0 < count <= level * level:
       raise errors.KaleidoError(

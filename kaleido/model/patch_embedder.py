@@ -18,13 +18,18 @@ SMALL_FILTERS = (32, 64, 128)
 
 
 def _small_backbone(patch_size: int, feature_size: int) -> tf_keras.Model:
+  """Strided convolutions whose pooled activations at every scale (colour and texture) are
+  projected to `feature_size` and standardised. He-initialised and standardised, the features
+  stay informative and of unit scale even when the backbone is frozen at its random start."""
   inputs = tf_keras.Input((patch_size, patch_size, 3), name="pixels")
-  x = inputs
+  x, pooled = inputs, []
   for i, filters in enumerate(SMALL_FILTERS):
     x = tf_keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu",
-                               name=f"conv{i}")(x)
-  x = tf_keras.layers.GlobalAveragePooling2D(name="pool")(x)
-  features = tf_keras.layers.Dense(feature_size, name="features")(x)
+                               kernel_initializer="he_normal", name=f"conv{i}")(x)
+    pooled.append(tf_keras.layers.GlobalAveragePooling2D(name=f"pool{i}")(x))
+  x = tf_keras.layers.Concatenate(name="scales")(pooled)
+  x = tf_keras.layers.Dense(feature_size, kernel_initializer="he_normal", name="features")(x)
+  features = tf_keras.layers.LayerNormalization(epsilon=1e-6, name="standardise")(x)
   return tf_keras.Model(inputs, features, name="small")
 
 

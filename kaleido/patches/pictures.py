@@ -5,7 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from kaleido import errors
 from kaleido.patches import kaleido_grid
+from kaleido.utils import files
 
 GAP_COLOUR = (255, 255, 255)
 
@@ -48,3 +50,17 @@ def stack_rows(rows: list[np.ndarray], gap: int = 10) -> np.ndarray:
     padded[:, :row.shape[1]] = row
     pieces += [padded, np.full((gap, width, 3), GAP_COLOUR, np.uint8)]
   return np.concatenate(pieces[:-1])
+
+
+def write_png(path: str, image: np.ndarray) -> None:
+  """Writes an RGB uint8 image as PNG, atomically; a clear error if the folder is not writable."""
+  ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+  if not ok:
+    raise errors.KaleidoError(f"Could not encode a {image.shape} picture as PNG for {path!r}.")
+  try:
+    with files.atomic_path(path) as tmp_path:
+      with open(tmp_path, "wb") as f:
+        f.write(encoded.tobytes())
+  except OSError as error:
+    raise errors.KaleidoError(f"Cannot write the picture {path!r} ({error.strerror}); choose a "
+                              "writable --output.") from error

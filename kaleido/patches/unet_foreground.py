@@ -26,6 +26,7 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import errors
+from kaleido.utils import files
 from kaleido.utils import progress as progress_lib
 
 FORMAT = "kaleido-unet-foreground/1"
@@ -144,11 +145,7 @@ def read_config(directory: str) -> UNetConfig:
 
 
 def _write_config(directory: str, config: UNetConfig) -> None:
-  path = _config_path(directory)
-  tmp_path = path + ".tmp"
-  with open(tmp_path, "w", encoding="utf-8") as f:
-    json.dump({"format": FORMAT, **dataclasses.asdict(config)}, f, indent=2)
-  os.replace(tmp_path, path)
+  files.write_json(_config_path(directory), {"format": FORMAT, **dataclasses.asdict(config)})
 
 
 def _load_weights(model: tf_keras.Model, directory: str) -> None:
@@ -168,14 +165,13 @@ def save_checkpoint(directory: str, model: tf_keras.Model, config: UNetConfig, s
   """Writes config and weights (with step and optimizer state) into `directory` atomically."""
   os.makedirs(directory, exist_ok=True)
   _write_config(directory, config)
-  tmp_path = _weights_path(directory) + ".tmp"
-  model.save_weights(tmp_path, save_format="h5")
-  with h5py.File(tmp_path, "a") as f:
-    group = f.create_group(TRAIN_GROUP)
-    group.attrs["step"] = step
-    for i, variable in enumerate(optimizer.variables if optimizer else ()):
-      group.create_dataset(f"optimizer_{i}", data=variable.numpy())
-  os.replace(tmp_path, _weights_path(directory))
+  with files.atomic_path(_weights_path(directory)) as tmp_path:
+    model.save_weights(tmp_path, save_format="h5")
+    with h5py.File(tmp_path, "a") as f:
+      group = f.create_group(TRAIN_GROUP)
+      group.attrs["step"] = step
+      for i, variable in enumerate(optimizer.variables if optimizer else ()):
+        group.create_dataset(f"optimizer_{i}", data=variable.numpy())
 
 
 def _restore_training(directory: str, model: tf_keras.Model,

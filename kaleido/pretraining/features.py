@@ -36,5 +36,3 @@ TEXT_KEYS = ("input_word_ids", "input_mask", "masked_lm_positions", "masked_lm_i
              "masked_lm_weights")
 IMAGE_KEYS = ("patches", "patch_boxes", "blank_positions", "grey_positions", "grey_targets",
               "rr_label", "jps_label", "cp_label")
-LABEL_KEYS = ("masked_lm_ids", "masked_lm_weights", "itm_label", "rr_label", "jps_label",
-              "cp_label")

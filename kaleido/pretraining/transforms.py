@@ -13,7 +13,6 @@ import numpy as np
 import tensorflow as tf
 
 from kaleido import config as config_lib
-from kaleido import errors
 from kaleido.masking import agm
 from kaleido.patches import kaleido_grid
 from kaleido.pretraining import features
@@ -60,9 +59,6 @@ def example_image(patches: tf.Tensor, choice: agm.MaskChoice, config: config_lib
 
   cp_label is chosen here (the L3 patch of `choice`); `camouflage` changes its pixels per batch.
   """
-  if config.num_cp != 1:
-    raise errors.KaleidoError(f"num_cp is {config.num_cp}, but cp_label names one camouflaged "
-                              "patch; use num_cp=1.")
   rotation_seed, jigsaw_seed = tf.unstack(tf.random.split(seed, 2))
   rr_label = _uniform_label(4, config.is_enabled("rr"), rotation_seed)
   jps_label = _uniform_label(len(features.JIGSAW_PERMUTATIONS), config.is_enabled("jps"),

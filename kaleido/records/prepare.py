@@ -233,7 +233,7 @@ def _tasks(config: PrepareConfig, shards: list[int], rows_per_shard: int,
     for chunk_start in range(start, stop, config.chunk_rows):
       yield worker.ChunkTask(
           catalog_path=os.path.abspath(config.input_path), start=chunk_start,
-          stop=min(chunk_start + config.chunk_rows, stop), shard=shard,
+          stop=min(chunk_start + config.chunk_rows, stop),
           text_field=config.text_field, patch_config=config.patch)
 
 
@@ -290,6 +290,8 @@ def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
     categories, subcategories = _label_maps(config, catalog.labels())
   finally:
     catalog.close()
+  if not num_rows:
+    raise PrepareError(f"Catalog {config.input_path!r} has no rows; nothing to prepare.")
   wanted_shards = config.num_shards or math.ceil(num_rows / config.rows_per_shard)
   rows_per_shard = math.ceil(num_rows / max(1, min(wanted_shards, num_rows)))
   num_shards = math.ceil(num_rows / rows_per_shard)

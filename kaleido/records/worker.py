@@ -21,11 +21,10 @@ BAD_IMAGE = "bad_image_shape"
 
 @dataclasses.dataclass(frozen=True)
 class ChunkTask:
-  """Rows [start, stop) of a catalog, belonging to output shard `shard`."""
+  """Rows [start, stop) of a catalog."""
   catalog_path: str
   start: int
   stop: int
-  shard: int
   text_field: str
   patch_config: generator.PatchConfig
 
