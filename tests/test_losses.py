@@ -31,6 +31,7 @@ def synthetic(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
       "rr_label": rng.integers(0, 4, size).astype(np.int32),
       "jps_label": rng.integers(0, 24, size).astype(np.int32),
       "cp_label": rng.integers(0, 9, size).astype(np.int32),
+      "cp_weight": np.ones(size, np.float32),
   }
   logits = lambda *shape: rng.normal(0, 2, (size, *shape)).astype(np.float32)
   outputs = {
@@ -72,6 +73,15 @@ def test_cross_entropy_losses_match_numpy():
   for name in ("rr", "jps", "cp"):
     expected = np_cross_entropy(batch[f"{name}_label"], outputs[f"{name}_logits"])[matched]
     assert got[name] == pytest.approx(expected.mean(), rel=1e-5), name
+
+
+def test_cp_counts_only_really_camouflaged_matched_examples():
+  batch, outputs = synthetic()
+  batch["cp_weight"] = np.array([0.0] + [1.0] * (len(ITM_LABELS) - 1), np.float32)
+  got = as_floats(losses.pretraining_losses(batch, outputs, TASKS))
+  counted = (ITM_LABELS == 1) & (batch["cp_weight"] == 1)
+  expected = np_cross_entropy(batch["cp_label"], outputs["cp_logits"])[counted]
+  assert got["cp"] == pytest.approx(expected.mean(), rel=1e-5)
 
 
 def test_kl_losses_match_numpy():

@@ -52,6 +52,7 @@ def make_batch(model_config: config.ModelConfig = TINY, task_config: config.Task
       "rr_label": rng.integers(0, 4, batch_size).astype(np.int32),
       "jps_label": rng.integers(0, 24, batch_size).astype(np.int32),
       "cp_label": rng.integers(0, 9, batch_size).astype(np.int32),
+      "cp_weight": np.ones(batch_size, np.float32),
   }
 
 

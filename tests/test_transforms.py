@@ -102,6 +102,7 @@ def _batch(product_ids, subcategory_ids=None, seed: int = 0) -> dict[str, tf.Ten
       "rr_label": tf.constant(index),
       "jps_label": tf.constant(index),
       "cp_label": tf.constant(rng.integers(0, 9, size, dtype=np.int32)),
+      "cp_weight": tf.ones([size]),
       "masked_lm_weights": tf.ones([size, 10]),
   }
 
@@ -118,6 +119,15 @@ def test_camouflage_replaces_exactly_the_labelled_l3_patch_by_another_products()
       donors = [k for k in range(len(product_ids))
                 if np.array_equal(patches[i, 5 + label], original[k, 5 + label])]
       assert len(donors) == 1 and product_ids[donors[0]] != product_ids[i]
+
+
+def test_camouflage_without_another_product_has_no_weight():
+  batch = _batch([7, 7, 7])  # one product only: nothing to camouflage with
+  out = transforms.camouflage(batch, tf.constant([0, 0], tf.int64))
+  np.testing.assert_array_equal(out["patches"], batch["patches"])
+  assert out["cp_weight"].numpy().tolist() == [0.0, 0.0, 0.0]
+  mixed = transforms.camouflage(_batch([7, 7, 8]), tf.constant([0, 0], tf.int64))
+  assert mixed["cp_weight"].numpy().tolist() == [1.0, 1.0, 1.0]
 
 
 def _sources(out: dict[str, tf.Tensor], batch: dict[str, tf.Tensor]) -> np.ndarray:
@@ -203,7 +213,8 @@ def test_pipeline_yields_the_contract_batches(prepared_folder):
       "grey_targets": ((4, 2, P, P, 3), tf.uint8), "masked_lm_positions": ((4, 10), tf.int32),
       "masked_lm_ids": ((4, 10), tf.int32), "masked_lm_weights": ((4, 10), tf.float32),
       "itm_label": ((4,), tf.int32), "rr_label": ((4,), tf.int32),
-      "jps_label": ((4,), tf.int32), "cp_label": ((4,), tf.int32)}
+      "jps_label": ((4,), tf.int32), "cp_label": ((4,), tf.int32),
+      "cp_weight": ((4,), tf.float32)}
   assert {key: (tuple(spec.shape), spec.dtype) for key, spec in dataset.element_spec.items()
           } == expected
   batches = list(dataset.take(6).as_numpy_iterator())

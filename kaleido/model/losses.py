@@ -40,7 +40,8 @@ FEATURE_TASKS = ("g2cm", "b2cm")  # outputs {name}_predictions and {name}_target
 def _weights(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
   """Which predictions of every task count: 1/0 weights broadcastable to its predictions."""
   matched = tf.cast(tf.equal(batch["itm_label"], 1), tf.float32)
-  weights = {"itm": tf.ones_like(matched), "rr": matched, "jps": matched, "cp": matched}
+  weights = {"itm": tf.ones_like(matched), "rr": matched, "jps": matched,
+             "cp": matched * tf.cast(batch["cp_weight"], tf.float32)}
   weights["amlm"] = tf.cast(batch["masked_lm_weights"], tf.float32) * matched[:, tf.newaxis]
   for name in FEATURE_TASKS:
     weights[name] = matched[:, tf.newaxis]

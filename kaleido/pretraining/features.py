@@ -18,6 +18,7 @@ A pre-training batch (B examples, L = max_seq_length text positions, P = patch s
 | rr_label | (B,) int32 | rotation of the L1 patch: 0/1/2/3 = 0/90/180/270 degrees counter-clockwise |
 | jps_label | (B,) int32 | index into `JIGSAW_PERMUTATIONS` of the permutation applied to L2 |
 | cp_label | (B,) int32 | which L3 patch (0..8) was replaced by another product's |
+| cp_weight | (B,) float32 | 1 where that patch was really replaced; 0 when the batch held no other product or CP is off |
 
 A disabled task leaves its inputs untouched and its label 0; its loss weight is 0. All losses but
 ITM count only on matched pairs (itm_label == 1).
@@ -35,4 +36,4 @@ JIGSAW_PERMUTATIONS = tuple(itertools.permutations(range(4)))
 TEXT_KEYS = ("input_word_ids", "input_mask", "masked_lm_positions", "masked_lm_ids",
              "masked_lm_weights")
 IMAGE_KEYS = ("patches", "patch_boxes", "blank_positions", "grey_positions", "grey_targets",
-              "rr_label", "jps_label", "cp_label")
+              "rr_label", "jps_label", "cp_label", "cp_weight")

@@ -98,13 +98,14 @@ def pick_partners(product_id: tf.Tensor, subcategory_id: tf.Tensor, same_subcate
 def camouflage(batch: dict[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Tensor]:
   """CP: the L3 patch `cp_label` of each example <- the same patch of another product's image.
 
-  An example whose batch holds no other product keeps its patch.
+  An example whose batch holds no other product keeps its patch and gets cp_weight 0.
   """
-  partner, _ = pick_partners(batch["product_id"], batch["subcategory_id"], False, seed)
+  partner, found = pick_partners(batch["product_id"], batch["subcategory_id"], False, seed)
   index = _L3_START + batch["cp_label"]
   donated = tf.gather_nd(batch["patches"], tf.stack([partner, index], axis=1))
   own = tf.stack([tf.range(tf.shape(index)[0]), index], axis=1)
-  return {**batch, "patches": tf.tensor_scatter_nd_update(batch["patches"], own, donated)}
+  return {**batch, "patches": tf.tensor_scatter_nd_update(batch["patches"], own, donated),
+          "cp_weight": tf.cast(found, tf.float32)}
 
 
 def itm_negatives(batch: dict[str, tf.Tensor], config: config_lib.TaskConfig,
@@ -136,6 +137,8 @@ def batch_transforms(batch: dict[str, tf.Tensor], config: config_lib.TaskConfig,
   camouflage_seed, itm_seed = tf.unstack(tf.random.split(seed, 2))
   if config.is_enabled("cp"):
     batch = camouflage(batch, camouflage_seed)
+  else:
+    batch = {**batch, "cp_weight": tf.zeros_like(batch["cp_label"], tf.float32)}
   if config.is_enabled("itm"):
     return itm_negatives(batch, config, itm_seed)
   return {**batch, "itm_label": tf.ones_like(batch["cp_label"])}

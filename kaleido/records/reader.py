@@ -63,7 +63,11 @@ def decode(serialized: tf.Tensor, config: ReaderConfig) -> dict[str, tf.Tensor]:
   parsed = schema.parse(serialized)
   token_ids = tf.cast(parsed["token_ids"], tf.int32)
   crop = tf.io.decode_jpeg(parsed["crop_jpeg"], channels=3)
-  num_alignments = tf.minimum(tf.shape(parsed["align_token"])[0], config.max_alignments)
+  # Strongest pairs first, so the cut to max_alignments keeps the best ones.
+  order = tf.argsort(parsed["align_score"], direction="DESCENDING", stable=True)
+  align_token, align_patch, align_score = (
+      tf.gather(parsed[key], order) for key in ("align_token", "align_patch", "align_score"))
+  num_alignments = tf.minimum(tf.shape(align_token)[0], config.max_alignments)
   return {
       "input_word_ids": _pad_to(token_ids, config.max_seq_length, 0),
       "input_mask": _pad_to(tf.ones_like(token_ids), config.max_seq_length, 0),
@@ -76,11 +80,11 @@ def decode(serialized: tf.Tensor, config: ReaderConfig) -> dict[str, tf.Tensor]:
       "product_id": parsed["product_id"],
       "image_id": parsed["image_id"],
       "text": parsed["text"],
-      "align_token": _pad_to(tf.cast(parsed["align_token"], tf.int32), config.max_alignments,
+      "align_token": _pad_to(tf.cast(align_token, tf.int32), config.max_alignments,
                              PAD_INDEX),
-      "align_patch": _pad_to(tf.cast(parsed["align_patch"], tf.int32), config.max_alignments,
+      "align_patch": _pad_to(tf.cast(align_patch, tf.int32), config.max_alignments,
                              PAD_INDEX),
-      "align_score": _pad_to(parsed["align_score"], config.max_alignments, 0.0),
+      "align_score": _pad_to(align_score, config.max_alignments, 0.0),
       "num_alignments": num_alignments,
   }
 

@@ -30,6 +30,8 @@ class PreparedExample:
   crop_box: np.ndarray  # (4,) [x1, y1, x2, y2] normalised to the full image
   image_size: tuple[int, int]  # (height, width)
   foreground_found: bool
+  # Alignment pairs: align_token[i] is a position in token_ids ([CLS] = 0), align_patch[i] an
+  # absolute kaleido patch index (0..54, level order), align_score[i] the generator's confidence.
   align_token: Sequence[int] = ()
   align_patch: Sequence[int] = ()
   align_score: Sequence[float] = ()
