@@ -35,10 +35,12 @@ def fashiongen_products(num_products: int, seed: int = 0,
     description = (descriptions[i] if descriptions else
                    f"Cotton {subcategory.lower()} in dark tone number {i}. Appliqué at front.")
     products.append(fashiongen.FashionGenProduct(
-        product_id=1000 + i, name=f"Dark {subcategory.lower()} {i}", description=description,
-        category=category, subcategory=subcategory, brand="Brand", gender="WOMEN",
-        season="SS2017", composition="100% cotton", department="CLOTHING", msrp_usd=99.0,
-        images=views, poses=[f"id_gridfs_{v + 1}" for v in range(len(views))]))
+        product_id=1000 + i,
+        text=fashiongen.ProductText(
+            name=f"Dark {subcategory.lower()} {i}", description=description, brand="Brand",
+            gender="WOMEN", season="SS2017", composition="100% cotton", department="CLOTHING",
+            msrp_usd=99.0),
+        category=category, subcategory=subcategory, images=views, poses=[f"id_gridfs_{v + 1}" for v in range(len(views))]))
   return products
 
 

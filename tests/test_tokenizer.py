@@ -193,7 +193,7 @@ def test_build_vocab_command(tmp_path):
   products = catalogs.fashiongen_products(3, descriptions=SENTENCES[:3])
   assert fashiongen.write_fashiongen(catalog_path, products) == 6
   texts = vocab_lib.catalog_texts(catalog_path, "name_and_description")
-  assert texts[-1] == f"{products[2].name}. {SENTENCES[2]}"
+  assert texts[-1] == f"{products[2].text.name}. {SENTENCES[2]}"
   output = str(tmp_path / "vocab.txt")
   result = _build_vocab(f"--input={catalog_path}", f"--output={output}", "--vocab_size=300")
   assert result.returncode == 0, result.stderr

@@ -123,8 +123,9 @@ def _write_catalog(path: str, with_sidecar: bool) -> None:
   """A Fashion-Gen file of 20 two-view products of synthetic images, and their sidecar."""
   images, masks = _synthetic(40, seed=6)
   products = [fashiongen.FashionGenProduct(
-      1000 + i, "name", "description", "category", "subcategory", "brand", "gender", "season",
-      "composition", "department", 1.0, list(images[2 * i:2 * i + 2]),
+      1000 + i, fashiongen.ProductText("name", "description", "brand", "gender", "season",
+                                       "composition", "department", 1.0),
+      "category", "subcategory", list(images[2 * i:2 * i + 2]),
       ["id_gridfs_1", "id_gridfs_2"]) for i in range(20)]
   fashiongen.write_fashiongen(path, products, image_size=64)
   if with_sidecar:

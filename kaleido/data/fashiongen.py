@@ -29,20 +29,26 @@ REQUIRED_KEYS = (IMAGE_KEY, "input_description", "input_name", "input_category",
                  "input_subcategory", "input_productID", "input_pose")
 
 
-@dataclasses.dataclass
-class FashionGenProduct:
-  """One product to write: its shared fields and one image per view."""
-  product_id: int
+@dataclasses.dataclass(frozen=True)
+class ProductText:
+  """The text fields of one Fashion-Gen product."""
   name: str
   description: str
-  category: str
-  subcategory: str
   brand: str
   gender: str
   season: str
   composition: str
   department: str
   msrp_usd: float
+
+
+@dataclasses.dataclass
+class FashionGenProduct:
+  """One product to write: its texts, labels and one image per view."""
+  product_id: int
+  text: ProductText
+  category: str
+  subcategory: str
   images: Sequence[np.ndarray]  # each (S, S, 3) uint8 RGB
   poses: Sequence[str]  # one per image, e.g. "id_gridfs_1"
 
@@ -56,17 +62,18 @@ def _decode(raw: bytes | np.bytes_) -> str:
 
 
 def _string_columns(product: FashionGenProduct, pose: str) -> dict[str, str]:
+  text = product.text
   return {
-      "input_brand": product.brand,
+      "input_brand": text.brand,
       "input_category": product.category,
-      "input_composition": product.composition,
-      "input_concat_description": f"{product.name} {product.description}",
-      "input_department": product.department,
-      "input_description": product.description,
-      "input_gender": product.gender,
-      "input_name": product.name,
+      "input_composition": text.composition,
+      "input_concat_description": f"{text.name} {text.description}",
+      "input_department": text.department,
+      "input_description": text.description,
+      "input_gender": text.gender,
+      "input_name": text.name,
       "input_pose": pose,
-      "input_season": product.season,
+      "input_season": text.season,
       "input_subcategory": product.subcategory,
   }
 
@@ -92,7 +99,7 @@ def write_fashiongen(path: str, products: Iterable[FashionGenProduct],
         for key, value in _string_columns(product, pose).items():
           columns[key].append(value)
         columns["input_productID"].append(product.product_id)
-        columns["input_msrpUSD"].append(product.msrp_usd)
+        columns["input_msrpUSD"].append(product.text.msrp_usd)
     n = images.shape[0]
     for key in STRING_KEYS:
       encoded = [_encode(v) for v in columns[key]]

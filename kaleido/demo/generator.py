@@ -54,7 +54,7 @@ class DemoProduct:
   """One generated product: its attributes, texts and drawn views."""
   product_id: int
   style: garments.Style
-  text: text.ProductText
+  text: fashiongen.ProductText
   views: list[garments.Rendering]
 
   @property
@@ -103,12 +103,10 @@ def _truths(product: DemoProduct, first_row: int) -> list[groundtruth.ImageTruth
 
 
 def _fashiongen_product(product: DemoProduct) -> fashiongen.FashionGenProduct:
-  t = product.text
   return fashiongen.FashionGenProduct(
-      product_id=product.product_id, name=t.name, description=t.description,
-      category=product.garment.category, subcategory=product.garment.subcategory, brand=t.brand,
-      gender=t.gender, season=t.season, composition=t.composition, department=t.department,
-      msrp_usd=t.msrp_usd, images=[v.image for v in product.views], poses=product.poses)
+      product_id=product.product_id, text=product.text, category=product.garment.category,
+      subcategory=product.garment.subcategory, images=[v.image for v in product.views],
+      poses=product.poses)
 
 
 def _image_folder(path: str) -> str:

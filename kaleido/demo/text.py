@@ -8,11 +8,11 @@ so texts differ in structure; some words are accented latin-1 ("crêpe", "appliq
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import numpy as np
 
+from kaleido.data import fashiongen
 from kaleido.demo import garments
 
 MATERIALS: dict[str, tuple[tuple[str, str], ...]] = {  # garment -> (material, composition)
@@ -155,19 +155,6 @@ DETAIL_KIND = {
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 
 
-@dataclasses.dataclass(frozen=True)
-class ProductText:
-  """The text fields of one Fashion-Gen product."""
-  name: str
-  description: str
-  brand: str
-  gender: str
-  season: str
-  composition: str
-  department: str
-  msrp_usd: float
-
-
 def tokens(text: str) -> list[str]:
   """Lower-cased words; hyphenated compounds ("t-shirt", "v-neck") stay one word."""
   return _WORD.findall(text.lower())
@@ -247,14 +234,14 @@ def _name(style: garments.Style, noun: str, rng: np.random.Generator) -> str:
   return _capitalise(name)
 
 
-def describe(style: garments.Style, rng: np.random.Generator) -> ProductText:
+def describe(style: garments.Style, rng: np.random.Generator) -> fashiongen.ProductText:
   """Name, description and the other Fashion-Gen text fields of a product."""
   garment = garments.GARMENTS_BY_KEY[style.garment]
   material, composition = garments.pick(rng, MATERIALS[style.garment])
   noun = garments.pick(rng, garment.nouns)
   department = DEPARTMENTS.get(garment.category, "CLOTHING")
   low, high = PRICE_RANGES[garment.category]
-  return ProductText(
+  return fashiongen.ProductText(
       name=_name(style, noun, rng),
       description=_description(style, department, material, noun, rng),
       brand=garments.pick(rng, BRANDS),

@@ -21,14 +21,11 @@ def _shape(tensor: tf.Tensor) -> list[int]:
 
 
 def _matmul_flops(op: tf.Operation) -> int:
-  a, b = (_shape(t) for t in op.inputs[:2])
-  transpose_a = op.get_attr("transpose_a") if "transpose_a" in op.node_def.attr else (
-      op.get_attr("adj_x"))
-  rows = a[-1] if transpose_a else a[-2]
-  inner = a[-2] if transpose_a else a[-1]
-  out = _shape(op.outputs[0])
-  return 2 * math.prod(out[:-2]) * rows * out[-1] * inner if len(out) > 2 else (
-      2 * rows * inner * out[-1])
+  """2 x (every output element) x (the contracted size, read off the second operand)."""
+  transposed = op.get_attr("transpose_b" if op.type == "MatMul" else "adj_y")
+  second = _shape(op.inputs[1])
+  inner = second[-1] if transposed else second[-2]
+  return 2 * math.prod(_shape(op.outputs[0])) * inner
 
 
 def _einsum_flops(op: tf.Operation) -> int:
