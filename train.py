@@ -1,13 +1,16 @@
-r"""Pre-trains Kaleido-BERT (paper sections 3.4-3.6, Eq. 8).
+r"""Pre-trains Kaleido-BERT (paper sections 3.4-3.6, Eq. 8) or fine-tunes it (section 4.2).
 
   python train.py --flagfile=configs/demo_pretrain.flags
+  python train.py --flagfile=configs/demo_retrieval.flags    # --task=retrieval
   python train.py --flagfile=configs/pretrain_fashiongen.flags --train_data=prepared/train
 
 --train_data is a folder written by data/prepare.py, or `demo` for the embedded demo catalog
 (generated and prepared under --demo_dir on first use). A rerun with the same --model_dir resumes
-from its latest checkpoint. Fine-tuning (--task other than pretrain) arrives with issue #5.
+from its latest checkpoint. Fine-tuning (--task=retrieval|category|subcategory|caption) starts from
+--init_checkpoint, a pre-training --model_dir, and takes the model sizes from it.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -21,7 +24,14 @@ from kaleido import config as config_lib  # pylint: disable=wrong-import-positio
 from kaleido import errors  # pylint: disable=wrong-import-position
 from kaleido.utils import cli  # pylint: disable=wrong-import-position
 
-_TASK = flags.DEFINE_enum("task", "pretrain", ["pretrain"], "What to train.")
+_TASK = flags.DEFINE_enum("task", "pretrain", ["pretrain", *config_lib.FINETUNE_TASKS],
+                          "Pre-training, or the downstream task to fine-tune.")
+_INIT_CHECKPOINT = flags.DEFINE_string(
+    "init_checkpoint", "", "Fine-tuning: the pre-training --model_dir (or one of its checkpoints) "
+    "to start from; its model sizes replace the size flags.")
+_CAPTION_MODE = flags.DEFINE_enum("caption_mode", "autoregressive", list(config_lib.CAPTION_MODES),
+                                  "--task=caption: UniLM-style autoregressive decoder, or the "
+                                  "paper's one-shot [MASK] decoder.")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints and TensorBoard summaries.")
 _TRAIN_DATA = flags.DEFINE_string("train_data", "demo",
                                   "A folder prepared by data/prepare.py, or `demo`.")
@@ -95,8 +105,11 @@ def _check_flags() -> None:
   if _HIDDEN_SIZE.value % _NUM_HEADS.value:
     raise errors.KaleidoError(f"--hidden_size={_HIDDEN_SIZE.value} must be divisible by "
                               f"--num_heads={_NUM_HEADS.value}.")
-  if (_BACKBONE.value == "resnet50" and not _BACKBONE_TRAINABLE.value and
-      not _BACKBONE_WEIGHTS.value):
+  if _INIT_CHECKPOINT.value and _TASK.value == "pretrain":
+    raise errors.KaleidoError("--init_checkpoint is for fine-tuning; pass a --task other than "
+                              "pretrain, or drop it (a rerun resumes from --model_dir).")
+  if (not _INIT_CHECKPOINT.value and _BACKBONE.value == "resnet50" and
+      not _BACKBONE_TRAINABLE.value and not _BACKBONE_WEIGHTS.value):
     raise errors.KaleidoError(
         "--backbone=resnet50 is frozen but has no --backbone_weights, so its patch features "
         "would be random; pass the ImageNet weights file, or --backbone_weights=random on "
@@ -122,6 +135,47 @@ def _train_data() -> str:
   return pipeline.ensure_demo_data(pipeline.DemoConfig(work_dir=_DEMO_DIR.value)).train_dir
 
 
+def _model_config(vocab_size: int, manifest) -> config_lib.ModelConfig:
+  """Model sizes from the flags, or from the pre-training run when fine-tuning from one."""
+  if _INIT_CHECKPOINT.value:
+    from kaleido.training import run_config as run_config_lib  # pylint: disable=g-import-not-at-top
+    init_run = run_config_lib.load(_INIT_CHECKPOINT.value)
+    if init_run.vocab_hash != manifest.vocab_hash:
+      raise errors.KaleidoError(
+          f"--init_checkpoint={_INIT_CHECKPOINT.value!r} was trained with the vocabulary "
+          f"{init_run.vocab_file!r}, but --train_data was prepared with {manifest.vocab_file!r}; "
+          "prepare the data with the checkpoint's vocabulary.")
+    if (init_run.model.max_seq_length, init_run.model.patch_size) != (
+        manifest.max_seq_length, manifest.patch_size):
+      raise errors.KaleidoError(
+          f"--init_checkpoint was trained on {init_run.model.max_seq_length} text positions and "
+          f"{init_run.model.patch_size}-pixel patches, --train_data has "
+          f"{manifest.max_seq_length} and {manifest.patch_size}; prepare the data to match.")
+    # The checkpoint holds the backbone's weights, so its .h5 file is not read again.
+    return dataclasses.replace(init_run.model, backbone_weights="")
+  return config_lib.ModelConfig(
+      vocab_size=vocab_size, hidden_size=_HIDDEN_SIZE.value,
+      num_layers=_NUM_LAYERS.value, num_heads=_NUM_HEADS.value,
+      intermediate_size=_INTERMEDIATE_SIZE.value, max_seq_length=manifest.max_seq_length,
+      patch_size=manifest.patch_size, backbone=_BACKBONE.value,
+      backbone_trainable=_BACKBONE_TRAINABLE.value,
+      backbone_weights="" if _BACKBONE_WEIGHTS.value == "random" else _BACKBONE_WEIGHTS.value,
+      dropout_rate=_DROPOUT.value, attention_dropout_rate=_DROPOUT.value)
+
+
+def _label_names(manifest) -> tuple[str, ...]:
+  """Class names by id of a classification task ('' for the others)."""
+  if _TASK.value not in ("category", "subcategory"):
+    return ()
+  label_map = manifest.categories if _TASK.value == "category" else manifest.subcategories
+  names = sorted(label_map, key=label_map.get)
+  if [label_map[name] for name in names] != list(range(len(names))) or len(names) < 2:
+    raise errors.KaleidoError(
+        f"The {_TASK.value} labels of --train_data are not the ids 0..N-1 of at least two "
+        "classes; re-run data/prepare.py.")
+  return tuple(names)
+
+
 @cli.user_errors_as_messages
 def main(argv):
   del argv
@@ -133,6 +187,7 @@ def main(argv):
   from kaleido.pretraining import inputs  # pylint: disable=g-import-not-at-top
   from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   from kaleido.text import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.training import run_config as run_config_lib  # pylint: disable=g-import-not-at-top
   from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
   task = config_lib.TaskConfig(enabled=_tasks(), weights=_loss_weights(), masking=_MASKING.value,
                                hard_negatives=_HARD_NEGATIVES.value)
@@ -143,16 +198,12 @@ def main(argv):
     raise errors.KaleidoError(
         f"The vocabulary {manifest.vocab_file!r} changed since {train_data!r} was prepared "
         "(its SHA-256 differs from the manifest's); restore it or re-run data/prepare.py.")
+  label_names = _label_names(manifest)
+  finetune = None if _TASK.value == "pretrain" else config_lib.FinetuneConfig(
+      task=_TASK.value, init_checkpoint=_INIT_CHECKPOINT.value, num_classes=len(label_names),
+      caption_mode=_CAPTION_MODE.value)
   config = config_lib.KaleidoConfig(
-      model=config_lib.ModelConfig(
-          vocab_size=tokenizer.vocab_size, hidden_size=_HIDDEN_SIZE.value,
-          num_layers=_NUM_LAYERS.value, num_heads=_NUM_HEADS.value,
-          intermediate_size=_INTERMEDIATE_SIZE.value, max_seq_length=manifest.max_seq_length,
-          patch_size=manifest.patch_size, backbone=_BACKBONE.value,
-          backbone_trainable=_BACKBONE_TRAINABLE.value,
-          backbone_weights="" if _BACKBONE_WEIGHTS.value == "random" else _BACKBONE_WEIGHTS.value,
-          dropout_rate=_DROPOUT.value,
-          attention_dropout_rate=_DROPOUT.value),
+      model=_model_config(tokenizer.vocab_size, manifest),
       task=task,
       train=config_lib.TrainConfig(
           model_dir=_MODEL_DIR.value, train_data=train_data, train_steps=_TRAIN_STEPS.value,
@@ -160,9 +211,13 @@ def main(argv):
           input_mode=_INPUT_MODE.value, learning_rate=_LEARNING_RATE.value,
           warmup_steps=_WARMUP_STEPS.value, weight_decay=_WEIGHT_DECAY.value,
           mixed_precision=_MIXED_PRECISION.value, seed=_SEED.value,
-          checkpoint_every=_CHECKPOINT_EVERY.value, summary_every=_SUMMARY_EVERY.value))
+          checkpoint_every=_CHECKPOINT_EVERY.value, summary_every=_SUMMARY_EVERY.value),
+      finetune=finetune)
+  run_record = run_config_lib.RunConfig(
+      task_name=config.task_name, model=config.model, finetune=finetune,
+      vocab_file=manifest.vocab_file, vocab_hash=manifest.vocab_hash, label_names=label_names)
   os.makedirs(_MODEL_DIR.value, exist_ok=True)
-  result = trainer.Pretrainer(config, inputs.special_ids(tokenizer), strategy).run()
+  result = trainer.Trainer(config, inputs.special_ids(tokenizer), strategy, run_record).run()
   summary = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.losses.items()))
   print(f"Step {result.step}: {summary}")
 

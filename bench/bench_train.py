@@ -94,7 +94,7 @@ def measure_one(size: str, precision: str, data: str) -> dict:
                                      batch_size=_BATCH_SIZE.value, mixed_precision=precision,
                                      warmup_steps=10))
     special_ids = inputs.special_ids(tokenizer)
-    trainer = trainer_lib.Pretrainer(config, special_ids)
+    trainer = trainer_lib.Trainer(config, special_ids)
     dataset = inputs.pretraining_dataset(data, _BATCH_SIZE.value, config.task, special_ids, 0)
     iterator = iter(dataset)
     pipeline_start = time.perf_counter()

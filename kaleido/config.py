@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from kaleido import errors
+
 BACKBONES = ("resnet50", "small")
 MASKING_MODES = ("agm", "random")
+# Transformer and MLM-transform activation: exact erf GELU (Hugging Face's "gelu") or its tanh
+# approximation (Google BERT's and Model Garden's "gelu").
+HIDDEN_ACTS = ("gelu", "gelu_approximate")
 KALEIDO_TASKS = ("rr", "jps", "cp", "g2cm", "b2cm")
 ALL_LOSSES = ("amlm", "itm") + KALEIDO_TASKS
 
@@ -31,6 +36,12 @@ class ModelConfig:
   dropout_rate: float = 0.1
   attention_dropout_rate: float = 0.1
   initializer_range: float = 0.02
+  hidden_act: str = "gelu_approximate"  # one of HIDDEN_ACTS
+
+  def __post_init__(self):
+    if self.hidden_act not in HIDDEN_ACTS:
+      raise errors.KaleidoError(f"hidden_act {self.hidden_act!r} is not one of "
+                                f"{', '.join(HIDDEN_ACTS)}.")
 
   @property
   def sequence_length(self) -> int:
@@ -81,9 +92,29 @@ class TrainConfig:
   image_summary_every: int = 500
 
 
+FINETUNE_TASKS = ("retrieval", "category", "subcategory", "caption")
+CAPTION_MODES = ("autoregressive", "one_shot")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+  """A downstream task (paper section 4.2) and where its weights start."""
+  task: str  # one of FINETUNE_TASKS
+  init_checkpoint: str = ""  # a pre-training model_dir or checkpoint; "" = from scratch
+  num_classes: int = 0  # category / subcategory: size of the label map
+  caption_mode: str = "autoregressive"  # or "one_shot" (the paper's: all positions [MASK])
+  classifier_dropout: float = 0.1
+  negative_fraction: float = 0.5  # retrieval: share of pairs given a same-subcategory negative
+
+
 @dataclasses.dataclass(frozen=True)
 class KaleidoConfig:
-  """Everything a pre-training run needs."""
+  """Everything a run needs: pre-training when `finetune` is None, else that downstream task."""
   model: ModelConfig
   task: TaskConfig
   train: TrainConfig
+  finetune: FinetuneConfig | None = None
+
+  @property
+  def task_name(self) -> str:
+    return self.finetune.task if self.finetune else "pretrain"

@@ -57,7 +57,7 @@ def main() -> None:
           learning_rate=1e-3, warmup_steps=0, checkpoint_every=args.checkpoint_every,
           mixed_precision=args.mixed_precision,
           summary_every=1, image_summary_every=1000))
-  result = trainer.Pretrainer(config, inputs.special_ids(tokenizer), strategy).run()
+  result = trainer.Trainer(config, inputs.special_ids(tokenizer), strategy).run()
   print(json.dumps({"step": result.step, "losses": result.losses,
                     "interrupted": result.interrupted}))
 

@@ -104,7 +104,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
       task=config_lib.TaskConfig(),
       train=config_lib.TrainConfig(model_dir=str(tmp_path), train_data=data, train_steps=10,
                                    batch_size=4, warmup_steps=0, checkpoint_every=1))
-  trainer = trainer_lib.Pretrainer(config, inputs.special_ids(tokenizer))
+  trainer = trainer_lib.Trainer(config, inputs.special_ids(tokenizer))
   real_step, calls = trainer._train_step, []  # pylint: disable=protected-access
 
   def step_that_diverges(batch, stop_requested):

@@ -32,12 +32,20 @@ def gelu(x: tf.Tensor) -> tf.Tensor:
   return tf_keras.activations.gelu(x, approximate=True)
 
 
+def exact_gelu(x: tf.Tensor) -> tf.Tensor:
+  """The erf GELU (Hugging Face's "gelu")."""
+  return tf_keras.activations.gelu(x, approximate=False)
+
+
+HIDDEN_ACTIVATIONS = {"gelu": exact_gelu, "gelu_approximate": gelu}  # config.HIDDEN_ACTS
+
+
 class KaleidoEncoder(tf_keras.layers.Layer):
   """Embeddings, post-LN Transformer and tanh pooler over text + patches.
 
   Inputs as `KaleidoEmbeddings` plus input_mask (B, L); outputs {sequence_output (B, L + 55, H),
   pooled_output (B, H)}. The Transformer is a stack of tf-models-official
-  `TransformerEncoderBlock`s (post-LN, tanh GELU, LayerNorm epsilon 1e-12: the blocks
+  `TransformerEncoderBlock`s (post-LN, GELU as `hidden_act`, LayerNorm epsilon 1e-12: the blocks
   `BertEncoderV2` stacks) rather than `BertEncoderV2` with dense inputs: BertEncoderV2 adds its
   absolute position and type embeddings to the dense inputs and normalises text and patches with
   one LayerNorm, while Kaleido-BERT locates a patch by its box and normalises it apart.
@@ -55,7 +63,8 @@ class KaleidoEncoder(tf_keras.layers.Layer):
     self.transformer_layers = [
         layers.TransformerEncoderBlock(
             num_attention_heads=config.num_heads, inner_dim=config.intermediate_size,
-            inner_activation=gelu, output_dropout=config.dropout_rate,
+            inner_activation=HIDDEN_ACTIVATIONS[config.hidden_act],
+            output_dropout=config.dropout_rate,
             attention_dropout=config.attention_dropout_rate, norm_first=False,
             kernel_initializer=embeddings_lib.initializer(config.initializer_range),
             name=f"transformer/layer_{i}")
@@ -66,10 +75,15 @@ class KaleidoEncoder(tf_keras.layers.Layer):
         name="pooler_transform")
 
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """An optional `attention_mask` (B, L + 55, L + 55), 1 where a query position may attend to
+    a key position, replaces the default (every position sees the real text and all patches)."""
     x = self.embeddings(inputs)
-    text_mask = inputs["input_mask"]
-    patch_mask = tf.ones([tf.shape(text_mask)[0], self._num_patches], text_mask.dtype)
-    attention_mask = self._attention_mask(x, tf.concat([text_mask, patch_mask], axis=1))
+    if "attention_mask" in inputs:
+      attention_mask = tf.cast(inputs["attention_mask"], x.dtype)
+    else:
+      text_mask = inputs["input_mask"]
+      patch_mask = tf.ones([tf.shape(text_mask)[0], self._num_patches], text_mask.dtype)
+      attention_mask = self._attention_mask(x, tf.concat([text_mask, patch_mask], axis=1))
     for layer in self.transformer_layers:
       x = layer([x, attention_mask])
     return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0])}
@@ -96,7 +110,7 @@ class PretrainingHeads(tf_keras.layers.Layer):
     self._text_length = model_config.max_seq_length
     self._hidden_size = model_config.hidden_size
     self.masked_lm = layers.MaskedLM(
-        embedding_table, activation=gelu,
+        embedding_table, activation=HIDDEN_ACTIVATIONS[model_config.hidden_act],
         initializer=embeddings_lib.initializer(model_config.initializer_range), name="masked_lm")
     self.itm = _head(model_config, NUM_CLASSES_ITM, "itm")
     self.rr = _head(model_config, NUM_ROTATIONS, "rr")

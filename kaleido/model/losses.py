@@ -48,7 +48,8 @@ def _weights(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
   return weights
 
 
-def _weighted(values: tf.Tensor, weights: tf.Tensor) -> Term:
+def weighted_term(values: tf.Tensor, weights: tf.Tensor) -> Term:
+  """(sum of weighted values, sum of weights), the weights broadcast to the values."""
   weights = tf.broadcast_to(weights, tf.shape(values))
   return tf.reduce_sum(values * weights), tf.reduce_sum(weights)
 
@@ -56,6 +57,15 @@ def _weighted(values: tf.Tensor, weights: tf.Tensor) -> Term:
 def cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
   """Per-prediction softmax cross-entropy, float32."""
   return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
+
+
+def classification_terms(labels: tf.Tensor, logits: tf.Tensor,
+                         weights: tf.Tensor) -> tuple[Term, Term]:
+  """(cross-entropy term, correct-prediction term) of weighted predictions."""
+  predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+  correct = tf.cast(tf.equal(predicted, labels), tf.float32)
+  return (weighted_term(cross_entropy(labels, logits), weights),
+          weighted_term(correct, weights))
 
 
 def kl_divergence(targets: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
@@ -77,7 +87,7 @@ def loss_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
                task_config: config_lib.TaskConfig) -> dict[str, Term]:
   """(numerator, denominator) of every enabled task's loss on this batch (or replica)."""
   weights = _weights(batch)
-  return {name: _weighted(_per_prediction_loss(name, batch, outputs), weights[name])
+  return {name: weighted_term(_per_prediction_loss(name, batch, outputs), weights[name])
           for name in config_lib.ALL_LOSSES if task_config.is_enabled(name)}
 
 
@@ -93,8 +103,9 @@ def _ratios(terms: dict[str, Term]) -> dict[str, tf.Tensor]:
           for name, (numerator, denominator) in terms.items()}
 
 
-def _replica_shares(terms: dict[str, Term]) -> dict[str, tf.Tensor]:
-  """Numerators over the denominators summed across replicas (one all-reduce)."""
+def replica_shares(terms: dict[str, Term]) -> dict[str, tf.Tensor]:
+  """Numerators over the denominators summed across replicas (one all-reduce); call in a replica
+  context. The sum over replicas of each share is the ratio of the global batch."""
   denominators = tf.distribute.get_replica_context().all_reduce(
       tf.distribute.ReduceOp.SUM, {name: denominator for name, (_, denominator) in terms.items()})
   return _ratios({name: (numerator, denominators[name])
@@ -114,7 +125,7 @@ def replica_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
   Summing any value over replicas gives the mean over the global batch; with one replica it
   equals `pretraining_losses`.
   """
-  return _with_total(_replica_shares(loss_terms(batch, outputs, task_config)), task_config)
+  return _with_total(replica_shares(loss_terms(batch, outputs, task_config)), task_config)
 
 
 def metric_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor]) -> dict[str, Term]:
@@ -124,7 +135,7 @@ def metric_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor]) -> 
   for name, (label, logits, accuracy) in CLASSIFIERS.items():
     predicted = tf.argmax(outputs[logits], axis=-1, output_type=tf.int32)
     correct = tf.cast(tf.equal(predicted, batch[label]), tf.float32)
-    terms[accuracy] = _weighted(correct, weights[name])
+    terms[accuracy] = weighted_term(correct, weights[name])
   return terms
 
 
@@ -137,4 +148,4 @@ def pretraining_metrics(batch: dict[str, tf.Tensor],
 def replica_metrics(batch: dict[str, tf.Tensor],
                     outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
   """This replica's share of the global-batch accuracies; sum over replicas as the losses."""
-  return _replica_shares(metric_terms(batch, outputs))
+  return replica_shares(metric_terms(batch, outputs))

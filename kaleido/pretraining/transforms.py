@@ -9,6 +9,8 @@ A disabled task leaves the pixels untouched and its label 0. Seeds are `(2,)` in
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -108,27 +110,36 @@ def camouflage(batch: dict[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Ten
           "cp_weight": tf.cast(found, tf.float32)}
 
 
-def itm_negatives(batch: dict[str, tf.Tensor], config: config_lib.TaskConfig,
-                  seed: tf.Tensor) -> dict[str, tf.Tensor]:
-  """ITM: round(itm_negative_fraction * B) random examples get another product's image side.
+def negative_pairs(batch: dict[str, tf.Tensor], fraction: float, same_subcategory: bool,
+                   image_keys: Sequence[str], seed: tf.Tensor) -> dict[str, tf.Tensor]:
+  """round(fraction * B) random examples of a batch get another product's image side.
 
-  Adds itm_label (1 matched, 0 negative) and zeroes the masked_lm_weights of negatives, since
-  the other losses count only on matched pairs. An example whose batch holds no other product
-  stays matched.
+  The `image_keys` of a negative come from its partner (see `pick_partners`); itm_label is 1 for
+  a matched pair, 0 for a negative. An example whose batch holds no other product stays matched.
   """
   pick_seed, partner_seed = tf.unstack(tf.random.split(seed, 2))
   size = tf.shape(batch["product_id"])[0]
-  num_negatives = tf.cast(tf.round(config.itm_negative_fraction * tf.cast(size, tf.float32)),
-                          tf.int32)
+  num_negatives = tf.cast(tf.round(fraction * tf.cast(size, tf.float32)), tf.int32)
   rank = tf.argsort(tf.argsort(tf.random.stateless_uniform([size], pick_seed)))
   partner, found = pick_partners(batch["product_id"], batch["subcategory_id"],
-                                 config.hard_negatives, partner_seed)
+                                 same_subcategory, partner_seed)
   negative = (rank < num_negatives) & found
   source = tf.where(negative, partner, tf.range(size))
-  swapped = {key: tf.gather(batch[key], source) for key in features.IMAGE_KEYS}
-  itm_label = 1 - tf.cast(negative, tf.int32)
-  return {**batch, **swapped, "itm_label": itm_label,
-          "masked_lm_weights": batch["masked_lm_weights"] * tf.cast(itm_label, tf.float32)[:, None]}
+  swapped = {key: tf.gather(batch[key], source) for key in image_keys}
+  return {**batch, **swapped, "itm_label": 1 - tf.cast(negative, tf.int32)}
+
+
+def itm_negatives(batch: dict[str, tf.Tensor], config: config_lib.TaskConfig,
+                  seed: tf.Tensor) -> dict[str, tf.Tensor]:
+  """ITM: `negative_pairs` over the whole image side of the contract.
+
+  Also zeroes the masked_lm_weights of negatives, since the other losses count only on matched
+  pairs.
+  """
+  batch = negative_pairs(batch, config.itm_negative_fraction, config.hard_negatives,
+                         features.IMAGE_KEYS, seed)
+  matched = tf.cast(batch["itm_label"], tf.float32)[:, None]
+  return {**batch, "masked_lm_weights": batch["masked_lm_weights"] * matched}
 
 
 def batch_transforms(batch: dict[str, tf.Tensor], config: config_lib.TaskConfig,

@@ -1,6 +1,7 @@
-"""The pre-training loop: tf.distribute, checkpoints and resume, TensorBoard, guards.
+"""The training loop of every task: tf.distribute, checkpoints and resume, TensorBoard, guards.
 
-One `train_step` runs on every replica; losses are divided by their global counts (see
+The task (kaleido.tasks: pre-training or a downstream task) gives the model, the data and the
+losses. One `train_step` runs on every replica; losses are divided by their global counts (see
 kaleido.model.losses) so that the summed replica gradients equal the single-device gradient of the
 same global batch.
 """
@@ -22,12 +23,12 @@ import tf_keras
 
 from kaleido import config as config_lib
 from kaleido import errors
-from kaleido.model import kaleido_bert
-from kaleido.model import losses as losses_lib
+from kaleido.masking import text_masking
 from kaleido.patches import pictures
-from kaleido.pretraining import inputs
+from kaleido.tasks import factory
 from kaleido.training import distribute
 from kaleido.training import optimization
+from kaleido.training import run_config as run_config_lib
 from kaleido.utils import progress as progress_lib
 
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
@@ -66,13 +67,15 @@ class _StopRequest:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-class Pretrainer:
-  """Builds model, optimizer and data under a strategy and runs pre-training."""
+class Trainer:
+  """Builds model, optimizer and data of the config's task under a strategy and trains it."""
 
-  def __init__(self, config: config_lib.KaleidoConfig, special_ids: inputs.SpecialIds,
-               strategy: tf.distribute.Strategy | None = None):
+  def __init__(self, config: config_lib.KaleidoConfig, special_ids: text_masking.SpecialIds,
+               strategy: tf.distribute.Strategy | None = None,
+               run_record: run_config_lib.RunConfig | None = None):
     """`strategy` defaults to the one the config names; multi-worker strategies must be created
-    before TensorFlow runs anything, so callers that use TensorFlow first create it up front."""
+    before TensorFlow runs anything, so callers that use TensorFlow first create it up front.
+    `run_record`, when given, is saved as the model_dir's run_config.json by the chief."""
     self.config = config
     train = config.train
     if train.mixed_precision not in MIXED_PRECISION:
@@ -83,9 +86,9 @@ class Pretrainer:
     tf_keras.utils.set_random_seed(train.seed)  # the same initial weights in every process
     self.strategy = strategy or distribute.create_strategy(train.strategy, train.tpu_address)
     distribute.check_batch_size(self.strategy, train.batch_size)
+    self.task = factory.create_task(config, special_ids)
     with self.strategy.scope():
-      self.model = kaleido_bert.build_pretraining_model(
-          config.model, config.task, config.model.backbone_weights or None)
+      self.model = self.task.build_model()
       self.optimizer = optimization.create_optimizer(
           train.learning_rate, train.train_steps, train.warmup_steps, train.weight_decay,
           train.mixed_precision)
@@ -97,27 +100,22 @@ class Pretrainer:
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(self._writer_dir, "checkpoints"),
         max_to_keep=train.max_checkpoints)
-    self._special_ids = special_ids
+    self._run_record = run_record
     self._data_seed = train.seed
     self._input_keys = list(self.model.input)
-    self._reported = {"total"} | set(config.task.enabled) | {
-        accuracy for name, (_, _, accuracy) in losses_lib.CLASSIFIERS.items()
-        if config.task.is_enabled(name)}
     self._train_step = self._make_train_step()
 
   def _dataset_fn(self, batch_size: int, context):
-    return inputs.pretraining_dataset(self.config.train.train_data, batch_size, self.config.task,
-                                      self._special_ids, seed=self._data_seed,
-                                      input_context=context)
+    return self.task.dataset(batch_size, self._data_seed, context)
 
   def _make_train_step(self):
-    task = self.config.task
+    task, reported = self.task, self.task.reported
     float16 = self.config.train.mixed_precision == "mixed_float16"
 
     def replica_step(batch, stop_requested):
       with tf.GradientTape() as tape:
         outputs = self.model({k: batch[k] for k in self._input_keys}, training=True)
-        scaled = losses_lib.replica_losses(batch, outputs, task)
+        scaled = task.replica_losses(batch, outputs)
         total = scaled["total"]
         loss_for_gradient = self.optimizer.get_scaled_loss(total) if float16 else total
       variables = self.model.trainable_variables
@@ -133,8 +131,8 @@ class Pretrainer:
       gradients, _ = tf.clip_by_global_norm(gradients, self.config.train.clip_norm)
       self.optimizer.apply_gradients(zip(gradients, variables),
                                      experimental_aggregate_gradients=False)
-      metrics = losses_lib.replica_metrics(batch, outputs)
-      values = {k: v for k, v in {**scaled, **metrics}.items() if k in self._reported}
+      metrics = task.replica_metrics(batch, outputs)
+      values = {k: v for k, v in {**scaled, **metrics}.items() if k in reported}
       return values, tf.identity(stop_requested)
 
     @tf.function
@@ -158,6 +156,10 @@ class Pretrainer:
             f"The checkpoint {latest!r} does not match this model ({str(error).splitlines()[0]}); "
             "use another --model_dir or the flags it was trained with.") from error
       print(f"Resumed from {latest} at step {int(self.step.numpy())}.", file=sys.stderr)
+    else:
+      note = self.task.initialize(self.model)
+      if note:
+        print(note, file=sys.stderr)
     return int(self.step.numpy())
 
   def _write_patch_images(self, writer, batch, step: int) -> None:
@@ -198,6 +200,8 @@ class Pretrainer:
     iterator = iter(distribute.distribute_dataset(self.strategy, self._dataset_fn,
                                                   train.batch_size, train.input_mode))
     chief = distribute.is_chief(self.strategy)
+    if chief and self._run_record:
+      run_config_lib.save(train.model_dir, self._run_record)
     writer = (tf.summary.create_file_writer(os.path.join(train.model_dir, "train")) if chief
               else tf.summary.create_noop_writer())
     progress = progress_lib.Progress(train.train_steps, "train", unit="steps", initial=start)
