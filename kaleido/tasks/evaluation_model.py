@@ -1,0 +1,276 @@
+"""A trained model_dir on an evaluation folder: the model side of evaluate.py.
+
+The image side of the cross-encoder (the patch embedder's features of the 55 patches, the costly
+part with ResNet-50) is computed once per image, kept in memory as float16, and reused for every
+text it is paired with. Examples are kept as serialized records and decoded only when their
+features are first needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from kaleido import config as config_lib
+from kaleido import errors
+from kaleido.masking import text_masking
+from kaleido.records import manifest as manifest_lib
+from kaleido.records import reader
+from kaleido.tasks import base
+from kaleido.tasks import caption_decoding
+from kaleido.tasks import captioning
+from kaleido.tasks import factory
+from kaleido.tasks import retrieval
+from kaleido.text import tokenizer as tokenizer_lib
+from kaleido.training import run_config as run_config_lib
+from kaleido.utils import progress as progress_lib
+
+Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+_TASKS_OF_RUN = {"pretrain": ("itr", "tir"), "retrieval": ("itr", "tir"),
+                 "category": ("category",), "subcategory": ("subcategory",),
+                 "caption": ("caption",)}
+
+
+@dataclasses.dataclass
+class _Examples:
+  """The evaluation folder in memory, in file order."""
+  serialized: list[bytes]
+  word_ids: np.ndarray  # (N, L) int32
+  input_mask: np.ndarray  # (N, L) int32
+  patch_boxes: np.ndarray  # (N, 55, 5) float32
+  category_ids: np.ndarray
+  subcategory_ids: np.ndarray
+  product_ids: np.ndarray  # (N,) str
+  image_ids: list[str]
+  texts: list[str]
+
+
+def _read_examples(folder: str, reader_config: reader.ReaderConfig) -> _Examples:
+  manifest = manifest_lib.load(folder)
+  serialized = [record.numpy() for record in
+                tf.data.TFRecordDataset(manifest.shard_paths(folder))]
+  fields = {key: [] for key in ("input_word_ids", "input_mask", "patch_boxes", "category_id",
+                                "subcategory_id", "product_id", "image_id", "text")}
+  decode = tf.function(reduce_retracing=True)(lambda records: tf.map_fn(
+      lambda record: {key: reader.decode(record, reader_config)[key] for key in fields},
+      records, fn_output_signature={
+          "input_word_ids": tf.int32, "input_mask": tf.int32, "patch_boxes": tf.float32,
+          "category_id": tf.int32, "subcategory_id": tf.int32, "product_id": tf.string,
+          "image_id": tf.string, "text": tf.string}))
+  for start in range(0, len(serialized), 256):
+    for key, value in decode(tf.constant(serialized[start:start + 256])).items():
+      fields[key].append(value.numpy())
+  joined = {key: np.concatenate(values) for key, values in fields.items()}
+  text = lambda values: [value.decode("utf-8") for value in values]
+  return _Examples(
+      serialized=serialized, word_ids=joined["input_word_ids"], input_mask=joined["input_mask"],
+      patch_boxes=joined["patch_boxes"], category_ids=joined["category_id"],
+      subcategory_ids=joined["subcategory_id"],
+      product_ids=np.asarray(text(joined["product_id"])), image_ids=text(joined["image_id"]),
+      texts=text(joined["text"]))
+
+
+class EvaluationModel:
+  """Scores, labels and captions of a trained model on an evaluation folder."""
+
+  def __init__(self, run: run_config_lib.RunConfig, checkpoint_path: str, eval_data: str,
+               batch_size: int):
+    manifest = manifest_lib.load(eval_data)
+    if manifest.vocab_hash != run.vocab_hash:
+      raise errors.KaleidoError(
+          f"{eval_data!r} was prepared with the vocabulary {manifest.vocab_file!r}, the "
+          f"checkpoint was trained with {run.vocab_file!r}; prepare the evaluation data with the "
+          "checkpoint's vocabulary.")
+    self.run = run
+    self.batch_size = batch_size
+    self.tokenizer = tokenizer_lib.KaleidoTokenizer(run.vocab_file, run.model.max_seq_length)
+    self._task = _build_task(run, eval_data, self.tokenizer)
+    self._model = self._task.build_model()
+    self._parts = self._task.parts
+    # A pre-training checkpoint holds the pre-training model, whose ITM head scores retrieval.
+    _restore(self._parts.pretraining_model if run.task_name == "pretrain" else self._model,
+             checkpoint_path)
+    self._examples = _read_examples(eval_data, reader.reader_config(manifest))
+    self._reader_config = reader.reader_config(manifest)
+    self._features: dict[int, np.ndarray] = {}
+    self._embed = tf.function(reduce_retracing=True)(
+        lambda patches: self._parts.patch_embedder(patches, training=False))
+    self._encode = tf.function(reduce_retracing=True)(
+        lambda inputs: self._parts.encoder(inputs, training=False))
+
+  @property
+  def product_ids(self) -> np.ndarray:
+    return self._examples.product_ids
+
+  @property
+  def subcategory_ids(self) -> np.ndarray:
+    return self._examples.subcategory_ids
+
+  @property
+  def num_examples(self) -> int:
+    return len(self._examples.serialized)
+
+  def supports(self, task: str) -> bool:
+    """Whether this run was trained for evaluation task `task` (itr, tir, category, ...)."""
+    return task in _TASKS_OF_RUN[self.run.task_name]
+
+  def _check(self, task: str) -> None:
+    if not self.supports(task):
+      raise errors.KaleidoError(
+          f"The checkpoint was trained for --task={self.run.task_name}, which cannot be "
+          f"evaluated on {task}; pass a checkpoint fine-tuned for it.")
+
+  def patch_features(self, indices: Sequence[int]) -> np.ndarray:
+    """(len(indices), 55, F) float32 patch features, each image embedded once."""
+    missing = sorted({int(i) for i in indices} - self._features.keys())
+    for start in range(0, len(missing), self.batch_size):
+      chunk = missing[start:start + self.batch_size]
+      patches = tf.stack([reader.decode(tf.constant(self._examples.serialized[i]),
+                                        self._reader_config)["patches"] for i in chunk])
+      for index, features in zip(chunk, self._embed(patches).numpy()):
+        self._features[index] = features.astype(np.float16)
+    return np.stack([self._features[int(i)] for i in indices]).astype(np.float32)
+
+  def _encoder_inputs(self, text_rows: np.ndarray, image_rows: np.ndarray,
+                      word_ids: np.ndarray | None = None,
+                      input_mask: np.ndarray | None = None) -> dict[str, tf.Tensor]:
+    examples = self._examples
+    return {
+        "input_word_ids": tf.constant(examples.word_ids[text_rows] if word_ids is None
+                                      else word_ids),
+        "input_mask": tf.constant(examples.input_mask[text_rows] if input_mask is None
+                                  else input_mask),
+        "patch_boxes": tf.constant(examples.patch_boxes[image_rows]),
+        "patch_features": tf.constant(self.patch_features(image_rows)),
+    }
+
+  def matched_probability(self, text_rows: np.ndarray, image_rows: np.ndarray) -> np.ndarray:
+    """(n,) ITM matched-class probability of (text of text_rows[k], image of image_rows[k])."""
+    scores = []
+    for start in range(0, len(text_rows), self.batch_size):
+      stop = start + self.batch_size
+      pooled = self._encode(self._encoder_inputs(text_rows[start:stop],
+                                                 image_rows[start:stop]))["pooled_output"]
+      scores.append(retrieval.matched_probability(self._parts.heads.itm(pooled)).numpy())
+    return np.concatenate(scores) if scores else np.zeros([0], np.float32)
+
+  def retrieval_scorer(self, direction: str) -> Scorer:
+    """scorer(query_indices, candidate_indices) -> scores of the same shape as the candidates.
+
+    ITR: the query is an image, the candidates texts; TIR the other way round. `query_indices`
+    has shape (Q,), `candidate_indices` (Q, C) or (C,) (then shared by all queries).
+    """
+    self._check(direction)
+
+    def scorer(query_indices: np.ndarray, candidate_indices: np.ndarray) -> np.ndarray:
+      queries = np.asarray(query_indices)
+      candidates = np.asarray(candidate_indices)
+      if candidates.ndim == 1:
+        candidates = np.broadcast_to(candidates, (len(queries), len(candidates)))
+      query_rows = np.broadcast_to(queries[:, None], candidates.shape).reshape(-1)
+      candidate_rows = candidates.reshape(-1)
+      images, texts = ((query_rows, candidate_rows) if direction == "itr"
+                       else (candidate_rows, query_rows))
+      return self.matched_probability(texts, images).reshape(candidates.shape)
+
+    return scorer
+
+  def classify(self, task: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(true labels, predicted labels, class names by id) over the whole evaluation folder."""
+    self._check(task)
+    classifier = self._model.get_layer("classifier")
+    rows = np.arange(self.num_examples)
+    predictions = []
+    progress = progress_lib.Progress(len(rows), f"classify {task}", unit="images")
+    for start in range(0, len(rows), self.batch_size):
+      chunk = rows[start:start + self.batch_size]
+      pooled = self._encode(self._encoder_inputs(chunk, chunk))["pooled_output"]
+      predictions.append(np.argmax(classifier(pooled).numpy(), axis=-1))
+      progress.update(len(chunk))
+    progress.close()
+    labels = (self._examples.category_ids if task == "category"
+              else self._examples.subcategory_ids)
+    return labels, np.concatenate(predictions), list(self.run.label_names)
+
+  def captions(self, beam_size: int = 1) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """({image id: generated caption}, {image id: [the product's text]})."""
+    self._check("caption")
+    ids = self._task.special_ids
+    rows = np.arange(self.num_examples)
+    generated = []
+    progress = progress_lib.Progress(len(rows), "caption", unit="images")
+    for start in range(0, len(rows), self.batch_size):
+      chunk = rows[start:start + self.batch_size]
+      generated.extend(self._decode(chunk, beam_size, ids))
+      progress.update(len(chunk))
+    progress.close()
+    image_ids = self._examples.image_ids
+    predictions = {image_ids[i]: self.tokenizer.decode(tokens) for i, tokens in
+                   zip(rows, generated)}
+    references = {image_ids[i]: [self._examples.texts[i]] for i in rows}
+    return predictions, references
+
+  def _decode(self, image_rows: np.ndarray, beam_size: int,
+              ids: text_masking.SpecialIds) -> list[list[int]]:
+    length = self.run.model.max_seq_length
+    mlm = self._parts.heads.masked_lm
+    if self.run.finetune.caption_mode == captioning.ONE_SHOT:
+      word_ids = captioning.one_shot_inputs(tf.zeros([len(image_rows), length], tf.int32),
+                                            ids.cls_id, ids.mask_id).numpy()
+      inputs = self._encoder_inputs(image_rows, image_rows, word_ids, np.ones_like(word_ids))
+      sequence = self._encode(inputs)["sequence_output"]
+      positions = tf.broadcast_to(tf.range(length)[tf.newaxis], word_ids.shape)
+      tokens = np.argmax(mlm(sequence, masked_positions=positions).numpy(), axis=-1)
+      tokens[:, 0] = ids.cls_id
+    else:
+      features = self.patch_features(image_rows)
+      boxes = self._examples.patch_boxes[image_rows]
+
+      def step(tokens: np.ndarray, position: int, rows: np.ndarray) -> np.ndarray:
+        input_mask = np.zeros_like(tokens)
+        input_mask[:, :position] = 1
+        inputs = {"input_word_ids": tf.constant(tokens), "input_mask": tf.constant(input_mask),
+                  "patch_boxes": tf.constant(boxes[rows]),
+                  "patch_features": tf.constant(features[rows]),
+                  "attention_mask": captioning.unilm_attention_mask(
+                      tf.constant(input_mask), self.run.model.num_patches)}
+        sequence = self._encode(inputs)["sequence_output"]
+        logits = mlm(sequence, masked_positions=tf.fill([len(rows), 1], position - 1))
+        return tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32)).numpy()
+
+      tokens = caption_decoding.beam_search(step, len(image_rows), length, ids.cls_id,
+                                            ids.sep_id, ids.pad_id, beam_size)
+    return caption_decoding.caption_ids(tokens, ids.cls_id, ids.sep_id, ids.pad_id)
+
+
+def _build_task(run: run_config_lib.RunConfig, eval_data: str,
+                tokenizer: tokenizer_lib.KaleidoTokenizer) -> base.Task:
+  from kaleido.pretraining import inputs  # pylint: disable=g-import-not-at-top
+  finetune = run.finetune or config_lib.FinetuneConfig(task="retrieval")
+  config = config_lib.KaleidoConfig(
+      model=dataclasses.replace(run.model, backbone_weights=""),
+      task=config_lib.TaskConfig(),
+      train=config_lib.TrainConfig(model_dir="", train_data=eval_data),
+      finetune=dataclasses.replace(finetune, init_checkpoint=""))
+  return factory.create_task(config, inputs.special_ids(tokenizer))
+
+
+def _restore(model: tf_keras.Model, checkpoint_path: str) -> None:
+  try:
+    tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial(
+    ).assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
+    raise errors.KaleidoError(
+        f"The checkpoint {checkpoint_path!r} does not fit the model its run_config.json describes "
+        f"({str(error).splitlines()[0][:200]}); was the model_dir reused for another run?"
+    ) from error
+
+
+def load(checkpoint: str, eval_data: str, batch_size: int = 32) -> EvaluationModel:
+  """The model of a train.py model_dir (or one of its checkpoints) on a prepared folder."""
+  run = run_config_lib.load(checkpoint)
+  return EvaluationModel(run, run_config_lib.latest_checkpoint(checkpoint), eval_data, batch_size)
