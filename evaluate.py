@@ -1,17 +1,203 @@
-"""Evaluation entry point (not implemented yet).
+r"""Evaluates Kaleido-BERT on the paper's downstream tasks (section 4.2, Tables 2-3).
 
-Retrieval, category recognition and captioning metrics are tracked in issue #5. Until then this
-command says so and exits with status 2.
+  python evaluate.py --task=all --checkpoint=runs/finetune/checkpoints --eval_data=demo \
+      --output_json=runs/eval/metrics.json --summary_dir=runs/eval/tensorboard
+  python evaluate.py --task=caption --predictions=captions.jsonl   # any captioner, no model
+
+Prints the measured metrics beside the paper's. With --output_json, the metrics JSON is written
+there, and beside it the confusion matrices (<name>.category_confusion.csv, ...) and the generated
+captions with their references (<name>.captions.jsonl, re-scorable with --predictions). Retrieval
+protocols: kaleido/evaluation/sampling.py; --index_file keeps the draws to repeat a run exactly.
+
+The model side is `kaleido.tasks.evaluation_model.load(checkpoint, eval_data, batch_size)`,
+imported only when a checkpoint is evaluated. It returns an object with
+  product_ids: (num_examples,) str and subcategory_ids: (num_examples,) int of the eval examples;
+  retrieval_scorer(direction: "itr" | "tir") -> scorer(query_indices (n,), candidate_indices
+      (n, c)) -> (n, c) scores, higher = better match (kaleido/evaluation/retrieval.py);
+  classify(task: "category" | "subcategory") -> (labels (num_examples,) int, predictions
+      (num_examples,) int, class_names [str]); a label < 0 (class unknown to training) is
+      left out and counted;
+  captions() -> ({id: generated caption}, {id: [reference captions]});
+  supports(task) -> bool (optional): whether the checkpoint was trained for the task; --task=all
+      evaluates only those (default: all tasks);
+  step (optional): the checkpoint's training step, for the TensorBoard scalars (default 0).
 """
 
+import importlib
+import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def main() -> int:
-  print("evaluate.py is not implemented yet: retrieval, category and captioning evaluation "
-        "arrive with issue #5.", file=sys.stderr)
-  return 2
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
+from absl import flags
+
+from kaleido import errors
+from kaleido.evaluation import captioning
+from kaleido.evaluation import classification
+from kaleido.evaluation import report
+from kaleido.evaluation import retrieval
+from kaleido.evaluation import sampling
+from kaleido.metrics import captioning as caption_metrics
+from kaleido.metrics import classification as classification_metrics
+from kaleido.utils import cli
+
+TASKS = ("itr", "tir", "category", "subcategory", "caption")
+MODEL_MODULE = "kaleido.tasks.evaluation_model"
+
+_TASK = flags.DEFINE_enum("task", None, [*TASKS, "all"], "What to evaluate.", required=True)
+_CHECKPOINT = flags.DEFINE_string("checkpoint", "", "The fine-tuned checkpoint to evaluate.")
+_EVAL_DATA = flags.DEFINE_string("eval_data", "demo",
+                                 "A folder prepared by data/prepare.py, or `demo` (the demo "
+                                 "catalog's validation split).")
+_DEMO_DIR = flags.DEFINE_string("demo_dir", "workdir/demo", "Where --eval_data=demo lives.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Examples (or pairs) per model call.")
+_PREDICTIONS = flags.DEFINE_string(
+    "predictions", "", "Captioning only, no model: a JSON-lines file, one line per image "
+    '{"id": ..., "caption": "...", "references": ["...", ...]}.')
+_OUTPUT_JSON = flags.DEFINE_string("output_json", "",
+                                   "Metrics JSON; confusion matrices and captions go beside it.")
+_SUMMARY_DIR = flags.DEFINE_string("summary_dir", "",
+                                   "TensorBoard folder for the eval/<task>/<metric> scalars.")
+_PROTOCOL = flags.DEFINE_enum("protocol", "sample100", list(sampling.PROTOCOLS),
+                              "Retrieval: 1 positive + 100 negatives of the same subcategory "
+                              "(the paper's), or every query against the whole gallery.")
+_NUM_QUERIES = flags.DEFINE_integer("num_queries", 1000,
+                                    "Retrieval queries (products) per draw.")
+_NUM_DRAWS = flags.DEFINE_integer("num_draws", 5, "Retrieval draws, averaged.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the retrieval draws.")
+_INDEX_FILE = flags.DEFINE_string(
+    "index_file", "", "JSON of the sampled retrieval draws: read when it exists (the run "
+    "repeats exactly), else written.")
+
+
+def _check_flags() -> None:
+  """Flag combinations that cannot work, reported before anything starts."""
+  for name, value in (("num_queries", _NUM_QUERIES.value), ("num_draws", _NUM_DRAWS.value),
+                      ("batch_size", _BATCH_SIZE.value)):
+    if value < 1:
+      raise errors.KaleidoError(f"--{name}={value} must be at least 1.")
+  if _PREDICTIONS.value:
+    if _TASK.value != "caption" or _CHECKPOINT.value:
+      raise errors.KaleidoError("--predictions scores a captions file without a model, so it "
+                                "goes with --task=caption and no --checkpoint.")
+  elif not _CHECKPOINT.value:
+    raise errors.KaleidoError(f"--task={_TASK.value} needs --checkpoint (a fine-tuned model); "
+                              "only --task=caption can do without one, given --predictions.")
+
+
+def _eval_data() -> str:
+  if _EVAL_DATA.value == "demo":
+    from kaleido.demo import pipeline
+    config = pipeline.DemoConfig(work_dir=_DEMO_DIR.value)
+    return pipeline.ensure_demo_data(config).validation_dir
+  if not os.path.isdir(_EVAL_DATA.value):
+    raise errors.KaleidoError(f"--eval_data={_EVAL_DATA.value!r} is not a folder; pass one "
+                              "prepared by data/prepare.py, or `demo`.")
+  return _EVAL_DATA.value
+
+
+def _load_model():
+  """The fine-tuned model behind the interface in the module docstring."""
+  try:
+    evaluation_model = importlib.import_module(MODEL_MODULE)
+  except ModuleNotFoundError as error:
+    if error.name not in (MODEL_MODULE, MODEL_MODULE.rpartition(".")[0]):
+      raise
+    raise errors.KaleidoError(
+        f"Evaluating a checkpoint needs {MODEL_MODULE}, which this version does not have yet "
+        "(issue #5); only --task=caption --predictions=FILE.jsonl works without a model."
+    ) from error
+  return evaluation_model.load(_CHECKPOINT.value, _eval_data(), _BATCH_SIZE.value)
+
+
+def _beside_output(suffix: str) -> str:
+  """`<output_json without .json>.<suffix>`, or "" when there is no --output_json."""
+  if not _OUTPUT_JSON.value:
+    return ""
+  return f"{os.path.splitext(_OUTPUT_JSON.value)[0]}.{suffix}"
+
+
+def _retrieval(model, direction: str) -> dict:
+  return retrieval.evaluate_retrieval(
+      model.retrieval_scorer(direction), model.product_ids, model.subcategory_ids, direction,
+      protocol=_PROTOCOL.value, num_queries=_NUM_QUERIES.value, num_draws=_NUM_DRAWS.value,
+      seed=_SEED.value, index_file=_INDEX_FILE.value or None)
+
+
+def _classification(model, task: str) -> dict:
+  labels, predictions, class_names = model.classify(task)
+  result, confusion = classification.evaluate_classification(labels, predictions, class_names)
+  path = _beside_output(f"{task}_confusion.csv")
+  if path:
+    classification_metrics.write_confusion_matrix(path, confusion, class_names)
+    result["confusion_matrix_file"] = path
+  return result
+
+
+def _captioning(model, task: str) -> dict:
+  del task  # one captioning task
+  predictions, references = model.captions()
+  result = caption_metrics.caption_metrics(predictions, references)
+  path = _beside_output("captions.jsonl")
+  if path:
+    captioning.write_predictions(path, predictions, references)
+    result["captions_file"] = path
+  return result
+
+
+def _tasks(model) -> list[str]:
+  """--task, or for --task=all every task the checkpoint was trained for."""
+  if _TASK.value != "all":
+    return [_TASK.value]
+  supports = getattr(model, "supports", lambda task: True)
+  tasks = [task for task in TASKS if supports(task)]
+  if not tasks:
+    raise errors.KaleidoError(f"The checkpoint {_CHECKPOINT.value!r} was trained for none of the "
+                              f"tasks {', '.join(TASKS)}.")
+  skipped = [task for task in TASKS if task not in tasks]
+  if skipped:
+    print(f"--task=all: the checkpoint was not trained for {', '.join(skipped)}; evaluating "
+          f"{', '.join(tasks)}.")
+  return tasks
+
+
+def _evaluate_model() -> tuple[dict, int]:
+  """Results of the tasks with the loaded model, and the step to log them at."""
+  model = _load_model()
+  runners = {"itr": _retrieval, "tir": _retrieval, "category": _classification,
+             "subcategory": _classification, "caption": _captioning}
+  results = {task: runners[task](model, task) for task in _tasks(model)}
+  return results, int(getattr(model, "step", 0))
+
+
+def _settings() -> dict:
+  names = ("task", "checkpoint", "eval_data", "predictions", "protocol", "num_queries",
+           "num_draws", "seed", "index_file", "batch_size")
+  return {name: flags.FLAGS[name].value for name in names}
+
+
+@cli.user_errors_as_messages
+def main(argv):
+  del argv
+  _check_flags()
+  if _OUTPUT_JSON.value:
+    os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT_JSON.value)), exist_ok=True)
+  if _PREDICTIONS.value:
+    predictions, references = captioning.read_predictions(_PREDICTIONS.value)
+    results, step = {"caption": caption_metrics.caption_metrics(predictions, references)}, 0
+  else:
+    results, step = _evaluate_model()
+  results = report.add_sums(results)
+  print(report.format_table(results))
+  if _OUTPUT_JSON.value:
+    report.write_json(_OUTPUT_JSON.value, results, _settings())
+    print(f"Wrote {_OUTPUT_JSON.value}")
+  if _SUMMARY_DIR.value:
+    report.write_summaries(_SUMMARY_DIR.value, results, step)
+    print(f"Wrote TensorBoard scalars eval/<task>/<metric> to {_SUMMARY_DIR.value}")
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  app.run(main)

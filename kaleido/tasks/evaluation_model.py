@@ -87,6 +87,7 @@ class EvaluationModel:
           "checkpoint's vocabulary.")
     self.run = run
     self.batch_size = batch_size
+    self.step = _checkpoint_step(checkpoint_path)  # the TensorBoard step of the metrics
     self.tokenizer = tokenizer_lib.KaleidoTokenizer(run.vocab_file, run.model.max_seq_length)
     self._task = _build_task(run, eval_data, self.tokenizer)
     self._model = self._task.build_model()
@@ -268,6 +269,12 @@ def _restore(model: tf_keras.Model, checkpoint_path: str) -> None:
         f"The checkpoint {checkpoint_path!r} does not fit the model its run_config.json describes "
         f"({str(error).splitlines()[0][:200]}); was the model_dir reused for another run?"
     ) from error
+
+
+def _checkpoint_step(checkpoint_path: str) -> int:
+  """`.../ckpt-1200` -> 1200 (0 for other names)."""
+  suffix = checkpoint_path.rsplit("-", 1)[-1]
+  return int(suffix) if suffix.isdigit() else 0
 
 
 def load(checkpoint: str, eval_data: str, batch_size: int = 32) -> EvaluationModel:

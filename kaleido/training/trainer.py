@@ -201,6 +201,7 @@ class Trainer:
                                                   train.batch_size, train.input_mode))
     chief = distribute.is_chief(self.strategy)
     if chief and self._run_record:
+      os.makedirs(train.model_dir, exist_ok=True)
       run_config_lib.save(train.model_dir, self._run_record)
     writer = (tf.summary.create_file_writer(os.path.join(train.model_dir, "train")) if chief
               else tf.summary.create_noop_writer())
