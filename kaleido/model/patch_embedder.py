@@ -12,6 +12,7 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import config as config_lib
+from kaleido.checkpoints import resnet as resnet_weights
 
 RESNET50_FEATURES = 2048
 SMALL_FILTERS = (32, 64, 128)
@@ -56,9 +57,10 @@ def preprocess(backbone: str, pixels: tf.Tensor) -> tf.Tensor:
 class PatchEmbedder(tf_keras.layers.Layer):
   """(..., P, P, 3) uint8 patches -> (..., F) float32 features, any number of leading axes.
 
-  `weights` is a Keras .h5 weights file of the backbone (e.g. ImageNet ResNet-50 without top)
-  or None for a random initialisation. Unless `trainable`, the backbone's weights are
-  non-trainable, it runs with training=False and its output is cut from the gradient.
+  `weights` is a Keras .h5 weights file of the backbone (e.g. ImageNet ResNet-50 without top),
+  a checkpoint holding a patch embedder (see kaleido.checkpoints.resnet) or None for a random
+  initialisation. Unless `trainable`, the backbone's weights are non-trainable, it runs with
+  training=False and its output is cut from the gradient.
   """
 
   def __init__(self, backbone: str = "resnet50", patch_size: int = 64,
@@ -70,7 +72,7 @@ class PatchEmbedder(tf_keras.layers.Layer):
     self._feature_size = feature_size
     self.backbone = build_backbone(backbone, patch_size, feature_size)
     if weights is not None:
-      self.backbone.load_weights(weights)
+      resnet_weights.load_backbone_weights(self.backbone, weights)
     self.trainable = trainable  # set after building so it reaches every backbone layer
 
   def call(self, patches: tf.Tensor, training: bool | None = None) -> tf.Tensor:

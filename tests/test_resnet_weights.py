@@ -1,0 +1,104 @@
+"""Tests of loading backbone weights (ResNet-50 .h5 files, project checkpoints) into the patch
+embedder."""
+
+from __future__ import annotations
+
+
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from kaleido import config as config_lib
+from kaleido import errors
+from kaleido.checkpoints import resnet
+from kaleido.model import kaleido_bert
+from kaleido.model import patch_embedder
+
+PATCH_SIZE = 64
+
+
+def seeded_backbone(name: str, seed: int, patch_size: int = PATCH_SIZE,
+                    feature_size: int = 2048) -> tf_keras.Model:
+  """A backbone with seeded random weights, batch-norm statistics included."""
+  tf_keras.utils.set_random_seed(seed)
+  backbone = patch_embedder.build_backbone(name, patch_size, feature_size)
+  rng = np.random.default_rng(seed)
+  for variable in backbone.non_trainable_weights:  # moving means and variances
+    variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype(np.float32))
+  return backbone
+
+
+def assert_same_weights(a: tf_keras.Model, b: tf_keras.Model) -> None:
+  assert len(a.weights) == len(b.weights)
+  for x, y in zip(a.weights, b.weights):
+    np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.name)
+
+
+@pytest.fixture(scope="module")
+def resnet_file(tmp_path_factory) -> tuple[tf_keras.Model, str]:
+  backbone = seeded_backbone("resnet50", seed=5)
+  path = str(tmp_path_factory.mktemp("resnet") / resnet.IMAGENET_FILE)
+  backbone.save_weights(path)
+  return backbone, path
+
+
+def test_resnet50_h5_loads_into_the_patch_embedder(resnet_file):
+  source, path = resnet_file
+  tf_keras.utils.set_random_seed(6)  # a different random start, overwritten by the file
+  config = config_lib.ModelConfig(patch_size=PATCH_SIZE)
+  embedder = patch_embedder.from_model_config(config, resnet.resolve_resnet_weights(path))
+  assert_same_weights(embedder.backbone, source)
+
+  patches = np.random.default_rng(0).integers(0, 256, (2, 3, PATCH_SIZE, PATCH_SIZE, 3), np.uint8)
+  pixels = patch_embedder.preprocess("resnet50", tf.reshape(tf.cast(patches, tf.float32),
+                                                            [-1, PATCH_SIZE, PATCH_SIZE, 3]))
+  expected = source(pixels, training=False).numpy().reshape(2, 3, -1)
+  np.testing.assert_allclose(embedder(patches).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_imagenet_is_never_downloaded(tmp_path, monkeypatch):
+  monkeypatch.setenv("HOME", str(tmp_path))
+  with pytest.raises(errors.KaleidoError, match="cannot be downloaded here") as error:
+    resnet.resolve_resnet_weights("imagenet")
+  assert resnet.IMAGENET_URL in str(error.value) and "\n" not in str(error.value)
+  cached = tmp_path / ".keras" / "models" / resnet.IMAGENET_FILE
+  cached.parent.mkdir(parents=True)
+  cached.write_bytes(b"")
+  assert resnet.resolve_resnet_weights("imagenet") == str(cached)
+  assert resnet.resolve_resnet_weights("random") is None
+  with pytest.raises(errors.KaleidoError, match="do not exist"):
+    resnet.resolve_resnet_weights(str(tmp_path / "missing.h5"))
+
+
+def test_weights_of_another_backbone_are_refused(resnet_file, tmp_path):
+  _, path = resnet_file
+  with pytest.raises(errors.KaleidoError, match="no weights for 5 layers of the small backbone"):
+    patch_embedder.PatchEmbedder("small", 16, 2048, weights=path)
+  not_keras = str(tmp_path / "data.h5")
+  with h5py.File(not_keras, "w") as f:
+    f.create_dataset("x", data=np.zeros(3))
+  with pytest.raises(errors.KaleidoError, match="not a Keras weights file"):
+    patch_embedder.PatchEmbedder("small", 16, 2048, weights=not_keras)
+
+
+def test_backbone_from_a_training_checkpoint(tmp_path):
+  model_config = config_lib.ModelConfig(vocab_size=50, hidden_size=16, num_layers=1, num_heads=2,
+                                        intermediate_size=32, patch_size=16, backbone="small")
+  tf_keras.utils.set_random_seed(7)
+  model = kaleido_bert.build_pretraining_model(model_config, config_lib.TaskConfig())
+  source = model.get_layer(kaleido_bert.PATCH_EMBEDDER).backbone
+  for variable in source.weights:
+    variable.assign(variable + 0.1)
+  checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(3))  # as the trainer saves
+  tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), max_to_keep=1).save()
+  kaleido_bert.encoder_checkpoint(model).write(str(tmp_path / "encoder" / "ckpt"))
+
+  for path in (str(tmp_path), str(tmp_path / "encoder" / "ckpt")):
+    embedder = patch_embedder.PatchEmbedder("small", 16, 2048, weights=path)
+    assert_same_weights(embedder.backbone, source)
+  with pytest.raises(errors.KaleidoError, match="does not fit the small backbone"):
+    patch_embedder.PatchEmbedder("small", 16, 64, weights=str(tmp_path))
+  with pytest.raises(errors.KaleidoError, match="neither a Keras .h5 weights file nor"):
+    patch_embedder.PatchEmbedder("small", 16, 2048, weights=str(tmp_path / "encoder"))
