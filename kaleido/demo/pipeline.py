@@ -14,6 +14,7 @@ from kaleido.patches import generator
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import prepare
 from kaleido.text import vocab
+from kaleido.utils import files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +27,9 @@ class DemoConfig:
   patch_size: int = 64
   vocab_size: int = 4000
   workers: int = 2
+  # A given vocabulary (e.g. a pretrained BERT's) instead of one learned from the demo texts; the
+  # data prepared with it lives in its own folders beside the default ones.
+  vocab_file: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,13 +42,17 @@ class DemoData:
   validation_dir: str
 
 
-def demo_paths(work_dir: str) -> DemoData:
+def demo_paths(work_dir: str, vocab_file: str = "") -> DemoData:
+  """Where the demo lives; with `vocab_file`, prepared folders named after its hash."""
+  prepared = "prepared"
+  if vocab_file:
+    prepared = f"prepared-vocab-{files.file_sha256(vocab_file)[:12]}"
   return DemoData(
       train_catalog=os.path.join(work_dir, "catalog", "train.h5"),
       validation_catalog=os.path.join(work_dir, "catalog", "validation.h5"),
-      vocab_file=os.path.join(work_dir, "vocab.txt"),
-      train_dir=os.path.join(work_dir, "prepared", "train"),
-      validation_dir=os.path.join(work_dir, "prepared", "validation"))
+      vocab_file=vocab_file or os.path.join(work_dir, "vocab.txt"),
+      train_dir=os.path.join(work_dir, prepared, "train"),
+      validation_dir=os.path.join(work_dir, prepared, "validation"))
 
 
 def _is_prepared(folder: str) -> bool:
@@ -57,7 +65,7 @@ def _is_prepared(folder: str) -> bool:
 
 def ensure_demo_data(config: DemoConfig, log=print) -> DemoData:
   """Generates and prepares whatever part of the demo data set is missing."""
-  paths = demo_paths(config.work_dir)
+  paths = demo_paths(config.work_dir, config.vocab_file)
   splits = ((paths.train_catalog, 0, config.num_train_products),
             (paths.validation_catalog, config.num_train_products,
              config.num_validation_products))

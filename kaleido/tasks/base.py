@@ -29,9 +29,21 @@ class Task(abc.ABC):
     """The model, built inside the strategy scope by the caller."""
 
   def initialize(self, model: tf_keras.Model) -> str:
-    """Loads starting weights into a freshly built `model` (not on resume); returns a note."""
-    del model
-    return ""
+    """Loads starting weights into a freshly built `model` (not on resume); returns a note.
+
+    By default the BERT checkpoint `config.train.bert_init`, if any, into the text side and the
+    encoder (see kaleido.checkpoints.bert_init).
+    """
+    return self.initialize_from_bert(model)
+
+  def initialize_from_bert(self, model: tf_keras.Model) -> str:
+    """Loads `config.train.bert_init` into `model` (one with "encoder" and "heads" layers)."""
+    if not self.config.train.bert_init:
+      return ""
+    from kaleido.checkpoints import bert_init  # pylint: disable=g-import-not-at-top
+    from kaleido.checkpoints import readers  # pylint: disable=g-import-not-at-top
+    checkpoint = readers.read_bert_checkpoint(self.config.train.bert_init)
+    return bert_init.initialize_from_bert(model, checkpoint).summary()
 
   @abc.abstractmethod
   def dataset(self, batch_size: int, seed: int | None,

@@ -128,12 +128,17 @@ class EvaluationModel:
   def patch_features(self, indices: Sequence[int]) -> np.ndarray:
     """(len(indices), 55, F) float32 patch features, each image embedded once."""
     missing = sorted({int(i) for i in indices} - self._features.keys())
-    for start in range(0, len(missing), self.batch_size):
-      chunk = missing[start:start + self.batch_size]
-      patches = tf.stack([reader.decode(tf.constant(self._examples.serialized[i]),
-                                        self._reader_config)["patches"] for i in chunk])
-      for index, features in zip(chunk, self._embed(patches).numpy()):
-        self._features[index] = features.astype(np.float16)
+    if missing:
+      config = self._reader_config
+      patches = tf.data.Dataset.from_tensor_slices(
+          [self._examples.serialized[i] for i in missing]).map(
+              lambda record: reader.decode(record, config)["patches"],
+              num_parallel_calls=tf.data.AUTOTUNE).batch(self.batch_size).prefetch(1)
+      done = 0
+      for batch in patches:
+        for features in self._embed(batch).numpy():
+          self._features[missing[done]] = features.astype(np.float16)
+          done += 1
     return np.stack([self._features[int(i)] for i in indices]).astype(np.float32)
 
   def _encoder_inputs(self, text_rows: np.ndarray, image_rows: np.ndarray,

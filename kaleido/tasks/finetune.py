@@ -101,9 +101,11 @@ class FinetuneTask(base.Task):
     """The task's outputs from the encoder inputs."""
 
   def initialize(self, model: tf_keras.Model) -> str:
+    """The pre-training checkpoint `init_checkpoint`, else `bert_init`, else nothing."""
     del model
     if not self.finetune.init_checkpoint:
-      return "Fine-tuning from random weights (no --init_checkpoint)."
+      return (self.initialize_from_bert(self.parts.pretraining_model) or
+              "Fine-tuning from random weights (no --init_checkpoint).")
     path = run_config_lib.latest_checkpoint(self.finetune.init_checkpoint)
     self.parts.restore(path)
     return f"Initialised from the pre-training checkpoint {path}."
