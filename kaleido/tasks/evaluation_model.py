@@ -27,6 +27,7 @@ from kaleido.tasks import factory
 from kaleido.tasks import retrieval
 from kaleido.text import tokenizer as tokenizer_lib
 from kaleido.training import run_config as run_config_lib
+from kaleido.utils import checkpoints
 from kaleido.utils import progress as progress_lib
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -266,14 +267,9 @@ def _build_task(run: run_config_lib.RunConfig, eval_data: str,
 
 
 def _restore(model: tf_keras.Model, checkpoint_path: str) -> None:
-  try:
-    tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial(
-    ).assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
-    raise errors.KaleidoError(
-        f"The checkpoint {checkpoint_path!r} does not fit the model its run_config.json describes "
-        f"({str(error).splitlines()[0][:200]}); was the model_dir reused for another run?"
-    ) from error
+  checkpoints.restore(checkpoint_path, {"model": model},
+                      "the model its run_config.json describes differs; was the model_dir reused "
+                      "for another run?")
 
 
 def _checkpoint_step(checkpoint_path: str) -> int:

@@ -14,13 +14,13 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import config as config_lib
-from kaleido import errors
 from kaleido.model import kaleido_bert
 from kaleido.model import losses as losses_lib
 from kaleido.pretraining import inputs as pretraining_inputs
 from kaleido.records import reader
 from kaleido.tasks import base
 from kaleido.training import run_config as run_config_lib
+from kaleido.utils import checkpoints
 
 ENCODER_KEYS = ("input_word_ids", "input_mask", "patches", "patch_boxes")
 
@@ -37,14 +37,8 @@ class Parts:
 
   def restore(self, checkpoint_path: str) -> None:
     """Loads a pre-training checkpoint (its optimizer state and step are left out)."""
-    try:
-      status = tf.train.Checkpoint(model=self.pretraining_model).restore(checkpoint_path)
-      status.expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
-      raise errors.KaleidoError(
-          f"The checkpoint {checkpoint_path!r} does not fit this model "
-          f"({str(error).splitlines()[0][:200]}); fine-tune with the sizes it was pre-trained "
-          "with.") from error
+    checkpoints.restore(checkpoint_path, {"model": self.pretraining_model},
+                        "fine-tune with the sizes it was pre-trained with")
 
 
 class FinetuneTask(base.Task):

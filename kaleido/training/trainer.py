@@ -29,6 +29,7 @@ from kaleido.tasks import factory
 from kaleido.training import distribute
 from kaleido.training import optimization
 from kaleido.training import run_config as run_config_lib
+from kaleido.utils import checkpoints
 from kaleido.utils import progress as progress_lib
 
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
@@ -149,12 +150,10 @@ class Trainer:
   def _restore(self) -> int:
     latest = tf.train.latest_checkpoint(self._checkpoint_dir)
     if latest:
-      try:
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
-      except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
-        raise TrainingError(
-            f"The checkpoint {latest!r} does not match this model ({str(error).splitlines()[0]}); "
-            "use another --model_dir or the flags it was trained with.") from error
+      checkpoints.restore(latest, {"model": self.model, "optimizer": self.optimizer,
+                                   "step": self.step},
+                          "use another --model_dir or the flags it was trained with",
+                          partial=False, error_type=TrainingError)
       print(f"Resumed from {latest} at step {int(self.step.numpy())}.", file=sys.stderr)
     else:
       note = self.task.initialize(self.model)
