@@ -40,6 +40,11 @@ class Manifest:
   num_with_alignments: int
   num_products: int
   shards: list[dict[str, Any]]  # [{"file": name, "num_examples": n}]
+  # Written by data/add_alignments.py (absent from older manifests): examples the alignment
+  # generator gave no pairs, pairs written in all, and the generator checkpoint used.
+  num_without_alignments: int = 0
+  num_alignment_pairs: int = 0
+  aag_checkpoint: str = ""
 
   def shard_paths(self, folder: str) -> list[str]:
     """Absolute paths of the shard files inside `folder`."""
@@ -63,12 +68,14 @@ def load(folder: str) -> Manifest:
     raise ManifestError(f"{folder!r} has no {MANIFEST_NAME}, so its preparation never finished; "
                         "re-run python data/prepare.py with the same --output_dir to complete it.")
   payload = files.read_json(path)
-  known = {field.name for field in dataclasses.fields(Manifest)}
-  missing = sorted(known - set(payload))
+  fields = dataclasses.fields(Manifest)
+  known = {field.name for field in fields}
+  required = {field.name for field in fields if field.default is dataclasses.MISSING}
+  missing = sorted(required - set(payload))
   if missing:
     raise ManifestError(f"{path!r} lacks {', '.join(missing)}; it was written by another version "
                         "of this project, re-run python data/prepare.py.")
-  manifest = Manifest(**{key: payload[key] for key in known})
+  manifest = Manifest(**{key: payload[key] for key in known if key in payload})
   if manifest.schema_version != schema.SCHEMA_VERSION:
     raise ManifestError(
         f"{path!r} has schema version {manifest.schema_version} but this code reads version "

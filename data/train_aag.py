@@ -1,0 +1,99 @@
+r"""Trains the Attention-based Alignment Generator's captioner (paper section 3.3).
+
+  python data/train_aag.py --input workdir/demo/prepared/train --output_dir runs/aag_demo \
+      [--validation workdir/demo/prepared/validation] [--backbone small|resnet50] \
+      [--image_size 128] [--steps 3000] [--batch_size 32]
+  python data/train_aag.py --flagfile=configs/aag_demo.flags
+
+--input is a folder written by data/prepare.py: the captioner learns its crops and token ids (the
+same vocabulary, so its words can be compared with the texts). The output directory is the
+checkpoint to pass to data/add_alignments.py --aag_checkpoint; rerun with the same flags to
+resume, with a larger --steps to train on. Watch it with tensorboard --logdir OUTPUT_DIR.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
+from absl import flags
+
+from kaleido import errors
+from kaleido.alignment import checkpoint
+from kaleido.alignment import config as config_lib
+from kaleido.alignment import inputs
+from kaleido.alignment import training
+from kaleido.utils import cli
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("input", None, "Prepared training folder (data/prepare.py output).")
+flags.DEFINE_string("output_dir", None, "Checkpoint directory (also holds TensorBoard logs).")
+flags.DEFINE_string("validation", "", "Optional prepared folder for held-out loss and pictures.")
+flags.DEFINE_enum("backbone", "small", list(config_lib.BACKBONES),
+                  "Feature grid: `small` (quick CPU runs) or `resnet50` (paper size).")
+flags.DEFINE_string("backbone_weights", "", "Keras .h5 weights of the backbone, e.g. ImageNet "
+                    "ResNet-50 (resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5).")
+flags.DEFINE_bool("backbone_trainable", True, "Train the backbone (off: frozen features).")
+flags.DEFINE_integer("image_size", 128, "Side of the square crop the captioner sees (small: a "
+                     "multiple of 16, resnet50: of 32; 224 gives 7x7 ResNet-50 cells).")
+flags.DEFINE_integer("feature_size", 256, "Size of the projected annotation vectors.")
+flags.DEFINE_integer("embedding_size", 128, "Word embedding size.")
+flags.DEFINE_integer("hidden_size", 256, "LSTM units.")
+flags.DEFINE_integer("attention_size", 128, "Attention MLP size.")
+flags.DEFINE_float("dropout", 0.3, "Dropout before the output layer.")
+flags.DEFINE_integer("steps", 3000, "Total training steps (a resumed run continues to this).")
+flags.DEFINE_integer("batch_size", 32, "Captions per step.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_float("attention_reg", 1.0, "Weight of the doubly stochastic attention regulariser.")
+flags.DEFINE_float("word_dropout", 0.0, "Share of teacher-forced input words replaced by "
+                   "[PAD], so the decoder has to look at the image more.")
+flags.DEFINE_float("clip_norm", 5.0, "Global gradient norm clip.")
+flags.DEFINE_bool("flip", True, "Random horizontal flips of the crops.")
+flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
+flags.DEFINE_integer("log_every", 50, "Steps between TensorBoard scalars.")
+flags.DEFINE_integer("picture_every", 500, "Steps between alignment pictures in TensorBoard.")
+flags.DEFINE_bool("resume", True, "Continue from the newest checkpoint in --output_dir.")
+flags.DEFINE_integer("seed", 0, "Seed of the initial weights and the batches.")
+flags.mark_flags_as_required(["input", "output_dir"])
+
+
+def _configs() -> tuple[config_lib.TrainConfig, config_lib.CaptionerConfig]:
+  manifest = inputs.load_prepared(FLAGS.input)
+  captioner_config = checkpoint.captioner_config_for(
+      manifest, FLAGS.input, backbone=FLAGS.backbone, image_size=FLAGS.image_size,
+      feature_size=FLAGS.feature_size, embedding_size=FLAGS.embedding_size,
+      hidden_size=FLAGS.hidden_size, attention_size=FLAGS.attention_size,
+      dropout=FLAGS.dropout)
+  train_config = config_lib.TrainConfig(
+      train_data=FLAGS.input, output_dir=FLAGS.output_dir, validation_data=FLAGS.validation,
+      steps=FLAGS.steps, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+      attention_reg=FLAGS.attention_reg, word_dropout=FLAGS.word_dropout,
+      clip_norm=FLAGS.clip_norm, flip=FLAGS.flip,
+      backbone_weights=FLAGS.backbone_weights, backbone_trainable=FLAGS.backbone_trainable,
+      checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
+      picture_every=FLAGS.picture_every, resume=FLAGS.resume, seed=FLAGS.seed)
+  return train_config, captioner_config
+
+
+@cli.user_errors_as_messages
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise errors.KaleidoError(f"Unexpected arguments {argv[1:]}; pass everything as --flags.")
+  if FLAGS.backbone_weights and not os.path.isfile(FLAGS.backbone_weights):
+    raise errors.KaleidoError(f"--backbone_weights {FLAGS.backbone_weights!r} does not exist; "
+                              "pass a Keras .h5 weights file or leave it empty.")
+  train_config, captioner_config = _configs()
+  result = training.train_captioner(train_config, captioner_config)
+  summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.values.items()))
+  print(f"trained from step {result.start_step} to {result.step} in {result.seconds:.0f} s"
+        f"{'; ' + summary if summary else ''}; checkpoint {FLAGS.output_dir}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,72 @@
+"""The captioner's input: product crops and token ids read from prepared TFRecord folders.
+
+The crop (stored JPEG, see kaleido/records/schema.py) is resized with antialiasing to a square of
+`image_size`, the same way the reader cuts kaleido patches from it, so attention cells and
+kaleido patches are fractions of the same square.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from kaleido.alignment import config as config_lib
+from kaleido.records import manifest as manifest_lib
+from kaleido.records import schema
+
+CATALOG_EXTENSIONS = (".h5", ".hdf5", ".jsonl")
+SHUFFLE_BUFFER = 2048
+
+
+def load_prepared(folder: str) -> manifest_lib.Manifest:
+  """The manifest of a prepared folder; a clear error for a raw catalog file."""
+  if os.path.isfile(folder) and folder.lower().endswith(CATALOG_EXTENSIONS):
+    raise config_lib.AlignmentError(
+        f"{folder!r} is a catalog file, but the alignment generator reads prepared TFRecords; "
+        f"run python data/prepare.py --input {folder} --output_dir FOLDER first and pass FOLDER.")
+  return manifest_lib.load(folder)
+
+
+def load_crop(jpeg: tf.Tensor, image_size: int) -> tf.Tensor:
+  """JPEG bytes of a crop -> (S, S, 3) uint8."""
+  crop = tf.cast(tf.io.decode_jpeg(jpeg, channels=3), tf.float32)
+  resized = tf.image.resize(crop, [image_size, image_size], method="bilinear", antialias=True)
+  return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def _decode(serialized: tf.Tensor, config: config_lib.CaptionerConfig) -> dict[str, tf.Tensor]:
+  parsed = schema.parse(serialized)
+  token_ids = tf.cast(parsed["token_ids"][:config.max_length], tf.int32)
+  padding = tf.fill([config.max_length - tf.shape(token_ids)[0]], config.pad_id)
+  return {"image": load_crop(parsed["crop_jpeg"], config.image_size),
+          "token_ids": tf.ensure_shape(tf.concat([token_ids, padding], 0), [config.max_length]),
+          "length": tf.shape(token_ids)[0],
+          "serialized": serialized}
+
+
+def training_dataset(folder: str, config: config_lib.CaptionerConfig, batch_size: int,
+                     seed: int, flip: bool = True) -> tf.data.Dataset:
+  """Endless shuffled batches of `image` (B, S, S, 3) uint8 and `token_ids` (B, max_length)."""
+  paths = load_prepared(folder).shard_paths(folder)
+
+  def prepare(index: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    example = _decode(serialized, config)
+    image = example["image"]
+    if flip:
+      image = tf.image.stateless_random_flip_left_right(image, tf.stack([seed, index]))
+    return {"image": image, "token_ids": example["token_ids"]}
+
+  dataset = tf.data.TFRecordDataset(paths).repeat().shuffle(SHUFFLE_BUFFER, seed=seed)
+  dataset = dataset.enumerate().map(lambda i, s: prepare(tf.cast(i, tf.int32), s),
+                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def example_dataset(paths: list[str], config: config_lib.CaptionerConfig,
+                    batch_size: int) -> tf.data.Dataset:
+  """The examples of `paths` in order, batched: `image`, `token_ids` (padded), `length` and the
+  `serialized` record."""
+  dataset = tf.data.TFRecordDataset(paths).map(
+      lambda s: _decode(s, config), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,75 @@
+r"""Writes a PNG of what the alignment generator aligns for a few prepared examples: per product
+the crop with its grid, then per aligned word the attention heat map, the region kept and the
+chosen L3 (red), L4 (yellow) and L5 (cyan) patches.
+
+  python tools/show_alignments.py --data workdir/demo/prepared/validation \
+      --aag_checkpoint runs/aag_demo --output alignments.png [--count 6] [--skip 0]
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
+from absl import flags
+
+from kaleido import errors
+from kaleido.alignment import config as config_lib
+from kaleido.utils import cli
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+_DATA = flags.DEFINE_string("data", None, "A folder written by data/prepare.py.")
+_CHECKPOINT = flags.DEFINE_string("aag_checkpoint", None, "Output directory of data/train_aag.py.")
+_OUTPUT = flags.DEFINE_string("output", "alignments.png", "PNG to write.")
+_COUNT = flags.DEFINE_integer("count", 6, "Examples to show.", lower_bound=1)
+_SKIP = flags.DEFINE_integer("skip", 0, "Examples to skip first.", lower_bound=0)
+_MAX_WORDS = flags.DEFINE_integer("max_words", 6, "Aligned words shown per example.",
+                                  lower_bound=1)
+_DEFAULTS = config_lib.AlignConfig()
+_DECODING = flags.DEFINE_enum("decoding", _DEFAULTS.decoding, list(config_lib.DECODINGS),
+                              "Caption decoding.")
+_BEAM_SIZE = flags.DEFINE_integer("beam_size", _DEFAULTS.beam_size, "Beams of --decoding=beam.")
+_MASS_FRACTION = flags.DEFINE_float("mass_fraction", _DEFAULTS.mass_fraction,
+                                    "See data/add_alignments.py.")
+_MAX_REGION_AREA = flags.DEFINE_float("max_region_area", _DEFAULTS.max_region_area,
+                                      "See data/add_alignments.py.")
+_MIN_SCORE = flags.DEFINE_float("min_score", _DEFAULTS.min_score, "See data/add_alignments.py.")
+_MAX_PATCHES = flags.DEFINE_integer("max_patches_per_level", _DEFAULTS.max_patches_per_level,
+                                    "See data/add_alignments.py.")
+
+
+@cli.user_errors_as_messages
+def main(argv):
+  if len(argv) > 1:
+    raise errors.KaleidoError(f"Unexpected arguments {argv[1:]}; pass everything as --flags.")
+  from kaleido.alignment import generator  # pylint: disable=g-import-not-at-top
+  from kaleido.alignment import inputs  # pylint: disable=g-import-not-at-top
+  from kaleido.alignment import pictures  # pylint: disable=g-import-not-at-top
+  from kaleido.patches import pictures as patch_pictures  # pylint: disable=g-import-not-at-top
+  config = config_lib.AlignConfig(
+      decoding=_DECODING.value, beam_size=_BEAM_SIZE.value, mass_fraction=_MASS_FRACTION.value,
+      max_region_area=_MAX_REGION_AREA.value, min_score=_MIN_SCORE.value,
+      max_patches_per_level=_MAX_PATCHES.value)
+  manifest = inputs.load_prepared(_DATA.value)
+  aligner = generator.AlignmentGenerator.from_checkpoint(_CHECKPOINT.value, config, manifest,
+                                                         _DATA.value)
+  dataset = inputs.example_dataset(manifest.shard_paths(_DATA.value), aligner.captioner_config,
+                                   _COUNT.value).unbatch().skip(_SKIP.value).batch(_COUNT.value)
+  batch = next(iter(dataset), None)
+  if batch is None:
+    raise errors.KaleidoError(f"{_DATA.value!r} has no examples after skipping {_SKIP.value}.")
+  images = batch["image"].numpy()
+  ids = [row[:n] for row, n in zip(batch["token_ids"].numpy(), batch["length"].numpy())]
+  results = aligner.align(images, ids)
+  patch_pictures.write_png(_OUTPUT.value, pictures.alignment_picture(
+      images, results, max_words=_MAX_WORDS.value))
+  pairs = sum(result.alignment.num_pairs for result in results)
+  print(f"Wrote {len(results)} examples ({pairs} pairs) to {_OUTPUT.value}")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["data", "aag_checkpoint"])
+  app.run(main)
