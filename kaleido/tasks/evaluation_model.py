@@ -96,8 +96,8 @@ class EvaluationModel:
     # A pre-training checkpoint holds the pre-training model, whose ITM head scores retrieval.
     _restore(self._parts.pretraining_model if run.task_name == "pretrain" else self._model,
              checkpoint_path)
-    self._examples = _read_examples(eval_data, reader.reader_config(manifest))
     self._reader_config = reader.reader_config(manifest)
+    self._examples = _read_examples(eval_data, self._reader_config)
     self._features: dict[int, np.ndarray] = {}
     self._embed = tf.function(reduce_retracing=True)(
         lambda patches: self._parts.patch_embedder(patches, training=False))
