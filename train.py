@@ -65,7 +65,12 @@ _BACKBONE_TRAINABLE = flags.DEFINE_bool("backbone_trainable", False,
 _RESNET_WEIGHTS = flags.DEFINE_string(
     "resnet_weights", "", "Weights of the patch backbone: the Keras ImageNet file "
     "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), a checkpoint or model_dir of this "
-    "project, `imagenet` (Keras' cache), or `random` for a random initialisation on purpose.")
+    "project, `imagenet` (Keras' cache), `catalog` to pre-train the backbone on --train_data's "
+    "own image-text pairs first (word prediction; kept as MODEL_DIR/backbone_words.h5), or "
+    "`random` for a random initialisation on purpose.")
+_CATALOG_BACKBONE_STEPS = flags.DEFINE_integer(
+    "catalog_backbone_steps", 800, "Steps of the word-prediction backbone pre-training that "
+    "--resnet_weights=catalog runs (batch 64).")
 _BERT_INIT = flags.DEFINE_string(
     "bert_init", "", "A BERT checkpoint to start the text side and encoder from: a Google TF1 "
     "folder, a Model Garden checkpoint, a Hugging Face folder, a tools/convert_checkpoint.py "
@@ -142,7 +147,8 @@ def _train_data(vocab_file: str) -> str:
                                                        vocab_file=vocab_file)).train_dir
 
 
-def _model_config(vocab_size: int, manifest, bert_checkpoint) -> config_lib.ModelConfig:
+def _model_config(vocab_size: int, train_data: str, manifest, bert_checkpoint
+                  ) -> config_lib.ModelConfig:
   """Model sizes from the flags, from --bert_init, or from the pre-training run when fine-tuning
   from one."""
   if _INIT_CHECKPOINT.value:
@@ -162,7 +168,6 @@ def _model_config(vocab_size: int, manifest, bert_checkpoint) -> config_lib.Mode
     # The checkpoint holds the backbone's weights, so its .h5 file is not read again.
     return dataclasses.replace(init_run.model, backbone_weights="")
   from kaleido.checkpoints import bert_init  # pylint: disable=g-import-not-at-top
-  from kaleido.checkpoints import resnet  # pylint: disable=g-import-not-at-top
   sizes = {"vocab_size": vocab_size, "hidden_size": _HIDDEN_SIZE.value,
            "num_layers": _NUM_LAYERS.value, "num_heads": _NUM_HEADS.value,
            "intermediate_size": _INTERMEDIATE_SIZE.value}
@@ -173,8 +178,23 @@ def _model_config(vocab_size: int, manifest, bert_checkpoint) -> config_lib.Mode
       **sizes, max_seq_length=manifest.max_seq_length,
       patch_size=manifest.patch_size, backbone=_BACKBONE.value,
       backbone_trainable=_BACKBONE_TRAINABLE.value,
-      backbone_weights=resnet.resolve_resnet_weights(_RESNET_WEIGHTS.value) or "",
+      backbone_weights=_backbone_weights(train_data),
       dropout_rate=_DROPOUT.value, attention_dropout_rate=_DROPOUT.value)
+
+
+def _backbone_weights(train_data: str) -> str:
+  """The backbone weights file of --resnet_weights; `catalog` trains it on first use."""
+  if _RESNET_WEIGHTS.value != "catalog":
+    from kaleido.checkpoints import resnet  # pylint: disable=g-import-not-at-top
+    return resnet.resolve_resnet_weights(_RESNET_WEIGHTS.value) or ""
+  from kaleido.pretraining import backbone  # pylint: disable=g-import-not-at-top
+  path = os.path.join(_MODEL_DIR.value, "backbone_words.h5")
+  if not os.path.isfile(path):
+    backbone.train_backbone(backbone.BackboneTrainingConfig(
+        train_data=train_data, output_path=path, backbone=_BACKBONE.value,
+        train_steps=_CATALOG_BACKBONE_STEPS.value, seed=_SEED.value),
+        log=lambda line: print(line, file=sys.stderr))
+  return path
 
 
 def _read_bert_init():
@@ -228,7 +248,7 @@ def main(argv):
       task=_TASK.value, init_checkpoint=_INIT_CHECKPOINT.value, num_classes=len(label_names),
       caption_mode=_CAPTION_MODE.value)
   config = config_lib.KaleidoConfig(
-      model=_model_config(tokenizer.vocab_size, manifest, bert_checkpoint),
+      model=_model_config(tokenizer.vocab_size, train_data, manifest, bert_checkpoint),
       task=task,
       train=config_lib.TrainConfig(
           model_dir=_MODEL_DIR.value, train_data=train_data, train_steps=_TRAIN_STEPS.value,

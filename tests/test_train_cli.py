@@ -88,10 +88,14 @@ def test_task_subset_under_multi_worker_strategy(data, tmp_path):
 
 def test_train_runs_and_reports_losses(data, tmp_path):
   result, errors = _train(tmp_path, f"--train_data={data}", "--train_steps=2",
-                          "--warmup_steps=0", "--summary_every=1")
+                          "--warmup_steps=0", "--summary_every=1", "--resnet_weights=catalog",
+                          "--catalog_backbone_steps=3")
   assert result.returncode == 0 and not errors, result.stderr[-2000:]
   assert "Step 2:" in result.stdout and "total=" in result.stdout
   assert "ETA" in result.stderr  # progress with rate and ETA
+  # --resnet_weights=catalog pre-trained the backbone first and kept its weights in the run.
+  assert "Backbone word prediction" in result.stderr
+  assert os.path.isfile(tmp_path / "run" / "backbone_words.h5")
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):

@@ -9,8 +9,11 @@ suffix=""
 init=(--init_checkpoint=runs/demo_pretrain)
 if [[ "${NO_PRETRAIN:-0}" == 1 ]]; then
   suffix="_scratch"
-  init=(--init_checkpoint= --backbone=small --hidden_size=128 --num_layers=3 --num_heads=4
-        --intermediate_size=512)
+  # The same word-pretrained small backbone as the pre-training run has (same data and seed).
+  python tools/pretrain_backbone.py --train_data=workdir/demo/prepared/train \
+      --output=runs/demo_backbone_words.h5
+  init=(--init_checkpoint= --backbone=small --resnet_weights=runs/demo_backbone_words.h5
+        --hidden_size=128 --num_layers=3 --num_heads=4 --intermediate_size=512)
 else
   python train.py --flagfile=configs/demo_pretrain.flags
 fi

@@ -26,17 +26,19 @@ class ReaderConfig:
   max_alignments: int = 32
 
 
+def level_patches(crop: tf.Tensor, level: int, patch_size: int) -> tf.Tensor:
+  """(h, w, 3) crop -> (level**2, P, P, 3) float32 patches of one kaleido level, row-major."""
+  side = level * patch_size
+  resized = tf.image.resize(tf.cast(crop, tf.float32), [side, side], method="bilinear",
+                            antialias=True)
+  cells = tf.reshape(resized, [level, patch_size, level, patch_size, 3])
+  cells = tf.transpose(cells, [0, 2, 1, 3, 4])
+  return tf.reshape(cells, [level * level, patch_size, patch_size, 3])
+
+
 def cut_patches(crop: tf.Tensor, patch_size: int) -> tf.Tensor:
   """(h, w, 3) uint8 crop -> (55, P, P, 3) uint8 kaleido patches in level order, row-major."""
-  crop = tf.cast(crop, tf.float32)
-  levels = []
-  for n in kaleido_grid.LEVELS:
-    side = n * patch_size
-    resized = tf.image.resize(crop, [side, side], method="bilinear", antialias=True)
-    cells = tf.reshape(resized, [n, patch_size, n, patch_size, 3])
-    cells = tf.transpose(cells, [0, 2, 1, 3, 4])
-    levels.append(tf.reshape(cells, [n * n, patch_size, patch_size, 3]))
-  patches = tf.concat(levels, axis=0)
+  patches = tf.concat([level_patches(crop, n, patch_size) for n in kaleido_grid.LEVELS], axis=0)
   return tf.cast(tf.clip_by_value(tf.round(patches), 0.0, 255.0), tf.uint8)
 
 
