@@ -50,6 +50,8 @@ _WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 1e-4, "AdamW weight decay.")
 _MIXED_PRECISION = flags.DEFINE_enum("mixed_precision", "none",
                                      ["none", "mixed_bfloat16", "mixed_float16"],
                                      "Compute dtype policy (float16 uses loss scaling).")
+_JIT_COMPILE = flags.DEFINE_bool(
+    "jit_compile", False, "XLA-compile the forward and backward pass (one replica only).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the input pipeline's random draws.")
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
 _SUMMARY_EVERY = flags.DEFINE_integer("summary_every", 20, "Steps between TensorBoard scalars.")
@@ -255,7 +257,8 @@ def main(argv):
           batch_size=_BATCH_SIZE.value, strategy=_STRATEGY.value, tpu_address=_TPU.value,
           input_mode=_INPUT_MODE.value, learning_rate=_LEARNING_RATE.value,
           warmup_steps=_WARMUP_STEPS.value, weight_decay=_WEIGHT_DECAY.value,
-          mixed_precision=_MIXED_PRECISION.value, seed=_SEED.value,
+          mixed_precision=_MIXED_PRECISION.value, jit_compile=_JIT_COMPILE.value,
+          seed=_SEED.value,
           checkpoint_every=_CHECKPOINT_EVERY.value, summary_every=_SUMMARY_EVERY.value,
           bert_init=bert_path),
       finetune=finetune)

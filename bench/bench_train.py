@@ -1,7 +1,7 @@
 r"""Pre-training speed against this machine's matmul peak (a benchmark, not a test).
 
   python bench/bench_train.py                       # paper and demo sizes, fp32 and bf16
-  python bench/bench_train.py --sizes paper --precisions none --steps 4
+  python bench/bench_train.py --sizes paper --precisions none --steps 4 --jit_compile
 
 For each (size, precision) it runs, in a fresh process, the real training step of
 kaleido.training.trainer (model, seven losses, masking and the tf.data input pipeline on a prepared
@@ -26,6 +26,7 @@ _SIZES = flags.DEFINE_list("sizes", ["paper", "demo"], "Model sizes to measure."
 _PRECISIONS = flags.DEFINE_list("precisions", ["none", "mixed_bfloat16"], "Precision policies.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Global batch size.")
 _STEPS = flags.DEFINE_integer("steps", 6, "Timed steps (after 2 warm-up steps).")
+_JIT = flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward and backward pass.")
 _DATA = flags.DEFINE_string("data", "", "A prepared folder (default: a fresh demo one).")
 _SINGLE = flags.DEFINE_string("single", "", "Internal: measure one `size,precision` and exit.")
 
@@ -92,7 +93,7 @@ def measure_one(size: str, precision: str, data: str) -> dict:
         task=config_lib.TaskConfig(),
         train=config_lib.TrainConfig(model_dir=model_dir, train_data=data, train_steps=1000,
                                      batch_size=_BATCH_SIZE.value, mixed_precision=precision,
-                                     warmup_steps=10))
+                                     warmup_steps=10, jit_compile=_JIT.value))
     special_ids = inputs.special_ids(tokenizer)
     trainer = trainer_lib.Trainer(config, special_ids)
     dataset = inputs.pretraining_dataset(data, _BATCH_SIZE.value, config.task, special_ids, 0)
@@ -135,12 +136,14 @@ def main(argv):
     return
   with tempfile.TemporaryDirectory() as tmp:
     data = _DATA.value or _demo_folder(tmp)
-    print(f"batch {_BATCH_SIZE.value}, {_STEPS.value} timed steps, {os.cpu_count()} cpus")
+    print(f"batch {_BATCH_SIZE.value}, {_STEPS.value} timed steps, {os.cpu_count()} cpus, "
+          f"XLA {'on' if _JIT.value else 'off'}")
     for size in _SIZES.value:
       for precision in _PRECISIONS.value:
         result = subprocess.run(
             [sys.executable, __file__, f"--single={size},{precision}", f"--data={data}",
-             f"--batch_size={_BATCH_SIZE.value}", f"--steps={_STEPS.value}"],
+             f"--batch_size={_BATCH_SIZE.value}", f"--steps={_STEPS.value}",
+             f"--jit_compile={_JIT.value}"],
             capture_output=True, text=True, check=False)
         if result.returncode:
           print(f"{size} {precision}: failed\n{result.stderr[-2000:]}")

@@ -85,6 +85,7 @@ class TrainConfig:
   weight_decay: float = 1e-4
   clip_norm: float = 1.0
   mixed_precision: str = "none"  # or mixed_bfloat16, mixed_float16
+  jit_compile: bool = False  # XLA-compile each replica's forward and backward pass
   seed: int = 0
   checkpoint_every: int = 1000
   max_checkpoints: int = 3

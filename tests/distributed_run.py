@@ -25,6 +25,7 @@ def main() -> None:
   parser.add_argument("--input_mode", default="global")
   parser.add_argument("--checkpoint_every", type=int, default=1000)
   parser.add_argument("--mixed_precision", default="none")
+  parser.add_argument("--jit_compile", action="store_true")
   args = parser.parse_args()
 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -55,7 +56,7 @@ def main() -> None:
           model_dir=args.model_dir, train_data=args.data, train_steps=args.steps,
           batch_size=args.batch_size, strategy=args.strategy, input_mode=args.input_mode,
           learning_rate=1e-3, warmup_steps=0, checkpoint_every=args.checkpoint_every,
-          mixed_precision=args.mixed_precision,
+          mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
           summary_every=1, image_summary_every=1000))
   result = trainer.Trainer(config, inputs.special_ids(tokenizer), strategy).run()
   print(json.dumps({"step": result.step, "losses": result.losses,

@@ -96,6 +96,17 @@ def test_multi_worker_two_processes_matches_one_device(data, single_device, tmp_
   assert not glob.glob(str(tmp_path / ".scratch-*"))
 
 
+def test_xla_compiled_steps_match_one_device(data, single_device, tmp_path):
+  result, _ = _result(_run(data, str(tmp_path), "--jit_compile"))
+  _assert_close(result["losses"], single_device[0]["losses"], 1e-4)
+
+
+def test_xla_with_several_replicas_is_one_clear_error(data, tmp_path):
+  process = _run(data, str(tmp_path), "--strategy=mirrored", "--logical_cpus=2", "--jit_compile")
+  _, stderr = process.communicate(timeout=400)
+  assert process.returncode != 0 and "--jit_compile runs on one replica only" in stderr
+
+
 def test_resume_continues_at_the_saved_step(data, tmp_path):
   model_dir = str(tmp_path)
   first, _ = _result(_run(data, model_dir, "--steps=2", "--checkpoint_every=1"))

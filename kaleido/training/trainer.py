@@ -87,6 +87,11 @@ class Trainer:
     tf_keras.utils.set_random_seed(train.seed)  # the same initial weights in every process
     self.strategy = strategy or distribute.create_strategy(train.strategy, train.tpu_address)
     distribute.check_batch_size(self.strategy, train.batch_size)
+    if train.jit_compile and self.strategy.num_replicas_in_sync > 1:
+      raise errors.KaleidoError(
+          f"--jit_compile runs on one replica only (the losses' cross-replica sum cannot sit "
+          f"inside an XLA cluster), not {self.strategy.num_replicas_in_sync}; drop it or use "
+          "--strategy=one_device.")
     self.task = factory.create_task(config, special_ids)
     with self.strategy.scope():
       self.model = self.task.build_model()
@@ -113,16 +118,23 @@ class Trainer:
     task, reported = self.task, self.task.reported
     float16 = self.config.train.mixed_precision == "mixed_float16"
 
-    def replica_step(batch, stop_requested):
+    def forward_backward(batch):
       with tf.GradientTape() as tape:
         outputs = self.model({k: batch[k] for k in self._input_keys}, training=True)
         scaled = task.replica_losses(batch, outputs)
         total = scaled["total"]
         loss_for_gradient = self.optimizer.get_scaled_loss(total) if float16 else total
-      variables = self.model.trainable_variables
       # Heads of disabled tasks get zeros, not None, so the cross-replica sum can take them.
-      gradients = tape.gradient(loss_for_gradient, variables,
+      gradients = tape.gradient(loss_for_gradient, self.model.trainable_variables,
                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
+      return scaled, task.replica_metrics(batch, outputs), gradients
+
+    if self.config.train.jit_compile:
+      forward_backward = tf.function(forward_backward, jit_compile=True)
+
+    def replica_step(batch, stop_requested):
+      scaled, metrics, gradients = forward_backward(batch)
+      variables = self.model.trainable_variables
       # Sum across replicas first, then clip: clipping per replica (what the optimizer would do)
       # makes the update depend on the number of replicas.
       context = tf.distribute.get_replica_context()
@@ -132,7 +144,6 @@ class Trainer:
       gradients, _ = tf.clip_by_global_norm(gradients, self.config.train.clip_norm)
       self.optimizer.apply_gradients(zip(gradients, variables),
                                      experimental_aggregate_gradients=False)
-      metrics = task.replica_metrics(batch, outputs)
       values = {k: v for k, v in {**scaled, **metrics}.items() if k in reported}
       return values, tf.identity(stop_requested)
 
