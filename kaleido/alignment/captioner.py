@@ -17,6 +17,7 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido.alignment import config as config_lib
+from kaleido.model import patch_embedder
 
 SMALL_FILTERS = (32, 64, 128, 256)
 
@@ -54,14 +55,6 @@ def build_backbone(backbone: str, image_size: int, weights: str | None = None) -
           f"Cannot load backbone weights {weights!r} into the {backbone} backbone "
           f"({str(error).splitlines()[0]}); pass a Keras .h5 file of that backbone.") from error
   return model
-
-
-def preprocess(backbone: str, images: tf.Tensor) -> tf.Tensor:
-  """uint8 or float pixels in [0, 255] -> the input range of `backbone`."""
-  pixels = tf.cast(images, tf.float32)
-  if backbone == "resnet50":
-    return tf_keras.applications.resnet50.preprocess_input(pixels)
-  return pixels / 127.5 - 1.0
 
 
 class Captioner(tf_keras.Model):
@@ -115,7 +108,9 @@ class Captioner(tf_keras.Model):
   def encode(self, images: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
     """(B, S, S, 3) uint8 crops -> annotation vectors (B, N, D) and attention keys (B, N, A)."""
     run_training = training if self._backbone_trainable else False
-    grid = self.backbone(preprocess(self.config.backbone, images), training=run_training)
+    grid = self.backbone(patch_embedder.preprocess(self.config.backbone,
+                                                   tf.cast(images, tf.float32)),
+                         training=run_training)
     if not self._backbone_trainable:
       grid = tf.stop_gradient(grid)
     cells = tf.reshape(grid, [tf.shape(grid)[0], -1, grid.shape[-1]])

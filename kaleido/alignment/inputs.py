@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from kaleido.alignment import config as config_lib
 from kaleido.records import manifest as manifest_lib
+from kaleido.records import reader
 from kaleido.records import schema
 
 CATALOG_EXTENSIONS = (".h5", ".hdf5", ".jsonl")
@@ -30,9 +31,7 @@ def load_prepared(folder: str) -> manifest_lib.Manifest:
 
 def load_crop(jpeg: tf.Tensor, image_size: int) -> tf.Tensor:
   """JPEG bytes of a crop -> (S, S, 3) uint8."""
-  crop = tf.cast(tf.io.decode_jpeg(jpeg, channels=3), tf.float32)
-  resized = tf.image.resize(crop, [image_size, image_size], method="bilinear", antialias=True)
-  return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+  return reader.square_crop(tf.io.decode_jpeg(jpeg, channels=3), image_size)
 
 
 def _decode(serialized: tf.Tensor, config: config_lib.CaptionerConfig) -> dict[str, tf.Tensor]:

@@ -68,9 +68,8 @@ def word_dataset(folder: str, batch_size: int, vocab_size: int, excluded_ids: Se
 
   def example(serialized):
     parsed = schema.parse(serialized)
-    crop = tf.io.decode_jpeg(parsed["crop_jpeg"], channels=3)
-    l1_patch = reader.level_patches(crop, 1, manifest.patch_size)[0]
-    l1_patch = tf.cast(tf.clip_by_value(tf.round(l1_patch), 0.0, 255.0), tf.uint8)
+    l1_patch = reader.square_crop(tf.io.decode_jpeg(parsed["crop_jpeg"], channels=3),
+                                  manifest.patch_size)
     return l1_patch, bag_of_words(tf.cast(parsed["token_ids"], tf.int32), vocab_size,
                                   excluded_ids)
 

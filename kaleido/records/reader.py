@@ -36,10 +36,19 @@ def level_patches(crop: tf.Tensor, level: int, patch_size: int) -> tf.Tensor:
   return tf.reshape(cells, [level * level, patch_size, patch_size, 3])
 
 
+def _to_uint8(pixels: tf.Tensor) -> tf.Tensor:
+  return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
+
+
+def square_crop(crop: tf.Tensor, size: int) -> tf.Tensor:
+  """(h, w, 3) crop -> (size, size, 3) uint8: the whole crop, resized as the L1 patch is."""
+  return _to_uint8(level_patches(crop, 1, size)[0])
+
+
 def cut_patches(crop: tf.Tensor, patch_size: int) -> tf.Tensor:
   """(h, w, 3) uint8 crop -> (55, P, P, 3) uint8 kaleido patches in level order, row-major."""
-  patches = tf.concat([level_patches(crop, n, patch_size) for n in kaleido_grid.LEVELS], axis=0)
-  return tf.cast(tf.clip_by_value(tf.round(patches), 0.0, 255.0), tf.uint8)
+  return _to_uint8(tf.concat([level_patches(crop, n, patch_size) for n in kaleido_grid.LEVELS],
+                             axis=0))
 
 
 def patch_boxes(crop_box: tf.Tensor) -> tf.Tensor:
