@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from kaleido import errors
-from kaleido.alignment import config as config_lib
+from kaleido.alignment import flags as align_flags
 from kaleido.alignment import generator as generator_lib
 from kaleido.alignment import inputs
 from kaleido.alignment import quality
@@ -44,14 +44,8 @@ flags.DEFINE_string("aag_checkpoint", "", "Compute pairs with this generator (de
 flags.DEFINE_integer("batch_size", 64, "Crops captioned at once.")
 flags.DEFINE_integer("random_draws", 20, "Random pairings averaged for the baseline.")
 flags.DEFINE_integer("seed", 0, "Seed of the random pairings.")
-_DEFAULTS = config_lib.AlignConfig()
-flags.DEFINE_enum("decoding", _DEFAULTS.decoding, list(config_lib.DECODINGS), "Caption decoding.")
-flags.DEFINE_integer("beam_size", _DEFAULTS.beam_size, "Beams of --decoding=beam.")
-flags.DEFINE_float("mass_fraction", _DEFAULTS.mass_fraction, "See data/add_alignments.py.")
-flags.DEFINE_float("max_region_area", _DEFAULTS.max_region_area, "See data/add_alignments.py.")
-flags.DEFINE_float("min_score", _DEFAULTS.min_score, "See data/add_alignments.py.")
-flags.DEFINE_integer("max_patches_per_level", _DEFAULTS.max_patches_per_level,
-                     "See data/add_alignments.py.")
+align_flags.define_align_flags()
+flags.adopt_module_key_flags(align_flags)
 
 
 def _fields(serialized: bytes) -> dict:
@@ -109,10 +103,7 @@ def main(argv: list[str]) -> None:
   manifest = inputs.load_prepared(FLAGS.data)
   truths = _truths(FLAGS.catalog or manifest.source)
   tokens = vocab_lib.read_vocab(manifest.vocab_file)
-  align_config = config_lib.AlignConfig(
-      decoding=FLAGS.decoding, beam_size=FLAGS.beam_size, mass_fraction=FLAGS.mass_fraction,
-      max_region_area=FLAGS.max_region_area, min_score=FLAGS.min_score,
-      max_patches_per_level=FLAGS.max_patches_per_level)
+  align_config = align_flags.align_config()
   aligner = (generator_lib.AlignmentGenerator.from_checkpoint(
       FLAGS.aag_checkpoint, align_config, manifest, FLAGS.data) if FLAGS.aag_checkpoint else None)
   evaluator = quality.Evaluator(quality.Evaluator.catalog_kinds(list(truths.values())),

@@ -24,7 +24,7 @@ from absl import app
 from absl import flags
 
 from kaleido import errors
-from kaleido.alignment import config as config_lib
+from kaleido.alignment import flags as align_flags
 from kaleido.alignment import writer
 from kaleido.utils import cli
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -33,26 +33,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("data", None, "Prepared folder (data/prepare.py output) to add pairs to.")
 flags.DEFINE_string("aag_checkpoint", None, "Output directory of data/train_aag.py.")
 flags.DEFINE_integer("batch_size", 64, "Crops captioned at once.")
-_DEFAULTS = config_lib.AlignConfig()
-flags.DEFINE_enum("decoding", _DEFAULTS.decoding, list(config_lib.DECODINGS),
-                  "Caption decoding.")
-flags.DEFINE_integer("beam_size", _DEFAULTS.beam_size, "Beams of --decoding=beam.")
-flags.DEFINE_float("mass_fraction", _DEFAULTS.mass_fraction,
-                   "Share of a word's attention its region holds.")
-flags.DEFINE_float("max_region_area", _DEFAULTS.max_region_area,
-                   "Words whose region covers more of the crop than this get no pairs.")
-flags.DEFINE_float("min_score", _DEFAULTS.min_score,
-                   "Least Dice overlap of a word's region and a patch for a pair.")
-flags.DEFINE_integer("max_patches_per_level", _DEFAULTS.max_patches_per_level,
-                     "Patches per word and level (those holding the most attention).")
+align_flags.define_align_flags()
+flags.adopt_module_key_flags(align_flags)
 flags.mark_flags_as_required(["data", "aag_checkpoint"])
-
-
-def _align_config() -> config_lib.AlignConfig:
-  return config_lib.AlignConfig(
-      decoding=FLAGS.decoding, beam_size=FLAGS.beam_size, mass_fraction=FLAGS.mass_fraction,
-      max_region_area=FLAGS.max_region_area, min_score=FLAGS.min_score,
-      max_patches_per_level=FLAGS.max_patches_per_level)
 
 
 @cli.user_errors_as_messages
@@ -61,7 +44,7 @@ def main(argv: list[str]) -> None:
     raise errors.KaleidoError(f"Unexpected arguments {argv[1:]}; pass everything as --flags.")
   if FLAGS.batch_size < 1:
     raise errors.KaleidoError(f"--batch_size={FLAGS.batch_size} must be at least 1.")
-  manifest = writer.add_alignments(FLAGS.data, FLAGS.aag_checkpoint, _align_config(),
+  manifest = writer.add_alignments(FLAGS.data, FLAGS.aag_checkpoint, align_flags.align_config(),
                                    FLAGS.batch_size)
   print(f"{FLAGS.data}: {manifest.num_with_alignments} of {manifest.num_examples} examples have "
         f"pairs ({manifest.num_alignment_pairs} pairs), {manifest.num_without_alignments} got "

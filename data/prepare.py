@@ -5,6 +5,10 @@ r"""Turns a catalog (Fashion-Gen .h5 or .jsonl) into sharded TFRecords with kale
 Without --vocab_file a WordPiece vocabulary is learned from the catalog's texts and written to
 OUTPUT_DIR/vocab.txt; with --label_maps_from (a prepared training folder, for validation splits)
 that folder's vocabulary and category ids are reused. Interrupted runs resume where they stopped.
+
+With --aag_checkpoint (an alignment generator trained by data/train_aag.py on data of the same
+vocabulary) the (token, patch) pairs are written too, as data/add_alignments.py would add them to
+an existing folder; the pair settings (--decoding, --min_score, ...) are the same flags.
 """
 
 import os
@@ -15,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 
+from kaleido.alignment import flags as align_flags  # pylint: disable=wrong-import-position
 from kaleido.data import catalog as catalog_lib  # pylint: disable=wrong-import-position
 from kaleido.patches import foreground  # pylint: disable=wrong-import-position
 from kaleido.utils import cli  # pylint: disable=wrong-import-position
@@ -40,6 +45,12 @@ _LABEL_MAPS_FROM = flags.DEFINE_string(
     "label_maps_from", "", "A prepared folder whose category ids and vocabulary to reuse.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
                                "Replace an output folder prepared with other settings.")
+_AAG_CHECKPOINT = flags.DEFINE_string(
+    "aag_checkpoint", "", "Output directory of data/train_aag.py: also write its alignment pairs.")
+_ALIGN_BATCH_SIZE = flags.DEFINE_integer("align_batch_size", 64,
+                                         "Crops captioned at once for --aag_checkpoint.")
+align_flags.define_align_flags()
+flags.adopt_module_key_flags(align_flags)
 
 
 def _vocab_file(output_dir: str) -> str:
@@ -59,18 +70,33 @@ def _vocab_file(output_dir: str) -> str:
   return path
 
 
+def _check_aag_checkpoint(vocab_file: str) -> None:
+  """Refuses, before any image is cut, a generator that cannot align this data."""
+  from kaleido.alignment import checkpoint  # pylint: disable=g-import-not-at-top
+  from kaleido.utils import files  # pylint: disable=g-import-not-at-top
+  directory = _AAG_CHECKPOINT.value
+  checkpoint.check_matches_data(checkpoint.read_config(directory), directory,
+                                files.file_sha256(vocab_file), _PATCH_SIZE.value,
+                                _OUTPUT_DIR.value)
+  checkpoint.latest_checkpoint(directory)
+
+
 @cli.user_errors_as_messages
 def main(argv):
   del argv
   catalog_lib.open_catalog(_INPUT.value).close()  # A clear error for a bad path before anything.
+  align_config = align_flags.align_config()
   # TensorFlow is imported here, not at the top: spawned workers re-import this script.
   from kaleido.patches import generator  # pylint: disable=g-import-not-at-top
   from kaleido.records import prepare  # pylint: disable=g-import-not-at-top
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+  vocab_file = _vocab_file(_OUTPUT_DIR.value)
+  if _AAG_CHECKPOINT.value:
+    _check_aag_checkpoint(vocab_file)
   config = prepare.PrepareConfig(
       input_path=_INPUT.value,
       output_dir=_OUTPUT_DIR.value,
-      vocab_file=_vocab_file(_OUTPUT_DIR.value),
+      vocab_file=vocab_file,
       patch=generator.PatchConfig(
           patch_size=_PATCH_SIZE.value,
           crop_margin=_CROP_MARGIN.value,
@@ -88,6 +114,13 @@ def main(argv):
         f"{len(manifest.shards)} shards to {_OUTPUT_DIR.value}; skipped {manifest.num_skipped}"
         f"{f' ({reasons})' if reasons else ''}; no foreground found (whole image used): "
         f"{manifest.num_foreground_fallback}; texts truncated: {manifest.num_truncated}.")
+  if _AAG_CHECKPOINT.value:
+    from kaleido.alignment import writer  # pylint: disable=g-import-not-at-top
+    manifest = writer.add_alignments(_OUTPUT_DIR.value, _AAG_CHECKPOINT.value, align_config,
+                                     _ALIGN_BATCH_SIZE.value)
+    print(f"Alignment pairs: {manifest.num_with_alignments} of {manifest.num_examples} examples "
+          f"have pairs ({manifest.num_alignment_pairs} pairs), {manifest.num_without_alignments} "
+          "got none.")
 
 
 if __name__ == "__main__":

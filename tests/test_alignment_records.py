@@ -1,5 +1,5 @@
-"""Pairs into TFRecords and back: data/add_alignments.py, the reader, AGM and bad checkpoints;
-and a short training run of the captioner with resume."""
+"""Pairs into TFRecords and back: data/add_alignments.py, data/prepare.py --aag_checkpoint, the
+reader, AGM and bad checkpoints; and a short training run of the captioner with resume."""
 
 import collections
 import dataclasses
@@ -219,6 +219,47 @@ def test_mismatched_checkpoints_are_refused(prepared, tmp_path):
   errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
   assert len(errors) == 1 and "another vocabulary" in errors[0] and "train_aag.py" in errors[0]
   assert manifest_lib.load(prepared).num_with_alignments == 0  # nothing was written
+
+
+def _prepare_cli(prepared: str, output_dir: str, *extra: str) -> subprocess.CompletedProcess:
+  """data/prepare.py on the catalog of `prepared`, with its settings and `extra` flags."""
+  manifest = manifest_lib.load(prepared)
+  return subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, "data", "prepare.py"), f"--input={manifest.source}",
+       f"--output_dir={output_dir}", f"--vocab_file={manifest.vocab_file}",
+       f"--patch_size={manifest.patch_size}", f"--max_seq_length={manifest.max_seq_length}",
+       f"--num_shards={len(manifest.shards)}", "--workers=0", *extra],
+      capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_prepare_with_a_generator_writes_what_add_alignments_would(prepared, tmp_path):
+  word = _chosen_word(prepared)
+  ckpt = _forced_checkpoint(str(tmp_path / "ckpt"), prepared, word)
+  # Loose settings, so that even the untrained generator's spread attention gives pairs.
+  loose = config_lib.AlignConfig(max_region_area=1.0, min_score=0.1)
+  expected_folder = str(tmp_path / "expected")
+  shutil.copytree(prepared, expected_folder)
+  expected = writer.add_alignments(expected_folder, ckpt, loose, batch_size=5)
+  output_dir = str(tmp_path / "prepared")
+  result = _prepare_cli(prepared, output_dir, f"--aag_checkpoint={ckpt}",
+                        "--max_region_area=1.0", "--min_score=0.1", "--align_batch_size=3")
+  assert result.returncode == 0, result.stderr
+  got = manifest_lib.load(output_dir)
+  assert expected.num_alignment_pairs > 0
+  assert (got.num_with_alignments, got.num_alignment_pairs, got.aag_checkpoint) == (
+      expected.num_with_alignments, expected.num_alignment_pairs, expected.aag_checkpoint)
+  assert _records(output_dir) == _records(expected_folder)  # field by field
+
+
+def test_prepare_refuses_a_mismatched_generator_before_cutting_images(prepared, tmp_path):
+  ckpt = _forced_checkpoint(str(tmp_path / "ckpt"), prepared, _chosen_word(prepared),
+                            vocab_hash="f" * 64)
+  output_dir = str(tmp_path / "prepared")
+  result = _prepare_cli(prepared, output_dir, f"--aag_checkpoint={ckpt}")
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and "another vocabulary" in errors[0]
+  assert not [name for name in os.listdir(output_dir) if name.startswith("examples-")]
 
 
 def test_training_writes_checkpoints_and_resumes(prepared, tmp_path):

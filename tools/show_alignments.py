@@ -17,7 +17,7 @@ from absl import app
 from absl import flags
 
 from kaleido import errors
-from kaleido.alignment import config as config_lib
+from kaleido.alignment import flags as align_flags
 from kaleido.utils import cli
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -28,17 +28,8 @@ _COUNT = flags.DEFINE_integer("count", 6, "Examples to show.", lower_bound=1)
 _SKIP = flags.DEFINE_integer("skip", 0, "Examples to skip first.", lower_bound=0)
 _MAX_WORDS = flags.DEFINE_integer("max_words", 6, "Aligned words shown per example.",
                                   lower_bound=1)
-_DEFAULTS = config_lib.AlignConfig()
-_DECODING = flags.DEFINE_enum("decoding", _DEFAULTS.decoding, list(config_lib.DECODINGS),
-                              "Caption decoding.")
-_BEAM_SIZE = flags.DEFINE_integer("beam_size", _DEFAULTS.beam_size, "Beams of --decoding=beam.")
-_MASS_FRACTION = flags.DEFINE_float("mass_fraction", _DEFAULTS.mass_fraction,
-                                    "See data/add_alignments.py.")
-_MAX_REGION_AREA = flags.DEFINE_float("max_region_area", _DEFAULTS.max_region_area,
-                                      "See data/add_alignments.py.")
-_MIN_SCORE = flags.DEFINE_float("min_score", _DEFAULTS.min_score, "See data/add_alignments.py.")
-_MAX_PATCHES = flags.DEFINE_integer("max_patches_per_level", _DEFAULTS.max_patches_per_level,
-                                    "See data/add_alignments.py.")
+align_flags.define_align_flags()
+flags.adopt_module_key_flags(align_flags)
 
 
 @cli.user_errors_as_messages
@@ -49,10 +40,7 @@ def main(argv):
   from kaleido.alignment import inputs  # pylint: disable=g-import-not-at-top
   from kaleido.alignment import pictures  # pylint: disable=g-import-not-at-top
   from kaleido.patches import pictures as patch_pictures  # pylint: disable=g-import-not-at-top
-  config = config_lib.AlignConfig(
-      decoding=_DECODING.value, beam_size=_BEAM_SIZE.value, mass_fraction=_MASS_FRACTION.value,
-      max_region_area=_MAX_REGION_AREA.value, min_score=_MIN_SCORE.value,
-      max_patches_per_level=_MAX_PATCHES.value)
+  config = align_flags.align_config()
   manifest = inputs.load_prepared(_DATA.value)
   aligner = generator.AlignmentGenerator.from_checkpoint(_CHECKPOINT.value, config, manifest,
                                                          _DATA.value)

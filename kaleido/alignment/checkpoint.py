@@ -88,20 +88,21 @@ def vocab_tokens(directory: str) -> list[str]:
   return vocab_lib.read_vocab(os.path.join(directory, VOCAB_NAME))
 
 
-def check_matches_data(config: config_lib.CaptionerConfig, directory: str,
-                       manifest: manifest_lib.Manifest, folder: str) -> None:
-  """Refuses a checkpoint whose vocabulary or image size does not suit the prepared `folder`."""
-  if config.vocab_hash != manifest.vocab_hash:
+def check_matches_data(config: config_lib.CaptionerConfig, directory: str, vocab_hash: str,
+                       patch_size: int, folder: str) -> None:
+  """Refuses a checkpoint whose vocabulary or image size does not suit the data of `folder`
+  (prepared with the vocabulary of SHA-256 `vocab_hash` and `patch_size`-pixel patches)."""
+  if config.vocab_hash != vocab_hash:
     raise config_lib.AlignmentError(
         f"The AAG checkpoint {directory!r} speaks another vocabulary ({config.vocab_size} "
         f"tokens, sha256 {config.vocab_hash[:12]}) than {folder!r} (sha256 "
-        f"{manifest.vocab_hash[:12]}); train the captioner on this data with python "
+        f"{vocab_hash[:12]}); train the captioner on this data with python "
         f"data/train_aag.py --input {folder} --output_dir DIR.")
-  largest = kaleido_grid.LEVELS[-1] * manifest.patch_size
+  largest = kaleido_grid.LEVELS[-1] * patch_size
   if config.image_size > largest:
     raise config_lib.AlignmentError(
         f"The AAG checkpoint {directory!r} reads {config.image_size}-pixel crops but {folder!r} "
-        f"stores crops of at most {largest} pixels (5 x patch size {manifest.patch_size}); "
+        f"stores crops of at most {largest} pixels (5 x patch size {patch_size}); "
         f"train the captioner with --image_size <= {largest} on this data.")
 
 

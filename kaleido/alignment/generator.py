@@ -41,7 +41,8 @@ class AlignmentGenerator:
     """Loads a trained generator; with `manifest`, refuses one that does not suit that data."""
     captioner_config = checkpoint.read_config(directory)
     if manifest is not None:
-      checkpoint.check_matches_data(captioner_config, directory, manifest, folder)
+      checkpoint.check_matches_data(captioner_config, directory, manifest.vocab_hash,
+                                    manifest.patch_size, folder)
     return cls(checkpoint.load_captioner(directory), checkpoint.vocab_tokens(directory), config)
 
   @property

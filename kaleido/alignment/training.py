@@ -186,11 +186,12 @@ def train_captioner(train: config_lib.TrainConfig,
                     config: config_lib.CaptionerConfig) -> TrainResult:
   """Trains until `train.steps`, resuming from the newest checkpoint of `train.output_dir`."""
   manifest = inputs.load_prepared(train.train_data)
-  checkpoint.check_matches_data(config, train.output_dir, manifest, train.train_data)
+  checkpoint.check_matches_data(config, train.output_dir, manifest.vocab_hash,
+                                manifest.patch_size, train.train_data)
   if train.validation_data:
-    checkpoint.check_matches_data(config, train.output_dir,
-                                  inputs.load_prepared(train.validation_data),
-                                  train.validation_data)
+    validation = inputs.load_prepared(train.validation_data)
+    checkpoint.check_matches_data(config, train.output_dir, validation.vocab_hash,
+                                  validation.patch_size, train.validation_data)
   _prepare_output(train, config, manifest.vocab_file)
   trainer = _Trainer(train, config)
   start = trainer.restore()
