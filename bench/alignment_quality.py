@@ -128,6 +128,10 @@ def main(argv: list[str]) -> None:
   for kind in kinds:
     print(_row(kind, tally, kind))
   print(_row(quality.ALL_KINDS, tally, quality.ALL_KINDS))
+  best = tally.best_precision(quality.ALL_KINDS)
+  print(f"ceiling (a perfect patch choice for the same words and levels): precision "
+        f"{100 * best:.1f}%, {best / tally.precision(quality.ALL_KINDS, random=True):.1f}x random; "
+        + ", ".join(f"{kind} {100 * tally.best_precision(kind):.1f}%" for kind in kinds))
   print(f"links of words boxed elsewhere but not in their image (counted wrong): "
         f"{tally.absent_links}; links of words without any ground truth (not judged): "
         f"{tally.unjudged_links}; examples without ground truth: {missing}")

@@ -8,6 +8,11 @@ kaleido.training.trainer (model, seven losses, masking and the tf.data input pip
 demo folder) and prints examples/s, the counted FLOPs per example (frozen ResNet forward once, the
 rest forward + backward = 3x forward) and the achieved FLOP/s as a share of the float32 matmul peak
 measured in the same run. It also prints the input pipeline's own examples/s.
+
+`--sizes reference` measures, the same way, the bare tf-models-official BertEncoderV2 training step
+of the issue's yardstick (paper-size encoder, 64 text + 55 patch positions fed as 119 token ids,
+random inputs, no embeddings of patches, no ResNet, no heads beyond a scalar loss): the share of
+peak a plain BERT step reaches on this machine.
 """
 
 import json
@@ -22,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # pylint: disable=wrong-import-position
 from absl import flags
 
-_SIZES = flags.DEFINE_list("sizes", ["paper", "demo"], "Model sizes to measure.")
+_SIZES = flags.DEFINE_list("sizes", ["paper", "demo"],
+                           "Model sizes to measure: paper, demo, reference (bare BertEncoderV2).")
 _PRECISIONS = flags.DEFINE_list("precisions", ["none", "mixed_bfloat16"], "Precision policies.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Global batch size.")
 _STEPS = flags.DEFINE_integer("steps", 6, "Timed steps (after 2 warm-up steps).")
@@ -121,6 +127,50 @@ def measure_one(size: str, precision: str, data: str) -> dict:
           "share_of_fp32_peak": rate * step_flops / peak, "pipeline_examples_per_s": pipeline_rate}
 
 
+def measure_reference(precision: str) -> dict:
+  """The bare BertEncoderV2 training step at paper size on random inputs (own process)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from official.nlp.modeling import networks  # pylint: disable=g-import-not-at-top
+  from kaleido.utils import flops  # pylint: disable=g-import-not-at-top
+
+  peak = matmul_peak(tf.float32)
+  tf_keras.mixed_precision.set_global_policy(precision if precision != "none" else "float32")
+  size = SIZES["paper"]
+  length = 64 + 55
+  encoder = networks.BertEncoderV2(
+      vocab_size=30522, hidden_size=size["hidden_size"], num_layers=size["num_layers"],
+      num_attention_heads=size["num_heads"], inner_dim=size["intermediate_size"],
+      max_sequence_length=512)
+  optimizer = tf_keras.optimizers.AdamW(learning_rate=2e-5, weight_decay=1e-4)
+  batch = _BATCH_SIZE.value
+  inputs = {"input_word_ids": tf.random.uniform([batch, length], 0, 30522, tf.int32),
+            "input_mask": tf.ones([batch, length], tf.int32),
+            "input_type_ids": tf.zeros([batch, length], tf.int32)}
+
+  @tf.function
+  def step(features):
+    with tf.GradientTape() as tape:
+      outputs = encoder(features, training=True)
+      loss = tf.reduce_mean(tf.cast(outputs["sequence_output"], tf.float32) ** 2)
+    variables = encoder.trainable_variables
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return loss
+
+  forward_flops = flops.function_flops(lambda x: encoder(x, training=False), inputs) / batch
+  for _ in range(2):
+    step(inputs).numpy()
+  start = time.perf_counter()
+  for _ in range(_STEPS.value):
+    step(inputs).numpy()
+  rate = _STEPS.value * batch / (time.perf_counter() - start)
+  return {"size": "reference", "precision": precision, "examples_per_s": rate,
+          "gflop_per_example": 3 * forward_flops / 1e9, "backbone_gflop": 0.0,
+          "rest_forward_gflop": forward_flops / 1e9, "fp32_peak_gflops": peak / 1e9,
+          "share_of_fp32_peak": rate * 3 * forward_flops / peak,
+          "pipeline_examples_per_s": float("nan")}
+
+
 def _demo_folder(tmp: str) -> str:
   from kaleido.demo import pipeline  # pylint: disable=g-import-not-at-top
   return pipeline.ensure_demo_data(pipeline.DemoConfig(
@@ -132,10 +182,16 @@ def main(argv):
   del argv
   if _SINGLE.value:
     size, precision = _SINGLE.value.split(",")
-    print(json.dumps(measure_one(size, precision, _DATA.value)))
+    result = (measure_reference(precision) if size == "reference"
+              else measure_one(size, precision, _DATA.value))
+    print(json.dumps(result))
     return
+  unknown = [size for size in _SIZES.value if size not in SIZES and size != "reference"]
+  if unknown:
+    raise app.UsageError(f"--sizes names unknown sizes {unknown}; use paper, demo or reference.")
   with tempfile.TemporaryDirectory() as tmp:
-    data = _DATA.value or _demo_folder(tmp)
+    needs_data = any(size != "reference" for size in _SIZES.value)
+    data = _DATA.value or (_demo_folder(tmp) if needs_data else "")
     print(f"batch {_BATCH_SIZE.value}, {_STEPS.value} timed steps, {os.cpu_count()} cpus, "
           f"XLA {'on' if _JIT.value else 'off'}")
     for size in _SIZES.value:

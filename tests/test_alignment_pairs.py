@@ -136,6 +136,22 @@ def test_quality_criteria_and_random_baseline():
   assert tally.precision("colour") == 1.0 and tally.recall("detail") == 1.0
   assert tally.unjudged_links == 1  # "cotton" has no ground truth anywhere
   assert tally.precision("detail", random=True) == pytest.approx(3 / 50, abs=0.03)
+  assert tally.best_precision("detail") == 1.0  # L5 patch 30 holds the logo: 54 could be right
+
+
+def test_quality_ceiling_counts_levels_without_a_matching_patch():
+  crop_box = (0.25, 0.0, 0.75, 1.0)
+  corner = (0.33, 0.18, 0.37, 0.22)  # on the corner of L5 patches 30, 31, 35 and 36
+  boxes = quality.patch_boxes(crop_box)
+  assert not quality.matches(boxes, corner, "overlap")[quality.PATCH_LEVELS == 5].any()
+  assert quality.matches(boxes, corner, "overlap")[14]  # the first L4 patch holds all of it
+  evaluator = quality.Evaluator({"logo": "detail"}, draws=10, seed=0)
+  evaluator.add({"logo": [("detail", corner)]}, ["[CLS]", "logo", "[SEP]"], crop_box, [1, 1],
+                [30, 14])
+  tally = evaluator.tally
+  assert tally.precision("detail") == 0.5 and tally.best_precision("detail") == 0.5
+  evaluator.add({}, ["[CLS]", "logo", "[SEP]"], crop_box, [1], [30])  # named, not in the image
+  assert evaluator.tally.best_precision("detail") == pytest.approx(1 / 3)
 
 
 def test_pictures_show_the_heat_map_and_the_chosen_patches(tmp_path):
