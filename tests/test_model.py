@@ -11,6 +11,7 @@ import tf_keras
 
 from kaleido import config
 from kaleido.model import embeddings
+from kaleido.model import folded_resnet
 from kaleido.model import kaleido_bert
 from kaleido.model import losses
 from kaleido.model import patch_embedder
@@ -219,3 +220,43 @@ def test_resnet50_backbone_is_frozen_with_2048_features():
   inference = embedder(patches, training=False)
   assert inference.shape == (1, 1, 2048) and not embedder.trainable_weights
   np.testing.assert_allclose(embedder(patches, training=True), inference, rtol=1e-5, atol=1e-5)
+
+
+def _resnet_with_moving_statistics(patch_size: int) -> tf_keras.Model:
+  """A ResNet-50 whose batch norms have non-trivial gamma, beta, mean and variance."""
+  backbone = patch_embedder.build_backbone("resnet50", patch_size, 2048)
+  rng = np.random.default_rng(0)
+  for layer in backbone.layers:
+    if isinstance(layer, tf_keras.layers.BatchNormalization):
+      shape = layer.gamma.shape
+      layer.set_weights([rng.uniform(0.5, 1.5, shape), rng.normal(0, 0.1, shape),
+                         rng.normal(0, 0.1, shape), rng.uniform(0.5, 2.0, shape)])
+  return backbone
+
+
+def test_folded_resnet_matches_the_keras_inference_call():
+  backbone = _resnet_with_moving_statistics(32)
+  pixels = tf.random.stateless_uniform([3, 32, 32, 3], (1, 2), -120.0, 120.0)
+  expected = backbone(pixels, training=False).numpy()
+  folded = folded_resnet.folded_forward(backbone, pixels).numpy()
+  assert folded.shape == (3, 2048) and np.abs(expected).max() > 1.0
+  np.testing.assert_allclose(folded, expected, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_frozen_resnet_embedder_uses_the_folded_forward(policy):
+  tf_keras.mixed_precision.set_global_policy(policy)
+  try:
+    embedder = patch_embedder.PatchEmbedder("resnet50", patch_size=32)
+    embedder.backbone.set_weights(_resnet_with_moving_statistics(32).get_weights())
+    patches = np.random.default_rng(1).integers(0, 256, (2, 3, 32, 32, 3), np.uint8)
+    pixels = patch_embedder.preprocess(
+        "resnet50", tf.reshape(tf.cast(patches, tf.float32), [-1, 32, 32, 3]))
+    expected = tf.cast(embedder.backbone(pixels, training=False), tf.float32).numpy()
+    features = embedder(patches).numpy()
+  finally:
+    tf_keras.mixed_precision.set_global_policy("float32")
+  assert features.dtype == np.float32 and features.shape == (2, 3, 2048)
+  tolerance = 1e-5 if policy == "float32" else 5e-2  # relative to the largest feature
+  np.testing.assert_allclose(features, expected.reshape(2, 3, 2048),
+                             atol=tolerance * np.abs(expected).max())
