@@ -148,7 +148,7 @@ def measure_reference(precision: str) -> dict:
             "input_mask": tf.ones([batch, length], tf.int32),
             "input_type_ids": tf.zeros([batch, length], tf.int32)}
 
-  @tf.function
+  @tf.function(jit_compile=_JIT.value)
   def step(features):
     with tf.GradientTape() as tape:
       outputs = encoder(features, training=True)
