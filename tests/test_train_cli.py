@@ -66,6 +66,7 @@ def test_vocabulary_changed_since_preparation(data, tmp_path):
     ("--train_steps=0", "must be at least 1"),
     ("--warmup_steps=50", "must be between 0 and --train_steps=10"),
     ("--backbone=resnet50", "has no --resnet_weights"),
+    ("--strategy=tpu", "found no TPU"),  # this machine has none
 ])
 def test_inconsistent_flags(data, tmp_path, flag, message):
   result, errors = _train(tmp_path, f"--train_data={data}", flag)

@@ -37,11 +37,22 @@ def create_strategy(name: str, tpu_address: str = "") -> tf.distribute.Strategy:
   if name == "multi_worker_mirrored":
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == "tpu":
+    return _tpu_strategy(tpu_address)
+  raise errors.KaleidoError(f"--strategy={name!r} is not one of {', '.join(STRATEGIES)}.")
+
+
+def _tpu_strategy(tpu_address: str) -> tf.distribute.Strategy:
+  """TPUStrategy on the TPU at `tpu_address` (a name, or grpc://host:port; "" on a TPU VM)."""
+  try:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
-  raise errors.KaleidoError(f"--strategy={name!r} is not one of {', '.join(STRATEGIES)}.")
+  except (ValueError, RuntimeError, tf.errors.OpError) as error:
+    raise errors.KaleidoError(
+        f"--strategy=tpu found no TPU at --tpu={tpu_address!r} ({str(error).splitlines()[0]}); "
+        "pass the TPU's name or grpc:// address with --tpu, or use --strategy=one_device or "
+        "mirrored on this machine.") from error
+  return tf.distribute.TPUStrategy(resolver)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
