@@ -7,8 +7,8 @@ That removes the 53 batch-norm passes over the activations (memory-bound on a CP
 of a paper-size batch make tensors of up to 240 MB) and leaves conv + bias + ReLU, which oneDNN
 fuses. The folded weights are computed from the Keras model's own variables at every call, so
 restored or loaded weights are always the ones used, and the numbers match the Keras model's
-`training=False` call to float32 round-off (tests/test_model.py). On this 2-core CPU the forward
-on 912 patches of 64 px takes 14% less time (BUILD_NOTES.md).
+`training=False` call to float32 round-off (tests/test_model.py); the speed-up is measured by
+bench/bench_backbone.py (BUILD_NOTES.md).
 """
 
 from __future__ import annotations
