@@ -49,6 +49,21 @@ def test_a_line_break_inside_a_caption_does_not_shift_the_ids():
   assert gts == {"a": ["red shirt"], "b": ["blue jeans"]}
 
 
+@needs_java
+def test_ptb_tokenize_equals_pycocoevalcap_without_writing_into_its_package(monkeypatch):
+  captions = {"a": ["It's a \"slim-fit\" T-shirt (3/4 sleeves), 100% cotton!", "Größe M; zip."],
+              "b": ["[Logo] at front... and back -- see: tag?"], "c": [""]}
+  expected = ptbtokenizer.PTBTokenizer().tokenize(
+      {key: [{"caption": c} for c in texts] for key, texts in captions.items()})
+
+  def refuse(*args, **kwargs):
+    raise AssertionError(f"wrote a temporary file with {args} {kwargs}")
+
+  monkeypatch.setattr(ptbtokenizer.tempfile, "NamedTemporaryFile", refuse)
+  assert captioning.ptb_tokenize(captions) == expected
+  assert expected["a"][0].startswith("it 's a slim-fit t-shirt -lrb- 3/4")
+
+
 def test_without_java_metrics_that_need_no_java_and_a_note():
   predictions = {"a": "Red cotton T-shirt with short sleeves.", "b": "nothing alike here at all"}
   references = {"a": ["red cotton t-shirt, with short sleeves"], "b": ["black leather boots"]}

@@ -12,9 +12,11 @@ tokenizer and its numbers are close to, not equal to, the PTB ones.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from typing import Mapping, Sequence
 
 from pycocoevalcap.bleu import bleu
@@ -64,6 +66,32 @@ def _one_line(caption: str) -> str:
   return " ".join(caption.split())
 
 
+def ptb_tokenize(captions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+  """{id: [caption]} -> {id: [PTB-tokenized caption]}, as pycocoevalcap's PTBTokenizer does it
+  (its Stanford CoreNLP jar, flags and punctuation list), but with the input file in the system's
+  temporary folder: pycocoevalcap writes it into its installed package folder, which fails where
+  site-packages is read-only."""
+  jar = os.path.join(os.path.dirname(os.path.abspath(ptbtokenizer.__file__)),
+                     ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR)
+  ids = [key for key, texts in captions.items() for _ in texts]
+  with tempfile.TemporaryDirectory() as folder:
+    path = os.path.join(folder, "captions.txt")
+    with open(path, "wb") as f:
+      f.write("\n".join(_one_line(t) for texts in captions.values() for t in texts).encode())
+    result = subprocess.run(["java", "-cp", jar, "edu.stanford.nlp.process.PTBTokenizer",
+                             "-preserveLines", "-lowerCase", path],
+                            capture_output=True, check=False)
+  if result.returncode:
+    raise errors.KaleidoError(
+        f"The PTB tokenizer (java -cp {jar}) failed: "
+        f"{result.stderr.decode(errors='replace').strip()[:300]}; check the Java runtime.")
+  tokenized: dict[str, list[str]] = {key: [] for key in captions}
+  for key, line in zip(ids, result.stdout.decode().split("\n")):
+    tokenized[key].append(" ".join(word for word in line.rstrip().split(" ")
+                                   if word not in ptbtokenizer.PUNCTUATIONS))
+  return tokenized
+
+
 def check_captions(predictions: Mapping[str, str],
                    references: Mapping[str, Sequence[str]]) -> None:
   """One-sentence errors for ids that do not match or empty reference lists."""
@@ -88,11 +116,8 @@ def _tokenize(predictions: Mapping[str, str], references: Mapping[str, Sequence[
   if not use_ptb:
     return ({key: [simple_tokenize(c)] for key, c in predictions.items()},
             {key: [simple_tokenize(r) for r in refs] for key, refs in references.items()})
-  tokenizer = ptbtokenizer.PTBTokenizer()
-  res = tokenizer.tokenize({key: [{"caption": _one_line(c)}] for key, c in predictions.items()})
-  gts = tokenizer.tokenize({key: [{"caption": _one_line(r)} for r in refs]
-                            for key, refs in references.items()})
-  return res, gts
+  return (ptb_tokenize({key: [c] for key, c in predictions.items()}),
+          ptb_tokenize(references))
 
 
 def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]],
