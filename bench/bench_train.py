@@ -65,6 +65,16 @@ def matmul_peak(dtype, size: int = 2048, chain: int = 8, repeats: int = 4) -> fl
   return best
 
 
+def _examples_per_second(run_step) -> float:
+  """Examples/s of `run_step()` (one blocking training step), after two warm-up steps."""
+  for _ in range(2):
+    run_step()
+  start = time.perf_counter()
+  for _ in range(_STEPS.value):
+    run_step()
+  return _STEPS.value * _BATCH_SIZE.value / (time.perf_counter() - start)
+
+
 def _training_flops(trainer, batch) -> tuple[float, float]:
   """(frozen backbone forward FLOPs, FLOPs of everything else forward) per example."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -113,13 +123,8 @@ def measure_one(size: str, precision: str, data: str) -> dict:
         lambda context: inputs.pretraining_dataset(data, _BATCH_SIZE.value, config.task,
                                                    special_ids, 0, context)))
     no_stop = tf.constant(0.0)
-    for _ in range(2):
-      trainer._train_step(next(distributed), no_stop)  # pylint: disable=protected-access
-    start = time.perf_counter()
-    for _ in range(_STEPS.value):
-      values, _ = trainer._train_step(next(distributed), no_stop)  # pylint: disable=protected-access
-      float(values["total"])
-    rate = _STEPS.value * _BATCH_SIZE.value / (time.perf_counter() - start)
+    rate = _examples_per_second(lambda: float(trainer._train_step(  # pylint: disable=protected-access
+        next(distributed), no_stop)[0]["total"]))
   step_flops = backbone_flops + 3 * rest_flops
   return {"size": size, "precision": precision, "examples_per_s": rate,
           "gflop_per_example": step_flops / 1e9, "backbone_gflop": backbone_flops / 1e9,
@@ -158,12 +163,7 @@ def measure_reference(precision: str) -> dict:
     return loss
 
   forward_flops = flops.function_flops(lambda x: encoder(x, training=False), inputs) / batch
-  for _ in range(2):
-    step(inputs).numpy()
-  start = time.perf_counter()
-  for _ in range(_STEPS.value):
-    step(inputs).numpy()
-  rate = _STEPS.value * batch / (time.perf_counter() - start)
+  rate = _examples_per_second(lambda: step(inputs).numpy())
   return {"size": "reference", "precision": precision, "examples_per_s": rate,
           "gflop_per_example": 3 * forward_flops / 1e9, "backbone_gflop": 0.0,
           "rest_forward_gflop": forward_flops / 1e9, "fp32_peak_gflops": peak / 1e9,

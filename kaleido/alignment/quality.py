@@ -166,11 +166,12 @@ class Evaluator:
         tally.correct[(key, criterion)] += int(ok[patches].sum())
         tally.random_correct[(key, criterion)] += float(ok[draws].sum(axis=1).mean())
         if criterion == "overlap":
-          level_has_match = {level: ok[PATCH_LEVELS == level].any() for level in set(
-              PATCH_LEVELS[patches])}
-          tally.best_correct[key] += sum(int(level_has_match[PATCH_LEVELS[p]]) for p in patches)
-        if criterion == "overlap" and boxes:
-          tally.hits[key] += float(ok[patches].any())
-          tally.random_hits[key] += float(ok[draws].any(axis=1).mean())
+          level_has_match = {level: ok[PATCH_LEVELS == level].any()
+                             for level in kaleido_grid.LEVELS}
+          tally.best_correct[key] += sum(int(level_has_match[level])
+                                         for level in PATCH_LEVELS[patches])
+          if boxes:
+            tally.hits[key] += float(ok[patches].any())
+            tally.random_hits[key] += float(ok[draws].any(axis=1).mean())
     for key in keys:
       tally.links[key] += len(patches)
