@@ -47,6 +47,18 @@ _INPUT_MODE = flags.DEFINE_enum("input_mode", "auto", ["auto", "global", "files"
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 2e-5, "Peak AdamW learning rate.")
 _WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", 5000, "Linear warm-up steps.")
 _WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 1e-4, "AdamW weight decay.")
+_PRETRAINED_LR_MULTIPLIER = flags.DEFINE_float(
+    "pretrained_lr_multiplier", 1.0, "Learning rate of the text side and encoder (the weights "
+    "--bert_init supplies: embeddings, Transformer layers, pooler, MLM transform) relative to "
+    "--learning_rate; the patch embeddings and the kaleido heads train at --learning_rate.")
+_LAYER_LR_DECAY = flags.DEFINE_float(
+    "layer_lr_decay", 1.0, "Per-layer learning-rate decay of the encoder from the top down: layer "
+    "i of L trains at decay**(L-1-i) times the --pretrained_lr_multiplier rate, the text "
+    "embeddings at decay**L (1: no decay).")
+_POOLING = flags.DEFINE_enum(
+    "pooling", "cls", list(config_lib.POOLINGS), "What the pooler reads for ITM, retrieval and "
+    "classification: the [CLS] state (BERT) or the mean of the real text states (how "
+    "sentence-transformer checkpoints such as all-MiniLM-L6-v2 were trained to be read).")
 _MIXED_PRECISION = flags.DEFINE_enum("mixed_precision", "none",
                                      ["none", "mixed_bfloat16", "mixed_float16"],
                                      "Compute dtype policy (float16 uses loss scaling).")
@@ -181,7 +193,8 @@ def _model_config(vocab_size: int, train_data: str, manifest, bert_checkpoint
       patch_size=manifest.patch_size, backbone=_BACKBONE.value,
       backbone_trainable=_BACKBONE_TRAINABLE.value,
       backbone_weights=_backbone_weights(train_data),
-      dropout_rate=_DROPOUT.value, attention_dropout_rate=_DROPOUT.value)
+      dropout_rate=_DROPOUT.value, attention_dropout_rate=_DROPOUT.value,
+      pooling=_POOLING.value)
 
 
 def _backbone_weights(train_data: str) -> str:
@@ -257,7 +270,8 @@ def main(argv):
           batch_size=_BATCH_SIZE.value, strategy=_STRATEGY.value, tpu_address=_TPU.value,
           input_mode=_INPUT_MODE.value, learning_rate=_LEARNING_RATE.value,
           warmup_steps=_WARMUP_STEPS.value, weight_decay=_WEIGHT_DECAY.value,
-          mixed_precision=_MIXED_PRECISION.value, jit_compile=_JIT_COMPILE.value,
+          pretrained_lr_multiplier=_PRETRAINED_LR_MULTIPLIER.value,
+          layer_lr_decay=_LAYER_LR_DECAY.value, mixed_precision=_MIXED_PRECISION.value, jit_compile=_JIT_COMPILE.value,
           seed=_SEED.value,
           checkpoint_every=_CHECKPOINT_EVERY.value, summary_every=_SUMMARY_EVERY.value,
           bert_init=bert_path),

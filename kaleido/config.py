@@ -14,6 +14,9 @@ MASKING_MODES = ("agm", "random")
 # Transformer and MLM-transform activation: exact erf GELU (Hugging Face's "gelu") or its tanh
 # approximation (Google BERT's and Model Garden's "gelu").
 HIDDEN_ACTS = ("gelu", "gelu_approximate")
+# What the pooler (and so ITM, retrieval and classification) reads: the [CLS] state, as BERT, or
+# the mean of the real text states, as sentence-transformer checkpoints were trained to be read.
+POOLINGS = ("cls", "mean_text")
 KALEIDO_TASKS = ("rr", "jps", "cp", "g2cm", "b2cm")
 ALL_LOSSES = ("amlm", "itm") + KALEIDO_TASKS
 
@@ -37,11 +40,14 @@ class ModelConfig:
   attention_dropout_rate: float = 0.1
   initializer_range: float = 0.02
   hidden_act: str = "gelu_approximate"  # one of HIDDEN_ACTS
+  pooling: str = "cls"  # one of POOLINGS
 
   def __post_init__(self):
     if self.hidden_act not in HIDDEN_ACTS:
       raise errors.KaleidoError(f"hidden_act {self.hidden_act!r} is not one of "
                                 f"{', '.join(HIDDEN_ACTS)}.")
+    if self.pooling not in POOLINGS:
+      raise errors.KaleidoError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}.")
 
   @property
   def sequence_length(self) -> int:
@@ -83,6 +89,10 @@ class TrainConfig:
   learning_rate: float = 2e-5
   warmup_steps: int = 5000
   weight_decay: float = 1e-4
+  # Learning rate of the text side and encoder (what a BERT checkpoint supplies) relative to
+  # learning_rate, and its decay per encoder layer from the top down (1: no decay).
+  pretrained_lr_multiplier: float = 1.0
+  layer_lr_decay: float = 1.0
   clip_norm: float = 1.0
   mixed_precision: str = "none"  # or mixed_bfloat16, mixed_float16
   jit_compile: bool = False  # XLA-compile each replica's forward and backward pass

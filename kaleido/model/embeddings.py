@@ -21,6 +21,9 @@ from kaleido.patches import kaleido_grid
 
 TEXT_TYPE = 0
 NUM_TYPES = 1 + len(kaleido_grid.LEVELS)  # type of level n is n
+# The layers a BERT checkpoint supplies (the patch projections and patch LayerNorm are new).
+TEXT_EMBEDDING_LAYERS = ("word_embeddings", "position_embeddings", "type_embeddings",
+                         "text_layer_norm")
 
 
 def initializer(stddev: float) -> tf_keras.initializers.Initializer:

@@ -55,6 +55,8 @@ class KaleidoEncoder(tf_keras.layers.Layer):
     super().__init__(**kwargs)
     config = model_config
     self._num_patches = config.num_patches
+    self._text_length = config.max_seq_length
+    self._pooling = config.pooling
     self.embeddings = embeddings_lib.KaleidoEmbeddings(
         config.vocab_size, config.hidden_size, config.max_seq_length,
         dropout_rate=config.dropout_rate, initializer_range=config.initializer_range,
@@ -86,10 +88,35 @@ class KaleidoEncoder(tf_keras.layers.Layer):
       attention_mask = self._attention_mask(x, tf.concat([text_mask, patch_mask], axis=1))
     for layer in self.transformer_layers:
       x = layer([x, attention_mask])
-    return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0])}
+    return {"sequence_output": x,
+            "pooled_output": self.pooler(self._pool(x, inputs["input_mask"]))}
+
+  def _pool(self, sequence: tf.Tensor, input_mask: tf.Tensor) -> tf.Tensor:
+    """(B, L + 55, H) -> (B, H): the [CLS] state, or the mean of the real text states."""
+    if self._pooling == "cls":
+      return sequence[:, 0]
+    weights = tf.cast(input_mask, sequence.dtype)[:, :, tf.newaxis]
+    text = sequence[:, :self._text_length]
+    return tf.reduce_sum(text * weights, axis=1) / tf.maximum(
+        tf.reduce_sum(weights, axis=1), tf.cast(1.0, sequence.dtype))
 
   def get_embedding_table(self) -> tf.Variable:
     return self.embeddings.word_embeddings.embeddings
+
+
+def pretrained_lr_rules(num_layers: int, multiplier: float,
+                        layer_decay: float) -> list[tuple[str, float]]:
+  """Learning-rate rules (kaleido.training.optimization) for the variables a BERT checkpoint
+  supplies: the pooler and MLM transform at `multiplier`, encoder layer i of L at
+  multiplier * layer_decay ** (L - 1 - i), the text embeddings at multiplier * layer_decay ** L.
+  The patch embeddings and the other heads are not matched: they train at the full rate."""
+  rules = [(f"^{ENCODER}/pooler_transform/", multiplier), ("^heads/masked_lm/", multiplier)]
+  rules += [(f"^{ENCODER}/transformer/layer_{i}/",
+             multiplier * layer_decay ** (num_layers - 1 - i)) for i in range(num_layers)]
+  text_embeddings = "|".join(embeddings_lib.TEXT_EMBEDDING_LAYERS)
+  rules.append((f"^{ENCODER}/embeddings/({text_embeddings})/",
+                multiplier * layer_decay ** num_layers))
+  return rules
 
 
 def _head(model_config: config_lib.ModelConfig, units: int, name: str,

@@ -24,6 +24,7 @@ import tf_keras
 from kaleido import config as config_lib
 from kaleido import errors
 from kaleido.masking import text_masking
+from kaleido.model import kaleido_bert
 from kaleido.patches import pictures
 from kaleido.tasks import factory
 from kaleido.training import distribute
@@ -97,7 +98,8 @@ class Trainer:
       self.model = self.task.build_model()
       self.optimizer = optimization.create_optimizer(
           train.learning_rate, train.train_steps, train.warmup_steps, train.weight_decay,
-          train.mixed_precision)
+          train.mixed_precision, kaleido_bert.pretrained_lr_rules(
+              config.model.num_layers, train.pretrained_lr_multiplier, train.layer_lr_decay))
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                             step=self.step)
