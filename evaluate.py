@@ -9,9 +9,12 @@ there, and beside it the confusion matrices (<name>.category_confusion.csv, ...)
 captions with their references (<name>.captions.jsonl, re-scorable with --predictions). Retrieval
 protocols: kaleido/evaluation/sampling.py; --index_file keeps the draws to repeat a run exactly.
 
-The model side is `kaleido.tasks.evaluation_model.load(checkpoint, eval_data, batch_size)`,
+The model side is `kaleido.tasks.evaluation_model.load(checkpoint, eval_data, batch_size,
+retrieval_text)`,
 imported only when a checkpoint is evaluated. It returns an object with
   product_ids: (num_examples,) str and subcategory_ids: (num_examples,) int of the eval examples;
+  retrieval_text: "name" | "description" (optional): the texts ITR/TIR rank (load's 4th argument
+      overrides the run's own when not "");
   retrieval_scorer(direction: "itr" | "tir") -> scorer(query_indices (n,), candidate_indices
       (n, c)) -> (n, c) scores, higher = better match (kaleido/evaluation/retrieval.py);
   classify(task: "category" | "subcategory") -> (labels (num_examples,) int, predictions
@@ -25,11 +28,7 @@ imported only when a checkpoint is evaluated. It returns an object with
 
 import importlib
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 
@@ -49,9 +48,12 @@ MODEL_MODULE = "kaleido.tasks.evaluation_model"
 _TASK = flags.DEFINE_enum("task", None, [*TASKS, "all"], "What to evaluate.", required=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "", "The fine-tuned checkpoint to evaluate.")
 _EVAL_DATA = flags.DEFINE_string("eval_data", "demo",
-                                 "A folder prepared by data/prepare.py, or `demo` (the demo "
-                                 "catalog's validation split).")
+                                 "A folder prepared by data/prepare.py, or `demo` (a split of "
+                                 "the demo catalog, --demo_split).")
 _DEMO_DIR = flags.DEFINE_string("demo_dir", "workdir/demo", "Where --eval_data=demo lives.")
+_DEMO_SPLIT = flags.DEFINE_enum(
+    "demo_split", "validation", ["validation", "development"], "--eval_data=demo: the split to "
+    "report (validation) or the one to tune on (development); no product is in both.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Examples (or pairs) per model call.")
 _PREDICTIONS = flags.DEFINE_string(
     "predictions", "", "Captioning only, no model: a JSON-lines file, one line per image "
@@ -67,6 +69,10 @@ _NUM_QUERIES = flags.DEFINE_integer("num_queries", 1000,
                                     "Retrieval queries (products) per draw.")
 _NUM_DRAWS = flags.DEFINE_integer("num_draws", 5, "Retrieval draws, averaged.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the retrieval draws.")
+_RETRIEVAL_TEXT = flags.DEFINE_enum(
+    "retrieval_text", None, ["name", "description"], "ITR/TIR: rank product names (titles, the "
+    "paper's protocol) or the prepared texts; default: what the checkpoint was fine-tuned on "
+    "(names for a pre-training checkpoint).")
 _INDEX_FILE = flags.DEFINE_string(
     "index_file", "", "JSON of the sampled retrieval draws: read when it exists (the run "
     "repeats exactly), else written.")
@@ -90,8 +96,13 @@ def _check_flags() -> None:
 def _eval_data() -> str:
   if _EVAL_DATA.value == "demo":
     from kaleido.demo import pipeline
-    config = pipeline.DemoConfig(work_dir=_DEMO_DIR.value)
-    return pipeline.ensure_demo_data(config).validation_dir
+    from kaleido.training import run_config
+    # The demo prepared with the checkpoint's vocabulary (e.g. a --bert_init run's).
+    vocab_file = run_config.load(_CHECKPOINT.value).vocab_file
+    default = pipeline.demo_paths(_DEMO_DIR.value).vocab_file
+    config = pipeline.DemoConfig(work_dir=_DEMO_DIR.value, vocab_file=(
+        "" if os.path.abspath(vocab_file) == os.path.abspath(default) else vocab_file))
+    return pipeline.ensure_demo_data(config).split_dir(_DEMO_SPLIT.value)
   if not os.path.isdir(_EVAL_DATA.value):
     raise errors.KaleidoError(f"--eval_data={_EVAL_DATA.value!r} is not a folder; pass one "
                               "prepared by data/prepare.py, or `demo`.")
@@ -109,7 +120,8 @@ def _load_model():
         f"Evaluating a checkpoint needs {MODEL_MODULE}, which this version does not have yet "
         "(issue #5); only --task=caption --predictions=FILE.jsonl works without a model."
     ) from error
-  return evaluation_model.load(_CHECKPOINT.value, _eval_data(), _BATCH_SIZE.value)
+  return evaluation_model.load(_CHECKPOINT.value, _eval_data(), _BATCH_SIZE.value,
+                               _RETRIEVAL_TEXT.value or "")
 
 
 def _beside_output(suffix: str) -> str:
@@ -169,12 +181,19 @@ def _evaluate_model() -> tuple[dict, int]:
   runners = {"itr": _retrieval, "tir": _retrieval, "category": _classification,
              "subcategory": _classification, "caption": _captioning}
   results = {task: runners[task](model, task) for task in _tasks(model)}
+  for task in ("itr", "tir"):
+    text = getattr(model, "retrieval_text", "")
+    if task in results and text:
+      results[task]["retrieval_text"] = text
+      results[task].setdefault("notes", []).append(
+          "texts are the product names (titles)" if text == "name"
+          else "texts are the prepared texts (descriptions unless --text_field said otherwise)")
   return results, int(getattr(model, "step", 0))
 
 
 def _settings() -> dict:
-  names = ("task", "checkpoint", "eval_data", "predictions", "protocol", "num_queries",
-           "num_draws", "seed", "index_file", "batch_size")
+  names = ("task", "checkpoint", "eval_data", "demo_split", "predictions", "protocol", "num_queries",
+           "num_draws", "seed", "index_file", "batch_size", "retrieval_text")
   return {name: flags.FLAGS[name].value for name in names}
 
 

@@ -14,18 +14,20 @@ import dataclasses
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
 from absl import flags
 from absl import logging
 
-from kaleido import config as config_lib  # pylint: disable=wrong-import-position
-from kaleido import errors  # pylint: disable=wrong-import-position
-from kaleido.utils import cli  # pylint: disable=wrong-import-position
+from kaleido import config as config_lib
+from kaleido import errors
+from kaleido.utils import cli
 
 _TASK = flags.DEFINE_enum("task", "pretrain", ["pretrain", *config_lib.FINETUNE_TASKS],
                           "Pre-training, or the downstream task to fine-tune.")
+_RETRIEVAL_TEXT = flags.DEFINE_enum(
+    "retrieval_text", "name", list(config_lib.RETRIEVAL_TEXTS), "--task=retrieval: pair images "
+    "with product names (titles, the paper's section 4.2) or with the prepared texts "
+    "(descriptions by default).")
 _INIT_CHECKPOINT = flags.DEFINE_string(
     "init_checkpoint", "", "Fine-tuning: the pre-training --model_dir (or one of its checkpoints) "
     "to start from; its model sizes replace the size flags.")
@@ -261,7 +263,7 @@ def main(argv):
   label_names = _label_names(manifest)
   finetune = None if _TASK.value == "pretrain" else config_lib.FinetuneConfig(
       task=_TASK.value, init_checkpoint=_INIT_CHECKPOINT.value, num_classes=len(label_names),
-      caption_mode=_CAPTION_MODE.value)
+      caption_mode=_CAPTION_MODE.value, retrieval_text=_RETRIEVAL_TEXT.value)
   config = config_lib.KaleidoConfig(
       model=_model_config(tokenizer.vocab_size, train_data, manifest, bert_checkpoint),
       task=task,

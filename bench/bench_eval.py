@@ -8,13 +8,9 @@ reused for its 101 candidates), and the pairs/s it would get by embedding the im
 pair.
 """
 
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app
 from absl import flags
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "runs/demo_retrieval", "A train.py model_dir.")

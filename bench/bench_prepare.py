@@ -14,11 +14,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app
 from absl import flags
-import psutil  # pylint: disable=wrong-import-position
+import psutil
 
 _NUM_PRODUCTS = flags.DEFINE_multi_integer("num_products", [500, 1500], "Catalog sizes.")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes.")

@@ -8,13 +8,10 @@ cuts the 55 patches in tf.data.
 """
 
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app
 from absl import flags
 
 _NUM_PRODUCTS = flags.DEFINE_integer("num_products", 300, "Demo catalog size.")

@@ -22,9 +22,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app
 from absl import flags
 
 _SIZES = flags.DEFINE_list("sizes", ["paper", "demo"],

@@ -10,11 +10,8 @@ the most frequent on ties), written as the JSON lines `evaluate.py --predictions
 
 import collections
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app
 from absl import flags
 
 _TRAIN_DATA = flags.DEFINE_string("train_data", "workdir/demo/prepared/train", "Training folder.")

@@ -7,13 +7,10 @@ IoU and the images/s of each estimator.
 """
 
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app
 from absl import flags
 
 _NUM_PRODUCTS = flags.DEFINE_integer("num_products", 500, "Demo catalog size.")

@@ -7,20 +7,18 @@ The output is a bert-base-uncased style vocab.txt for kaleido.text.tokenizer.Kal
 """
 
 import os
-import sys
 import time
 
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # Before TensorFlow is imported.
 
-from kaleido import errors  # pylint: disable=wrong-import-position
-from kaleido.data import catalog as catalog_lib  # pylint: disable=wrong-import-position
-from kaleido.text import vocab as vocab_lib  # pylint: disable=wrong-import-position
-from kaleido.utils import cli  # pylint: disable=wrong-import-position
-from kaleido.utils import files  # pylint: disable=wrong-import-position
+from kaleido import errors
+from kaleido.data import catalog as catalog_lib
+from kaleido.text import vocab as vocab_lib
+from kaleido.utils import cli
+from kaleido.utils import files
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Catalog to read: a Fashion-Gen .h5 or a .jsonl file.")

@@ -7,16 +7,11 @@ Without --format, the format follows the extension of --output (.jsonl: JSON lin
 otherwise Fashion-Gen HDF5). The same seed always writes the same catalog.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
 from absl import flags
 
-from kaleido.demo import generator  # pylint: disable=wrong-import-position
-from kaleido.utils import cli  # pylint: disable=wrong-import-position
+from kaleido.demo import generator
+from kaleido.utils import cli
 
 _OUTPUT = flags.DEFINE_string("output", None, "Catalog to write: a .h5 or .jsonl path.")
 _NUM_PRODUCTS = flags.DEFINE_integer("num_products", 200, "Products to generate (1 to 4 images "

@@ -14,15 +14,13 @@ an existing folder; the pair settings (--decoding, --min_score, ...) are the sam
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
 from absl import flags
 
-from kaleido.alignment import flags as align_flags  # pylint: disable=wrong-import-position
-from kaleido.data import catalog as catalog_lib  # pylint: disable=wrong-import-position
-from kaleido.patches import foreground  # pylint: disable=wrong-import-position
-from kaleido.utils import cli  # pylint: disable=wrong-import-position
+from kaleido.alignment import flags as align_flags
+from kaleido.data import catalog as catalog_lib
+from kaleido.patches import foreground
+from kaleido.utils import cli
 
 _INPUT = flags.DEFINE_string("input", None, "Catalog: a Fashion-Gen .h5 file or a .jsonl file.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the TFRecord shards.")

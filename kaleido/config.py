@@ -106,6 +106,9 @@ class TrainConfig:
 
 FINETUNE_TASKS = ("retrieval", "category", "subcategory", "caption")
 CAPTION_MODES = ("autoregressive", "one_shot")
+# The text side of retrieval: the product name (title, the paper's section 4.2) or the text the
+# data was prepared with (data/prepare.py --text_field, the description by default).
+RETRIEVAL_TEXTS = ("name", "description")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +120,12 @@ class FinetuneConfig:
   caption_mode: str = "autoregressive"  # or "one_shot" (the paper's: all positions [MASK])
   classifier_dropout: float = 0.1
   negative_fraction: float = 0.5  # retrieval: share of pairs given a same-subcategory negative
+  retrieval_text: str = "name"  # retrieval: one of RETRIEVAL_TEXTS
+
+  @property
+  def name_as_text(self) -> bool:
+    """Whether this task reads the product names as its text."""
+    return self.task == "retrieval" and self.retrieval_text == "name"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,10 +16,10 @@ from kaleido.metrics import captioning as caption_metrics
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVALUATE = os.path.join(REPO_ROOT, "evaluate.py")
 # Runs evaluate.py with `kaleido.tasks.evaluation_model` replaced by this file's `fake_load`
-# (or, with --no_model first, by nothing: the module counts as absent).
+# (or, with --no_model first, by nothing: the module counts as absent). It runs in the repository
+# root (see _run), so `tests` is importable.
 _WITH_FAKE = f"""
 import runpy, sys, types
-sys.path.insert(0, {REPO_ROOT!r})
 name = "kaleido.tasks.evaluation_model"
 if sys.argv[1] == "--no_model":
   sys.modules[name] = None
@@ -69,8 +69,9 @@ class FakeRetrievalModel(FakeEvaluationModel):
     return task in ("itr", "tir")
 
 
-def fake_load(checkpoint, eval_data, batch_size):
+def fake_load(checkpoint, eval_data, batch_size, retrieval_text):
   assert batch_size == 16, batch_size
+  assert retrieval_text == "", retrieval_text  # the run's own unless --retrieval_text
   assert os.path.isdir(eval_data), eval_data
   models = {"runs/fake/checkpoints": FakeEvaluationModel,
             "runs/fake_retrieval/checkpoints": FakeRetrievalModel}

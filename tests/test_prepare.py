@@ -67,6 +67,13 @@ def test_manifest_counts_and_reader(fashiongen_catalog, tmp_path):
   assert first["text"].decode() == "Dark cotton tote 0."
   assert first["category_id"] == manifest.categories["TOPS"]
   assert first["num_alignments"] == 0 and (first["align_token"] == -1).all()
+  # Product names ("Dark t-shirts 0") are stored with their own ids: the title read as the text.
+  assert manifest.num_with_name == 12
+  titles = next(reader.make_dataset(out, name_as_text=True).as_numpy_iterator())
+  assert titles["text"].decode() == "Dark t-shirts 0" and titles["product_id"] == b"1000"
+  title_ids = titles["input_word_ids"][titles["input_mask"] == 1].tolist()
+  vocab = catalogs.VOCAB_TOKENS
+  assert title_ids == [2] + [vocab.index(t) for t in ("dark", "t", "-", "shirts", "0")] + [3]
   truncated = [e for e in examples if e["product_id"] == b"1005"]
   assert all(e["input_mask"].sum() == 12 for e in truncated)
   # The product is dark on a light background: the L1 patch (the crop) is mostly dark.
@@ -92,6 +99,10 @@ def test_broken_jsonl_rows_are_counted_and_good_rows_kept(tmp_path):
   ids = sorted(e["product_id"] for e in reader.make_dataset(str(tmp_path / "out"))
                .as_numpy_iterator())
   assert ids == [b"p0", b"p1", b"p2", b"p3"]
+  # No row has a name: ranking titles is refused with one sentence naming the fix.
+  assert manifest.num_with_name == 0
+  with pytest.raises(manifest_lib.ManifestError, match="holds no product names.*re-run"):
+    reader.make_dataset(str(tmp_path / "out"), name_as_text=True)
 
 
 def test_interrupted_run_resumes_to_identical_output(fashiongen_catalog, tmp_path, monkeypatch):

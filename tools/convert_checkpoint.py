@@ -9,15 +9,10 @@ pytorch_model.bin, vocab.txt). PATH: a new directory with config.json, weights.n
 need neither torch nor the original format.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app
 from absl import flags
 
-from kaleido.utils import cli  # pylint: disable=wrong-import-position
+from kaleido.utils import cli
 
 _SOURCE = flags.DEFINE_string("source", None, "The BERT checkpoint directory (or TF prefix).")
 _OUTPUT = flags.DEFINE_string("output", None, "The directory to write; must not exist yet.")

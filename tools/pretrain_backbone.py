@@ -7,16 +7,11 @@ crop, the words of the product's text (see kaleido/pretraining/backbone.py). Pas
 train.py as --resnet_weights; train.py --resnet_weights=catalog does the same on first use.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app
 from absl import flags
 
-from kaleido import config as config_lib  # pylint: disable=wrong-import-position
-from kaleido.utils import cli  # pylint: disable=wrong-import-position
+from kaleido import config as config_lib
+from kaleido.utils import cli
 
 _TRAIN_DATA = flags.DEFINE_string("train_data", None, "A prepared training folder.")
 _OUTPUT = flags.DEFINE_string("output", None, "The Keras .h5 weights file to write.")

@@ -3,15 +3,12 @@ r"""Writes a PNG of the 55 kaleido patches (L1..L5 panels) of a few prepared exa
   python tools/show_patches.py --data prepared/train --output patches.png [--count 6]
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app
 from absl import flags
 
-from kaleido.utils import cli  # pylint: disable=wrong-import-position
+from kaleido.utils import cli
 
 _DATA = flags.DEFINE_string("data", None, "A folder written by data/prepare.py.")
 _OUTPUT = flags.DEFINE_string("output", "kaleido_patches.png", "PNG to write.")

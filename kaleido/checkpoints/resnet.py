@@ -41,8 +41,10 @@ def resolve_resnet_weights(value: str) -> str | None:
         f"{IMAGENET_URL} on a connected machine, copy it over and pass its path instead of "
         f"{IMAGENET}.")
   if not os.path.exists(value) and not os.path.isfile(value + ".index"):
-    raise errors.KaleidoError(f"Backbone weights {value!r} do not exist; pass a Keras .h5 "
-                              f"weights file such as {IMAGENET_FILE} or a checkpoint.")
+    raise errors.KaleidoError(
+        f"The backbone weights {value!r} given to --resnet_weights do not exist; for the paper's "
+        f"ImageNet ResNet-50 download Keras' {IMAGENET_FILE} ({IMAGENET_URL}) and pass its path, "
+        "or pass a checkpoint of this project.")
   return value
 
 

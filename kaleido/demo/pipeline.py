@@ -1,4 +1,7 @@
-"""The embedded demo data set: synthetic catalogs -> vocabulary -> prepared train/validation folders.
+"""The embedded demo data set: synthetic catalogs -> vocabulary -> prepared folders of three splits.
+
+`train` is for training, `development` for every tuning decision (learning rates, levers,
+checkpoints), `validation` for the reported numbers only; no product is in two splits.
 
 Every step is skipped when its output already exists, so calling `ensure_demo_data` again (or
 after an interruption) only does what is missing.
@@ -17,12 +20,16 @@ from kaleido.text import vocab
 from kaleido.utils import files
 
 
+SPLITS = ("train", "validation", "development")
+
+
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
   """Sizes of the demo data set."""
   work_dir: str = "workdir/demo"
   num_train_products: int = 600
   num_validation_products: int = 150
+  num_development_products: int = 150
   seed: int = 0
   patch_size: int = 64
   vocab_size: int = 4000
@@ -37,9 +44,17 @@ class DemoData:
   """Where the demo data set lives."""
   train_catalog: str
   validation_catalog: str
+  development_catalog: str
   vocab_file: str
   train_dir: str
   validation_dir: str
+  development_dir: str
+
+  def split_dir(self, split: str) -> str:
+    """The prepared folder of `split` (one of SPLITS)."""
+    if split not in SPLITS:
+      raise ValueError(f"Unknown demo split {split!r}; use one of {', '.join(SPLITS)}.")
+    return getattr(self, f"{split}_dir")
 
 
 def demo_paths(work_dir: str, vocab_file: str = "") -> DemoData:
@@ -50,15 +65,17 @@ def demo_paths(work_dir: str, vocab_file: str = "") -> DemoData:
   return DemoData(
       train_catalog=os.path.join(work_dir, "catalog", "train.h5"),
       validation_catalog=os.path.join(work_dir, "catalog", "validation.h5"),
+      development_catalog=os.path.join(work_dir, "catalog", "development.h5"),
       vocab_file=vocab_file or os.path.join(work_dir, "vocab.txt"),
       train_dir=os.path.join(work_dir, prepared, "train"),
-      validation_dir=os.path.join(work_dir, prepared, "validation"))
+      validation_dir=os.path.join(work_dir, prepared, "validation"),
+      development_dir=os.path.join(work_dir, prepared, "development"))
 
 
 def _is_prepared(folder: str) -> bool:
+  """Whether `folder` is a finished preparation holding the product names (schema 2)."""
   try:
-    manifest_lib.load(folder)
-    return True
+    return manifest_lib.load(folder).num_with_name > 0
   except manifest_lib.ManifestError:
     return False
 
@@ -66,9 +83,11 @@ def _is_prepared(folder: str) -> bool:
 def ensure_demo_data(config: DemoConfig, log=print) -> DemoData:
   """Generates and prepares whatever part of the demo data set is missing."""
   paths = demo_paths(config.work_dir, config.vocab_file)
+  first_development = config.num_train_products + config.num_validation_products
   splits = ((paths.train_catalog, 0, config.num_train_products),
             (paths.validation_catalog, config.num_train_products,
-             config.num_validation_products))
+             config.num_validation_products),
+            (paths.development_catalog, first_development, config.num_development_products))
   for catalog_path, first, count in splits:
     if not os.path.exists(catalog_path):
       summary = demo_generator.make_demo_catalog(catalog_path, count, config.seed,
@@ -80,12 +99,14 @@ def ensure_demo_data(config: DemoConfig, log=print) -> DemoData:
     log(f"Learned a WordPiece vocabulary: {paths.vocab_file}")
   for catalog_path, folder, label_maps_from in (
       (paths.train_catalog, paths.train_dir, ""),
-      (paths.validation_catalog, paths.validation_dir, paths.train_dir)):
+      (paths.validation_catalog, paths.validation_dir, paths.train_dir),
+      (paths.development_catalog, paths.development_dir, paths.train_dir)):
     if not _is_prepared(folder):
       manifest = prepare.prepare_catalog(prepare.PrepareConfig(
           input_path=catalog_path, output_dir=folder, vocab_file=paths.vocab_file,
           patch=generator.PatchConfig(patch_size=config.patch_size), workers=config.workers,
-          label_maps_from=label_maps_from))
+          label_maps_from=label_maps_from, overwrite=os.path.exists(
+              os.path.join(folder, manifest_lib.MANIFEST_NAME))))
       log(f"Prepared {manifest.num_examples} examples ({manifest.num_skipped} skipped, "
           f"{manifest.num_foreground_fallback} without foreground): {folder}")
   return paths

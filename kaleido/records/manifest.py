@@ -45,6 +45,9 @@ class Manifest:
   num_without_alignments: int = 0
   num_alignment_pairs: int = 0
   aag_checkpoint: str = ""
+  # Examples whose product name (title) is stored with its token ids (0 in folders prepared
+  # before names were stored).
+  num_with_name: int = 0
 
   def shard_paths(self, folder: str) -> list[str]:
     """Absolute paths of the shard files inside `folder`."""
@@ -76,7 +79,7 @@ def load(folder: str) -> Manifest:
     raise ManifestError(f"{path!r} lacks {', '.join(missing)}; it was written by another version "
                         "of this project, re-run python data/prepare.py.")
   manifest = Manifest(**{key: payload[key] for key in known if key in payload})
-  if manifest.schema_version != schema.SCHEMA_VERSION:
+  if manifest.schema_version not in schema.READABLE_SCHEMA_VERSIONS:
     raise ManifestError(
         f"{path!r} has schema version {manifest.schema_version} but this code reads version "
         f"{schema.SCHEMA_VERSION}; re-run python data/prepare.py to rewrite the folder.")

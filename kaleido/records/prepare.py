@@ -69,6 +69,7 @@ class ShardStats:
   num_foreground_fallback: int = 0
   num_truncated: int = 0
   num_unknown_labels: int = 0
+  num_with_name: int = 0
   product_ids: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -207,8 +208,10 @@ class _ExampleEncoder:
     if not good:
       return []
     encoded = self._tokenizer.encode_batch([r.text for r in good])
+    names = self._tokenizer.encode_batch([r.name for r in good]).token_ids
     records = []
-    for result, token_ids, truncated in zip(good, encoded.token_ids, encoded.truncated):
+    for result, token_ids, truncated, name_ids in zip(good, encoded.token_ids,
+                                                      encoded.truncated, names):
       category_id = self._categories.get(result.category, UNKNOWN_LABEL)
       subcategory_id = self._subcategories.get(result.subcategory, UNKNOWN_LABEL)
       crop = result.crop
@@ -216,10 +219,12 @@ class _ExampleEncoder:
       stats.num_truncated += int(truncated)
       stats.num_foreground_fallback += int(not crop.foreground_found)
       stats.num_unknown_labels += int(UNKNOWN_LABEL in (category_id, subcategory_id))
+      stats.num_with_name += int(bool(result.name))
       stats.product_ids.append(result.product_id)
       records.append(schema.serialize(schema.PreparedExample(
           image_id=result.image_id, product_id=result.product_id, text=result.text,
-          token_ids=token_ids, category_id=category_id, subcategory_id=subcategory_id,
+          token_ids=token_ids, name=result.name, name_token_ids=name_ids if result.name else (),
+          category_id=category_id, subcategory_id=subcategory_id,
           pose=result.pose, crop_jpeg=crop.crop_jpeg, crop_box=crop.crop_box,
           image_size=(crop.image_height, crop.image_width),
           foreground_found=crop.foreground_found)))
@@ -262,6 +267,7 @@ def _manifest(config: PrepareConfig, tokenizer: tokenizer_lib.KaleidoTokenizer,
       num_truncated=sum(s.num_truncated for s in stats),
       num_unknown_labels=sum(s.num_unknown_labels for s in stats),
       num_with_alignments=0,
+      num_with_name=sum(s.num_with_name for s in stats),
       num_products=len({pid for s in stats for pid in s.product_ids}),
       shards=[{"file": s.file, "num_examples": s.num_examples} for s in stats])
 

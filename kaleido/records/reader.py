@@ -24,6 +24,9 @@ class ReaderConfig:
   max_seq_length: int = 64
   patch_size: int = 64
   max_alignments: int = 32
+  # Read the product name (title) as the text, ids and string, where an example has one (the
+  # paper's retrieval ranks titles); the prepared text elsewhere.
+  name_as_text: bool = False
 
 
 def level_patches(crop: tf.Tensor, level: int, patch_size: int) -> tf.Tensor:
@@ -72,7 +75,12 @@ def _pad_to(values: tf.Tensor, length: int, pad_value) -> tf.Tensor:
 def decode(serialized: tf.Tensor, config: ReaderConfig) -> dict[str, tf.Tensor]:
   """One serialized example -> dense, fixed-shape tensors."""
   parsed = schema.parse(serialized)
-  token_ids = tf.cast(parsed["token_ids"], tf.int32)
+  token_ids, text = parsed["token_ids"], parsed["text"]
+  if config.name_as_text:
+    has_name = tf.size(parsed["name_token_ids"]) > 0
+    token_ids = tf.cond(has_name, lambda: parsed["name_token_ids"], lambda: token_ids)
+    text = tf.where(has_name, parsed["name"], text)
+  token_ids = tf.cast(token_ids, tf.int32)
   crop = tf.io.decode_jpeg(parsed["crop_jpeg"], channels=3)
   # Strongest pairs first, so the cut to max_alignments keeps the best ones.
   order = tf.argsort(parsed["align_score"], direction="DESCENDING", stable=True)
@@ -90,7 +98,7 @@ def decode(serialized: tf.Tensor, config: ReaderConfig) -> dict[str, tf.Tensor]:
       "subcategory_id": tf.cast(parsed["subcategory_id"], tf.int32),
       "product_id": parsed["product_id"],
       "image_id": parsed["image_id"],
-      "text": parsed["text"],
+      "text": text,
       "align_token": _pad_to(tf.cast(align_token, tf.int32), config.max_alignments,
                              PAD_INDEX),
       "align_patch": _pad_to(tf.cast(align_patch, tf.int32), config.max_alignments,
@@ -100,24 +108,31 @@ def decode(serialized: tf.Tensor, config: ReaderConfig) -> dict[str, tf.Tensor]:
   }
 
 
-def reader_config(manifest: manifest_lib.Manifest, max_alignments: int = 32) -> ReaderConfig:
-  """The reader shapes that match a prepared folder."""
+def reader_config(manifest: manifest_lib.Manifest, max_alignments: int = 32,
+                  name_as_text: bool = False, folder: str = "") -> ReaderConfig:
+  """The reader shapes that match a prepared folder; `name_as_text` needs stored names."""
+  if name_as_text and not manifest.num_with_name:
+    raise manifest_lib.ManifestError(
+        f"{folder or 'The prepared folder'!r} holds no product names (prepared before names were "
+        "stored, or its catalog has none), so titles cannot be ranked; re-run python "
+        "data/prepare.py on it, or rank the prepared texts with --retrieval_text=description.")
   return ReaderConfig(max_seq_length=manifest.max_seq_length, patch_size=manifest.patch_size,
-                      max_alignments=max_alignments)
+                      max_alignments=max_alignments, name_as_text=name_as_text)
 
 
 def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = False,
                  repeat: bool = False, seed: int | None = None,
                  input_context: tf.distribute.InputContext | None = None,
-                 max_alignments: int = 32) -> tf.data.Dataset:
+                 max_alignments: int = 32, name_as_text: bool = False) -> tf.data.Dataset:
   """Dataset of a prepared folder; with `input_context`, each input pipeline reads its own shards.
 
   `batch_size` is per input pipeline (per replica under a strategy); None gives single examples.
   The order is a function of `seed` alone (parallel steps keep their order), so runs with the
-  same seed see the same examples, whatever the number of replicas.
+  same seed see the same examples, whatever the number of replicas. `name_as_text` reads the
+  product names as the text (see ReaderConfig).
   """
   manifest = manifest_lib.load(folder)
-  config = reader_config(manifest, max_alignments)
+  config = reader_config(manifest, max_alignments, name_as_text, folder)
   files = tf.data.Dataset.from_tensor_slices(manifest.shard_paths(folder))
   if input_context and input_context.num_input_pipelines > 1:
     if len(manifest.shards) < input_context.num_input_pipelines:

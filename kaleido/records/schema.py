@@ -1,7 +1,8 @@
 """The TFRecord schema of one prepared example (one product image with its text).
 
 Patches are stored as the product crop (JPEG) plus its box; the reader cuts the 55 kaleido
-patches from it. Alignment pairs (token index, patch index, score) come from the Attention-based
+patches from it. The product name (title) is stored with its own token ids beside the text the
+folder was prepared with, so retrieval can rank titles as the paper does. Alignment pairs (token index, patch index, score) come from the Attention-based
 Alignment Generator and may be empty.
 """
 
@@ -13,7 +14,9 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-SCHEMA_VERSION = 1
+# Version 2 added the product name and its token ids; version 1 folders read as having no names.
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 
 @dataclasses.dataclass
@@ -30,6 +33,9 @@ class PreparedExample:
   crop_box: np.ndarray  # (4,) [x1, y1, x2, y2] normalised to the full image
   image_size: tuple[int, int]  # (height, width)
   foreground_found: bool
+  # The product name and its `[CLS] ... [SEP]` ids; empty when the catalog row has no name.
+  name: str = ""
+  name_token_ids: Sequence[int] = ()
   # Alignment pairs: align_token[i] is a position in token_ids ([CLS] = 0), align_patch[i] an
   # absolute kaleido patch index (0..54, level order), align_score[i] the generator's confidence.
   align_token: Sequence[int] = ()
@@ -58,6 +64,8 @@ def serialize(example: PreparedExample) -> bytes:
       "product_id": _bytes([example.product_id.encode("utf-8")]),
       "text": _bytes([example.text.encode("utf-8")]),
       "token_ids": _ints(example.token_ids),
+      "name": _bytes([example.name.encode("utf-8")]),
+      "name_token_ids": _ints(example.name_token_ids),
       "category_id": _ints([example.category_id]),
       "subcategory_id": _ints([example.subcategory_id]),
       "pose": _bytes([example.pose.encode("utf-8")]),
@@ -77,6 +85,8 @@ FEATURE_SPEC = {
     "product_id": tf.io.FixedLenFeature([], tf.string),
     "text": tf.io.FixedLenFeature([], tf.string),
     "token_ids": tf.io.VarLenFeature(tf.int64),
+    "name": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "name_token_ids": tf.io.VarLenFeature(tf.int64),
     "category_id": tf.io.FixedLenFeature([], tf.int64),
     "subcategory_id": tf.io.FixedLenFeature([], tf.int64),
     "pose": tf.io.FixedLenFeature([], tf.string),
@@ -93,6 +103,6 @@ FEATURE_SPEC = {
 def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
   """Parses one serialized example; variable-length fields become dense 1-D tensors."""
   parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
-  for key in ("token_ids", "align_token", "align_patch", "align_score"):
+  for key in ("token_ids", "name_token_ids", "align_token", "align_patch", "align_score"):
     parsed[key] = tf.sparse.to_dense(parsed[key])
   return parsed

@@ -36,6 +36,7 @@ class RowResult:
   image_id: str
   product_id: str
   text: str
+  name: str  # the product name (title), also stored for title-based retrieval
   category: str
   subcategory: str
   pose: str
@@ -78,7 +79,7 @@ def process_chunk(task: ChunkTask) -> list[RowResult]:
   crop_of = dict(zip(good, crops))
   return [
       RowResult(index=row.index, image_id=row.image_id, product_id=row.product_id, text=text,
-                category=row.category, subcategory=row.subcategory, pose=row.pose,
+                name=row.name.strip(), category=row.category, subcategory=row.subcategory, pose=row.pose,
                 crop=crop_of.get(i), skip_reason=reasons[i])
       for i, (row, text) in enumerate(zip(rows, texts))
   ]

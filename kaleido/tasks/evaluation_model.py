@@ -79,7 +79,9 @@ class EvaluationModel:
   """Scores, labels and captions of a trained model on an evaluation folder."""
 
   def __init__(self, run: run_config_lib.RunConfig, checkpoint_path: str, eval_data: str,
-               batch_size: int):
+               batch_size: int, retrieval_text: str = ""):
+    """`retrieval_text` (name or description) overrides the run's own (names for runs that were
+    not fine-tuned for retrieval)."""
     manifest = manifest_lib.load(eval_data)
     if manifest.vocab_hash != run.vocab_hash:
       raise errors.KaleidoError(
@@ -96,7 +98,11 @@ class EvaluationModel:
     # A pre-training checkpoint holds the pre-training model, whose ITM head scores retrieval.
     _restore(self._parts.pretraining_model if run.task_name == "pretrain" else self._model,
              checkpoint_path)
-    self._reader_config = reader.reader_config(manifest)
+    retrieval_text = retrieval_text or (run.finetune.retrieval_text if run.finetune
+                                        else config_lib.RETRIEVAL_TEXTS[0])
+    self.retrieval_text = retrieval_text if self.supports("itr") else ""
+    self._reader_config = reader.reader_config(manifest, name_as_text=self.retrieval_text == "name",
+                                               folder=eval_data)
     self._examples = _read_examples(eval_data, self._reader_config)
     self._features: dict[int, np.ndarray] = {}
     self._embed = tf.function(reduce_retracing=True)(
@@ -278,7 +284,10 @@ def _checkpoint_step(checkpoint_path: str) -> int:
   return int(suffix) if suffix.isdigit() else 0
 
 
-def load(checkpoint: str, eval_data: str, batch_size: int = 32) -> EvaluationModel:
-  """The model of a train.py model_dir (or one of its checkpoints) on a prepared folder."""
+def load(checkpoint: str, eval_data: str, batch_size: int = 32,
+         retrieval_text: str = "") -> EvaluationModel:
+  """The model of a train.py model_dir (or one of its checkpoints) on a prepared folder;
+  `retrieval_text` as in EvaluationModel."""
   run = run_config_lib.load(checkpoint)
-  return EvaluationModel(run, run_config_lib.latest_checkpoint(checkpoint), eval_data, batch_size)
+  return EvaluationModel(run, run_config_lib.latest_checkpoint(checkpoint), eval_data, batch_size,
+                         retrieval_text)

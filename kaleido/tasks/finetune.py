@@ -111,7 +111,8 @@ class FinetuneTask(base.Task):
                   else batch_size)
     keys = ENCODER_KEYS + ("category_id", "subcategory_id", "product_id")
     examples = reader.make_dataset(self.config.train.train_data, shuffle=True, repeat=True,
-                                   seed=seed, input_context=input_context)
+                                   seed=seed, input_context=input_context,
+                                   name_as_text=self.finetune.name_as_text)
     return examples.map(lambda example: {key: example[key] for key in keys},
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
                             batch_size, drop_remainder=True)

@@ -1,5 +1,6 @@
 """Image-text retrieval fine-tuning (paper section 4.2): the ITM head, with negatives from the
-same subcategory. Scores are the matched-class probability of the ITM head."""
+same subcategory, on product names (titles) by default. Scores are the matched-class probability
+of the ITM head."""
 
 from __future__ import annotations
 

@@ -21,8 +21,9 @@ from kaleido.utils import files
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Word splitting shared by learning and tokenisation: case folding, NFD, accent stripping.
 BERT_TOKENIZER_PARAMS = {"lower_case": True}
-_FIX_HINT = ("build one with python data/build_vocab.py or pass a bert-base-uncased "
-             "vocab.txt")
+_FIX_HINT = ("pass bert-base-uncased's vocab.txt with --vocab_file (it ships in Google's "
+             "uncased_L-12_H-768_A-12.zip and Hugging Face's bert-base-uncased), or build one "
+             "with python data/build_vocab.py")
 _READ_ROWS = 4096  # Catalog rows per text-only read.
 
 

@@ -55,6 +55,8 @@ def load(path: str) -> RunConfig:
   if payload.get("format") != FORMAT:
     raise errors.KaleidoError(f"{config_path!r} is not a {FORMAT} file; re-run train.py.")
   finetune = payload.get("finetune")
+  if finetune:  # runs from before retrieval_text existed were fine-tuned on the prepared text
+    finetune.setdefault("retrieval_text", "description")
   try:
     return RunConfig(
         task_name=payload["task_name"],
