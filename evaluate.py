@@ -9,7 +9,7 @@ there, and beside it the confusion matrices (<name>.category_confusion.csv, ...)
 captions with their references (<name>.captions.jsonl, re-scorable with --predictions). Retrieval
 protocols: kaleido/evaluation/sampling.py; --index_file keeps the draws to repeat a run exactly.
 
-The model side is `kaleido.tasks.evaluation_model.load(checkpoint, eval_data, batch_size,
+The model side is `kaleido.evaluation.model.load(checkpoint, eval_data, batch_size,
 retrieval_text)`,
 imported only when a checkpoint is evaluated. It returns an object with
   product_ids: (num_examples,) str and subcategory_ids: (num_examples,) int of the eval examples;
@@ -43,7 +43,7 @@ from kaleido.metrics import classification as classification_metrics
 from kaleido.utils import cli
 
 TASKS = ("itr", "tir", "category", "subcategory", "caption")
-MODEL_MODULE = "kaleido.tasks.evaluation_model"
+MODEL_MODULE = "kaleido.evaluation.model"
 
 _TASK = flags.DEFINE_enum("task", None, [*TASKS, "all"], "What to evaluate.", required=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "", "The fine-tuned checkpoint to evaluate.")
@@ -95,10 +95,10 @@ def _check_flags() -> None:
 
 def _eval_data() -> str:
   if _EVAL_DATA.value == "demo":
+    from kaleido import config as config_lib
     from kaleido.demo import pipeline
-    from kaleido.training import run_config
     # The demo prepared with the checkpoint's vocabulary (e.g. a --bert_init run's).
-    vocab_file = run_config.load(_CHECKPOINT.value).vocab_file
+    vocab_file = config_lib.load(_CHECKPOINT.value).data.vocab_file
     default = pipeline.demo_paths(_DEMO_DIR.value).vocab_file
     config = pipeline.DemoConfig(work_dir=_DEMO_DIR.value, vocab_file=(
         "" if os.path.abspath(vocab_file) == os.path.abspath(default) else vocab_file))
@@ -192,8 +192,8 @@ def _evaluate_model() -> tuple[dict, int]:
 
 
 def _settings() -> dict:
-  names = ("task", "checkpoint", "eval_data", "demo_split", "predictions", "protocol", "num_queries",
-           "num_draws", "seed", "index_file", "batch_size", "retrieval_text")
+  names = ("task", "checkpoint", "eval_data", "demo_split", "predictions", "protocol",
+           "num_queries", "num_draws", "seed", "index_file", "batch_size", "retrieval_text")
   return {name: flags.FLAGS[name].value for name in names}
 
 

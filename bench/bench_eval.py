@@ -23,7 +23,7 @@ _NUM_PAIRS = flags.DEFINE_integer("num_pairs", 2048, "Pairs to score.")
 def main(argv):
   del argv
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from kaleido.tasks import evaluation_model  # pylint: disable=g-import-not-at-top
+  from kaleido.evaluation import model as evaluation_model  # pylint: disable=g-import-not-at-top
 
   model = evaluation_model.load(_CHECKPOINT.value, _EVAL_DATA.value, _BATCH_SIZE.value)
   images = np.arange(model.num_examples)
@@ -34,9 +34,9 @@ def main(argv):
   rng = np.random.default_rng(0)
   texts = rng.integers(0, len(images), _NUM_PAIRS.value)
   pairs = rng.integers(0, len(images), _NUM_PAIRS.value)
-  model.matched_probability(texts[:_BATCH_SIZE.value], pairs[:_BATCH_SIZE.value])  # warm up
+  model.matched_margin(texts[:_BATCH_SIZE.value], pairs[:_BATCH_SIZE.value])  # warm up
   start = time.perf_counter()
-  model.matched_probability(texts, pairs)
+  model.matched_margin(texts, pairs)
   pair_rate = _NUM_PAIRS.value / (time.perf_counter() - start)
   uncached = 1.0 / (1.0 / pair_rate + 1.0 / image_rate)
   print(f"image side (patch embedder, 55 patches): {image_rate:.1f} images/s")

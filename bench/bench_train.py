@@ -75,51 +75,49 @@ def _examples_per_second(run_step) -> float:
 
 def _training_flops(trainer, batch) -> tuple[float, float]:
   """(frozen backbone forward FLOPs, FLOPs of everything else forward) per example."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from kaleido.utils import flops  # pylint: disable=g-import-not-at-top
-  model = trainer.model
-  inputs = {k: batch[k] for k in model.input}
-  total = flops.function_flops(lambda x: model(x, training=False), inputs)
-  embedder = model.get_layer("patch_embedder")
-  patches = tf.concat([batch["patches"], batch["grey_targets"]], axis=1)
-  backbone = flops.function_flops(lambda p: embedder(p, training=False), patches)
+  from kaleido.model import kaleido_bert  # pylint: disable=g-import-not-at-top
+  backbone, rest = kaleido_bert.forward_flops(
+      trainer.model, trainer.task.model_inputs(trainer.model, batch))
   size = batch["patches"].shape[0]
-  return backbone / size, (total - backbone) / size
+  return backbone / size, rest / size
 
 
 def measure_one(size: str, precision: str, data: str) -> dict:
   """Runs the trainer's step on `data` and returns the figures (run in its own process)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
-  from kaleido.pretraining import inputs  # pylint: disable=g-import-not-at-top
   from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
-  from kaleido.text import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.tasks import factory  # pylint: disable=g-import-not-at-top
+  from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
   from kaleido.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
   peak = matmul_peak(tf.float32)
   manifest = manifest_lib.load(data)
-  tokenizer = tokenizer_lib.KaleidoTokenizer(manifest.vocab_file, manifest.max_seq_length)
   with tempfile.TemporaryDirectory() as model_dir:
-    config = config_lib.KaleidoConfig(
-        model=config_lib.ModelConfig(vocab_size=tokenizer.vocab_size,
-                                     max_seq_length=manifest.max_seq_length,
-                                     patch_size=manifest.patch_size, **SIZES[size]),
-        task=config_lib.TaskConfig(),
-        train=config_lib.TrainConfig(model_dir=model_dir, train_data=data, train_steps=1000,
-                                     batch_size=_BATCH_SIZE.value, mixed_precision=precision,
-                                     warmup_steps=10, jit_compile=_JIT.value))
-    special_ids = inputs.special_ids(tokenizer)
-    trainer = trainer_lib.Trainer(config, special_ids)
-    dataset = inputs.pretraining_dataset(data, _BATCH_SIZE.value, config.task, special_ids, 0)
-    iterator = iter(dataset)
+    config = config_lib.ExperimentConfig(
+        data=config_lib.DataConfig(train_data=data, vocab_file=manifest.vocab_file,
+                                   vocab_hash=manifest.vocab_hash,
+                                   max_seq_length=manifest.max_seq_length,
+                                   patch_size=manifest.patch_size),
+        model=config_lib.KaleidoBertConfig(
+            vocab_size=len(vocab.read_vocab(manifest.vocab_file)),
+            max_seq_length=manifest.max_seq_length, patch_size=manifest.patch_size,
+            **SIZES[size]),
+        init=config_lib.InitConfig(backbone_weights="random"),
+        optimizer=config_lib.OptimizerConfig(warmup_steps=10),
+        training=config_lib.TrainingConfig(model_dir=model_dir, train_steps=1000,
+                                           batch_size=_BATCH_SIZE.value,
+                                           mixed_precision=precision, jit_compile=_JIT.value))
+    task = factory.create_task(config_lib.validate(config))
+    trainer = trainer_lib.Trainer(config, task)
+    iterator = iter(task.dataset(_BATCH_SIZE.value, 0, None))
     pipeline_start = time.perf_counter()
     for _ in range(10):
       next(iterator)
     pipeline_rate = 10 * _BATCH_SIZE.value / (time.perf_counter() - pipeline_start)
     backbone_flops, rest_flops = _training_flops(trainer, next(iterator))
     distributed = iter(trainer.strategy.distribute_datasets_from_function(
-        lambda context: inputs.pretraining_dataset(data, _BATCH_SIZE.value, config.task,
-                                                   special_ids, 0, context)))
+        lambda context: task.dataset(_BATCH_SIZE.value, 0, context)))
     no_stop = tf.constant(0.0)
     rate = _examples_per_second(lambda: float(trainer._train_step(  # pylint: disable=protected-access
         next(distributed), no_stop)[0]["total"]))

@@ -22,17 +22,18 @@ _UNET_CHECKPOINT = flags.DEFINE_string("unet_checkpoint", "", "Also measure this
 def main(argv):
   del argv
   from kaleido.data import catalog as catalog_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.data import catalogs
+  from kaleido.demo import foreground_quality  # pylint: disable=g-import-not-at-top
   from kaleido.demo import generator as demo  # pylint: disable=g-import-not-at-top
   from kaleido.demo import groundtruth  # pylint: disable=g-import-not-at-top
   from kaleido.patches import foreground  # pylint: disable=g-import-not-at-top
-  from kaleido.patches import quality  # pylint: disable=g-import-not-at-top
 
   with tempfile.TemporaryDirectory() as tmp:
     path = _CATALOG.value
     if not path:
       path = os.path.join(tmp, "demo.h5")
       demo.make_demo_catalog(path, _NUM_PRODUCTS.value, _SEED.value)
-    catalog = catalog_lib.open_catalog(path)
+    catalog = catalogs.open_catalog(path)
     truths = groundtruth.load(path)
     rows = catalog.read(0, len(catalog))
     methods = {"classical": foreground.ForegroundConfig()}
@@ -42,7 +43,7 @@ def main(argv):
     for name, config in methods.items():
       estimator = foreground.build_estimator(config)
       start = time.monotonic()
-      report = quality.box_quality(estimator, rows, truths, config.min_area_fraction)
+      report = foreground_quality.box_quality(estimator, rows, truths, config.min_area_fraction)
       seconds = time.monotonic() - start
       print(f"{name}: images={report.num_images} share_iou_ge_0.9={report.share_above:.4f} "
             f"mean_iou={report.mean_iou:.4f} min_iou={report.min_iou:.4f} "

@@ -53,36 +53,22 @@ def flag_values(path: str) -> dict[str, str]:
   return values
 
 
-def _zeros(model) -> dict:
-  """Zero inputs of batch 1 for every input of a functional model."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return {name: tf.zeros([1, *tensor.shape[1:]], tensor.dtype)
-          for name, tensor in model.input.items()}
-
-
 def forward_flops(task: str) -> tuple[float, float]:
   """(patch embedder forward, everything else forward) FLOPs of one example of `task`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
-  from kaleido.masking import text_masking  # pylint: disable=g-import-not-at-top
+  from kaleido.model import backbone  # pylint: disable=g-import-not-at-top
   from kaleido.model import kaleido_bert  # pylint: disable=g-import-not-at-top
-  from kaleido.tasks import factory  # pylint: disable=g-import-not-at-top
-  from kaleido.utils import flops  # pylint: disable=g-import-not-at-top
-  finetune = None if task == "pretrain" else config_lib.FinetuneConfig(task=task, num_classes=48)
-  config = config_lib.KaleidoConfig(
-      model=config_lib.ModelConfig(**PAPER_SIZE), task=config_lib.TaskConfig(),
-      train=config_lib.TrainConfig(model_dir="", train_data=""), finetune=finetune)
-  special_ids = text_masking.SpecialIds(cls_id=101, sep_id=102, pad_id=0, mask_id=103,
-                                        vocab_size=30522)
-  model = factory.create_task(config, special_ids).build_model()
-  inputs = _zeros(model)
-  total = flops.function_flops(lambda x: model(x, training=False), inputs)
-  patches = inputs["patches"]
-  if "grey_targets" in inputs:  # pre-training embeds the G2CM targets in the same pass
-    patches = tf.concat([patches, inputs["grey_targets"]], axis=1)
-  embedder = model.get_layer(kaleido_bert.PATCH_EMBEDDER)
-  backbone = flops.function_flops(lambda p: embedder(p, training=False), patches)
-  return float(backbone), float(total - backbone)
+  model = config_lib.KaleidoBertConfig(**PAPER_SIZE)
+  if task == config_lib.PRETRAIN:
+    built = kaleido_bert.build_pretrainer(model)
+    specs = kaleido_bert.pretraining_input_specs(model, config_lib.PretrainingConfig())
+  else:
+    built = kaleido_bert.build_finetune_model(config_lib.TaskConfig(
+        name=task, finetune=config_lib.FinetuneConfig(num_classes=48)), model)
+    specs = backbone.input_specs(model)
+  inputs = {name: tf.zeros([1, *spec.shape[1:]], spec.dtype) for name, spec in specs.items()}
+  return kaleido_bert.forward_flops(built, inputs)
 
 
 def _hours(total_flops: float, precision: str) -> float:

@@ -6,19 +6,27 @@ Without --vocab_file a WordPiece vocabulary is learned from the catalog's texts 
 OUTPUT_DIR/vocab.txt; with --label_maps_from (a prepared training folder, for validation splits)
 that folder's vocabulary and category ids are reused. Interrupted runs resume where they stopped.
 
+With --holdout_fraction (and --holdout_dir) a fraction of the products, all views of each, goes
+to a development folder for tuning instead (same vocabulary and label ids; split by product id,
+deterministic by --holdout_seed).
+
 With --aag_checkpoint (an alignment generator trained by data/train_aag.py on data of the same
 vocabulary) the (token, patch) pairs are written too, as data/add_alignments.py would add them to
 an existing folder; the pair settings (--decoding, --min_score, ...) are the same flags.
 """
 
+import dataclasses
 import os
 import sys
 
 from absl import app
 from absl import flags
 
+from kaleido import errors
 from kaleido.alignment import flags as align_flags
 from kaleido.data import catalog as catalog_lib
+from kaleido.data import catalogs
+from kaleido.data import splits
 from kaleido.patches import foreground
 from kaleido.utils import cli
 
@@ -43,6 +51,12 @@ _LABEL_MAPS_FROM = flags.DEFINE_string(
     "label_maps_from", "", "A prepared folder whose category ids and vocabulary to reuse.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
                                "Replace an output folder prepared with other settings.")
+_HOLDOUT_FRACTION = flags.DEFINE_float(
+    "holdout_fraction", 0.0, "Hold out this fraction of the products (all views of each) as a "
+    "development split for tuning, written to --holdout_dir with the same vocabulary and label "
+    "ids; 0: none.", lower_bound=0.0, upper_bound=0.9)
+_HOLDOUT_DIR = flags.DEFINE_string("holdout_dir", "", "Output folder of the held-out products.")
+_HOLDOUT_SEED = flags.DEFINE_integer("holdout_seed", 0, "Seed of the split by product.")
 _AAG_CHECKPOINT = flags.DEFINE_string(
     "aag_checkpoint", "", "Output directory of data/train_aag.py: also write its alignment pairs.")
 _ALIGN_BATCH_SIZE = flags.DEFINE_integer("align_batch_size", 64,
@@ -70,19 +84,22 @@ def _vocab_file(output_dir: str) -> str:
 
 def _check_aag_checkpoint(vocab_file: str) -> None:
   """Refuses, before any image is cut, a generator that cannot align this data."""
-  from kaleido.alignment import checkpoint  # pylint: disable=g-import-not-at-top
+  from kaleido.alignment import captioner_dir  # pylint: disable=g-import-not-at-top
   from kaleido.utils import files  # pylint: disable=g-import-not-at-top
   directory = _AAG_CHECKPOINT.value
-  checkpoint.check_matches_data(checkpoint.read_config(directory), directory,
+  captioner_dir.check_matches_data(captioner_dir.read_config(directory), directory,
                                 files.file_sha256(vocab_file), _PATCH_SIZE.value,
                                 _OUTPUT_DIR.value)
-  checkpoint.latest_checkpoint(directory)
+  captioner_dir.latest_checkpoint(directory)
 
 
 @cli.user_errors_as_messages
 def main(argv):
   del argv
-  catalog_lib.open_catalog(_INPUT.value).close()  # A clear error for a bad path before anything.
+  catalogs.open_catalog(_INPUT.value).close()  # A clear error for a bad path before anything.
+  if _HOLDOUT_FRACTION.value and not _HOLDOUT_DIR.value:
+    raise errors.KaleidoError("--holdout_fraction needs --holdout_dir, the folder the held-out "
+                              "products are written to.")
   align_config = align_flags.align_config()
   # TensorFlow is imported here, not at the top: spawned workers re-import this script.
   from kaleido.patches import generator  # pylint: disable=g-import-not-at-top
@@ -106,19 +123,34 @@ def main(argv):
       workers=_WORKERS.value,
       label_maps_from=_LABEL_MAPS_FROM.value,
       overwrite=_OVERWRITE.value)
-  manifest = prepare.prepare_catalog(config)
+  outputs = [config]
+  if _HOLDOUT_FRACTION.value:
+    outputs = [
+        dataclasses.replace(config, split=splits.ProductSplit(_HOLDOUT_FRACTION.value,
+                                                             _HOLDOUT_SEED.value, False)),
+        dataclasses.replace(config, output_dir=_HOLDOUT_DIR.value, split=splits.ProductSplit(
+            _HOLDOUT_FRACTION.value, _HOLDOUT_SEED.value, True),
+                            label_maps_from=config.label_maps_from or _OUTPUT_DIR.value)]
+  for output in outputs:
+    manifest = prepare.prepare_catalog(output)
+    _report(manifest, output.output_dir)
+    if _AAG_CHECKPOINT.value:
+      from kaleido.alignment import writer  # pylint: disable=g-import-not-at-top
+      manifest = writer.add_alignments(output.output_dir, _AAG_CHECKPOINT.value, align_config,
+                                       _ALIGN_BATCH_SIZE.value)
+      print(f"Alignment pairs: {manifest.num_with_alignments} of {manifest.num_examples} "
+            f"examples have pairs ({manifest.num_alignment_pairs} pairs), "
+            f"{manifest.num_without_alignments} got none.")
+
+
+def _report(manifest, output_dir: str) -> None:
   reasons = ", ".join(f"{k}: {v}" for k, v in manifest.skipped_reasons.items())
+  held = (f"; {manifest.num_other_split} rows of the other side of the split by product"
+          if manifest.num_other_split else "")
   print(f"Wrote {manifest.num_examples} examples of {manifest.num_products} products in "
-        f"{len(manifest.shards)} shards to {_OUTPUT_DIR.value}; skipped {manifest.num_skipped}"
+        f"{len(manifest.shards)} shards to {output_dir}; skipped {manifest.num_skipped}"
         f"{f' ({reasons})' if reasons else ''}; no foreground found (whole image used): "
-        f"{manifest.num_foreground_fallback}; texts truncated: {manifest.num_truncated}.")
-  if _AAG_CHECKPOINT.value:
-    from kaleido.alignment import writer  # pylint: disable=g-import-not-at-top
-    manifest = writer.add_alignments(_OUTPUT_DIR.value, _AAG_CHECKPOINT.value, align_config,
-                                     _ALIGN_BATCH_SIZE.value)
-    print(f"Alignment pairs: {manifest.num_with_alignments} of {manifest.num_examples} examples "
-          f"have pairs ({manifest.num_alignment_pairs} pairs), {manifest.num_without_alignments} "
-          "got none.")
+        f"{manifest.num_foreground_fallback}; texts truncated: {manifest.num_truncated}{held}.")
 
 
 if __name__ == "__main__":

@@ -20,18 +20,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app
 from absl import flags
 
+from kaleido import config as config_lib
 from kaleido import errors
-from kaleido.alignment import checkpoint
-from kaleido.alignment import config as config_lib
-from kaleido.alignment import inputs
-from kaleido.alignment import training
 from kaleido.utils import cli
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Prepared training folder (data/prepare.py output).")
 flags.DEFINE_string("output_dir", None, "Checkpoint directory (also holds TensorBoard logs).")
-flags.DEFINE_string("validation", "", "Optional prepared folder for held-out loss and pictures.")
+flags.DEFINE_string("validation", "", "Optional prepared folder for the held-out losses, "
+                    "evaluated at every checkpoint.")
 flags.DEFINE_enum("backbone", "small", list(config_lib.BACKBONES),
                   "Feature grid: `small` (quick CPU runs) or `resnet50` (paper size).")
 flags.DEFINE_string("backbone_weights", "", "Keras .h5 weights of the backbone, e.g. ImageNet "
@@ -45,7 +42,7 @@ flags.DEFINE_integer("hidden_size", 256, "LSTM units.")
 flags.DEFINE_integer("attention_size", 128, "Attention MLP size.")
 flags.DEFINE_float("dropout", 0.3, "Dropout before the output layer.")
 flags.DEFINE_integer("steps", 3000, "Total training steps (a resumed run continues to this).")
-flags.DEFINE_integer("batch_size", 32, "Captions per step.")
+flags.DEFINE_integer("batch_size", 32, "Captions per step (global).")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_float("attention_reg", 1.0, "Weight of the doubly stochastic attention regulariser.")
 flags.DEFINE_float("word_dropout", 0.0, "Share of teacher-forced input words replaced by "
@@ -55,27 +52,44 @@ flags.DEFINE_bool("flip", True, "Random horizontal flips of the crops.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("log_every", 50, "Steps between TensorBoard scalars.")
 flags.DEFINE_integer("picture_every", 500, "Steps between alignment pictures in TensorBoard.")
-flags.DEFINE_bool("resume", True, "Continue from the newest checkpoint in --output_dir.")
+flags.DEFINE_enum("strategy", "one_device", list(config_lib.STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_integer("seed", 0, "Seed of the initial weights and the batches.")
 flags.mark_flags_as_required(["input", "output_dir"])
 
 
-def _configs() -> tuple[config_lib.TrainConfig, config_lib.CaptionerConfig]:
+def _experiment() -> config_lib.ExperimentConfig:
+  from kaleido.alignment import captioner_dir  # pylint: disable=g-import-not-at-top
+  from kaleido.alignment import inputs  # pylint: disable=g-import-not-at-top
   manifest = inputs.load_prepared(FLAGS.input)
-  captioner_config = checkpoint.captioner_config_for(
+  captioner = captioner_dir.captioner_config_for(
       manifest, FLAGS.input, backbone=FLAGS.backbone, image_size=FLAGS.image_size,
       feature_size=FLAGS.feature_size, embedding_size=FLAGS.embedding_size,
       hidden_size=FLAGS.hidden_size, attention_size=FLAGS.attention_size,
-      dropout=FLAGS.dropout)
-  train_config = config_lib.TrainConfig(
-      train_data=FLAGS.input, output_dir=FLAGS.output_dir, validation_data=FLAGS.validation,
-      steps=FLAGS.steps, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-      attention_reg=FLAGS.attention_reg, word_dropout=FLAGS.word_dropout,
-      clip_norm=FLAGS.clip_norm, flip=FLAGS.flip,
-      backbone_weights=FLAGS.backbone_weights, backbone_trainable=FLAGS.backbone_trainable,
-      checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
-      picture_every=FLAGS.picture_every, resume=FLAGS.resume, seed=FLAGS.seed)
-  return train_config, captioner_config
+      dropout=FLAGS.dropout, backbone_trainable=FLAGS.backbone_trainable)
+  for folder in filter(None, (FLAGS.input, FLAGS.validation)):
+    captioner_dir.check_matches_data(captioner, FLAGS.output_dir,
+                                     inputs.load_prepared(folder).vocab_hash,
+                                     manifest.patch_size, folder)
+  return config_lib.validate(config_lib.ExperimentConfig(
+      task=config_lib.TaskConfig(
+          name=config_lib.CAPTIONER, captioner=config_lib.CaptionerTrainingConfig(
+              attention_reg=FLAGS.attention_reg, word_dropout=FLAGS.word_dropout,
+              flip=FLAGS.flip)),
+      data=config_lib.DataConfig(train_data=FLAGS.input, eval_data=FLAGS.validation,
+                                 vocab_file=manifest.vocab_file, vocab_hash=manifest.vocab_hash,
+                                 max_seq_length=manifest.max_seq_length,
+                                 patch_size=manifest.patch_size),
+      model=captioner,
+      init=config_lib.InitConfig(backbone_weights=FLAGS.backbone_weights),
+      optimizer=config_lib.OptimizerConfig(name="adam", learning_rate=FLAGS.learning_rate,
+                                           schedule="constant", warmup_steps=0,
+                                           clip_norm=FLAGS.clip_norm),
+      training=config_lib.TrainingConfig(
+          model_dir=FLAGS.output_dir, train_steps=FLAGS.steps, batch_size=FLAGS.batch_size,
+          strategy=FLAGS.strategy, seed=FLAGS.seed, checkpoint_every=FLAGS.checkpoint_every,
+          summary_every=FLAGS.log_every, image_summary_every=FLAGS.picture_every),
+      evaluation=config_lib.EvaluationConfig(
+          eval_every=FLAGS.checkpoint_every if FLAGS.validation else 0)))
 
 
 @cli.user_errors_as_messages
@@ -85,11 +99,20 @@ def main(argv: list[str]) -> None:
   if FLAGS.backbone_weights and not os.path.isfile(FLAGS.backbone_weights):
     raise errors.KaleidoError(f"--backbone_weights {FLAGS.backbone_weights!r} does not exist; "
                               "pass a Keras .h5 weights file or leave it empty.")
-  train_config, captioner_config = _configs()
-  result = training.train_captioner(train_config, captioner_config)
-  summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.values.items()))
-  print(f"trained from step {result.start_step} to {result.step} in {result.seconds:.0f} s"
-        f"{'; ' + summary if summary else ''}; checkpoint {FLAGS.output_dir}")
+  from kaleido.training import distribute  # pylint: disable=g-import-not-at-top
+  strategy = distribute.create_strategy(FLAGS.strategy)
+  from kaleido.alignment import captioner_dir  # pylint: disable=g-import-not-at-top
+  from kaleido.tasks import alignment_captioner  # pylint: disable=g-import-not-at-top
+  from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
+  config = _experiment()
+  captioner_dir.copy_vocab(FLAGS.output_dir, config.data.vocab_file)
+  result = trainer.Trainer(config, alignment_captioner.CaptionerTask(config), strategy).run()
+  summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.losses.items()))
+  print(f"trained to step {result.step}{'; ' + summary if summary else ''}; checkpoint "
+        f"{FLAGS.output_dir}")
+  if result.validation:
+    print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(
+        result.validation.items())))
 
 
 if __name__ == "__main__":

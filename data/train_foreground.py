@@ -11,31 +11,23 @@ with the same flags to resume, with a larger `--steps` to train on.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app
 from absl import flags
 import numpy as np
-import tensorflow as tf
 
+from kaleido import config as config_lib
 from kaleido import errors
-from kaleido.data import catalog as catalog_lib
-from kaleido.demo import groundtruth
-from kaleido.patches import foreground
-from kaleido.patches import quality
-from kaleido.patches import unet_foreground
 from kaleido.utils import cli
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Catalog to train on (.h5 Fashion-Gen or .jsonl).")
 flags.DEFINE_string("output_dir", None, "Checkpoint directory (also holds TensorBoard logs).")
-flags.DEFINE_enum("masks", "groundtruth", ["groundtruth", "classical"],
+flags.DEFINE_enum("masks", "groundtruth", list(config_lib.FOREGROUND_MASKS),
                   "Training masks: the demo ground-truth sidecar, or ClassicalForeground's.")
 flags.DEFINE_integer("steps", 1500, "Total training steps (a resumed run continues to this).",
                      lower_bound=1)
@@ -48,111 +40,72 @@ flags.DEFINE_integer("max_images", 0, "Use at most this many catalog rows (0: al
                      lower_bound=0)
 flags.DEFINE_float("holdout_fraction", 0.1, "Fraction of products held out for evaluation.",
                    lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_bool("resume", True, "Continue from a checkpoint in --output_dir.")
-flags.DEFINE_integer("seed", 0, "Seed of the held-out split and the batches.")
+flags.DEFINE_integer("checkpoint_every", 250, "Steps between checkpoints.")
+flags.DEFINE_enum("strategy", "one_device", list(config_lib.STRATEGIES), "tf.distribute strategy.")
+flags.DEFINE_integer("seed", 0, "Seed of the held-out split, the initial weights and the batches.")
 flags.mark_flags_as_required(["input", "output_dir"])
 
-READ_CHUNK = 256
+
+def _experiment() -> config_lib.ExperimentConfig:
+  return config_lib.validate(config_lib.ExperimentConfig(
+      task=config_lib.TaskConfig(name=config_lib.FOREGROUND,
+                                 foreground=config_lib.ForegroundTrainingConfig(
+                                     masks=FLAGS.masks,
+                                     validation_fraction=FLAGS.holdout_fraction)),
+      data=config_lib.DataConfig(train_data=FLAGS.input),
+      model=config_lib.UNetConfig(FLAGS.input_size, FLAGS.base_filters, FLAGS.depth),
+      optimizer=config_lib.OptimizerConfig(name="adam", learning_rate=FLAGS.learning_rate,
+                                           schedule="constant", warmup_steps=0, clip_norm=0.0),
+      training=config_lib.TrainingConfig(
+          model_dir=FLAGS.output_dir, train_steps=FLAGS.steps, batch_size=FLAGS.batch_size,
+          strategy=FLAGS.strategy, seed=FLAGS.seed, checkpoint_every=FLAGS.checkpoint_every,
+          summary_every=50)))
 
 
-@dataclasses.dataclass
-class Split:
-  """Training rows at the net's input size and held-out rows at full size."""
-  train_images: list[np.ndarray] = dataclasses.field(default_factory=list)
-  train_masks: list[np.ndarray] = dataclasses.field(default_factory=list)
-  heldout_images: list[np.ndarray] = dataclasses.field(default_factory=list)
-  heldout_masks: list[np.ndarray] = dataclasses.field(default_factory=list)
-  heldout_products: set[str] = dataclasses.field(default_factory=set)
-  skipped: int = 0
-
-
-def _sidecar_masks(path: str) -> dict[int, np.ndarray]:
-  """Ground-truth foreground masks of the demo catalog by row index."""
-  if not os.path.exists(groundtruth.sidecar_path(path)):
-    raise errors.KaleidoError(
-        f"Catalog {path!r} has no ground-truth sidecar {groundtruth.sidecar_path(path)!r} "
-        "(only data/make_demo.py writes one); use --masks classical.")
-  try:
-    return {truth.row: truth.foreground_mask for truth in groundtruth.load(path)}
-  except (ValueError, KeyError, TypeError) as e:
-    raise errors.KaleidoError(
-        f"Cannot read the ground-truth sidecar of {path!r} ({e}); regenerate it with "
-        "data/make_demo.py or use --masks classical.") from e
-
-
-def _is_heldout(product_id: str, fraction: float, seed: int) -> bool:
-  """Deterministic per-product choice, so all views of a product land on the same side."""
-  return zlib.crc32(f"{seed}:{product_id}".encode()) % 10000 < fraction * 10000
-
-
-def _read_split(path: str) -> Split:
-  """Reads the usable catalog rows with their masks and splits them by product."""
-  catalog = catalog_lib.open_catalog(path)
-  classical = foreground.ClassicalForeground()
-  split = Split()
-  try:
-    truth = _sidecar_masks(path) if FLAGS.masks == "groundtruth" else None
-    stop = min(len(catalog), FLAGS.max_images) if FLAGS.max_images > 0 else len(catalog)
-    for start in range(0, stop, READ_CHUNK):
-      for row in catalog.read(start, min(start + READ_CHUNK, stop)):
-        if row.image is None or (truth is not None and row.index not in truth):
-          split.skipped += 1
-          continue
-        mask = truth[row.index] if truth is not None else classical.mask(row.image)
-        if mask.shape != row.image.shape[:2]:
-          raise errors.KaleidoError(
-              f"The sidecar mask of row {row.index} is {mask.shape} but its image is "
-              f"{row.image.shape[:2]}; regenerate the catalog with data/make_demo.py.")
-        if _is_heldout(row.product_id, FLAGS.holdout_fraction, FLAGS.seed):
-          split.heldout_images.append(row.image)
-          split.heldout_masks.append(mask)
-          split.heldout_products.add(row.product_id)
-        else:
-          size = FLAGS.input_size
-          split.train_images.append(unet_foreground.resize_images(row.image[None], size)[0])
-          split.train_masks.append(unet_foreground.resize_masks(mask[None], size)[0])
-  finally:
-    catalog.close()
-  if not split.train_images or not split.heldout_images:
-    raise errors.KaleidoError(
-        f"Catalog {path!r} gives {len(split.train_images)} training and "
-        f"{len(split.heldout_images)} held-out images with masks; both must be non-empty "
-        "(use more rows or another --holdout_fraction).")
-  return split
-
-
-def _evaluate(estimator: foreground.ForegroundEstimator, images: list[np.ndarray],
-              masks: list[np.ndarray]) -> tuple[float, float]:
+def _evaluate(estimator, images: list[np.ndarray], masks: list[np.ndarray]) -> tuple[float, float]:
   """Mean mask IoU and mean IoU of the masks' tight boxes."""
+  from kaleido.demo import foreground_quality  # pylint: disable=g-import-not-at-top
+  from kaleido.demo import groundtruth  # pylint: disable=g-import-not-at-top
+  from kaleido.patches import unet_foreground  # pylint: disable=g-import-not-at-top
   mask_ious, box_ious = [], []
   for image, truth in zip(images, masks):
     predicted = estimator.masks(image[None])[0]
     mask_ious.append(unet_foreground.mask_iou(predicted, truth))
-    box_ious.append(quality.box_iou(groundtruth.mask_box(predicted), groundtruth.mask_box(truth)))
+    box_ious.append(foreground_quality.box_iou(groundtruth.mask_box(predicted),
+                                               groundtruth.mask_box(truth)))
   return float(np.mean(mask_ious)), float(np.mean(box_ious))
 
 
 def _train_and_evaluate() -> None:
-  config = unet_foreground.UNetConfig(FLAGS.input_size, FLAGS.base_filters, FLAGS.depth)
-  split = _read_split(FLAGS.input)
-  print(f"{len(split.train_images)} training and {len(split.heldout_images)} held-out images "
-        f"({len(split.heldout_products)} products), {split.skipped} rows skipped; masks: "
+  # pylint: disable=g-import-not-at-top
+  # TensorFlow work starts after the strategy exists (multi-worker strategies configure it).
+  from kaleido.training import distribute
+  strategy = distribute.create_strategy(FLAGS.strategy)
+  import tensorflow as tf
+  from kaleido.dataloaders import foreground as foreground_inputs
+  from kaleido.patches import foreground
+  from kaleido.patches import unet_foreground
+  from kaleido.tasks import foreground_unet
+  from kaleido.training import trainer
+  # pylint: enable=g-import-not-at-top
+  config = _experiment()
+  data = foreground_inputs.read_masked_images(FLAGS.input, FLAGS.masks, FLAGS.input_size,
+                                              FLAGS.holdout_fraction, FLAGS.seed,
+                                              FLAGS.max_images)
+  print(f"{len(data.train_images)} training and {len(data.heldout_images)} held-out images "
+        f"({len(data.heldout_products)} products), {data.skipped} rows skipped; masks: "
         f"{FLAGS.masks}", file=sys.stderr)
-  metrics = unet_foreground.train_unet(
-      np.stack(split.train_images), np.stack(split.train_masks), FLAGS.output_dir, config,
-      steps=FLAGS.steps, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-      resume=FLAGS.resume, seed=FLAGS.seed)
+  result = trainer.Trainer(config, foreground_unet.ForegroundTask(config, data), strategy).run()
   estimator = unet_foreground.UNetForeground.from_checkpoint(FLAGS.output_dir)
-  mask_iou, box_iou = _evaluate(estimator, split.heldout_images, split.heldout_masks)
+  mask_iou, box_iou = _evaluate(estimator, data.heldout_images, data.heldout_masks)
   with tf.summary.create_file_writer(os.path.join(FLAGS.output_dir, "heldout")).as_default():
-    tf.summary.scalar("mask_iou", mask_iou, step=metrics.step)
-    tf.summary.scalar("box_iou", box_iou, step=metrics.step)
-  print(f"trained from step {metrics.start_step} to {metrics.step} in {metrics.seconds:.0f} s; "
-        f"checkpoint {FLAGS.output_dir}")
+    tf.summary.scalar("mask_iou", mask_iou, step=result.step)
+    tf.summary.scalar("box_iou", box_iou, step=result.step)
+  print(f"trained to step {result.step}; checkpoint {FLAGS.output_dir}")
   print(f"held-out unet       mask IoU {mask_iou:.3f}  box IoU {box_iou:.3f}")
   if FLAGS.masks == "groundtruth":
-    baseline = _evaluate(foreground.ClassicalForeground(), split.heldout_images,
-                         split.heldout_masks)
+    baseline = _evaluate(foreground.ClassicalForeground(), data.heldout_images,
+                         data.heldout_masks)
     print(f"held-out classical  mask IoU {baseline[0]:.3f}  box IoU {baseline[1]:.3f}")
 
 

@@ -89,3 +89,31 @@ def prepared_demo(folder: str, num_products: int, seed: int, patch_size: int = 1
       patch=generator.PatchConfig(patch_size=patch_size), max_seq_length=max_seq_length,
       workers=0, num_shards=num_shards))
   return output_dir
+
+
+def tiny_experiment(data: str, model_dir: str, task: str = "pretrain", train_steps: int = 2,
+                    batch_size: int = 4, num_layers: int = 2, dropout: float = 0.0,
+                    training: dict | None = None, optimizer: dict | None = None,
+                    eval_data: str = "", evaluation: dict | None = None):
+  """A validated experiment config of a tiny Kaleido-BERT (H=32, small backbone) on `data`."""
+  from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
+  manifest = manifest_lib.load(data)
+  return config_lib.validate(config_lib.ExperimentConfig(
+      task=config_lib.TaskConfig(name=task),
+      data=config_lib.DataConfig(train_data=data, eval_data=eval_data,
+                                 vocab_file=manifest.vocab_file,
+                                 vocab_hash=manifest.vocab_hash,
+                                 max_seq_length=manifest.max_seq_length,
+                                 patch_size=manifest.patch_size),
+      model=config_lib.KaleidoBertConfig(
+          vocab_size=len(vocab.read_vocab(manifest.vocab_file)), hidden_size=32,
+          num_layers=num_layers, num_heads=2, intermediate_size=64,
+          max_seq_length=manifest.max_seq_length, patch_size=manifest.patch_size,
+          backbone="small", dropout_rate=dropout, attention_dropout_rate=dropout),
+      optimizer=config_lib.OptimizerConfig(**{"learning_rate": 1e-3, "warmup_steps": 0,
+                                              **(optimizer or {})}),
+      training=config_lib.TrainingConfig(**{"model_dir": model_dir, "train_steps": train_steps,
+                                            "batch_size": batch_size, **(training or {})}),
+      evaluation=config_lib.EvaluationConfig(**(evaluation or {}))))

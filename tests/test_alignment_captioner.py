@@ -5,10 +5,11 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from kaleido import config as config_lib
+from kaleido import errors
 from kaleido.alignment import captioner as captioner_lib
-from kaleido.alignment import config as config_lib
 from kaleido.alignment import decoding
-from kaleido.alignment import training
+from kaleido.tasks import alignment_captioner
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(27)]
 
@@ -57,11 +58,19 @@ def test_small_grid_cells_see_their_own_square_of_the_crop():
     assert centre_x == pytest.approx(16 * col + 7.5, abs=1.5)
 
 
-def test_resnet50_feature_grid_shapes():
+def _experiment(tmp_path, model: config_lib.CaptionerConfig,
+                backbone_weights: str = "") -> config_lib.ExperimentConfig:
+  return config_lib.ExperimentConfig(
+      task=config_lib.TaskConfig(name=config_lib.CAPTIONER), model=model,
+      init=config_lib.InitConfig(backbone_weights=backbone_weights),
+      training=config_lib.TrainingConfig(model_dir=str(tmp_path / "run")))
+
+
+def test_resnet50_feature_grid_shapes(tmp_path):
   assert _config(backbone="resnet50", image_size=224).grid_size == 7
   assert _config(backbone="resnet50", image_size=448).grid_size == 14
-  with pytest.raises(config_lib.AlignmentError, match="multiple of 32"):
-    _config(backbone="resnet50", image_size=100)
+  with pytest.raises(config_lib.ConfigError, match="multiple of 32"):
+    config_lib.validate(_experiment(tmp_path, _config(backbone="resnet50", image_size=100)))
   model = captioner_lib.Captioner(_config(backbone="resnet50", image_size=64))
   features, keys = model.encode(_images(1))
   assert features.shape == (1, 4, 16) and keys.shape == (1, 4, 8)  # 2 x 2 cells
@@ -69,16 +78,19 @@ def test_resnet50_feature_grid_shapes():
   assert outputs["attention"].shape == (1, 3, 4)
 
 
-def test_backbone_weights_file_is_loaded(tmp_path, captioner):
+def test_backbone_weights_file_is_loaded_by_the_task(tmp_path, captioner):
   path = str(tmp_path / "backbone.h5")
   captioner.backbone.save_weights(path, save_format="h5")
-  loaded = captioner_lib.Captioner(_config(), backbone_weights=path)
+  loaded = captioner_lib.Captioner(_config())
+  task = alignment_captioner.CaptionerTask(_experiment(tmp_path, _config(), path))
+  assert path in task.initialize(loaded)
   for mine, theirs in zip(captioner.backbone.weights, loaded.backbone.weights):
     np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
   not_weights = tmp_path / "notes.h5"
   not_weights.write_text("not an HDF5 file")
-  with pytest.raises(config_lib.AlignmentError, match="Cannot load backbone weights"):
-    captioner_lib.Captioner(_config(), backbone_weights=str(not_weights))
+  task = alignment_captioner.CaptionerTask(_experiment(tmp_path, _config(), str(not_weights)))
+  with pytest.raises(errors.KaleidoError, match="neither a Keras .h5 weights file"):
+    task.initialize(captioner_lib.Captioner(_config()))
 
 
 def _teacher_forced(captioner, image, tokens, ended) -> tuple[float, np.ndarray]:
@@ -132,10 +144,14 @@ def test_caption_loss_is_sats_objective_per_token():
   targets = tf.constant([[5, 6, 3, 0], [7, 3, 0, 0]])  # 3 and 2 real tokens
   logits = tf.zeros([2, 4, vocab])
   attention = tf.fill([2, 4, cells], 1.0 / cells)
-  values = training.caption_loss(logits, attention, targets, pad_id=0, attention_reg=2.0)
+  terms = alignment_captioner.caption_terms(logits, attention, tf.fill([2, 4], 0.25), targets,
+                                           pad_id=0, attention_reg=2.0)
+  values = {name: float(numerator / denominator) for name, (numerator, denominator)
+            in terms.items()}
   # Uniform attention: every cell receives T / 4 in all; the penalty is 4 * (1 - T / 4)^2.
   penalties = np.array([cells * (1 - 3 / cells) ** 2, cells * (1 - 2 / cells) ** 2])
   np.testing.assert_allclose(values["attention_penalty"], penalties.mean(), rtol=1e-6)
   np.testing.assert_allclose(values["cross_entropy"], np.log(vocab), rtol=1e-6)
   per_example = (np.array([3, 2]) * np.log(vocab) + 2.0 * penalties) / np.array([3, 2])
-  np.testing.assert_allclose(values["loss"], per_example.mean(), rtol=1e-6)
+  np.testing.assert_allclose(values["caption"], per_example.mean(), rtol=1e-6)
+  assert values["gate"] == pytest.approx(0.25)

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from kaleido.alignment import config as config_lib
+from kaleido.alignment import config as align_config
 from kaleido.alignment import decoding
 from kaleido.alignment import generator
 from kaleido.alignment import pairs
@@ -15,7 +15,7 @@ from kaleido.alignment import quality
 from kaleido.alignment import words
 from kaleido.patches import pictures as patch_pictures
 
-CONFIG = config_lib.AlignConfig()
+CONFIG = align_config.AlignConfig()
 TEXT = ["[CLS]", "red", "app", "##li", "##qué", "pocket", "at", "the", "front", ".", "red",
         "collar", "[SEP]"]
 
@@ -64,15 +64,15 @@ def test_region_holds_the_requested_mass_and_diffuse_maps_give_nothing():
   quarter = np.zeros((6, 6))
   quarter[:3, :3] = 1.0 / 9  # the top-left quarter: its densest half is an eighth of the crop
   assert _pairs_of(quarter) == [5, 14]  # L3 and L4 patches of that corner; L5 ones are small
-  assert _pairs_of(quarter, config_lib.AlignConfig(max_region_area=0.1)) == []
+  assert _pairs_of(quarter, align_config.AlignConfig(max_region_area=0.1)) == []
 
 
 def test_per_level_choice_prefers_the_patch_with_most_attention():
   attention = np.zeros((5, 5))  # 5 x 5 cells: each is exactly one L5 patch
   attention[3, 1], attention[3, 2] = 0.45, 0.55  # both in the region, more mass right
-  one = config_lib.AlignConfig(mass_fraction=0.8, max_patches_per_level=1)
+  one = align_config.AlignConfig(mass_fraction=0.8, max_patches_per_level=1)
   assert _pairs_of(attention, one) == [23, 47]  # L4 row 2 col 1; L5 row 3 col 2
-  three = config_lib.AlignConfig(mass_fraction=0.8, max_patches_per_level=3)
+  three = align_config.AlignConfig(mass_fraction=0.8, max_patches_per_level=3)
   assert _pairs_of(attention, three) == [23, 46, 47]
 
 

@@ -16,15 +16,18 @@ import tf_keras
 
 from kaleido import config as kaleido_config
 from kaleido.alignment import captioner as captioner_lib
-from kaleido.alignment import checkpoint
-from kaleido.alignment import config as config_lib
+from kaleido.alignment import captioner_dir
+from kaleido.alignment import config as align_config
+from kaleido.alignment import inputs
 from kaleido.alignment import pairs
-from kaleido.alignment import training
 from kaleido.alignment import writer
 from kaleido.masking import agm
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
+from kaleido.tasks import alignment_captioner
 from kaleido.text import vocab as vocab_lib
+from kaleido.training import trainer as trainer_lib
+from kaleido.utils import files
 from tests import catalogs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +69,7 @@ class _StubAligner:
 
   def __init__(self, folder: str, word: str):
     manifest = manifest_lib.load(folder)
-    self.captioner_config = checkpoint.captioner_config_for(manifest, folder, **SIZES)
+    self.captioner_config = captioner_dir.captioner_config_for(manifest, folder, **SIZES)
     self._word_id = vocab_lib.read_vocab(manifest.vocab_file).index(word)
 
   def align(self, images, token_ids):
@@ -85,17 +88,34 @@ class _StubAligner:
 def _forced_checkpoint(directory: str, folder: str, word: str, **overrides) -> str:
   """An untrained captioner whose output bias makes it say `word` at every step."""
   manifest = manifest_lib.load(folder)
-  config = checkpoint.captioner_config_for(manifest, folder, **SIZES)
+  config = captioner_dir.captioner_config_for(manifest, folder, **SIZES)
   config = dataclasses.replace(config, **overrides)
   tf_keras.utils.set_random_seed(0)
   model = captioner_lib.Captioner(config)
   bias = np.zeros(config.vocab_size, np.float32)
   bias[vocab_lib.read_vocab(manifest.vocab_file).index(word)] = 50.0
   model.output_layer.bias.assign(bias)
-  checkpoint.save_config(directory, config, manifest.vocab_file)
+  kaleido_config.save(_experiment(folder, directory, config))
+  captioner_dir.copy_vocab(directory, manifest.vocab_file)
   tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
-                             os.path.join(directory, checkpoint.CHECKPOINT_DIR), 1).save(1)
+                             os.path.join(directory, captioner_dir.CHECKPOINT_DIR), 1).save(1)
   return directory
+
+
+def _experiment(folder: str, model_dir: str, captioner: kaleido_config.CaptionerConfig,
+                steps: int = 2) -> kaleido_config.ExperimentConfig:
+  manifest = manifest_lib.load(folder)
+  return kaleido_config.ExperimentConfig(
+      task=kaleido_config.TaskConfig(name=kaleido_config.CAPTIONER),
+      data=kaleido_config.DataConfig(train_data=folder, vocab_file=manifest.vocab_file,
+                                     vocab_hash=manifest.vocab_hash),
+      model=captioner,
+      optimizer=kaleido_config.OptimizerConfig(name="adam", learning_rate=1e-3,
+                                               schedule="constant", warmup_steps=0,
+                                               clip_norm=5.0),
+      training=kaleido_config.TrainingConfig(model_dir=model_dir, train_steps=steps,
+                                             batch_size=4, checkpoint_every=1, summary_every=1,
+                                             image_summary_every=2))
 
 
 @pytest.fixture(scope="module", name="aligned")
@@ -168,7 +188,7 @@ def test_a_captioner_with_nothing_usable_gives_no_pairs_and_is_counted(prepared,
   word = _chosen_word(folder)
   ckpt = _forced_checkpoint(str(tmp_path / "ckpt"), folder, word)
   # It says the word but never looks anywhere in particular: untrained, near-uniform attention.
-  manifest = writer.add_alignments(folder, ckpt, config_lib.AlignConfig(), batch_size=5)
+  manifest = writer.add_alignments(folder, ckpt, align_config.AlignConfig(), batch_size=5)
   assert manifest.num_with_alignments == 0 and manifest.num_alignment_pairs == 0
   assert manifest.num_without_alignments == manifest.num_examples
   assert manifest.aag_checkpoint == os.path.abspath(ckpt)
@@ -177,7 +197,7 @@ def test_a_captioner_with_nothing_usable_gives_no_pairs_and_is_counted(prepared,
 
 def _masked_aligned_items(example: dict, masking: str, draws: int = 100) -> int:
   """Draws in which AGM / random masking masks at least one aligned token or patch."""
-  config = kaleido_config.TaskConfig(masking=masking)
+  config = kaleido_config.PretrainingConfig(masking=masking)
   maskable = tf.constant((example["input_mask"] == 1) & (example["input_word_ids"] > 4))
   align_token, align_patch = (tf.constant(example[key]) for key in ("align_token", "align_patch"))
 
@@ -206,11 +226,11 @@ def test_mismatched_checkpoints_are_refused(prepared, tmp_path):
   word = _chosen_word(prepared)
   other_vocab = _forced_checkpoint(str(tmp_path / "vocab"), prepared, word,
                                    vocab_hash="f" * 64)
-  with pytest.raises(config_lib.AlignmentError, match="another vocabulary"):
-    writer.add_alignments(prepared, other_vocab, config_lib.AlignConfig())
+  with pytest.raises(align_config.AlignmentError, match="another vocabulary"):
+    writer.add_alignments(prepared, other_vocab, align_config.AlignConfig())
   too_large = _forced_checkpoint(str(tmp_path / "size"), prepared, word, image_size=96)
-  with pytest.raises(config_lib.AlignmentError, match="at most 80 pixels"):
-    writer.add_alignments(prepared, too_large, config_lib.AlignConfig())
+  with pytest.raises(align_config.AlignmentError, match="at most 80 pixels"):
+    writer.add_alignments(prepared, too_large, align_config.AlignConfig())
   result = subprocess.run(
       [sys.executable, os.path.join(REPO_ROOT, "data", "add_alignments.py"),
        f"--data={prepared}", f"--aag_checkpoint={other_vocab}"],
@@ -236,7 +256,7 @@ def test_prepare_with_a_generator_writes_what_add_alignments_would(prepared, tmp
   word = _chosen_word(prepared)
   ckpt = _forced_checkpoint(str(tmp_path / "ckpt"), prepared, word)
   # Loose settings, so that even the untrained generator's spread attention gives pairs.
-  loose = config_lib.AlignConfig(max_region_area=1.0, min_score=0.1)
+  loose = align_config.AlignConfig(max_region_area=1.0, min_score=0.1)
   expected_folder = str(tmp_path / "expected")
   shutil.copytree(prepared, expected_folder)
   expected = writer.add_alignments(expected_folder, ckpt, loose, batch_size=5)
@@ -262,21 +282,40 @@ def test_prepare_refuses_a_mismatched_generator_before_cutting_images(prepared, 
   assert not [name for name in os.listdir(output_dir) if name.startswith("examples-")]
 
 
+def _train(config: kaleido_config.ExperimentConfig) -> trainer_lib.TrainResult:
+  captioner_dir.copy_vocab(config.training.model_dir, config.data.vocab_file)
+  return trainer_lib.Trainer(config, alignment_captioner.CaptionerTask(config)).run()
+
+
 def test_training_writes_checkpoints_and_resumes(prepared, tmp_path):
   manifest = manifest_lib.load(prepared)
-  config = checkpoint.captioner_config_for(manifest, prepared, **dict(SIZES, image_size=32))
-  train = config_lib.TrainConfig(train_data=prepared, output_dir=str(tmp_path / "run"), steps=2,
-                                 batch_size=4, checkpoint_every=1, log_every=1,
-                                 picture_every=2)
-  first = training.train_captioner(train, config)
-  assert (first.start_step, first.step) == (0, 2) and np.isfinite(first.values["loss"])
-  assert checkpoint.latest_checkpoint(train.output_dir).endswith("ckpt-2")
-  assert os.listdir(os.path.join(train.output_dir, "train"))  # TensorBoard events
-  resumed = training.train_captioner(dataclasses.replace(train, steps=3), config)
-  assert (resumed.start_step, resumed.step) == (2, 3)
-  with pytest.raises(config_lib.AlignmentError, match="other settings"):
-    training.train_captioner(dataclasses.replace(train, steps=4),
-                             dataclasses.replace(config, hidden_size=32))
+  config = captioner_dir.captioner_config_for(manifest, prepared, **dict(SIZES, image_size=32))
+  run = _experiment(prepared, str(tmp_path / "run"), config)
+  first = _train(run)
+  assert first.step == 2 and np.isfinite(first.losses["caption"])
+  assert captioner_dir.latest_checkpoint(run.training.model_dir).endswith("ckpt-2")
+  assert os.listdir(os.path.join(run.training.model_dir, "train"))  # TensorBoard events
+  assert captioner_dir.read_config(run.training.model_dir) == config
+  resumed = _train(dataclasses.replace(run, training=dataclasses.replace(run.training,
+                                                                         train_steps=3)))
+  assert resumed.step == 3
+  other = dataclasses.replace(run, model=dataclasses.replace(config, hidden_size=32))
+  with pytest.raises(trainer_lib.TrainingError, match="does not fit"):
+    _train(other)
   catalog = os.path.join(os.path.dirname(prepared), "demo.h5")
-  with pytest.raises(config_lib.AlignmentError, match="run python data/prepare.py"):
-    training.train_captioner(dataclasses.replace(train, train_data=catalog), config)
+  with pytest.raises(align_config.AlignmentError, match="run python data/prepare.py"):
+    inputs.load_prepared(catalog)
+
+
+def test_a_captioner_directory_of_the_old_layout_still_loads(prepared, tmp_path):
+  word = _chosen_word(prepared)
+  directory = _forced_checkpoint(str(tmp_path / "ckpt"), prepared, word)
+  config = captioner_dir.read_config(directory)
+  os.remove(os.path.join(directory, kaleido_config.RUN_CONFIG_NAME))
+  payload = {"format": captioner_dir.LEGACY_FORMAT, **dataclasses.asdict(config)}
+  payload.pop("backbone_trainable")
+  files.write_json(os.path.join(directory, captioner_dir.LEGACY_CONFIG_NAME), payload)
+  assert captioner_dir.read_config(directory) == config
+  captioner = captioner_dir.load_captioner(directory)
+  vocab = captioner_dir.vocab_tokens(directory)
+  assert int(np.argmax(captioner.output_layer.bias.numpy())) == vocab.index(word)

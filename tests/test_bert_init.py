@@ -22,12 +22,12 @@ from scipy import special
 
 from kaleido import config as config_lib
 from kaleido import errors
-from kaleido.checkpoints import bert_checkpoint
-from kaleido.checkpoints import bert_init
-from kaleido.checkpoints import converted
-from kaleido.checkpoints import readers
 from kaleido.model import kaleido_bert
 from kaleido.patches import kaleido_grid
+from kaleido.pretrained import bert_checkpoint
+from kaleido.pretrained import bert_init
+from kaleido.pretrained import converted
+from kaleido.pretrained import readers
 from kaleido.text import tokenizer as tokenizer_lib
 from kaleido.utils import files
 from tests import catalogs
@@ -177,19 +177,24 @@ def write_google_checkpoint(directory: str, weights: dict[str, np.ndarray]) -> s
 # --- running our encoder on text only --------------------------------------------------------
 
 def model_config(checkpoint: bert_checkpoint.BertCheckpoint,
-                 max_seq_length: int = TEXT_LENGTH) -> config_lib.ModelConfig:
-  return config_lib.ModelConfig(**bert_init.model_config_overrides(checkpoint),
+                 max_seq_length: int = TEXT_LENGTH) -> config_lib.KaleidoBertConfig:
+  return config_lib.KaleidoBertConfig(**bert_init.model_config_overrides(checkpoint),
                                 max_seq_length=max_seq_length, backbone="small", patch_size=16)
+
+
+def _matcher(model: config_lib.KaleidoBertConfig):
+  """A Kaleido-BERT model without the pre-training heads (the retrieval model)."""
+  return kaleido_bert.build_finetune_model(config_lib.TaskConfig(name="retrieval"), model)
 
 
 def text_hidden_states(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
   """The encoder's hidden states of the text, with the patches left out of attention."""
-  encoder = model.get_layer(kaleido_bert.ENCODER)
+  encoder = model.backbone.encoder
   batch, length = ids.shape
   patches = kaleido_grid.NUM_PATCHES
   x = encoder.embeddings({
       "input_word_ids": tf.constant(ids, tf.int32), "input_mask": tf.constant(mask, tf.int32),
-      "patch_features": tf.zeros([batch, patches, config_lib.ModelConfig().feature_size]),
+      "patch_features": tf.zeros([batch, patches, config_lib.KaleidoBertConfig().feature_size]),
       "patch_boxes": tf.zeros([batch, patches, kaleido_grid.BOX_DIM])},
       training=False)[:, :length]
   attention = tf.constant(np.repeat(mask[:, None, :], length, axis=1), tf.float32)
@@ -234,7 +239,7 @@ def test_google_checkpoint_loads_into_the_pretraining_model(google_dir, hf_weigh
   checkpoint = readers.read_bert_checkpoint(google_dir)
   assert checkpoint.sizes.hidden_act == "gelu_approximate"  # Google BERT's gelu is tanh
   assert checkpoint.has_pooler and checkpoint.has_mlm_head
-  model = kaleido_bert.build_pretraining_model(model_config(checkpoint), config_lib.TaskConfig())
+  model = kaleido_bert.build_pretrainer(model_config(checkpoint))
   report = bert_init.initialize_from_bert(model, checkpoint)
 
   ids, mask = random_text(3, TEXT_LENGTH, TINY["vocab_size"])
@@ -243,13 +248,13 @@ def test_google_checkpoint_loads_into_the_pretraining_model(google_dir, hf_weigh
   assert max_text_difference(hidden, reference, mask) < 1e-5
 
   w = {name: value.astype(np.float64) for name, value in hf_weights.items()}
-  encoder = model.get_layer(kaleido_bert.ENCODER)
+  encoder = model.backbone.encoder
   pooled = encoder.pooler(hidden[:, 0]).numpy()
   expected_pooled = np.tanh(reference[:, 0] @ w["bert.pooler.dense.weight"].T
                             + w["bert.pooler.dense.bias"])
   np.testing.assert_allclose(pooled, expected_pooled, atol=1e-5)
   positions = tf.constant([[1, 2]] * 3, tf.int32)
-  logits = model.get_layer("heads").masked_lm(tf.constant(hidden), masked_positions=positions)
+  logits = model.heads.masked_lm(tf.constant(hidden), masked_positions=positions)
   transform = _gelu(reference[:, 1:3] @ w["cls.predictions.transform.dense.weight"].T
                     + w["cls.predictions.transform.dense.bias"], exact=False)
   transform = _layer_norm(transform, w["cls.predictions.transform.LayerNorm.weight"],
@@ -259,12 +264,12 @@ def test_google_checkpoint_loads_into_the_pretraining_model(google_dir, hf_weigh
   np.testing.assert_allclose(logits.numpy(), expected_logits, atol=1e-4)
 
   initial = {name for _, name in report.initial}
-  assert {"embeddings/level1_projection/kernel", "embeddings/patch_layer_norm/gamma",
-          "itm/kernel", "b2cm/kernel"} <= initial
+  assert {"encoder/embeddings/level1_projection/kernel",
+          "encoder/embeddings/patch_layer_norm/gamma", "itm/kernel", "b2cm/kernel"} <= initial
   assert not any("masked_lm" in name or "transformer" in name for name in initial)
   assert not report.unused
   summary = report.summary()
-  assert "patch_embedder:" in summary and "the patch type rows stay initial" in summary
+  assert "backbone: " in summary and "the patch type rows stay initial" in summary
   types = encoder.embeddings.type_embeddings.embeddings.numpy()
   np.testing.assert_array_equal(types[0],
                                 hf_weights["bert.embeddings.token_type_embeddings.weight"][0])
@@ -291,14 +296,14 @@ def test_model_garden_checkpoint_matches_its_encoder(tmp_path, network):
   checkpoint = readers.read_bert_checkpoint(str(tmp_path))
   assert checkpoint.sizes == bert_checkpoint.BertSizes(30, 16, 2, 4, 24, 20, 2, "gelu_approximate")
   assert checkpoint.has_mlm_head and checkpoint.vocab_file is None
-  model = kaleido_bert.build_pretraining_model(model_config(checkpoint), config_lib.TaskConfig())
+  model = kaleido_bert.build_pretrainer(model_config(checkpoint))
   bert_init.initialize_from_bert(model, checkpoint)
 
   ids, mask = random_text(2, TEXT_LENGTH, 30, seed=3)
   expected = source({"input_word_ids": ids, "input_mask": mask,
                      "input_type_ids": np.zeros_like(ids)}, training=False)["sequence_output"]
   assert max_text_difference(text_hidden_states(model, ids, mask), expected.numpy(), mask) < 1e-5
-  masked_lm = model.get_layer("heads").masked_lm
+  masked_lm = model.heads.masked_lm
   np.testing.assert_array_equal(masked_lm.bias.numpy(), pretrainer.masked_lm.bias.numpy())
 
 
@@ -310,9 +315,9 @@ def test_minilm_matches_a_numpy_bert_on_fashion_sentences():
       "intermediate_size": 1536, "hidden_act": "gelu"}
   assert checkpoint.has_pooler and not checkpoint.has_mlm_head
   config = model_config(checkpoint, max_seq_length=64)
-  model = kaleido_bert.build_encoder_model(config)
+  model = _matcher(config)
   report = bert_init.initialize_from_bert(model, checkpoint)
-  assert {layer for layer, _ in report.initial} == {"patch_embedder", "encoder"}
+  assert {layer for layer, _ in report.initial} == {"backbone", "itm"}
 
   tokenizer = tokenizer_lib.KaleidoTokenizer(checkpoint.vocab_file, max_seq_length=64)
   encoded = tokenizer.encode_batch(FASHION_SENTENCES).token_ids
@@ -344,15 +349,14 @@ def test_huggingface_reader_transposes_and_renames(hf_dir, hf_weights):
     np.testing.assert_array_equal(value, checkpoint.weights[name])
 
 
-def test_pytorch_bin_with_legacy_layer_norm_names(tmp_path, hf_dir):
-  torch = pytest.importorskip("torch")
+def test_legacy_layer_norm_names(tmp_path, hf_dir):
   weights = {name: value for name, value in tiny_hf_weights().items() if name.startswith("bert.")}
   legacy = {name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias",
-                                                                       "LayerNorm.beta"):
-            torch.from_numpy(value) for name, value in weights.items()}
-  legacy["bert.embeddings.position_ids"] = torch.arange(24)[None]
+                                                                       "LayerNorm.beta"): value
+            for name, value in weights.items()}
+  legacy["bert.embeddings.position_ids"] = np.arange(24, dtype=np.int64)[None]
   files.write_json(str(tmp_path / "config.json"), TINY)
-  torch.save(legacy, str(tmp_path / "pytorch_model.bin"))
+  safetensors_numpy.save_file(legacy, str(tmp_path / "model.safetensors"))
   checkpoint = readers.read_bert_checkpoint(str(tmp_path))
   assert not checkpoint.has_mlm_head and checkpoint.vocab_file is None
   expected = readers.read_bert_checkpoint(hf_dir).weights
@@ -360,11 +364,11 @@ def test_pytorch_bin_with_legacy_layer_norm_names(tmp_path, hf_dir):
     np.testing.assert_array_equal(value, expected[name])
 
 
-def test_pytorch_bin_without_torch_says_how_to_convert(tmp_path, monkeypatch):
+def test_pytorch_bin_is_never_unpickled_and_the_message_names_safetensors(tmp_path):
   files.write_json(str(tmp_path / "config.json"), TINY)
   (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
-  monkeypatch.setitem(sys.modules, "torch", None)
-  with pytest.raises(errors.KaleidoError, match="needs PyTorch.*model.safetensors") as error:
+  with pytest.raises(errors.KaleidoError, match="pytorch_model.bin, a pickle.*model.safetensors"
+                     ) as error:
     readers.read_bert_checkpoint(str(tmp_path))
   assert_one_sentence(str(error.value))
 
@@ -392,11 +396,11 @@ def test_convert_tool_writes_a_checkpoint_bert_init_accepts(tmp_path, hf_dir):
 def test_size_mismatch_is_one_sentence(hf_dir):
   checkpoint = readers.read_bert_checkpoint(hf_dir)
   wrong = dataclasses.replace(model_config(checkpoint), hidden_size=32, num_layers=1)
-  model = kaleido_bert.build_encoder_model(wrong)
+  model = _matcher(wrong)
   with pytest.raises(errors.KaleidoError, match="hidden_size 16 vs 32, num_layers 2 vs 1") as error:
     bert_init.initialize_from_bert(model, checkpoint)
   assert_one_sentence(str(error.value))
-  too_long = kaleido_bert.build_encoder_model(model_config(checkpoint, max_seq_length=32))
+  too_long = _matcher(model_config(checkpoint, max_seq_length=32))
   with pytest.raises(errors.KaleidoError, match="max_seq_length 32 exceeds the checkpoint's 24"):
     bert_init.initialize_from_bert(too_long, checkpoint)
 
@@ -427,7 +431,7 @@ def test_missing_or_incomplete_checkpoints_are_named(tmp_path, hf_weights, googl
   only_config = tmp_path / "only_config"
   only_config.mkdir()
   files.write_json(str(only_config / "config.json"), TINY)
-  assert "neither model.safetensors nor pytorch_model.bin" in message(str(only_config))
+  assert "has no model.safetensors" in message(str(only_config))
   incomplete = {name: value for name, value in hf_weights.items() if "layer.1.output" not in name}
   assert "lacks the weight bert/encoder/layer_1/output/dense/kernel" in message(
       write_hf_dir(str(tmp_path / "incomplete"), incomplete))
@@ -442,7 +446,8 @@ def test_missing_or_incomplete_checkpoints_are_named(tmp_path, hf_weights, googl
   finally:
     files.write_json(os.path.join(google_dir, "bert_config.json"),
                      {key: value for key, value in TINY.items() if key != "model_type"})
-  with pytest.raises(errors.KaleidoError, match="does not exist"):
+  with pytest.raises(errors.KaleidoError, match="does not exist; download bert-base-uncased"
+                     ".*uncased_L-12_H-768_A-12.zip.*all-MiniLM-L6-v2"):
     bert_init.resolve_bert_init(str(tmp_path / "nowhere"))
 
 
@@ -453,7 +458,11 @@ def test_minilm_shortcut_needs_the_package(monkeypatch):
   assert_one_sentence(str(error.value))
 
 
-def test_model_config_validates_the_activation():
-  assert config_lib.ModelConfig(hidden_act="gelu").hidden_act == "gelu"
-  with pytest.raises(errors.KaleidoError, match="hidden_act 'relu'"):
-    config_lib.ModelConfig(hidden_act="relu")
+def test_model_config_validates_the_activation(tmp_path):
+  def experiment(hidden_act):
+    return config_lib.ExperimentConfig(
+        model=config_lib.KaleidoBertConfig(hidden_act=hidden_act, backbone="small"),
+        training=config_lib.TrainingConfig(model_dir=str(tmp_path)))
+  assert config_lib.validate(experiment("gelu")).model.hidden_act == "gelu"
+  with pytest.raises(errors.KaleidoError, match="--hidden_act='relu' is not one of"):
+    config_lib.validate(experiment("relu"))

@@ -1,6 +1,5 @@
 """The demo catalog: reproducible, in the Fashion-Gen schema, with consistent ground truth."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 
 from kaleido import errors
 from kaleido.data import catalog
+from kaleido.data import catalogs as catalog_files
 from kaleido.data import fashiongen
 from kaleido.demo import garments
 from kaleido.demo import generator
@@ -27,7 +27,7 @@ def demo(tmp_path_factory):
   """A catalog of NUM_PRODUCTS products, its rows and its ground truth."""
   path = str(tmp_path_factory.mktemp("demo") / "catalog.h5")
   summary = generator.make_demo_catalog(path, NUM_PRODUCTS, SEED)
-  opened = catalog.open_catalog(path)
+  opened = catalog_files.open_catalog(path)
   rows = opened.read(0, len(opened))
   labels = opened.labels()
   opened.close()
@@ -164,12 +164,10 @@ def test_named_colour_matches_the_pixels(demo):
 
 
 def test_jsonl_catalog_has_the_same_products(tmp_path):
-  if importlib.util.find_spec("kaleido.data.jsonl_catalog") is None:
-    pytest.skip("kaleido.data.jsonl_catalog is not there yet")
   h5_path, jsonl_path = str(tmp_path / "c.h5"), str(tmp_path / "c.jsonl")
   generator.make_demo_catalog(h5_path, 12, 2)
   summary = generator.make_demo_catalog(jsonl_path, 12, 2, fmt="jsonl")
-  h5, jsonl = catalog.open_catalog(h5_path), catalog.open_catalog(jsonl_path)
+  h5, jsonl = catalog_files.open_catalog(h5_path), catalog_files.open_catalog(jsonl_path)
   assert len(jsonl) == len(h5) == summary.num_images == len(groundtruth.load(jsonl_path))
   assert jsonl.labels() == h5.labels()
   for a, b in zip(h5.read(0, len(h5)), jsonl.read(0, len(jsonl))):

@@ -1,5 +1,5 @@
 """evaluate.py as a user runs it: --predictions, one-sentence errors, and the model path end to
-end with a fake kaleido.tasks.evaluation_model of known answers."""
+end with a fake kaleido.evaluation.model of known answers."""
 
 import csv
 import json
@@ -15,12 +15,12 @@ from kaleido.metrics import captioning as caption_metrics
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVALUATE = os.path.join(REPO_ROOT, "evaluate.py")
-# Runs evaluate.py with `kaleido.tasks.evaluation_model` replaced by this file's `fake_load`
+# Runs evaluate.py with `kaleido.evaluation.model` replaced by this file's `fake_load`
 # (or, with --no_model first, by nothing: the module counts as absent). It runs in the repository
 # root (see _run), so `tests` is importable.
 _WITH_FAKE = f"""
 import runpy, sys, types
-name = "kaleido.tasks.evaluation_model"
+name = "kaleido.evaluation.model"
 if sys.argv[1] == "--no_model":
   sys.modules[name] = None
   del sys.argv[1]
@@ -131,7 +131,7 @@ def test_bad_flags_give_one_sentence(tmp_path):
       "error: --task=itr needs --checkpoint (a fine-tuned model); only --task=caption can do "
       "without one, given --predictions."]
   assert _error_lines(_run("--no_model", "--task=itr", "--checkpoint=x", fake=True)) == [
-      "error: Evaluating a checkpoint needs kaleido.tasks.evaluation_model, which this version "
+      "error: Evaluating a checkpoint needs kaleido.evaluation.model, which this version "
       "does not have yet (issue #5); only --task=caption --predictions=FILE.jsonl works without "
       "a model."]
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from kaleido.data import catalog
+from kaleido.data import catalogs as catalog_files
 from kaleido.data import fashiongen
 from tests import catalogs
 
@@ -26,7 +27,7 @@ def test_schema_round_trip_with_latin1(tmp_path):
   with pytest.raises(UnicodeDecodeError):
     raw.decode("utf-8")
 
-  reader = catalog.open_catalog(path)
+  reader = catalog_files.open_catalog(path)
   assert len(reader) == 7
   rows = reader.read(0, 7)
   assert rows[0].description == "Appliqué crêpe de chine blouse."
@@ -46,18 +47,18 @@ def test_missing_key_is_named(tmp_path):
   with h5py.File(path, "a") as f:
     del f["input_subcategory"]
   with pytest.raises(catalog.CatalogError, match="no key 'input_subcategory'"):
-    catalog.open_catalog(path)
+    catalog_files.open_catalog(path)
 
 
 def test_not_hdf5_and_missing_file(tmp_path):
   bad = tmp_path / "bad.h5"
   bad.write_bytes(b"not an hdf5 file")
   with pytest.raises(catalog.CatalogError, match="Cannot open"):
-    catalog.open_catalog(str(bad))
+    catalog_files.open_catalog(str(bad))
   with pytest.raises(catalog.CatalogError, match="does not exist"):
-    catalog.open_catalog(str(tmp_path / "absent.h5"))
+    catalog_files.open_catalog(str(tmp_path / "absent.h5"))
   with pytest.raises(catalog.CatalogError, match="unknown extension"):
-    catalog.open_catalog(str(bad.rename(tmp_path / "bad.csv")))
+    catalog_files.open_catalog(str(bad.rename(tmp_path / "bad.csv")))
 
 
 def test_jsonl_rows_and_errors(tmp_path):
@@ -73,7 +74,7 @@ def test_jsonl_rows_and_errors(tmp_path):
       "{not json",
       {"image": "good.png", "text": "No labels."},
   ])
-  reader = catalog.open_catalog(path)
+  reader = catalog_files.open_catalog(path)
   rows = reader.read(0, len(reader))
   assert [r.error for r in rows] == [None, "missing_image_file", "corrupt_image", "invalid_json",
                                      "missing_field"]

@@ -3,10 +3,11 @@
 import cv2
 import numpy as np
 
+from kaleido.data import catalogs as catalog_files
+from kaleido.demo import foreground_quality
 from kaleido.demo import groundtruth
 from kaleido.patches import foreground
 from kaleido.patches import generator
-from kaleido.patches import quality
 from tests import catalogs
 
 
@@ -20,7 +21,7 @@ def test_classical_finds_products_on_studio_background():
     image, true_box = catalogs.product_image(rng)
     box, found = foreground.foreground_box(estimator.mask(image), 0.005)
     assert found
-    ious.append(quality.box_iou(box, true_box))
+    ious.append(foreground_quality.box_iou(box, true_box))
   assert min(ious) > 0.95
 
 
@@ -58,13 +59,22 @@ def test_crop_is_square_with_margin_and_capped_in_size():
 
 
 def test_classical_box_iou_on_the_demo_catalog(tmp_path):
-  from kaleido.data import catalog as catalog_lib  # pylint: disable=g-import-not-at-top
   from kaleido.demo import generator as demo  # pylint: disable=g-import-not-at-top
   path = str(tmp_path / "demo.h5")
   demo.make_demo_catalog(path, 80, seed=7)
-  catalog = catalog_lib.open_catalog(path)
-  report = quality.box_quality(foreground.ClassicalForeground(), catalog.read(0, len(catalog)),
-                               groundtruth.load(path), min_area_fraction=0.005)
+  catalog = catalog_files.open_catalog(path)
+  report = foreground_quality.box_quality(foreground.ClassicalForeground(),
+                                          catalog.read(0, len(catalog)), groundtruth.load(path),
+                                          min_area_fraction=0.005)
   assert report.num_images > 150
   assert report.share_above >= 0.95  # the bar: IoU >= 0.9 on at least 95% of images
   assert report.mean_iou > 0.95
+
+
+def test_no_foreground_estimator_crops_the_whole_image():
+  image, _ = catalogs.product_image(np.random.default_rng(5), 96)
+  patcher = generator.KaleidoPatchGenerator(generator.PatchConfig(
+      patch_size=16, foreground=foreground.ForegroundConfig(method="none")))
+  crop = patcher.crops([image])[0]
+  np.testing.assert_array_equal(crop.crop_box, [0.0, 0.0, 1.0, 1.0])
+  assert crop.foreground_found

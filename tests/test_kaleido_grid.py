@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kaleido.patches import cutting
 from kaleido.patches import kaleido_grid
-from kaleido.records import reader
 
 
 def test_levels_and_order():
@@ -25,7 +25,7 @@ def test_levels_and_order():
 
 
 def test_patch_boxes_are_5d_in_paper_order():
-  boxes = reader.patch_boxes(tf.constant([0.1, 0.2, 0.6, 0.7])).numpy()
+  boxes = cutting.patch_boxes(tf.constant([0.1, 0.2, 0.6, 0.7])).numpy()
   assert boxes.shape == (55, 5)
   np.testing.assert_allclose(boxes[0], [0.1, 0.6, 0.2, 0.7, 0.25], atol=1e-6)
   # L2 bottom-left cell: x in [0.1, 0.35], y in [0.45, 0.7].
@@ -54,7 +54,7 @@ def _coloured_cells(n: int, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_cut_patches_level5_is_exact_and_row_major():
   crop, colours = _coloured_cells(5, 16)
-  patches = reader.cut_patches(tf.constant(crop), 16).numpy()
+  patches = cutting.cut_patches(tf.constant(crop), 16).numpy()
   assert patches.shape == (55, 16, 16, 3) and patches.dtype == np.uint8
   level5 = patches[kaleido_grid.level_slice(5)]
   np.testing.assert_array_equal(level5, np.broadcast_to(colours[:, None, None, :], level5.shape))
@@ -62,7 +62,7 @@ def test_cut_patches_level5_is_exact_and_row_major():
 
 def test_cut_patches_coarse_levels_hold_their_cell():
   crop, colours = _coloured_cells(2, 40)  # 80 x 80 crop with 4 quadrant colours
-  patches = reader.cut_patches(tf.constant(crop), 16).numpy()
+  patches = cutting.cut_patches(tf.constant(crop), 16).numpy()
   level2 = patches[kaleido_grid.level_slice(2)]
   # Away from the borders the resized quadrants keep their exact colour.
   np.testing.assert_array_equal(level2[:, 4:12, 4:12, :],

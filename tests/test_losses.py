@@ -15,8 +15,9 @@ from kaleido import config
 from kaleido.model import losses
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TASKS = config.TaskConfig()
+TASKS = config.PretrainingConfig(enabled=config.ALL_LOSSES)  # the paper's seven and ITC
 ITM_LABELS = np.array([1, 0, 1, 1], np.int32)  # example 1 is a negative pair
+PRODUCT_KEYS = np.array([5, 6, 7, 5], np.int64)  # examples 0 and 3 show the same product
 FEATURES = 16
 
 
@@ -32,13 +33,17 @@ def synthetic(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
       "jps_label": rng.integers(0, 24, size).astype(np.int32),
       "cp_label": rng.integers(0, 9, size).astype(np.int32),
       "cp_weight": np.ones(size, np.float32),
+      "product_key": PRODUCT_KEYS,
   }
   logits = lambda *shape: rng.normal(0, 2, (size, *shape)).astype(np.float32)
+  unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
   outputs = {
       "mlm_logits": logits(10, 7), "itm_logits": logits(2), "rr_logits": logits(4),
       "jps_logits": logits(24), "cp_logits": logits(9),
       "g2cm_predictions": logits(2, FEATURES), "g2cm_targets": logits(2, FEATURES),
       "b2cm_predictions": logits(3, FEATURES), "b2cm_targets": logits(3, FEATURES),
+      "itc_text": unit(logits(FEATURES)), "itc_image": unit(logits(FEATURES)),
+      "itc_logit_scale": np.float32(3.0),
   }
   return batch, outputs
 
@@ -99,14 +104,15 @@ def test_unmatched_pairs_count_only_for_itm():
   before = as_floats(losses.pretraining_losses(batch, outputs, TASKS))
   shuffled = {key: value.copy() for key, value in outputs.items()}
   for value in shuffled.values():
-    value[1] = value[1][::-1] + 1.0  # the negative pair's outputs change
+    if value.ndim:
+      value[1] = value[1][::-1] + 1.0  # the negative pair's outputs change
   after = as_floats(losses.pretraining_losses(batch, shuffled, TASKS))
   changed = {name for name in config.ALL_LOSSES if abs(after[name] - before[name]) > 1e-6}
   assert changed == {"itm"}
 
 
 def test_total_is_the_weighted_sum_and_disabled_tasks_are_zero():
-  tasks = config.TaskConfig(enabled=("amlm", "itm", "rr"),
+  tasks = config.PretrainingConfig(enabled=("amlm", "itm", "rr"),
                             weights=(("amlm", 1.0), ("itm", 0.5), ("rr", 2.0), ("cp", 3.0)))
   batch, outputs = synthetic()
   got = as_floats(losses.pretraining_losses(batch, outputs, tasks))
@@ -137,6 +143,34 @@ def test_accuracies_match_numpy():
     assert got[f"{name}_accuracy"] == pytest.approx(expected), name
 
 
+def np_contrastive(batch, outputs) -> tuple[float, float]:
+  """ITC loss and accuracy, one query at a time: matched pairs only, the other pairs of a query's
+  product left out of its candidates."""
+  matched = np.flatnonzero(batch["itm_label"] == 1)
+  product = batch["product_key"]
+  losses_, firsts = [], []
+  for i in matched:
+    candidates = [j for j in matched if j == i or product[j] != product[i]]
+    for queries, keys in (("itc_text", "itc_image"), ("itc_image", "itc_text")):
+      logits = outputs["itc_logit_scale"] * outputs[keys][candidates] @ outputs[queries][i]
+      own = candidates.index(i)
+      losses_.append(-np_log_softmax(logits)[own])
+      firsts.append(float(np.argmax(logits) == own))
+  return float(np.mean(losses_)), float(np.mean(firsts))
+
+
+def test_contrastive_loss_matches_numpy():
+  batch, outputs = synthetic()
+  loss, accuracy = np_contrastive(batch, outputs)
+  assert float(losses.pretraining_losses(batch, outputs, TASKS)["itc"]) == pytest.approx(loss,
+                                                                                        rel=1e-5)
+  got = float(losses.pretraining_metrics(batch, outputs)["itc_accuracy"])
+  assert got == pytest.approx(accuracy)
+  # Without the same-product rule example 3 would be a negative of example 0: the loss changes.
+  distinct = {**batch, "product_key": np.arange(4, dtype=np.int64)}
+  assert float(losses.pretraining_losses(distinct, outputs, TASKS)["itc"]) != pytest.approx(loss)
+
+
 def test_replica_values_equal_batch_values_on_one_replica():
   batch, outputs = synthetic()
   single = as_floats({**losses.pretraining_losses(batch, outputs, TASKS),
@@ -158,10 +192,11 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 batch, outputs = test_losses.synthetic()
 halves = (slice(0, 1), slice(1, 4))  # uneven: replica 0 holds 1 example, replica 1 three
+part = lambda values, context: {k: v[halves[context.replica_id_in_sync_group]] if v.ndim else v
+                                for k, v in values.items()}
 values = strategy.experimental_distribute_values_from_function(
-    lambda context: ({k: v[halves[context.replica_id_in_sync_group]] for k, v in batch.items()},
-                     {k: v[halves[context.replica_id_in_sync_group]] for k, v in outputs.items()}))
-shares = strategy.run(lambda b, o: {**losses.replica_losses(b, o, config.TaskConfig()),
+    lambda context: (part(batch, context), part(outputs, context)))
+shares = strategy.run(lambda b, o: {**losses.replica_losses(b, o, test_losses.TASKS),
                                      **losses.replica_metrics(b, o)}, args=values)
 summed = {k: float(strategy.reduce("SUM", v, axis=None)) for k, v in shares.items()}
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "losses": summed}))

@@ -29,7 +29,7 @@ def _pairs(pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
   return tokens, patches
 
 
-def _draws(pairs: list[tuple[int, int]], config: config_lib.TaskConfig = config_lib.TaskConfig(),
+def _draws(pairs: list[tuple[int, int]], config: config_lib.PretrainingConfig = config_lib.PretrainingConfig(),
            num_draws: int = 200, num_words: int = NUM_WORDS) -> dict[str, np.ndarray]:
   """`num_draws` choices for seeds (0, 0) .. (num_draws - 1, 0), stacked."""
   words, mask = _text(num_words)
@@ -65,12 +65,12 @@ def test_maskable_tokens_exclude_cls_sep_and_padding():
                                                    (80, 10)])
 def test_token_budget(num_maskable, expected):
   maskable = tf.range(100) < num_maskable
-  assert int(agm.token_budget(maskable, config_lib.TaskConfig())) == expected
+  assert int(agm.token_budget(maskable, config_lib.PretrainingConfig())) == expected
 
 
 @pytest.mark.parametrize("masking", ["agm", "random"])
 def test_counts_levels_and_token_budget(masking):
-  draws = _draws([(1, 5), (2, 20), (3, 40)], config_lib.TaskConfig(masking=masking))
+  draws = _draws([(1, 5), (2, 20), (3, 40)], config_lib.PretrainingConfig(masking=masking))
   assert draws["cp_positions"].shape == (200, 1)
   assert ((draws["cp_positions"] >= 5) & (draws["cp_positions"] <= 13)).all()
   assert ((draws["grey_positions"] >= 14) & (draws["grey_positions"] <= 29)).all()
@@ -122,7 +122,7 @@ def test_agm_never_masks_both_sides_of_a_pair_when_items_share_partners():
 
 
 def test_agm_skips_disabled_patch_tasks():
-  config = config_lib.TaskConfig(enabled=("amlm", "itm", "rr", "jps", "cp", "b2cm"))
+  config = config_lib.PretrainingConfig(enabled=("amlm", "itm", "rr", "jps", "cp", "b2cm"))
   draws = _draws([(1, 20), (2, 21)], config)
   # G2CM is off, so both L4 pairs are masked on the token side; grey positions keep their shape.
   assert all(tokens == {1, 2} for tokens in _masked_tokens(draws))
@@ -131,8 +131,8 @@ def test_agm_skips_disabled_patch_tasks():
 
 def test_random_masking_ignores_alignments_exactly():
   pairs = [(1, 31), (5, 40), (9, 52), (2, 6)]
-  random_with_pairs = _draws(pairs, config_lib.TaskConfig(masking="random"))
-  agm_without_pairs = _draws([], config_lib.TaskConfig(masking="agm"))
+  random_with_pairs = _draws(pairs, config_lib.PretrainingConfig(masking="random"))
+  agm_without_pairs = _draws([], config_lib.PretrainingConfig(masking="agm"))
   for key, values in random_with_pairs.items():
     np.testing.assert_array_equal(values, agm_without_pairs[key], err_msg=key)
   # Unusable pairs (L1/L2 patches, [CLS], padding) leave AGM equal to random masking too.
@@ -142,8 +142,8 @@ def test_random_masking_ignores_alignments_exactly():
 
 
 def test_bad_masking_settings_are_refused():
-  for config in (config_lib.TaskConfig(masking="bert"), config_lib.TaskConfig(num_cp=10),
-                 config_lib.TaskConfig(num_b2cm=0)):
+  for config in (config_lib.PretrainingConfig(masking="bert"), config_lib.PretrainingConfig(num_cp=10),
+                 config_lib.PretrainingConfig(num_b2cm=0)):
     with pytest.raises(errors.KaleidoError):
       agm.check_config(config)
 

@@ -10,20 +10,23 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import config
+from kaleido.model import backbone as backbone_lib
 from kaleido.model import embeddings
 from kaleido.model import folded_resnet
 from kaleido.model import kaleido_bert
 from kaleido.model import losses
 from kaleido.model import patch_embedder
 from kaleido.patches import kaleido_grid
+from kaleido.pretrained import resnet
+from kaleido.utils import restoring
 
-TINY = config.ModelConfig(vocab_size=100, hidden_size=32, num_layers=2, num_heads=2,
+TINY = config.KaleidoBertConfig(vocab_size=100, hidden_size=32, num_layers=2, num_heads=2,
                           intermediate_size=64, patch_size=16, backbone="small")
-TASKS = config.TaskConfig()
+TASKS = config.PretrainingConfig()
 BATCH = 2
 
 
-def make_batch(model_config: config.ModelConfig = TINY, task_config: config.TaskConfig = TASKS,
+def make_batch(model_config: config.KaleidoBertConfig = TINY, task_config: config.PretrainingConfig = TASKS,
                batch_size: int = BATCH, seed: int = 0) -> dict[str, np.ndarray]:
   """A random batch following kaleido.pretraining.features."""
   rng = np.random.default_rng(seed)
@@ -58,12 +61,12 @@ def make_batch(model_config: config.ModelConfig = TINY, task_config: config.Task
 
 
 def model_inputs(model: tf_keras.Model, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  return {key: batch[key] for key in model.input}
+  return {key: batch[key] for key in model.input_keys}
 
 
 @pytest.fixture(scope="module")
 def model() -> tf_keras.Model:
-  return kaleido_bert.build_pretraining_model(TINY, TASKS)
+  return kaleido_bert.build_pretrainer(TINY, TASKS)
 
 
 def test_outputs_follow_the_contract(model):
@@ -123,8 +126,8 @@ def test_blanked_pixels_reach_only_the_b2cm_targets(model):
 
 
 def test_without_b2cm_blank_positions_are_seen():
-  tasks = config.TaskConfig(enabled=("amlm", "itm"))
-  unblanked = kaleido_bert.build_pretraining_model(TINY, tasks)
+  tasks = config.PretrainingConfig(enabled=("amlm", "itm"))
+  unblanked = kaleido_bert.build_pretrainer(TINY, tasks)
   batch = make_batch(task_config=tasks)
   before = unblanked(model_inputs(unblanked, batch), training=False)
   after = unblanked(model_inputs(unblanked, _with_blank_pixels_changed(batch)), training=False)
@@ -132,14 +135,14 @@ def test_without_b2cm_blank_positions_are_seen():
 
 
 def test_decoder_is_tied_to_word_embeddings(model):
-  table = model.get_layer("encoder").get_embedding_table()
-  assert model.get_layer("heads").masked_lm.embedding_table is table
+  table = model.backbone.get_embedding_table()
+  assert model.heads.masked_lm.embedding_table is table
   assert sum(variable is table for variable in model.trainable_variables) == 1
 
 
 def test_frozen_backbone_gets_no_gradient(model):
-  backbone = model.get_layer("patch_embedder").backbone
-  assert backbone.weights and not model.get_layer("patch_embedder").trainable_weights
+  backbone = model.backbone.patch_embedder.backbone
+  assert backbone.weights and not model.backbone.patch_embedder.trainable_weights
   assert not any(v.ref() in {w.ref() for w in backbone.weights}
                  for v in model.trainable_variables)
   batch = make_batch()
@@ -164,14 +167,15 @@ def test_backbone_weights_load_from_an_h5_file(tmp_path):
   trained = patch_embedder.PatchEmbedder("small", 16, 64)
   path = str(tmp_path / "backbone.h5")
   trained.backbone.save_weights(path)
-  loaded = patch_embedder.PatchEmbedder("small", 16, 64, weights=path)
+  loaded = patch_embedder.PatchEmbedder("small", 16, 64)
+  resnet.load_backbone_weights(loaded.backbone, path)
   patches = make_batch()["patches"][:, :2]
   np.testing.assert_array_equal(loaded(patches), trained(patches))
 
 
 def test_gradient_step_reduces_the_total_loss():
   tiny = dataclasses.replace(TINY, dropout_rate=0.0, attention_dropout_rate=0.0)
-  model = kaleido_bert.build_pretraining_model(tiny, TASKS)
+  model = kaleido_bert.build_pretrainer(tiny, TASKS)
   batch = make_batch(tiny)
   optimizer = tf_keras.optimizers.Adam(1e-3)
 
@@ -190,28 +194,39 @@ def test_gradient_step_reduces_the_total_loss():
 def test_mixed_precision_keeps_outputs_float32():
   tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
   try:
-    mixed = kaleido_bert.build_pretraining_model(TINY, TASKS)
+    mixed = kaleido_bert.build_pretrainer(TINY, TASKS)
     outputs = mixed(model_inputs(mixed, make_batch()), training=False)
   finally:
     tf_keras.mixed_precision.set_global_policy("float32")
-  assert mixed.get_layer("encoder").transformer_layers[0].compute_dtype == "bfloat16"
+  assert mixed.backbone.encoder.transformer_layers[0].compute_dtype == "bfloat16"
   for key, value in outputs.items():
     assert value.dtype == tf.float32 and np.isfinite(value.numpy()).all(), key
 
 
-def test_encoder_checkpoint_moves_pretrained_weights(model, tmp_path):
-  path = kaleido_bert.encoder_checkpoint(model).save(str(tmp_path / "pretrained"))
-  encoder_model = kaleido_bert.build_encoder_model(TINY)
-  kaleido_bert.encoder_checkpoint(encoder_model).restore(path).assert_existing_objects_matched()
+def test_a_finetuning_model_starts_from_the_pretraining_checkpoint(model, tmp_path):
+  path = tf.train.Checkpoint(model=model).save(str(tmp_path / "pretrained"))
+  matcher = kaleido_bert.build_finetune_model(config.TaskConfig(name="retrieval"), TINY)
+  restoring.restore(path, kaleido_bert.pretraining_checkpoint_objects(matcher), "mismatch")
   batch = make_batch()
-  outputs = encoder_model(model_inputs(encoder_model, batch), training=False)
-  assert outputs["sequence_output"].shape == (BATCH, TINY.sequence_length, TINY.hidden_size)
-  assert outputs["pooled_output"].shape == (BATCH, TINY.hidden_size)
-  expected = model.get_layer("encoder")(
-      {"input_word_ids": batch["input_word_ids"], "input_mask": batch["input_mask"],
-       "patch_boxes": batch["patch_boxes"],
-       "patch_features": model.get_layer("patch_embedder")(batch["patches"])}, training=False)
-  np.testing.assert_allclose(outputs["pooled_output"], expected["pooled_output"], atol=1e-5)
+  logits = matcher(model_inputs(matcher, batch), training=False)["itm_logits"]
+  pooled = model.backbone(model_inputs(matcher, batch), training=False)["pooled_output"]
+  np.testing.assert_allclose(logits, model.heads.itm(pooled), atol=1e-5)
+  # A fresh classifier's backbone is the pre-trained one; its new head stays initial.
+  classifier = kaleido_bert.build_finetune_model(
+      config.TaskConfig(name="category", finetune=config.FinetuneConfig(num_classes=3)), TINY)
+  initial = classifier.classifier.dense.kernel.numpy()
+  restoring.restore(path, kaleido_bert.pretraining_checkpoint_objects(classifier), "mismatch")
+  np.testing.assert_array_equal(classifier.classifier.dense.kernel.numpy(), initial)
+  for mine, theirs in zip(classifier.backbone.weights, model.backbone.weights):
+    np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_backbone_rebuilds_from_its_config():
+  built = backbone_lib.KaleidoBackbone.from_model_config(TINY)
+  clone = backbone_lib.KaleidoBackbone.from_config(built.get_config())
+  assert clone.get_config() == built.get_config()
+  assert clone.get_config()["hidden_size"] == TINY.hidden_size
+  assert clone.patch_embedder.get_config()["patch_size"] == TINY.patch_size
 
 
 def test_resnet50_backbone_is_frozen_with_2048_features():
@@ -260,3 +275,24 @@ def test_frozen_resnet_embedder_uses_the_folded_forward(policy):
   tolerance = 1e-5 if policy == "float32" else 5e-2  # relative to the largest feature
   np.testing.assert_allclose(features, expected.reshape(2, 3, 2048),
                              atol=tolerance * np.abs(expected).max())
+
+
+def test_left_out_levels_reach_no_text_state():
+  fine = dataclasses.replace(TINY, kaleido_levels=(5,), dropout_rate=0.0,
+                             attention_dropout_rate=0.0)
+  backbone = backbone_lib.KaleidoBackbone.from_model_config(fine)
+  batch = make_batch(fine)
+  features = np.random.default_rng(2).normal(size=(BATCH, 55, fine.feature_size))
+  inputs = {key: batch[key] for key in ("input_word_ids", "input_mask", "patch_boxes")}
+
+  def text_states(patch_features):
+    outputs = backbone({**inputs, "patch_features": tf.constant(patch_features, tf.float32)})
+    return outputs["sequence_output"].numpy()[:, :fine.max_seq_length]
+
+  base = text_states(features)
+  coarse = features.copy()
+  coarse[:, :30] += 5.0  # levels 1-4
+  np.testing.assert_allclose(text_states(coarse), base, atol=1e-5)
+  finest = features.copy()
+  finest[:, 30:] += 5.0  # level 5
+  assert np.abs(text_states(finest) - base).max() > 1e-3

@@ -5,7 +5,9 @@ import subprocess
 import sys
 
 from kaleido.data import fashiongen
+from kaleido.data import splits
 from kaleido.records import manifest as manifest_lib
+from kaleido.records import reader
 from tests import catalogs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,3 +58,26 @@ def test_bad_input_gives_one_sentence(tmp_path):
   assert result.returncode == 1
   errors = _error_lines(result)
   assert len(errors) == 1 and "no_vocab.txt" in errors[0]
+
+
+def test_holdout_fraction_splits_by_product(tmp_path):
+  catalog_path = str(tmp_path / "catalog.h5")
+  fashiongen.write_fashiongen(catalog_path, catalogs.fashiongen_products(12))
+  vocab_file = catalogs.write_vocab(str(tmp_path))
+  out, dev = str(tmp_path / "train"), str(tmp_path / "development")
+  args = [f"--input={catalog_path}", f"--output_dir={out}", f"--vocab_file={vocab_file}",
+          "--workers=0", "--patch_size=16", "--holdout_fraction=0.3", f"--holdout_dir={dev}",
+          "--holdout_seed=4"]
+  result = _run(*args)
+  assert result.returncode == 0, result.stderr
+  train, development = manifest_lib.load(out), manifest_lib.load(dev)
+  # Every image lands on one side, no product on both, and the split is the seed's.
+  assert train.num_examples + development.num_examples == 24  # 12 products of 1, 2, 3 views
+  assert train.num_other_split == development.num_examples
+  assert development.num_other_split == train.num_examples
+  held = {e["product_id"].decode() for e in reader.make_dataset(dev).as_numpy_iterator()}
+  kept = {e["product_id"].decode() for e in reader.make_dataset(out).as_numpy_iterator()}
+  assert held and kept and not held & kept
+  assert held == {str(1000 + i) for i in range(12) if splits.in_holdout(str(1000 + i), 0.3, 4)}
+  assert development.categories == train.categories and development.vocab_hash == train.vocab_hash
+  assert "rows of the other side of the split" in result.stdout

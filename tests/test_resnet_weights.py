@@ -12,9 +12,9 @@ import tf_keras
 
 from kaleido import config as config_lib
 from kaleido import errors
-from kaleido.checkpoints import resnet
 from kaleido.model import kaleido_bert
 from kaleido.model import patch_embedder
+from kaleido.pretrained import resnet
 
 PATCH_SIZE = 64
 
@@ -28,6 +28,15 @@ def seeded_backbone(name: str, seed: int, patch_size: int = PATCH_SIZE,
   for variable in backbone.non_trainable_weights:  # moving means and variances
     variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype(np.float32))
   return backbone
+
+
+def loaded_embedder(backbone: str, patch_size: int, feature_size: int,
+                    weights: str) -> patch_embedder.PatchEmbedder:
+  """A patch embedder with `weights` loaded into its backbone, as the tasks' initialisation
+  does."""
+  embedder = patch_embedder.PatchEmbedder(backbone, patch_size, feature_size)
+  resnet.load_backbone_weights(embedder.backbone, weights)
+  return embedder
 
 
 def assert_same_weights(a: tf_keras.Model, b: tf_keras.Model) -> None:
@@ -47,8 +56,7 @@ def resnet_file(tmp_path_factory) -> tuple[tf_keras.Model, str]:
 def test_resnet50_h5_loads_into_the_patch_embedder(resnet_file):
   source, path = resnet_file
   tf_keras.utils.set_random_seed(6)  # a different random start, overwritten by the file
-  config = config_lib.ModelConfig(patch_size=PATCH_SIZE)
-  embedder = patch_embedder.from_model_config(config, resnet.resolve_resnet_weights(path))
+  embedder = loaded_embedder("resnet50", PATCH_SIZE, 2048, resnet.resolve_resnet_weights(path))
   assert_same_weights(embedder.backbone, source)
 
   patches = np.random.default_rng(0).integers(0, 256, (2, 3, PATCH_SIZE, PATCH_SIZE, 3), np.uint8)
@@ -68,37 +76,39 @@ def test_imagenet_is_never_downloaded(tmp_path, monkeypatch):
   cached.write_bytes(b"")
   assert resnet.resolve_resnet_weights("imagenet") == str(cached)
   assert resnet.resolve_resnet_weights("random") is None
-  with pytest.raises(errors.KaleidoError, match="do not exist"):
+  with pytest.raises(errors.KaleidoError, match=f"do not exist; .*{resnet.IMAGENET_FILE}"):
     resnet.resolve_resnet_weights(str(tmp_path / "missing.h5"))
 
 
 def test_weights_of_another_backbone_are_refused(resnet_file, tmp_path):
   _, path = resnet_file
   with pytest.raises(errors.KaleidoError, match="no weights for 5 layers of the small backbone"):
-    patch_embedder.PatchEmbedder("small", 16, 2048, weights=path)
+    loaded_embedder("small", 16, 2048, path)
   not_keras = str(tmp_path / "data.h5")
   with h5py.File(not_keras, "w") as f:
     f.create_dataset("x", data=np.zeros(3))
   with pytest.raises(errors.KaleidoError, match="not a Keras weights file"):
-    patch_embedder.PatchEmbedder("small", 16, 2048, weights=not_keras)
+    loaded_embedder("small", 16, 2048, not_keras)
 
 
 def test_backbone_from_a_training_checkpoint(tmp_path):
-  model_config = config_lib.ModelConfig(vocab_size=50, hidden_size=16, num_layers=1, num_heads=2,
-                                        intermediate_size=32, patch_size=16, backbone="small")
+  model_config = config_lib.KaleidoBertConfig(vocab_size=50, hidden_size=16, num_layers=1,
+                                              num_heads=2, intermediate_size=32, patch_size=16,
+                                              backbone="small")
   tf_keras.utils.set_random_seed(7)
-  model = kaleido_bert.build_pretraining_model(model_config, config_lib.TaskConfig())
-  source = model.get_layer(kaleido_bert.PATCH_EMBEDDER).backbone
+  model = kaleido_bert.build_pretrainer(model_config)
+  source = model.backbone.patch_embedder.backbone
   for variable in source.weights:
     variable.assign(variable + 0.1)
   checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(3))  # as the trainer saves
   tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), max_to_keep=1).save()
-  kaleido_bert.encoder_checkpoint(model).write(str(tmp_path / "encoder" / "ckpt"))
+  # The layout of checkpoints written before the backbone existed (functional models).
+  legacy = kaleido_bert.legacy_objects(model)
+  tf.train.Checkpoint(**legacy).write(str(tmp_path / "legacy" / "ckpt"))
 
-  for path in (str(tmp_path), str(tmp_path / "encoder" / "ckpt")):
-    embedder = patch_embedder.PatchEmbedder("small", 16, 2048, weights=path)
-    assert_same_weights(embedder.backbone, source)
+  for path in (str(tmp_path), str(tmp_path / "legacy" / "ckpt")):
+    assert_same_weights(loaded_embedder("small", 16, 2048, path).backbone, source)
   with pytest.raises(errors.KaleidoError, match="does not fit the small backbone"):
-    patch_embedder.PatchEmbedder("small", 16, 64, weights=str(tmp_path))
+    loaded_embedder("small", 16, 64, str(tmp_path))
   with pytest.raises(errors.KaleidoError, match="neither a Keras .h5 weights file nor"):
-    patch_embedder.PatchEmbedder("small", 16, 2048, weights=str(tmp_path / "encoder"))
+    loaded_embedder("small", 16, 2048, str(tmp_path / "legacy"))

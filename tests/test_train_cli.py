@@ -12,10 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from kaleido import config as config_lib
-from kaleido.pretraining import inputs
 from kaleido.records import manifest as manifest_lib
-from kaleido.text import tokenizer as tokenizer_lib
+from kaleido.tasks import factory
+from kaleido.text import vocab as vocab_lib
 from kaleido.training import trainer as trainer_lib
 from tests import catalogs
 
@@ -100,17 +99,9 @@ def test_train_runs_and_reports_losses(data, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
-  manifest = manifest_lib.load(data)
-  tokenizer = tokenizer_lib.KaleidoTokenizer(manifest.vocab_file, manifest.max_seq_length)
-  config = config_lib.KaleidoConfig(
-      model=config_lib.ModelConfig(
-          vocab_size=tokenizer.vocab_size, hidden_size=32, num_layers=1, num_heads=2,
-          intermediate_size=64, max_seq_length=manifest.max_seq_length, patch_size=16,
-          backbone="small"),
-      task=config_lib.TaskConfig(),
-      train=config_lib.TrainConfig(model_dir=str(tmp_path), train_data=data, train_steps=10,
-                                   batch_size=4, warmup_steps=0, checkpoint_every=1))
-  trainer = trainer_lib.Trainer(config, inputs.special_ids(tokenizer))
+  config = catalogs.tiny_experiment(data, str(tmp_path), train_steps=10, num_layers=1,
+                                    dropout=0.1, training={"checkpoint_every": 1})
+  trainer = trainer_lib.Trainer(config, factory.create_task(config))
   real_step, calls = trainer._train_step, []  # pylint: disable=protected-access
 
   def step_that_diverges(batch, stop_requested):
@@ -128,7 +119,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
 def test_bert_init_starts_the_encoder_from_a_checkpoint_with_the_data_vocab(data, tmp_path):
   from tests import test_bert_init as bert_tests  # pylint: disable=g-import-not-at-top
   vocab_file = manifest_lib.load(data).vocab_file
-  vocab_size = tokenizer_lib.KaleidoTokenizer(vocab_file).vocab_size
+  vocab_size = len(vocab_lib.read_vocab(vocab_file))
   weights = bert_tests.tiny_hf_weights()
   rng = np.random.default_rng(1)
   hidden = bert_tests.TINY["hidden_size"]

@@ -4,6 +4,7 @@ Each run is a fresh process (tests/distributed_run.py or train.py), because logi
 and TF_CONFIG must be set before TensorFlow starts.
 """
 
+import dataclasses
 import glob
 import json
 import math
@@ -14,13 +15,17 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
+from kaleido.tasks import factory
+from kaleido.training import trainer as trainer_lib
 from tests import catalogs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNNER = os.path.join(REPO_ROOT, "tests", "distributed_run.py")
+RUNNER = "tests.distributed_run"  # run as a module from the repository root
 LOSSES = ("amlm", "itm", "rr", "jps", "cp", "g2cm", "b2cm", "total")
 
 
@@ -32,8 +37,9 @@ def fixture_data(tmp_path_factory):
 
 
 def _run(data, model_dir, *args, env=None, **kwargs):
-  return subprocess.Popen([sys.executable, RUNNER, f"--data={data}", f"--model_dir={model_dir}",
-                           *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+  return subprocess.Popen([sys.executable, "-m", RUNNER, f"--data={data}",
+                           f"--model_dir={model_dir}", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
                           env={**os.environ, **(env or {})}, **kwargs)
 
 
@@ -48,6 +54,18 @@ def _assert_close(losses, reference, tolerance):
     assert losses[name] == pytest.approx(reference[name], rel=tolerance, abs=tolerance), name
 
 
+def _step_losses(model_dir, step):
+  """{loss name: value} that a run's TensorBoard holds for `step` (summary_every=1)."""
+  events = glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*"))
+  accumulator = event_accumulator.EventAccumulator(events[0], size_guidance={"tensors": 0})
+  accumulator.Reload()
+  values = {}
+  for name in LOSSES:
+    (event,) = [e for e in accumulator.Tensors(f"loss/{name}") if e.step == step]
+    values[name] = float(tf.make_ndarray(event.tensor_proto))
+  return values
+
+
 def _free_port():
   with socket.socket() as s:
     s.bind(("localhost", 0))
@@ -57,7 +75,8 @@ def _free_port():
 @pytest.fixture(scope="module", name="single_device")
 def fixture_single_device(data, tmp_path_factory):
   model_dir = str(tmp_path_factory.mktemp("one_device"))
-  result, _ = _result(_run(data, model_dir, "--strategy=one_device"))
+  result, _ = _result(_run(data, model_dir, "--strategy=one_device", "--eval_every=3",
+                           "--keep_best=itm_accuracy"))
   return result, model_dir
 
 
@@ -72,11 +91,22 @@ def test_one_device_trains_and_writes_tensorboard(single_device):
   for name in LOSSES + ("learning_rate", "examples_per_second", "itm_accuracy"):
     assert name in tags, tags
   assert "kaleido_patches_after_transforms" in tags
+  # Held-out figures of the seven losses, their total and the accuracies, beside the training
+  # ones, and the best checkpoint by validation ITM accuracy kept apart.
+  for name in LOSSES + ("itm_accuracy", "mlm_accuracy", "cp_accuracy"):
+    assert f"validation/{name}" in tags, tags
+  assert set(LOSSES) <= set(result["validation"])
+  best = json.load(open(os.path.join(model_dir, "best", "best.json"), encoding="utf-8"))
+  assert best["step"] == 3 and best["value"] == result["validation"]["itm_accuracy"]
+  assert glob.glob(os.path.join(model_dir, "best", "ckpt-3.index"))
 
 
 def test_mirrored_two_replicas_matches_one_device(data, single_device, tmp_path):
-  result, _ = _result(_run(data, str(tmp_path), "--strategy=mirrored", "--logical_cpus=2"))
+  result, _ = _result(_run(data, str(tmp_path), "--strategy=mirrored", "--logical_cpus=2",
+                           "--eval_every=3"))
   _assert_close(result["losses"], single_device[0]["losses"], 1e-4)
+  # The held-out evaluation under the strategy gives the one-device figures.
+  _assert_close(result["validation"], single_device[0]["validation"], 1e-4)
 
 
 def test_multi_worker_two_processes_matches_one_device(data, single_device, tmp_path):
@@ -107,16 +137,6 @@ def test_xla_with_several_replicas_is_one_clear_error(data, tmp_path):
   assert process.returncode != 0 and "--jit_compile runs on one replica only" in stderr
 
 
-def test_resume_continues_at_the_saved_step(data, tmp_path):
-  model_dir = str(tmp_path)
-  first, _ = _result(_run(data, model_dir, "--steps=2", "--checkpoint_every=1"))
-  assert first["step"] == 2
-  second, stderr = _result(_run(data, model_dir, "--steps=4"))
-  assert "at step 2" in stderr and second["step"] == 4
-  assert os.path.basename(sorted(glob.glob(os.path.join(model_dir, "checkpoints", "ckpt-*.index")))
-                          [-1]) == "ckpt-4.index"
-
-
 def test_sigterm_saves_and_a_rerun_resumes(data, tmp_path):
   model_dir = str(tmp_path)
   process = _run(data, model_dir, "--steps=100000")
@@ -141,9 +161,49 @@ def test_mixed_bfloat16_matches_float32(data, single_device, tmp_path):
   _assert_close(result["losses"], single_device[0]["losses"], 0.05)
 
 
-def test_mixed_float16_trains_with_loss_scaling(data, tmp_path):
-  # The dynamic loss scale skips the first updates whose scaled gradients overflow, so the
-  # weights (and losses) after 3 steps differ from float32; they must stay finite.
+def test_mixed_float16_first_step_matches_float32_and_training_stays_finite(data, single_device,
+                                                                          tmp_path):
+  # Step 1's losses come from the same batch and initial weights, before any update: float16
+  # must agree with float32 within 2% (its 11-bit significand over a tiny model). After it, the
+  # dynamic loss scale skips the first updates whose scaled gradients overflow, so later losses
+  # differ from float32; they must stay finite.
   result, _ = _result(_run(data, str(tmp_path), "--mixed_precision=mixed_float16"))
+  _assert_close(_step_losses(str(tmp_path), 1), _step_losses(single_device[1], 1), 0.02)
   assert result["step"] == 3
-  assert all(math.isfinite(result["losses"][name]) for name in LOSSES)
+  assert all(math.isfinite(value) for step in (2, 3)
+             for value in _step_losses(str(tmp_path), step).values())
+
+
+def test_resume_restores_every_variable_and_optimizer_slot_and_continues(data, tmp_path, capfd):
+  config = catalogs.tiny_experiment(data, str(tmp_path), train_steps=2, dropout=0.1,
+                                    training={"checkpoint_every": 1})
+  first = trainer_lib.Trainer(config, factory.create_task(config))
+  first.run()
+  weights = [variable.numpy() for variable in first.model.weights]
+
+  def slots(trainer):
+    optimizer = trainer.optimizer
+    return [optimizer.get_slot(variable, name).numpy()
+            for variable in trainer.model.trainable_variables for name in ("m", "v")]
+
+  saved_slots, saved_iterations = slots(first), int(first.optimizer.iterations.numpy())
+  longer = dataclasses.replace(config, training=dataclasses.replace(config.training,
+                                                                    train_steps=4))
+  resumed = trainer_lib.Trainer(longer, factory.create_task(longer))
+  assert resumed._restore() == 2  # pylint: disable=protected-access
+  # Slots are created (and filled from the checkpoint) before the first update.
+  resumed.optimizer._create_all_weights(resumed.model.trainable_variables)  # pylint: disable=protected-access
+  assert len(resumed.model.weights) == len(weights)
+  for variable, value in zip(resumed.model.weights, weights):
+    np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.name)
+  assert int(resumed.optimizer.iterations.numpy()) == saved_iterations == 2
+  restored_slots = slots(resumed)
+  assert len(restored_slots) == len(saved_slots) == 2 * len(resumed.model.trainable_variables)
+  for restored, saved in zip(restored_slots, saved_slots):
+    assert np.abs(saved).max() > 0  # the slot holds two steps' moments, not its initial zeros
+    np.testing.assert_array_equal(restored, saved)
+  # And it trains on from there to the new last step.
+  assert resumed.run().step == 4
+  assert "at step 2" in capfd.readouterr().err
+  assert os.path.basename(sorted(glob.glob(os.path.join(str(tmp_path), "checkpoints",
+                                                        "ckpt-*.index")))[-1]) == "ckpt-4.index"

@@ -8,11 +8,11 @@ import pytest
 import tensorflow as tf
 
 from kaleido import config as config_lib
+from kaleido.dataloaders import features
+from kaleido.dataloaders import pretraining as pretraining_inputs
+from kaleido.dataloaders import transforms
 from kaleido.masking import agm
 from kaleido.masking import text_masking
-from kaleido.pretraining import features
-from kaleido.pretraining import inputs
-from kaleido.pretraining import transforms
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import schema
 
@@ -67,7 +67,7 @@ def test_grey_patches_are_grey_and_targets_are_the_originals():
 
 def test_example_image_labels_and_disabled_tasks():
   original = _patches()
-  image = transforms.example_image(tf.constant(original), _choice(), config_lib.TaskConfig(),
+  image = transforms.example_image(tf.constant(original), _choice(), config_lib.PretrainingConfig(),
                                    SEED)
   patches = image["patches"].numpy()
   rr, jps = int(image["rr_label"]), int(image["jps_label"])
@@ -80,7 +80,7 @@ def test_example_image_labels_and_disabled_tasks():
   assert image["blank_positions"].numpy().tolist() == [30, 41, 54]
   np.testing.assert_array_equal(patches[5:14], original[5:14])
 
-  config = config_lib.TaskConfig(enabled=("amlm", "itm", "b2cm"))
+  config = config_lib.PretrainingConfig(enabled=("amlm", "itm", "b2cm"))
   plain = transforms.example_image(tf.constant(original), _choice(), config, SEED)
   np.testing.assert_array_equal(plain["patches"], original)
   assert [int(plain[k]) for k in ("rr_label", "jps_label", "cp_label")] == [0, 0, 0]
@@ -142,7 +142,7 @@ def test_itm_negatives_take_another_products_whole_image_side():
   product_ids = [i // 4 for i in range(64)]  # 16 products, 4 images each
   batch = _batch(product_ids)
   for draw in range(5):
-    out = transforms.itm_negatives(batch, config_lib.TaskConfig(),
+    out = transforms.itm_negatives(batch, config_lib.PretrainingConfig(),
                                    tf.constant([draw, 1], tf.int64))
     label = out["itm_label"].numpy()
     sources = _sources(out, batch)
@@ -157,7 +157,7 @@ def test_hard_negatives_share_the_subcategory_when_possible():
   product_ids = list(range(12))
   subcategories = [0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 5]  # product 11 is alone in subcategory 5
   batch = _batch(product_ids, subcategories)
-  config = config_lib.TaskConfig(hard_negatives=True, itm_negative_fraction=1.0)
+  config = config_lib.PretrainingConfig(hard_negatives=True, itm_negative_fraction=1.0)
   for draw in range(5):
     out = transforms.itm_negatives(batch, config, tf.constant([draw, 2], tf.int64))
     sources = _sources(out, batch)
@@ -168,10 +168,10 @@ def test_hard_negatives_share_the_subcategory_when_possible():
 
 def test_single_product_batches_stay_matched_and_disabled_tasks_untouched():
   batch = _batch([7, 7, 7, 7])
-  out = transforms.batch_transforms(batch, config_lib.TaskConfig(), SEED)
+  out = transforms.batch_transforms(batch, config_lib.PretrainingConfig(), SEED)
   assert out["itm_label"].numpy().tolist() == [1, 1, 1, 1]
   np.testing.assert_array_equal(out["patches"], batch["patches"])
-  config = config_lib.TaskConfig(enabled=("amlm", "rr"))
+  config = config_lib.PretrainingConfig(enabled=("amlm", "rr"))
   out = transforms.batch_transforms(_batch([1, 2, 3, 4]), config, SEED)
   assert out["itm_label"].numpy().tolist() == [1, 1, 1, 1]
   np.testing.assert_array_equal(out["patches"], _batch([1, 2, 3, 4])["patches"])
@@ -205,7 +205,7 @@ def fixture_prepared_folder(tmp_path_factory):
 
 
 def test_pipeline_yields_the_contract_batches(prepared_folder):
-  dataset = inputs.pretraining_dataset(prepared_folder, 4, config_lib.TaskConfig(), IDS, seed=5)
+  dataset = pretraining_inputs.pretraining_dataset(prepared_folder, 4, config_lib.PretrainingConfig(), IDS, seed=5)
   expected = {
       "input_word_ids": ((4, 16), tf.int32), "input_mask": ((4, 16), tf.int32),
       "patches": ((4, 55, P, P, 3), tf.uint8), "patch_boxes": ((4, 55, 5), tf.float32),
@@ -214,7 +214,7 @@ def test_pipeline_yields_the_contract_batches(prepared_folder):
       "masked_lm_ids": ((4, 10), tf.int32), "masked_lm_weights": ((4, 10), tf.float32),
       "itm_label": ((4,), tf.int32), "rr_label": ((4,), tf.int32),
       "jps_label": ((4,), tf.int32), "cp_label": ((4,), tf.int32),
-      "cp_weight": ((4,), tf.float32)}
+      "cp_weight": ((4,), tf.float32), "product_key": ((4,), tf.int64)}
   assert {key: (tuple(spec.shape), spec.dtype) for key, spec in dataset.element_spec.items()
           } == expected
   batches = list(dataset.take(6).as_numpy_iterator())
@@ -231,6 +231,6 @@ def test_pipeline_yields_the_contract_batches(prepared_folder):
 
   context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
                                        num_replicas_in_sync=2)
-  per_replica = inputs.pretraining_dataset(prepared_folder, 4, config_lib.TaskConfig(), IDS,
+  per_replica = pretraining_inputs.pretraining_dataset(prepared_folder, 4, config_lib.PretrainingConfig(), IDS,
                                            seed=5, input_context=context)
   assert per_replica.element_spec["patches"].shape[0] == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import json
 import os
 import shutil
@@ -12,12 +14,16 @@ import cv2
 import numpy as np
 import pytest
 
+from kaleido import config as config_lib
 from kaleido.data import fashiongen
+from kaleido.dataloaders import foreground as foreground_inputs
 from kaleido.demo import groundtruth
 from kaleido.patches import foreground
 from kaleido.patches import unet_foreground
+from kaleido.tasks import foreground_unet
+from kaleido.training import trainer as trainer_lib
 
-CONFIG = unet_foreground.UNetConfig(input_size=32, base_filters=8, depth=2)
+CONFIG = config_lib.UNetConfig(input_size=32, base_filters=8, depth=2)
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                       "train_foreground.py")
 
@@ -42,19 +48,32 @@ def _synthetic(count: int, seed: int, size: int = 64) -> tuple[np.ndarray, np.nd
   return np.stack(images), np.stack(masks)
 
 
+def _train(directory: str, images: np.ndarray, masks: np.ndarray, steps: int,
+           model: config_lib.UNetConfig = CONFIG, batch_size: int = 16,
+           learning_rate: float = 3e-3) -> trainer_lib.TrainResult:
+  config = config_lib.validate(config_lib.ExperimentConfig(
+      task=config_lib.TaskConfig(name=config_lib.FOREGROUND),
+      data=config_lib.DataConfig(train_data="synthetic"), model=model,
+      optimizer=config_lib.OptimizerConfig(name="adam", learning_rate=learning_rate,
+                                           schedule="constant", warmup_steps=0, clip_norm=0.0),
+      training=config_lib.TrainingConfig(model_dir=directory, train_steps=steps,
+                                         batch_size=batch_size, summary_every=50,
+                                         checkpoint_every=50)))
+  data = foreground_inputs.MaskedImages(train_images=list(images), train_masks=list(masks))
+  return trainer_lib.Trainer(config, foreground_unet.ForegroundTask(config, data)).run()
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[str, unet_foreground.TrainMetrics]:
-  """A tiny UNet trained once for the module; its checkpoint directory and metrics."""
+def trained(tmp_path_factory) -> tuple[str, trainer_lib.TrainResult]:
+  """A tiny UNet trained once for the module; its checkpoint directory and result."""
   directory = str(tmp_path_factory.mktemp("unet"))
   images, masks = _synthetic(96, seed=1)
-  metrics = unet_foreground.train_unet(images, masks, directory, CONFIG, steps=150,
-                                       batch_size=16, learning_rate=3e-3, log_every=50)
-  return directory, metrics
+  return directory, _train(directory, images, masks, steps=150)
 
 
 def test_learns_held_out_masks(trained):
-  directory, metrics = trained
-  assert metrics.start_step == 0 and metrics.step == 150
+  directory, result = trained
+  assert result.step == 150 and result.losses["iou"] > 0.5
   images, masks = _synthetic(24, seed=2)
   predicted = unet_foreground.UNetForeground.from_checkpoint(directory).masks(images)
   assert predicted.shape == masks.shape and predicted.dtype == bool
@@ -69,16 +88,24 @@ def test_masks_keep_each_image_size(trained):
   assert estimator.masks(np.zeros((0, 50, 70, 3), np.uint8)).shape == (0, 50, 70)
 
 
-def test_checkpoint_round_trip_gives_identical_masks(trained, tmp_path):
+def test_a_directory_of_the_old_layout_gives_identical_masks(trained, tmp_path):
   directory, _ = trained
   images, _ = _synthetic(8, seed=3)
-  model = unet_foreground.build_unet(CONFIG.input_size, CONFIG.base_filters, CONFIG.depth)
-  model.load_weights(os.path.join(directory, unet_foreground.WEIGHTS_FILE))
-  copy = str(tmp_path / "copy")
-  unet_foreground.save_checkpoint(copy, model, CONFIG, step=150)
+  model, _ = unet_foreground.load_model(directory)
+  legacy = tmp_path / "legacy"
+  legacy.mkdir()
+  model.save_weights(str(legacy / unet_foreground.LEGACY_WEIGHTS_FILE), save_format="h5")
+  (legacy / unet_foreground.LEGACY_CONFIG_FILE).write_text(json.dumps(
+      {"format": unet_foreground.LEGACY_FORMAT, "input_size": 32, "base_filters": 8,
+       "depth": 2}))
   first = unet_foreground.UNetForeground.from_checkpoint(directory).probabilities(images)
-  second = unet_foreground.UNetForeground.from_checkpoint(copy).probabilities(images)
+  second = unet_foreground.UNetForeground.from_checkpoint(str(legacy)).probabilities(images)
   np.testing.assert_array_equal(first, second)
+  (legacy / unet_foreground.LEGACY_CONFIG_FILE).write_text(json.dumps(
+      {"format": unet_foreground.LEGACY_FORMAT, "input_size": 32, "base_filters": 16,
+       "depth": 2}))
+  with pytest.raises(unet_foreground.CheckpointError, match="do not match the architecture"):
+    unet_foreground.UNetForeground.from_checkpoint(str(legacy))
 
 
 def test_build_estimator_selects_unet(trained):
@@ -92,31 +119,30 @@ def test_build_estimator_selects_unet(trained):
 def test_mismatching_config_errors_clearly(trained, tmp_path):
   copy = str(tmp_path / "mismatch")
   shutil.copytree(trained[0], copy)
-  with open(os.path.join(copy, unet_foreground.CONFIG_FILE), "w", encoding="utf-8") as f:
-    json.dump({"format": unet_foreground.FORMAT, "input_size": 32, "base_filters": 16,
-               "depth": 2}, f)
-  with pytest.raises(unet_foreground.CheckpointError, match="do not match the architecture"):
+  run = config_lib.load(copy)
+  config_lib.save(dataclasses.replace(
+      run, model=dataclasses.replace(run.model, base_filters=16),
+      training=dataclasses.replace(run.training, model_dir=copy)))
+  with pytest.raises(unet_foreground.CheckpointError, match="does not fit"):
     unet_foreground.UNetForeground.from_checkpoint(copy)
 
 
 def test_missing_checkpoint_errors_clearly(tmp_path):
   with pytest.raises(unet_foreground.CheckpointError, match="does not exist.*train_foreground"):
     unet_foreground.UNetForeground.from_checkpoint(str(tmp_path / "absent"))
-  with pytest.raises(unet_foreground.CheckpointError, match="no unet_config.json"):
+  with pytest.raises(unet_foreground.CheckpointError, match="no run_config.json"):
     unet_foreground.UNetForeground.from_checkpoint(str(tmp_path))
 
 
 def test_resume_continues_at_saved_step(tmp_path):
   directory = str(tmp_path / "resume")
   images, masks = _synthetic(16, seed=5)
-  first = unet_foreground.train_unet(images, masks, directory, CONFIG, steps=3, batch_size=4)
-  second = unet_foreground.train_unet(images, masks, directory, CONFIG, steps=5, batch_size=4)
-  assert (first.start_step, first.step) == (0, 3)
-  assert (second.start_step, second.step) == (3, 5)
-  other = unet_foreground.UNetConfig(input_size=32, base_filters=4, depth=2)
-  with pytest.raises(unet_foreground.CheckpointError, match="holds a checkpoint of"):
-    unet_foreground.train_unet(images, masks, directory, other, steps=6, batch_size=4)
-  assert os.listdir(os.path.join(directory, "train"))
+  assert _train(directory, images, masks, steps=3, batch_size=4).step == 3
+  assert _train(directory, images, masks, steps=5, batch_size=4).step == 5
+  assert len(glob.glob(os.path.join(directory, "train", "events.out.tfevents.*"))) == 2
+  other = config_lib.UNetConfig(input_size=32, base_filters=4, depth=2)
+  with pytest.raises(trainer_lib.TrainingError, match="does not fit"):
+    _train(directory, images, masks, steps=6, model=other, batch_size=4)
 
 
 def _write_catalog(path: str, with_sidecar: bool) -> None:
@@ -149,7 +175,7 @@ def test_script_trains_and_reports_held_out_iou(tmp_path):
   assert result.returncode == 0, result.stderr
   assert "held-out unet       mask IoU" in result.stdout
   assert "box IoU" in result.stdout
-  assert sorted(os.listdir(output_dir)) == ["heldout", "train", "unet_config.json", "weights.h5"]
+  assert sorted(os.listdir(output_dir)) == ["checkpoints", "heldout", "run_config.json", "train"]
 
 
 def test_script_errors_in_one_sentence_without_sidecar(tmp_path):

@@ -21,8 +21,8 @@ _OUTPUT = flags.DEFINE_string("output", None, "The directory to write; must not 
 @cli.user_errors_as_messages
 def main(argv):
   del argv
-  from kaleido.checkpoints import converted  # pylint: disable=g-import-not-at-top
-  from kaleido.checkpoints import readers  # pylint: disable=g-import-not-at-top
+  from kaleido.pretrained import converted  # pylint: disable=g-import-not-at-top
+  from kaleido.pretrained import readers  # pylint: disable=g-import-not-at-top
   checkpoint = readers.read_bert_checkpoint(_SOURCE.value)
   converted.write(checkpoint, _OUTPUT.value)
   print(f"Converted {checkpoint.describe()}")

@@ -3,9 +3,13 @@ r"""Pre-trains the patch backbone on a prepared catalog's own image-text pairs (
   python tools/pretrain_backbone.py --train_data DIR --output backbone.h5 [--backbone small]
 
 For catalogs without ImageNet weights at hand: the backbone learns to predict, from the product
-crop, the words of the product's text (see kaleido/pretraining/backbone.py). Pass the output to
-train.py as --resnet_weights; train.py --resnet_weights=catalog does the same on first use.
+crop, the words of the product's text (kaleido/tasks/backbone_words.py). Pass the output to
+train.py as --resnet_weights; train.py --resnet_weights=catalog does the same on first use. The
+run itself (checkpoints, TensorBoard, resume) lives in --model_dir, by default beside the output.
 """
+
+import os
+import sys
 
 from absl import app
 from absl import flags
@@ -15,6 +19,8 @@ from kaleido.utils import cli
 
 _TRAIN_DATA = flags.DEFINE_string("train_data", None, "A prepared training folder.")
 _OUTPUT = flags.DEFINE_string("output", None, "The Keras .h5 weights file to write.")
+_MODEL_DIR = flags.DEFINE_string("model_dir", "", "The run's folder (default: OUTPUT without "
+                                 ".h5, plus _run).")
 _BACKBONE = flags.DEFINE_enum("backbone", "small", list(config_lib.BACKBONES),
                               "The patch backbone to pre-train.")
 _STEPS = flags.DEFINE_integer("train_steps", 800, "Optimizer steps.")
@@ -26,11 +32,14 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the initial weights and the dat
 @cli.user_errors_as_messages
 def main(argv):
   del argv
-  from kaleido.pretraining import backbone  # pylint: disable=g-import-not-at-top
-  backbone.train_backbone(backbone.BackboneTrainingConfig(
-      train_data=_TRAIN_DATA.value, output_path=_OUTPUT.value, backbone=_BACKBONE.value,
-      train_steps=_STEPS.value, batch_size=_BATCH_SIZE.value,
-      learning_rate=_LEARNING_RATE.value, seed=_SEED.value))
+  from kaleido.tasks import backbone_words  # pylint: disable=g-import-not-at-top
+  model_dir = _MODEL_DIR.value or os.path.splitext(_OUTPUT.value)[0] + "_run"
+  config = backbone_words.experiment(_TRAIN_DATA.value, model_dir, _BACKBONE.value,
+                                     _STEPS.value, _SEED.value, _BATCH_SIZE.value,
+                                     _LEARNING_RATE.value)
+  losses = backbone_words.train_and_export(config, _OUTPUT.value)
+  print(f"Backbone word prediction: loss {losses.get('words', float('nan')):.3f} over the last "
+        f"steps; weights in {_OUTPUT.value}", file=sys.stderr)
 
 
 if __name__ == "__main__":

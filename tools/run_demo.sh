@@ -1,40 +1,70 @@
 #!/usr/bin/env bash
 # The whole pipeline on the demo catalog: pre-train, fine-tune the four downstream tasks from the
 # pre-training run, and evaluate each on the demo's validation split (products unseen in training).
-# Metrics land in runs/demo_eval/*.json and in TensorBoard (runs/demo_eval/tensorboard); pass
-# NO_PRETRAIN=1 to fine-tune from random weights instead (the "not pre-trained" baseline).
-# A variant of the pre-training (e.g. other data or masking) runs as
-#   SUFFIX=_agm PRETRAIN_FLAGS="--train_data=DIR --masking=agm" tools/run_demo.sh
-# and writes every run folder with that suffix (runs/demo_pretrain_agm, runs/demo_eval_agm, ...).
+# Metrics land in runs/demo_eval${SUFFIX}/*.json and in TensorBoard (.../tensorboard).
+#
+# Variables (all optional):
+#   SEED=1                       the pipeline seed (initial weights, masks, negatives, transforms)
+#   BERT_INIT=all-MiniLM-L6-v2   start from a pretrained BERT, with the settings that make such a
+#                                start learn (configs/demo_pretrain_bert.flags); the demo data is
+#                                prepared with its vocabulary
+#   RETRIEVAL_TEXT=description   rank the prepared texts instead of the product names (titles)
+#   EVAL_SPLIT=development       evaluate on the split for tuning decisions instead of validation
+#   TASKS="retrieval caption"    the downstream tasks to run (default: all four)
+#   NO_PRETRAIN=1                fine-tune from random weights instead (the "not pre-trained" baseline)
+#   PRETRAIN_FLAGS="--masking=random"   more pre-training flags (e.g. other data or masking)
+#   SUFFIX=_x                    suffix of every run folder (default: from the variables above)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-suffix="${SUFFIX:-}"
+seed="${SEED:-0}"
+tasks="${TASKS:-retrieval category subcategory caption}"
+retrieval_text="${RETRIEVAL_TEXT:-name}"
+eval_split="${EVAL_SPLIT:-validation}"
+default_suffix=""
+[[ -n "${BERT_INIT:-}" ]] && default_suffix+="_bert"
+[[ "$seed" != 0 ]] && default_suffix+="_seed${seed}"
+[[ "$retrieval_text" != name ]] && default_suffix+="_${retrieval_text}"
+suffix="${SUFFIX-$default_suffix}"
 read -r -a pretrain_flags <<< "${PRETRAIN_FLAGS:-}"
+pretrain_flagfile=configs/demo_pretrain.flags
+if [[ -n "${BERT_INIT:-}" ]]; then
+  pretrain_flagfile=configs/demo_pretrain_bert.flags
+  pretrain_flags+=("--bert_init=${BERT_INIT}")
+fi
 init=(--init_checkpoint="runs/demo_pretrain${suffix}")
 if [[ "${NO_PRETRAIN:-0}" == 1 ]]; then
   suffix="_scratch${suffix}"
   # The same word-pretrained small backbone as the pre-training run has (same data and seed).
   python tools/pretrain_backbone.py --train_data=workdir/demo/prepared/train \
-      --output=runs/demo_backbone_words.h5
-  init=(--init_checkpoint= --backbone=small --resnet_weights=runs/demo_backbone_words.h5
+      --output="runs/demo_backbone_words_seed${seed}.h5" --seed="$seed"
+  init=(--init_checkpoint= --backbone=small --resnet_weights="runs/demo_backbone_words_seed${seed}.h5"
         --hidden_size=128 --num_layers=3 --num_heads=4 --intermediate_size=512)
 else
-  python train.py --flagfile=configs/demo_pretrain.flags --model_dir="runs/demo_pretrain${suffix}" \
-      ${pretrain_flags[@]+"${pretrain_flags[@]}"}
+  python train.py --flagfile="$pretrain_flagfile" --model_dir="runs/demo_pretrain${suffix}" \
+      --seed="$seed" ${pretrain_flags[@]+"${pretrain_flags[@]}"}
 fi
-for task in retrieval category subcategory caption; do
-  python train.py --flagfile="configs/demo_${task}.flags" "${init[@]}" \
-      --model_dir="runs/demo_${task}${suffix}"
+finetune_flagfile() {  # task -> its flag file (a pretrained-BERT start has its own rates)
+  if [[ -n "${BERT_INIT:-}" && -f "configs/demo_${1}_bert.flags" ]]; then
+    echo "configs/demo_${1}_bert.flags"
+  else
+    echo "configs/demo_${1}.flags"
+  fi
+}
+for task in $tasks; do
+  python train.py --flagfile="$(finetune_flagfile "$task")" "${init[@]}" --seed="$seed" \
+      --retrieval_text="$retrieval_text" --model_dir="runs/demo_${task}${suffix}"
 done
 out="runs/demo_eval${suffix}"
+[[ "$eval_split" != validation ]] && out+="_${eval_split}"
 mkdir -p "$out"
 evaluate() {  # task, checkpoint
   python evaluate.py --task="$1" --checkpoint="$2" --eval_data=demo --demo_dir=workdir/demo \
-      --output_json="$out/$1.json" --summary_dir="$out/tensorboard" --index_file="$out/draws.json" \
-      --num_draws=2
+      --demo_split="$eval_split" --output_json="$out/$1.json" --summary_dir="$out/tensorboard" \
+      --index_file="$out/draws.json" --num_draws=2
 }
-evaluate itr "runs/demo_retrieval${suffix}"
-evaluate tir "runs/demo_retrieval${suffix}"
-evaluate category "runs/demo_category${suffix}"
-evaluate subcategory "runs/demo_subcategory${suffix}"
-evaluate caption "runs/demo_caption${suffix}"
+for task in $tasks; do
+  case "$task" in
+    retrieval) evaluate itr "runs/demo_retrieval${suffix}"; evaluate tir "runs/demo_retrieval${suffix}" ;;
+    *) evaluate "$task" "runs/demo_${task}${suffix}" ;;
+  esac
+done

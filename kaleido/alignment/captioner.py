@@ -16,7 +16,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
-from kaleido.alignment import config as config_lib
+from kaleido import config as config_lib
+from kaleido.alignment import config as align_config
 from kaleido.model import patch_embedder
 
 SMALL_FILTERS = (32, 64, 128, 256)
@@ -37,36 +38,27 @@ def _small_backbone(image_size: int) -> tf_keras.Model:
   return tf_keras.Model(inputs, x, name="small_grid")
 
 
-def build_backbone(backbone: str, image_size: int, weights: str | None = None) -> tf_keras.Model:
-  """(B, S, S, 3) preprocessed pixels -> (B, G, G, C) feature grid; `weights`: a Keras .h5 file."""
+def build_backbone(backbone: str, image_size: int) -> tf_keras.Model:
+  """(B, S, S, 3) preprocessed pixels -> (B, G, G, C) feature grid, random weights (ImageNet
+  weights are loaded by the captioner task's initialisation)."""
   if backbone == "resnet50":
-    model = tf_keras.applications.ResNet50(include_top=False, weights=None,
-                                           input_shape=(image_size, image_size, 3))
-  elif backbone == "small":
-    model = _small_backbone(image_size)
-  else:
-    raise config_lib.AlignmentError(f"Unknown captioner backbone {backbone!r}; use one of "
+    return tf_keras.applications.ResNet50(include_top=False, weights=None,
+                                          input_shape=(image_size, image_size, 3))
+  if backbone == "small":
+    return _small_backbone(image_size)
+  raise align_config.AlignmentError(f"Unknown captioner backbone {backbone!r}; use one of "
                                     f"{', '.join(config_lib.BACKBONES)}.")
-  if weights:
-    try:
-      model.load_weights(weights)
-    except (OSError, ValueError) as error:
-      raise config_lib.AlignmentError(
-          f"Cannot load backbone weights {weights!r} into the {backbone} backbone "
-          f"({str(error).splitlines()[0]}); pass a Keras .h5 file of that backbone.") from error
-  return model
 
 
 class Captioner(tf_keras.Model):
   """SAT captioner. `call` runs teacher forcing; `encode`, `initial_state` and `step` decode."""
 
-  def __init__(self, config: config_lib.CaptionerConfig, backbone_weights: str | None = None,
-               backbone_trainable: bool = True, **kwargs):
+  def __init__(self, config: config_lib.CaptionerConfig, **kwargs):
     super().__init__(name=kwargs.pop("name", "captioner"), **kwargs)
     self.config = config
-    self._backbone_trainable = backbone_trainable
-    self.backbone = build_backbone(config.backbone, config.image_size, backbone_weights)
-    self.backbone.trainable = backbone_trainable
+    self._backbone_trainable = config.backbone_trainable
+    self.backbone = build_backbone(config.backbone, config.image_size)
+    self.backbone.trainable = config.backbone_trainable
     dense = tf_keras.layers.Dense
     self.project = dense(config.feature_size, activation="relu", name="annotation")
     self.init_h = dense(config.hidden_size, activation="tanh", name="init_h")

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from absl import flags
 
-from kaleido.alignment import config as config_lib
+from kaleido.alignment import config as pair_config
 
 
 def define_align_flags() -> None:
   """Defines --decoding, --beam_size, --mass_fraction, --max_region_area, --min_score and
   --max_patches_per_level with `AlignConfig`'s defaults."""
-  defaults = config_lib.AlignConfig()
-  flags.DEFINE_enum("decoding", defaults.decoding, list(config_lib.DECODINGS),
+  defaults = pair_config.AlignConfig()
+  flags.DEFINE_enum("decoding", defaults.decoding, list(pair_config.DECODINGS),
                     "Caption decoding of the alignment generator.")
   flags.DEFINE_integer("beam_size", defaults.beam_size, "Beams of --decoding=beam.")
   flags.DEFINE_float("mass_fraction", defaults.mass_fraction,
@@ -26,9 +26,9 @@ def define_align_flags() -> None:
                        "Patches per word and level (those holding the most attention).")
 
 
-def align_config(flag_values: flags.FlagValues = flags.FLAGS) -> config_lib.AlignConfig:
+def align_config(flag_values: flags.FlagValues = flags.FLAGS) -> pair_config.AlignConfig:
   """The `AlignConfig` of the flags `define_align_flags` defined (after parsing)."""
-  return config_lib.AlignConfig(
+  return pair_config.AlignConfig(
       decoding=flag_values.decoding, beam_size=flag_values.beam_size,
       mass_fraction=flag_values.mass_fraction, max_region_area=flag_values.max_region_area,
       min_score=flag_values.min_score, max_patches_per_level=flag_values.max_patches_per_level)

@@ -7,9 +7,10 @@ from typing import Sequence
 
 import numpy as np
 
+from kaleido import config as config_lib
 from kaleido.alignment import captioner as captioner_lib
-from kaleido.alignment import checkpoint
-from kaleido.alignment import config as config_lib
+from kaleido.alignment import captioner_dir
+from kaleido.alignment import config as align_config
 from kaleido.alignment import decoding
 from kaleido.alignment import pairs
 from kaleido.records import manifest as manifest_lib
@@ -28,22 +29,23 @@ class AlignmentGenerator:
   """Captions batches of crops and aligns each caption with the product's own text."""
 
   def __init__(self, captioner: captioner_lib.Captioner, vocab_tokens: list[str],
-               config: config_lib.AlignConfig = config_lib.AlignConfig()):
+               config: align_config.AlignConfig = align_config.AlignConfig()):
     self.captioner = captioner
     self.config = config
     self._tokens = vocab_tokens
     self._decoder = decoding.CaptionDecoder(captioner, vocab_tokens)
 
   @classmethod
-  def from_checkpoint(cls, directory: str, config: config_lib.AlignConfig,
+  def from_checkpoint(cls, directory: str, config: align_config.AlignConfig,
                       manifest: manifest_lib.Manifest | None = None,
                       folder: str = "") -> AlignmentGenerator:
     """Loads a trained generator; with `manifest`, refuses one that does not suit that data."""
-    captioner_config = checkpoint.read_config(directory)
+    captioner_config = captioner_dir.read_config(directory)
     if manifest is not None:
-      checkpoint.check_matches_data(captioner_config, directory, manifest.vocab_hash,
+      captioner_dir.check_matches_data(captioner_config, directory, manifest.vocab_hash,
                                     manifest.patch_size, folder)
-    return cls(checkpoint.load_captioner(directory), checkpoint.vocab_tokens(directory), config)
+    return cls(captioner_dir.load_captioner(directory), captioner_dir.vocab_tokens(directory),
+               config)
 
   @property
   def captioner_config(self) -> config_lib.CaptionerConfig:

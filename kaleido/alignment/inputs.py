@@ -11,9 +11,10 @@ import os
 
 import tensorflow as tf
 
-from kaleido.alignment import config as config_lib
+from kaleido import config as config_lib
+from kaleido.alignment import config as align_config
+from kaleido.patches import cutting
 from kaleido.records import manifest as manifest_lib
-from kaleido.records import reader
 from kaleido.records import schema
 
 CATALOG_EXTENSIONS = (".h5", ".hdf5", ".jsonl")
@@ -23,7 +24,7 @@ SHUFFLE_BUFFER = 2048
 def load_prepared(folder: str) -> manifest_lib.Manifest:
   """The manifest of a prepared folder; a clear error for a raw catalog file."""
   if os.path.isfile(folder) and folder.lower().endswith(CATALOG_EXTENSIONS):
-    raise config_lib.AlignmentError(
+    raise align_config.AlignmentError(
         f"{folder!r} is a catalog file, but the alignment generator reads prepared TFRecords; "
         f"run python data/prepare.py --input {folder} --output_dir FOLDER first and pass FOLDER.")
   return manifest_lib.load(folder)
@@ -31,7 +32,7 @@ def load_prepared(folder: str) -> manifest_lib.Manifest:
 
 def load_crop(jpeg: tf.Tensor, image_size: int) -> tf.Tensor:
   """JPEG bytes of a crop -> (S, S, 3) uint8."""
-  return reader.square_crop(tf.io.decode_jpeg(jpeg, channels=3), image_size)
+  return cutting.square_crop(tf.io.decode_jpeg(jpeg, channels=3), image_size)
 
 
 def _decode(serialized: tf.Tensor, config: config_lib.CaptionerConfig) -> dict[str, tf.Tensor]:
@@ -44,17 +45,37 @@ def _decode(serialized: tf.Tensor, config: config_lib.CaptionerConfig) -> dict[s
           "serialized": serialized}
 
 
+def drop_words(input_ids: tf.Tensor, rate: float, pad_id: int, seed: tf.Tensor) -> tf.Tensor:
+  """Teacher-forced inputs (T,) with each word after the first token replaced by `pad_id` with
+  probability `rate`, so the decoder cannot always guess the next word from the last one and
+  has to look at the image."""
+  dropped = tf.random.stateless_uniform(tf.shape(input_ids), seed) < rate
+  dropped &= tf.range(tf.shape(input_ids)[0]) > 0
+  return tf.where(dropped, tf.cast(pad_id, input_ids.dtype), input_ids)
+
+
 def training_dataset(folder: str, config: config_lib.CaptionerConfig, batch_size: int,
-                     seed: int, flip: bool = True) -> tf.data.Dataset:
-  """Endless shuffled batches of `image` (B, S, S, 3) uint8 and `token_ids` (B, max_length)."""
+                     seed: int | None, flip: bool = True,
+                     word_dropout: float = 0.0) -> tf.data.Dataset:
+  """Endless shuffled batches of `image` (B, S, S, 3) uint8, teacher-forced `input_ids` and
+  `target_ids` (B, max_length - 1) and caption `length` (B,), [CLS] and [SEP] included. Flips
+  and word dropout are drawn per example from `seed` (stateless)."""
   paths = load_prepared(folder).shard_paths(folder)
+  base_seed = 0 if seed is None else seed
 
   def prepare(index: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     example = _decode(serialized, config)
+    flip_seed = tf.stack([tf.constant(base_seed, tf.int32), index])
     image = example["image"]
     if flip:
-      image = tf.image.stateless_random_flip_left_right(image, tf.stack([seed, index]))
-    return {"image": image, "token_ids": example["token_ids"]}
+      image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    token_ids = example["token_ids"]
+    input_ids = token_ids[:-1]
+    if word_dropout > 0:
+      input_ids = drop_words(input_ids, word_dropout, config.pad_id,
+                             tf.stack([tf.constant(base_seed + 1, tf.int32), index]))
+    return {"image": image, "input_ids": input_ids, "target_ids": token_ids[1:],
+            "length": example["length"]}
 
   dataset = tf.data.TFRecordDataset(paths).repeat().shuffle(SHUFFLE_BUFFER, seed=seed)
   dataset = dataset.enumerate().map(lambda i, s: prepare(tf.cast(i, tf.int32), s),

@@ -33,7 +33,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from kaleido.alignment import config as config_lib
+from kaleido.alignment import config as align_config
 from kaleido.alignment import words as words_lib
 from kaleido.patches import kaleido_grid
 
@@ -108,7 +108,7 @@ def patch_scores(region: np.ndarray) -> np.ndarray:
 
 
 def choose_patches(raster: np.ndarray, region: np.ndarray,
-                   config: config_lib.AlignConfig) -> list[tuple[int, float]]:
+                   config: align_config.AlignConfig) -> list[tuple[int, float]]:
   """(patch, score) pairs of a word, best first: per level the `max_patches_per_level` patches
   holding the most attention among those scoring at least `min_score`; none when the region
   covers more than `max_region_area` of the crop."""
@@ -137,7 +137,7 @@ def _caption_words(caption_tokens: Sequence[str], attention: np.ndarray,
 
 
 def align_caption(text_tokens: Sequence[str], caption_tokens: Sequence[str],
-                  attention: np.ndarray, config: config_lib.AlignConfig) -> ExampleAlignment:
+                  attention: np.ndarray, config: align_config.AlignConfig) -> ExampleAlignment:
   """Pairs of one example (the rule in the module docstring).
 
   `text_tokens` are the token strings of the product's token ids ([CLS] first); `caption_tokens`

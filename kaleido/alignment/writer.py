@@ -17,8 +17,8 @@ import os
 
 import tensorflow as tf
 
-from kaleido.alignment import checkpoint
-from kaleido.alignment import config as config_lib
+from kaleido.alignment import captioner_dir
+from kaleido.alignment import config as align_config
 from kaleido.alignment import generator as generator_lib
 from kaleido.alignment import inputs
 from kaleido.alignment import pairs
@@ -89,14 +89,14 @@ def _align_shard(path: str, aligner: generator_lib.AlignmentGenerator, batch_siz
   return counts
 
 
-def settings_fingerprint(checkpoint_dir: str, config: config_lib.AlignConfig) -> str:
+def settings_fingerprint(checkpoint_dir: str, config: align_config.AlignConfig) -> str:
   """Identifies the generator weights and the pair settings."""
-  payload = json.dumps([checkpoint.fingerprint(checkpoint_dir), dataclasses.asdict(config)],
+  payload = json.dumps([captioner_dir.fingerprint(checkpoint_dir), dataclasses.asdict(config)],
                        sort_keys=True)
   return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def add_alignments(folder: str, checkpoint_dir: str, config: config_lib.AlignConfig,
+def add_alignments(folder: str, checkpoint_dir: str, config: align_config.AlignConfig,
                    batch_size: int = 64) -> manifest_lib.Manifest:
   """Writes the pairs of the generator in `checkpoint_dir` into every shard of `folder`."""
   manifest = inputs.load_prepared(folder)

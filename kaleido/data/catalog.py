@@ -8,7 +8,6 @@ path, so worker processes open their own handle.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -71,21 +70,3 @@ class Catalog(Protocol):
 
   def close(self) -> None:
     ...
-
-
-def open_catalog(path: str) -> Catalog:
-  """Opens a Fashion-Gen HDF5 (`.h5`) or JSON-lines (`.jsonl`) catalog by its extension."""
-  if not os.path.exists(path):
-    raise CatalogError(
-        f"Catalog file {path!r} does not exist; pass an existing .h5 or .jsonl file "
-        "(python data/make_demo.py writes a demo one).")
-  extension = os.path.splitext(path)[1].lower()
-  if extension in (".h5", ".hdf5"):
-    from kaleido.data import fashiongen  # pylint: disable=g-import-not-at-top
-    return fashiongen.FashionGenCatalog(path)
-  if extension in (".jsonl", ".json"):
-    from kaleido.data import jsonl_catalog  # pylint: disable=g-import-not-at-top
-    return jsonl_catalog.JsonlCatalog(path)
-  raise CatalogError(
-      f"Catalog file {path!r} has an unknown extension {extension!r}; use a Fashion-Gen "
-      ".h5 file or a .jsonl catalog.")

@@ -37,12 +37,12 @@ class MaskChoice:
   blank_positions: tf.Tensor  # (num_b2cm,) int32 absolute patch indices at L5
 
 
-def patch_counts(config: config_lib.TaskConfig) -> tuple[int, int, int]:
+def patch_counts(config: config_lib.PretrainingConfig) -> tuple[int, int, int]:
   """Patches chosen at L3, L4, L5."""
   return config.num_cp, config.num_g2cm, config.num_b2cm
 
 
-def check_config(config: config_lib.TaskConfig) -> None:
+def check_config(config: config_lib.PretrainingConfig) -> None:
   """Refuses an unknown masking mode or patch counts a level cannot hold."""
   if config.masking not in config_lib.MASKING_MODES:
     raise errors.KaleidoError(f"Unknown masking {config.masking!r}; use one of "
@@ -56,7 +56,7 @@ def check_config(config: config_lib.TaskConfig) -> None:
           f"{count} masked patches at level {level} is impossible; pick 1..{level * level}.")
 
 
-def token_budget(maskable: tf.Tensor, config: config_lib.TaskConfig) -> tf.Tensor:
+def token_budget(maskable: tf.Tensor, config: config_lib.PretrainingConfig) -> tf.Tensor:
   """Tokens to mask: mask_fraction of the maskable ones rounded, at least 1, at most
   max_predictions and never more than there are."""
   count = tf.reduce_sum(tf.cast(maskable, tf.int32))
@@ -64,7 +64,7 @@ def token_budget(maskable: tf.Tensor, config: config_lib.TaskConfig) -> tf.Tenso
   return tf.minimum(tf.clip_by_value(wanted, 1, config.max_predictions), count)
 
 
-def _patch_quotas(config: config_lib.TaskConfig) -> tf.Tensor:
+def _patch_quotas(config: config_lib.PretrainingConfig) -> tf.Tensor:
   """(55,) patches AGM may mask in the level of each patch: 0 at L1/L2 and for disabled tasks."""
   quotas = [0, 0] + [count if config.is_enabled(task) else 0
                      for task, count in zip(PATCH_TASKS, patch_counts(config))]
@@ -145,7 +145,7 @@ def _fill_tokens(token_masked: tf.Tensor, maskable: tf.Tensor, blocked: tf.Tenso
 
 
 def choose_masks(maskable: tf.Tensor, align_token: tf.Tensor, align_patch: tf.Tensor,
-                 config: config_lib.TaskConfig, seed: tf.Tensor) -> MaskChoice:
+                 config: config_lib.PretrainingConfig, seed: tf.Tensor) -> MaskChoice:
   """Masked tokens and patches of one example.
 
   `maskable` (L,) bool marks real tokens other than [CLS]/[SEP]; `align_token`/`align_patch` (A,)

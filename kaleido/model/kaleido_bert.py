@@ -1,251 +1,352 @@
-"""Kaleido-BERT (paper sections 3.5-3.6): patch embedder, cross-modality encoder and heads.
+"""Kaleido-BERT's task models: the backbone (kaleido.model.backbone) with each task's heads.
 
-The sequence is the L text positions followed by the 55 kaleido patches in level order; the
-attention mask is the text input_mask followed by ones. Inputs and outputs of the pre-training
-model are those of `kaleido.pretraining.features`. Both models built here name their shared
-parts "patch_embedder" and "encoder", so `encoder_checkpoint` moves pre-trained weights into a
-fine-tuning model. Heads compute in float32 (the vocabulary logits in the policy's dtype, then
-cast), so logits and losses stay float32 under mixed precision.
+- `KaleidoPretrainer` (paper 3.4-3.6): the seven pre-training heads; its inputs and outputs are
+  the contract of kaleido.dataloaders.features.
+- `KaleidoMatcher` (4.2 ITR/TIR): the ITM head on the pooled output.
+- `KaleidoClassifier` (4.2 category, subcategory): a dense layer on the pooled output.
+- `KaleidoCaptioner` (4.2 captioning): the tied MLM decoder at every text position, under the
+  UniLM sequence-to-sequence mask (autoregressive) or the full mask (the paper's one-shot).
+
+Checkpoints hold `model/backbone/...` and the heads by name (`model/heads/...` for pre-training),
+so a fine-tuning model restores the backbone and the heads it shares from a pre-training
+checkpoint (`restore_from_pretraining`). `legacy_objects` maps the layout of checkpoints written
+before this module existed (functional models, `model/layer_with_weights-N`) onto these layers.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 import tf_keras
-from official.nlp.modeling import layers
 
 from kaleido import config as config_lib
-from kaleido.model import embeddings as embeddings_lib
-from kaleido.model import patch_embedder as patch_embedder_lib
+from kaleido.model import backbone as backbone_lib
+from kaleido.model import heads as heads_lib
 from kaleido.patches import kaleido_grid
-from kaleido.pretraining import features
+from kaleido.utils import flops
 
-NUM_CLASSES_ITM = 2
-NUM_ROTATIONS = 4
-NUM_CAMOUFLAGE_SLOTS = 3 * 3  # the L3 patches
-PATCH_EMBEDDER = "patch_embedder"
-ENCODER = "encoder"
+AUTOREGRESSIVE, ONE_SHOT = config_lib.CAPTION_MODES
+ENCODER_KEYS = ("input_word_ids", "input_mask", "patches", "patch_boxes")
+_LEGACY_PREFIX = "model/layer_with_weights-"
 
 
-def gelu(x: tf.Tensor) -> tf.Tensor:
-  """BERT's tanh-approximated GELU."""
-  return tf_keras.activations.gelu(x, approximate=True)
+def attention_mask(input_mask: tf.Tensor, visible_patches, causal: bool,
+                   cross_modal: bool) -> tf.Tensor:
+  """(B, L) text mask -> (B, L + P, L + P) mask: 1 where a query position may see a key position.
+
+  Rows are queries, columns keys, in the encoder's order (L text positions, then P patches).
+  `visible_patches` (P,) is 1 for the patches the encoder sees (kaleido_grid.visible_patches).
+  Text position i sees the real text positions (only j <= i when `causal`) and, when
+  `cross_modal`, the visible patches; patches see only the visible patches.
+  """
+  input_mask = tf.cast(input_mask, tf.int32)
+  batch, length = tf.shape(input_mask)[0], tf.shape(input_mask)[1]
+  visible = tf.constant(visible_patches, tf.int32)
+  num_patches = visible.shape[0]
+  text_to_text = tf.tile(input_mask[:, tf.newaxis, :], [1, length, 1])
+  if causal:
+    text_to_text *= tf.linalg.band_part(tf.ones([length, length], tf.int32), -1, 0)[tf.newaxis]
+  patch_keys = tf.tile(visible[tf.newaxis, tf.newaxis], [batch, length, 1]) * int(cross_modal)
+  text_rows = tf.concat([text_to_text, patch_keys], axis=2)
+  patch_rows = tf.concat([tf.zeros([batch, num_patches, length], tf.int32),
+                          tf.tile(visible[tf.newaxis, tf.newaxis], [batch, num_patches, 1])],
+                         axis=2)
+  return tf.concat([text_rows, patch_rows], axis=1)
 
 
-def exact_gelu(x: tf.Tensor) -> tf.Tensor:
-  """The erf GELU (Hugging Face's "gelu")."""
-  return tf_keras.activations.gelu(x, approximate=False)
+def unilm_attention_mask(input_mask: tf.Tensor, visible_patches) -> tf.Tensor:
+  """The UniLM sequence-to-sequence mask of captioning: causal text that sees the patches."""
+  return attention_mask(input_mask, visible_patches, causal=True, cross_modal=True)
 
 
-HIDDEN_ACTIVATIONS = {"gelu": exact_gelu, "gelu_approximate": gelu}  # config.HIDDEN_ACTS
+def unimodal_attention_mask(input_mask: tf.Tensor, visible_patches) -> tf.Tensor:
+  """Text and patches each see only themselves: one encoder pass gives a text-only and an
+  image-only encoding (the ITC pass)."""
+  return attention_mask(input_mask, visible_patches, causal=False, cross_modal=False)
 
 
-class KaleidoEncoder(tf_keras.layers.Layer):
-  """Embeddings, post-LN Transformer and tanh pooler over text + patches.
+def build_symbolically(layer: tf_keras.layers.Layer, specs: dict[str, tf.TensorSpec]) -> None:
+  """Creates `layer`'s variables with one symbolic call, as a functional model would (the order
+  in which layers first run fixes their random initial weights and dropout seeds)."""
+  layer({key: tf_keras.Input(spec.shape[1:], dtype=spec.dtype, name=key)
+         for key, spec in specs.items()})
 
-  Inputs as `KaleidoEmbeddings` plus input_mask (B, L); outputs {sequence_output (B, L + 55, H),
-  pooled_output (B, H)}. The Transformer is a stack of tf-models-official
-  `TransformerEncoderBlock`s (post-LN, GELU as `hidden_act`, LayerNorm epsilon 1e-12: the blocks
-  `BertEncoderV2` stacks) rather than `BertEncoderV2` with dense inputs: BertEncoderV2 adds its
-  absolute position and type embeddings to the dense inputs and normalises text and patches with
-  one LayerNorm, while Kaleido-BERT locates a patch by its box and normalises it apart.
+
+def _built_backbone(model: config_lib.KaleidoBertConfig) -> backbone_lib.KaleidoBackbone:
+  backbone = backbone_lib.KaleidoBackbone.from_model_config(model)
+  build_symbolically(backbone, backbone_lib.input_specs(model))
+  return backbone
+
+
+class _TaskModel(tf_keras.Model):
+  """A backbone with heads; `input_keys` are the batch keys `call` reads."""
+
+  input_keys: tuple[str, ...] = ENCODER_KEYS
+
+  def __init__(self, backbone: backbone_lib.KaleidoBackbone, **kwargs):
+    super().__init__(**kwargs)
+    self.backbone = backbone
+
+  def encode(self, inputs: dict[str, tf.Tensor], **extra: tf.Tensor) -> dict[str, tf.Tensor]:
+    return self.backbone({**{key: inputs[key] for key in ENCODER_KEYS if key in inputs}, **extra})
+
+
+class KaleidoPretrainer(_TaskModel):
+  """Contract batch (labels ignored) -> contract outputs. The patch embedder runs once on the 55
+  patches and the grey targets together; G2CM targets are the features of grey_targets, B2CM
+  targets those of the unblanked patches at blank_positions, both cut from the gradient.
+  Blanking happens only when B2CM is enabled.
+
+  With a contrastive head (the itc loss), a second encoder pass under `unimodal_attention_mask`
+  reads the text with its masked tokens restored and the patch features with the greyed ones
+  restored and none blanked, and the head embeds its text and image halves.
   """
 
-  def __init__(self, model_config: config_lib.ModelConfig, **kwargs):
-    super().__init__(**kwargs)
-    config = model_config
-    self._num_patches = config.num_patches
-    self._text_length = config.max_seq_length
-    self._pooling = config.pooling
-    self.embeddings = embeddings_lib.KaleidoEmbeddings(
-        config.vocab_size, config.hidden_size, config.max_seq_length,
-        dropout_rate=config.dropout_rate, initializer_range=config.initializer_range,
-        name="embeddings")
-    self._attention_mask = layers.SelfAttentionMask(name="self_attention_mask")
-    self.transformer_layers = [
-        layers.TransformerEncoderBlock(
-            num_attention_heads=config.num_heads, inner_dim=config.intermediate_size,
-            inner_activation=HIDDEN_ACTIVATIONS[config.hidden_act],
-            output_dropout=config.dropout_rate,
-            attention_dropout=config.attention_dropout_rate, norm_first=False,
-            kernel_initializer=embeddings_lib.initializer(config.initializer_range),
-            name=f"transformer/layer_{i}")
-        for i in range(config.num_layers)]
-    self.pooler = tf_keras.layers.Dense(
-        config.hidden_size, activation="tanh",
-        kernel_initializer=embeddings_lib.initializer(config.initializer_range),
-        name="pooler_transform")
+  PRETRAINING_KEYS = ENCODER_KEYS + ("blank_positions", "grey_positions", "grey_targets",
+                                     "masked_lm_positions")
+  CONTRASTIVE_KEYS = ("masked_lm_ids", "masked_lm_weights")
+
+  def __init__(self, backbone: backbone_lib.KaleidoBackbone, heads: heads_lib.PretrainingHeads,
+               num_patches: int = kaleido_grid.NUM_PATCHES, blank: bool = True,
+               kaleido_levels=kaleido_grid.LEVELS, **kwargs):
+    super().__init__(backbone, **kwargs)
+    self.heads = heads
+    self._num_patches = num_patches
+    self._blank = blank
+    self._visible_patches = kaleido_grid.visible_patches(kaleido_levels)
+
+  @property
+  def input_keys(self) -> tuple[str, ...]:
+    if self.heads.contrastive is None:
+      return self.PRETRAINING_KEYS
+    return self.PRETRAINING_KEYS + self.CONTRASTIVE_KEYS
 
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    """An optional `attention_mask` (B, L + 55, L + 55), 1 where a query position may attend to
-    a key position, replaces the default (every position sees the real text and all patches)."""
-    x = self.embeddings(inputs)
-    if "attention_mask" in inputs:
-      attention_mask = tf.cast(inputs["attention_mask"], x.dtype)
-    else:
-      text_mask = inputs["input_mask"]
-      patch_mask = tf.ones([tf.shape(text_mask)[0], self._num_patches], text_mask.dtype)
-      attention_mask = self._attention_mask(x, tf.concat([text_mask, patch_mask], axis=1))
-    for layer in self.transformer_layers:
-      x = layer([x, attention_mask])
-    return {"sequence_output": x,
-            "pooled_output": self.pooler(self._pool(x, inputs["input_mask"]))}
+    all_features = self.backbone.patch_embedder(
+        tf.concat([inputs["patches"], inputs["grey_targets"]], axis=1))
+    patch_features = all_features[:, :self._num_patches]
+    grey_features = all_features[:, self._num_patches:]
+    extra = {"patch_features": patch_features}
+    if self._blank:
+      extra["blank_positions"] = inputs["blank_positions"]
+    encoded = self.encode({key: inputs[key] for key in ENCODER_KEYS if key != "patches"},
+                          **extra)
+    outputs = self.heads({**encoded, **{key: inputs[key] for key in (
+        "masked_lm_positions", "grey_positions", "blank_positions")}})
+    outputs["g2cm_targets"] = tf.stop_gradient(grey_features)
+    outputs["b2cm_targets"] = tf.stop_gradient(
+        tf.gather(patch_features, inputs["blank_positions"], batch_dims=1))
+    if self.heads.contrastive is not None:
+      outputs.update(self._contrastive(inputs, patch_features, grey_features))
+    return outputs
 
-  def _pool(self, sequence: tf.Tensor, input_mask: tf.Tensor) -> tf.Tensor:
-    """(B, L + 55, H) -> (B, H): the [CLS] state, or the mean of the real text states."""
-    if self._pooling == "cls":
-      return sequence[:, 0]
-    weights = tf.cast(input_mask, sequence.dtype)[:, :, tf.newaxis]
-    text = sequence[:, :self._text_length]
-    return tf.reduce_sum(text * weights, axis=1) / tf.maximum(
-        tf.reduce_sum(weights, axis=1), tf.cast(1.0, sequence.dtype))
-
-  def get_embedding_table(self) -> tf.Variable:
-    return self.embeddings.word_embeddings.embeddings
-
-
-def pretrained_lr_rules(num_layers: int, multiplier: float,
-                        layer_decay: float) -> list[tuple[str, float]]:
-  """Learning-rate rules (kaleido.training.optimization) for the variables a BERT checkpoint
-  supplies: the pooler and MLM transform at `multiplier`, encoder layer i of L at
-  multiplier * layer_decay ** (L - 1 - i), the text embeddings at multiplier * layer_decay ** L.
-  The patch embeddings and the other heads are not matched: they train at the full rate."""
-  rules = [(f"^{ENCODER}/pooler_transform/", multiplier), ("^heads/masked_lm/", multiplier)]
-  rules += [(f"^{ENCODER}/transformer/layer_{i}/",
-             multiplier * layer_decay ** (num_layers - 1 - i)) for i in range(num_layers)]
-  text_embeddings = "|".join(embeddings_lib.TEXT_EMBEDDING_LAYERS)
-  rules.append((f"^{ENCODER}/embeddings/({text_embeddings})/",
-                multiplier * layer_decay ** num_layers))
-  return rules
+  def _contrastive(self, inputs: dict[str, tf.Tensor], patch_features: tf.Tensor,
+                   grey_features: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The ITC head on a unimodal pass over the unmasked text and patch features."""
+    unimodal = self.encode(
+        {"input_word_ids": restore_masked_tokens(inputs), "input_mask": inputs["input_mask"],
+         "patch_boxes": inputs["patch_boxes"]},
+        patch_features=scatter_rows(patch_features, inputs["grey_positions"], grey_features),
+        attention_mask=unimodal_attention_mask(inputs["input_mask"], self._visible_patches))
+    return self.heads.contrastive({"sequence_output": unimodal["sequence_output"],
+                                   "input_mask": inputs["input_mask"]})
 
 
-def _head(model_config: config_lib.ModelConfig, units: int, name: str,
-          use_bias: bool = True) -> tf_keras.layers.Dense:
-  """A float32 linear head."""
-  return tf_keras.layers.Dense(
-      units, use_bias=use_bias, dtype=tf.float32, name=name,
-      kernel_initializer=embeddings_lib.initializer(model_config.initializer_range))
+def scatter_rows(values: tf.Tensor, positions: tf.Tensor, updates: tf.Tensor) -> tf.Tensor:
+  """(B, N, ...) values with values[b, positions[b, k]] <- updates[b, k]; positions (B, K)."""
+  rows = tf.broadcast_to(tf.range(tf.shape(positions)[0])[:, tf.newaxis], tf.shape(positions))
+  return tf.tensor_scatter_nd_update(values, tf.stack([rows, positions], axis=-1), updates)
 
 
-class PretrainingHeads(tf_keras.layers.Layer):
-  """{sequence_output, pooled_output, masked_lm_positions, grey_positions, blank_positions} ->
-  the contract's logits and feature predictions, float32."""
+def restore_masked_tokens(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+  """input_word_ids with the original token back at every real masked-LM prediction."""
+  word_ids = inputs["input_word_ids"]
+  positions = inputs["masked_lm_positions"]
+  current = tf.gather(word_ids, positions, batch_dims=1)
+  original = tf.where(inputs["masked_lm_weights"] > 0, inputs["masked_lm_ids"], current)
+  return scatter_rows(word_ids, positions, original)
 
-  def __init__(self, model_config: config_lib.ModelConfig, embedding_table: tf.Variable,
+
+class KaleidoMatcher(_TaskModel):
+  """{text, patches, boxes} -> {itm_logits (B, 2)}: whether text and image belong together."""
+
+  def __init__(self, backbone: backbone_lib.KaleidoBackbone, itm: tf_keras.layers.Dense,
                **kwargs):
-    super().__init__(**kwargs)
-    self._text_length = model_config.max_seq_length
-    self._hidden_size = model_config.hidden_size
-    self.masked_lm = layers.MaskedLM(
-        embedding_table, activation=HIDDEN_ACTIVATIONS[model_config.hidden_act],
-        initializer=embeddings_lib.initializer(model_config.initializer_range), name="masked_lm")
-    self.itm = _head(model_config, NUM_CLASSES_ITM, "itm")
-    self.rr = _head(model_config, NUM_ROTATIONS, "rr")
-    self.jps = _head(model_config, len(features.JIGSAW_PERMUTATIONS), "jps")
-    self.cp = _head(model_config, NUM_CAMOUFLAGE_SLOTS, "cp")
-    self.g2cm = _head(model_config, model_config.feature_size, "g2cm", use_bias=False)
-    self.b2cm = _head(model_config, model_config.feature_size, "b2cm", use_bias=False)
+    super().__init__(backbone, **kwargs)
+    self.itm = itm
 
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    sequence = inputs["sequence_output"]
-    patches = sequence[:, self._text_length:]
-    mlm_logits = self.masked_lm(sequence, masked_positions=inputs["masked_lm_positions"])
-    return {
-        "mlm_logits": tf.cast(mlm_logits, tf.float32),
-        "itm_logits": self.itm(inputs["pooled_output"]),
-        "rr_logits": self.rr(self._level(patches, 1)),
-        "jps_logits": self.jps(self._level(patches, 2)),
-        "cp_logits": self.cp(self._level(patches, 3)),
-        "g2cm_predictions": self.g2cm(tf.gather(patches, inputs["grey_positions"], batch_dims=1)),
-        "b2cm_predictions": self.b2cm(tf.gather(patches, inputs["blank_positions"],
-                                                batch_dims=1)),
-    }
-
-  def _level(self, patches: tf.Tensor, level: int) -> tf.Tensor:
-    """(B, 55, H) -> (B, n*n*H): the hidden states of level n, flattened in patch order."""
-    return tf.reshape(patches[:, kaleido_grid.level_slice(level)],
-                      [-1, level * level * self._hidden_size])
+    return {"itm_logits": self.itm(self.encode(inputs)["pooled_output"])}
 
 
-def encoder_inputs(model_config: config_lib.ModelConfig) -> dict[str, tf.Tensor]:
-  """Keras inputs of the encoder model: text, patches and boxes."""
-  length, size, count = (model_config.max_seq_length, model_config.patch_size,
-                         model_config.num_patches)
-  return {
-      "input_word_ids": tf_keras.Input((length,), dtype=tf.int32, name="input_word_ids"),
-      "input_mask": tf_keras.Input((length,), dtype=tf.int32, name="input_mask"),
-      "patches": tf_keras.Input((count, size, size, 3), dtype=tf.uint8, name="patches"),
-      "patch_boxes": tf_keras.Input((count, kaleido_grid.BOX_DIM), dtype=tf.float32,
-                                    name="patch_boxes"),
+class KaleidoClassifier(_TaskModel):
+  """{text, patches, boxes} -> {logits (B, num_classes)} from the pooled output."""
+
+  def __init__(self, backbone: backbone_lib.KaleidoBackbone,
+               classifier: heads_lib.ClassificationHead, **kwargs):
+    super().__init__(backbone, **kwargs)
+    self.classifier = classifier
+
+  def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    return {"logits": self.classifier(self.encode(inputs)["pooled_output"])}
+
+
+class KaleidoCaptioner(_TaskModel):
+  """{text, patches, boxes} -> {lm_logits (B, L, V)}: the tied MLM decoder at every text
+  position. Autoregressive: position i sees the text up to i and all patches (UniLM mask), and
+  is trained to predict token i + 1; one-shot: the default mask over `[CLS] [MASK] ...`."""
+
+  def __init__(self, backbone: backbone_lib.KaleidoBackbone, masked_lm: tf_keras.layers.Layer,
+               mode: str = AUTOREGRESSIVE, kaleido_levels=kaleido_grid.LEVELS, **kwargs):
+    super().__init__(backbone, **kwargs)
+    self.masked_lm = masked_lm
+    self._mode = mode
+    self._visible_patches = kaleido_grid.visible_patches(kaleido_levels)
+
+  def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    extra = {}
+    if self._mode == AUTOREGRESSIVE:
+      extra["attention_mask"] = unilm_attention_mask(inputs["input_mask"],
+                                                     self._visible_patches)
+    sequence = self.encode(inputs, **extra)["sequence_output"]
+    word_ids = inputs["input_word_ids"]
+    positions = tf.broadcast_to(tf.range(tf.shape(word_ids)[1], dtype=tf.int32)[tf.newaxis],
+                                tf.shape(word_ids))
+    return {"lm_logits": tf.cast(self.masked_lm(sequence, masked_positions=positions),
+                                 tf.float32)}
+
+
+def pretraining_input_specs(model: config_lib.KaleidoBertConfig,
+                            pretraining: config_lib.PretrainingConfig
+                            ) -> dict[str, tf.TensorSpec]:
+  """Shapes and dtypes of the pre-training model's inputs (the contract's non-label keys, and
+  the masked-LM labels when ITC restores the masked text)."""
+  size = model.patch_size
+  predictions = [None, pretraining.max_predictions]
+  specs = {
+      **backbone_lib.input_specs(model),
+      "blank_positions": tf.TensorSpec([None, pretraining.num_b2cm], tf.int32),
+      "grey_positions": tf.TensorSpec([None, pretraining.num_g2cm], tf.int32),
+      "grey_targets": tf.TensorSpec([None, pretraining.num_g2cm, size, size, 3], tf.uint8),
+      "masked_lm_positions": tf.TensorSpec(predictions, tf.int32),
   }
+  if pretraining.is_enabled("itc"):
+    specs["masked_lm_ids"] = tf.TensorSpec(predictions, tf.int32)
+    specs["masked_lm_weights"] = tf.TensorSpec(predictions, tf.float32)
+  return specs
 
 
-def pretraining_inputs(model_config: config_lib.ModelConfig,
-                       task_config: config_lib.TaskConfig) -> dict[str, tf.Tensor]:
-  """Keras inputs of the pre-training model: the contract's keys that are not labels."""
-  size = model_config.patch_size
-  return {
-      **encoder_inputs(model_config),
-      "blank_positions": tf_keras.Input((task_config.num_b2cm,), dtype=tf.int32,
-                                        name="blank_positions"),
-      "grey_positions": tf_keras.Input((task_config.num_g2cm,), dtype=tf.int32,
-                                       name="grey_positions"),
-      "grey_targets": tf_keras.Input((task_config.num_g2cm, size, size, 3), dtype=tf.uint8,
-                                     name="grey_targets"),
-      "masked_lm_positions": tf_keras.Input((task_config.max_predictions,), dtype=tf.int32,
-                                            name="masked_lm_positions"),
-  }
+def _pretraining_heads(model: config_lib.KaleidoBertConfig,
+                       backbone: backbone_lib.KaleidoBackbone,
+                       contrastive: bool) -> heads_lib.PretrainingHeads:
+  return heads_lib.PretrainingHeads(
+      backbone.get_embedding_table(), model.max_seq_length, model.feature_size,
+      model.hidden_act, model.initializer_range,
+      contrastive_head(model) if contrastive else None, name="heads")
 
 
-def _text_and_boxes(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-  return {key: inputs[key] for key in ("input_word_ids", "input_mask", "patch_boxes")}
+def contrastive_head(model: config_lib.KaleidoBertConfig) -> heads_lib.ContrastiveHead:
+  """The ITC head of `model`'s sizes."""
+  return heads_lib.ContrastiveHead(model.contrastive_dim, model.contrastive_temperature,
+                                   model.max_seq_length, model.kaleido_levels,
+                                   model.initializer_range, dtype=tf.float32, name="contrastive")
 
 
-def build_encoder_model(model_config: config_lib.ModelConfig,
-                        backbone_weights: str | None = None) -> tf_keras.Model:
-  """{input_word_ids, input_mask, patches, patch_boxes} -> {sequence_output, pooled_output}.
-
-  The model for fine-tuning; load pre-trained weights with `encoder_checkpoint`.
-  """
-  inputs = encoder_inputs(model_config)
-  embedder = patch_embedder_lib.from_model_config(model_config, backbone_weights,
-                                                  name=PATCH_EMBEDDER)
-  encoder = KaleidoEncoder(model_config, name=ENCODER)
-  outputs = encoder({**_text_and_boxes(inputs), "patch_features": embedder(inputs["patches"])})
-  return tf_keras.Model(inputs, outputs, name="kaleido_bert_encoder")
-
-
-def build_pretraining_model(model_config: config_lib.ModelConfig,
-                            task_config: config_lib.TaskConfig,
-                            backbone_weights: str | None = None) -> tf_keras.Model:
-  """The pre-training model: contract batch (labels are ignored) -> contract output dict.
-
-  The patch embedder runs once on the 55 patches and the grey targets together. G2CM targets are
-  the features of grey_targets, B2CM targets those of the unblanked patches at blank_positions;
-  both are cut from the gradient. Blanking happens only when B2CM is enabled.
-  """
-  inputs = pretraining_inputs(model_config, task_config)
-  embedder = patch_embedder_lib.from_model_config(model_config, backbone_weights,
-                                                  name=PATCH_EMBEDDER)
-  encoder = KaleidoEncoder(model_config, name=ENCODER)
-  all_patches = tf_keras.layers.Concatenate(axis=1, name="all_patches")(
-      [inputs["patches"], inputs["grey_targets"]])
-  all_features = embedder(all_patches)
-  patch_features = all_features[:, :model_config.num_patches]
-  encoder_args = {**_text_and_boxes(inputs), "patch_features": patch_features}
-  if task_config.is_enabled("b2cm"):
-    encoder_args["blank_positions"] = inputs["blank_positions"]
-  encoded = encoder(encoder_args)
-  heads = PretrainingHeads(model_config, encoder.get_embedding_table(), name="heads")
-  outputs = heads({**encoded, **{key: inputs[key] for key in (
-      "masked_lm_positions", "grey_positions", "blank_positions")}})
-  outputs["g2cm_targets"] = tf.stop_gradient(all_features[:, model_config.num_patches:])
-  outputs["b2cm_targets"] = tf.stop_gradient(
-      tf.gather(patch_features, inputs["blank_positions"], batch_dims=1))
-  return tf_keras.Model(inputs, outputs, name="kaleido_bert_pretraining")
+def build_pretrainer(model: config_lib.KaleidoBertConfig,
+                     pretraining: config_lib.PretrainingConfig = config_lib.PretrainingConfig()
+                     ) -> KaleidoPretrainer:
+  """The pre-training model with its variables created."""
+  backbone = _built_backbone(model)
+  pretrainer = KaleidoPretrainer(
+      backbone, _pretraining_heads(model, backbone, pretraining.is_enabled("itc")),
+      model.num_patches, pretraining.is_enabled("b2cm"), model.kaleido_levels,
+      name="kaleido_bert_pretraining")
+  build_symbolically(pretrainer, pretraining_input_specs(model, pretraining))
+  return pretrainer
 
 
-def encoder_checkpoint(model: tf_keras.Model) -> tf.train.Checkpoint:
-  """The patch embedder and encoder of either model, as a checkpoint the other can restore."""
-  return tf.train.Checkpoint(patch_embedder=model.get_layer(PATCH_EMBEDDER),
-                             encoder=model.get_layer(ENCODER))
+def build_finetune_model(task: config_lib.TaskConfig,
+                         model: config_lib.KaleidoBertConfig) -> _TaskModel:
+  """The downstream model of `task` (retrieval, category, subcategory or caption), built."""
+  backbone = _built_backbone(model)
+  if task.name == "retrieval":
+    result = KaleidoMatcher(backbone, heads_lib.linear_head(
+        heads_lib.NUM_CLASSES_ITM, "itm", model.initializer_range), name="kaleido_bert_retrieval")
+  elif task.name == "caption":
+    result = KaleidoCaptioner(
+        backbone, heads_lib.masked_lm_head(backbone.get_embedding_table(), model.hidden_act,
+                                           model.initializer_range),
+        task.finetune.caption_mode, model.kaleido_levels, name="kaleido_bert_caption")
+  else:
+    result = KaleidoClassifier(backbone, heads_lib.ClassificationHead(
+        task.finetune.num_classes, task.finetune.classifier_dropout, model.initializer_range,
+        name="classifier_head"), name=f"kaleido_bert_{task.name}")
+  build_symbolically(result, backbone_lib.input_specs(model))
+  return result
+
+
+def shared_with_pretraining(model: _TaskModel) -> dict[str, Any]:
+  """The parts of `model` a pre-training checkpoint holds: {"backbone", "heads": {...}}."""
+  heads = {}
+  if isinstance(model, KaleidoPretrainer):
+    heads = {name: getattr(model.heads, name) for name in (
+        "masked_lm", "itm", "rr", "jps", "cp", "g2cm", "b2cm")}
+    if model.heads.contrastive is not None:
+      heads["contrastive"] = model.heads.contrastive
+  elif isinstance(model, KaleidoMatcher):
+    heads = {"itm": model.itm}
+  elif isinstance(model, KaleidoCaptioner):
+    heads = {"masked_lm": model.masked_lm}
+  return {"backbone": model.backbone, "heads": heads}
+
+
+def is_legacy_checkpoint(path: str) -> bool:
+  """Whether the checkpoint at `path` has the layout of the functional models written before
+  the backbone existed (`model/layer_with_weights-N/...`)."""
+  return any(name.startswith(_LEGACY_PREFIX) for name, _ in tf.train.list_variables(path))
+
+
+def legacy_objects(model: _TaskModel) -> dict[str, tf.Module]:
+  """{"model": ...}: `model`'s layers under the old functional layout, where weighted layer 0
+  was the patch embedder, 1 the encoder and 2 the pre-training heads, the ITM head, the
+  classifier or the MLM decoder."""
+  if isinstance(model, KaleidoPretrainer):
+    third = model.heads
+  elif isinstance(model, KaleidoMatcher):
+    third = model.itm
+  elif isinstance(model, KaleidoCaptioner):
+    third = model.masked_lm
+  else:
+    third = model.classifier.dense
+  parts = {f"layer_with_weights-{i}": layer for i, layer in enumerate(
+      (model.backbone.patch_embedder, model.backbone.encoder, third))}
+  return {"model": tf.train.Checkpoint(**parts)}
+
+
+def pretraining_checkpoint_objects(model: _TaskModel) -> dict[str, tf.Module]:
+  """{"model": ...}: the parts of `model` found in a pre-training checkpoint, in its layout."""
+  shared = shared_with_pretraining(model)
+  return {"model": tf.train.Checkpoint(backbone=shared["backbone"],
+                                       heads=tf.train.Checkpoint(**shared["heads"]))}
+
+
+def legacy_pretraining_objects(model: _TaskModel) -> dict[str, tf.Module]:
+  """As `pretraining_checkpoint_objects`, for a pre-training checkpoint of the old layout."""
+  shared = shared_with_pretraining(model)
+  return {"model": tf.train.Checkpoint(**{
+      "layer_with_weights-0": model.backbone.patch_embedder,
+      "layer_with_weights-1": model.backbone.encoder,
+      "layer_with_weights-2": tf.train.Checkpoint(**shared["heads"])})}
+
+
+def forward_flops(model: _TaskModel, inputs: dict[str, tf.Tensor]) -> tuple[float, float]:
+  """(patch embedder, everything else) FLOPs of one forward pass of `model` on `inputs` (batch
+  included), counted on the traced graphs (kaleido.utils.flops)."""
+  total = flops.function_flops(lambda x: model(x, training=False), inputs)
+  patches = inputs["patches"]
+  if "grey_targets" in inputs:  # pre-training embeds the G2CM targets in the same pass
+    patches = tf.concat([patches, inputs["grey_targets"]], axis=1)
+  embedder = model.backbone.patch_embedder
+  backbone = flops.function_flops(lambda p: embedder(p, training=False), patches)
+  return float(backbone), float(total - backbone)

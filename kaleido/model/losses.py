@@ -5,8 +5,11 @@ Every loss is a ratio of two sums over the batch, a `Term` (numerator, denominat
 - itm: cross-entropy over all examples;
 - rr, jps, cp: cross-entropy over matched pairs (itm_label == 1);
 - g2cm, b2cm: KL(softmax(target) || softmax(prediction)) over the feature axis, over the masked
-  patches of matched pairs.
-total = sum of TaskConfig.weight(name) * loss. A disabled task is not computed: its loss is
+  patches of matched pairs;
+- itc (beyond the paper, off by default): the symmetric InfoNCE loss of each matched pair's text
+  and image embeddings against those of every matched pair of the global batch (gathered across
+  replicas), other images of the same product left out; see `contrastive_examples`.
+total = sum of PretrainingConfig.weight(name) * loss. A disabled task is not computed: its loss is
 reported as 0 (its weight is 0 too). An empty denominator (e.g. no matched pair) gives 0.
 
 Single device: `pretraining_losses`. Under a tf.distribute strategy (e.g. MirroredStrategy),
@@ -34,13 +37,14 @@ CLASSIFIERS = {
     "jps": ("jps_label", "jps_logits", "jps_accuracy"),
     "cp": ("cp_label", "cp_logits", "cp_accuracy"),
 }
-FEATURE_TASKS = ("g2cm", "b2cm")  # outputs {name}_predictions and {name}_targets
+FEATURE_TASKS = ("g2cm", "b2cm")
+CONTRASTIVE_ACCURACY = "itc_accuracy"  # share of ITC directions that rank the own pair first  # outputs {name}_predictions and {name}_targets
 
 
 def _weights(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
   """Which predictions of every task count: 1/0 weights broadcastable to its predictions."""
   matched = tf.cast(tf.equal(batch["itm_label"], 1), tf.float32)
-  weights = {"itm": tf.ones_like(matched), "rr": matched, "jps": matched,
+  weights = {"itm": tf.ones_like(matched), "rr": matched, "jps": matched, "itc": matched,
              "cp": matched * tf.cast(batch["cp_weight"], tf.float32)}
   weights["amlm"] = tf.cast(batch["masked_lm_weights"], tf.float32) * matched[:, tf.newaxis]
   for name in FEATURE_TASKS:
@@ -83,16 +87,54 @@ def _per_prediction_loss(name: str, batch: dict[str, tf.Tensor],
   return cross_entropy(batch[label], outputs[logits])
 
 
+def contrastive_examples(batch: dict[str, tf.Tensor],
+                         outputs: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+  """(B,) ITC loss and (B,) share of its two directions ranked first, per example of this
+  replica; call in a replica context (also the default one).
+
+  Text i is scored against the images of the global batch (image i against its texts) by
+  itc_logit_scale times the cosine similarity; the candidates are the matched pairs of the
+  global batch except other pairs of the same product (product_key), plus the example's own
+  pair; the loss is the mean of the two directions' cross-entropies. Rows of negative pairs
+  get values too; the loss terms weigh them by 0.
+  """
+  context = tf.distribute.get_replica_context()
+  matched = tf.cast(tf.equal(batch["itm_label"], 1), tf.float32)
+  size = tf.shape(matched)[0]
+  keys = context.all_gather({"text": outputs["itc_text"], "image": outputs["itc_image"]}, axis=0)
+  others = context.all_gather({"matched": matched, "product": batch["product_key"],
+                               "size": size[tf.newaxis]}, axis=0)
+  labels = tf.reduce_sum(others["size"][:context.replica_id_in_sync_group]) + tf.range(size)
+  own = tf.equal(tf.range(tf.shape(others["matched"])[0])[tf.newaxis], labels[:, tf.newaxis])
+  same_product = tf.equal(batch["product_key"][:, tf.newaxis], others["product"][tf.newaxis])
+  candidate = own | ((others["matched"][tf.newaxis] > 0) & ~same_product)
+  scale = tf.cast(outputs["itc_logit_scale"], tf.float32)
+
+  def direction(queries: tf.Tensor, candidates: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    logits = scale * tf.matmul(tf.cast(queries, tf.float32), tf.cast(candidates, tf.float32),
+                               transpose_b=True)
+    logits = tf.where(candidate, logits, tf.float32.min)
+    first = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+    return cross_entropy(labels, logits), tf.cast(first, tf.float32)
+
+  text_loss, text_first = direction(outputs["itc_text"], keys["image"])
+  image_loss, image_first = direction(outputs["itc_image"], keys["text"])
+  return (text_loss + image_loss) / 2, (text_first + image_first) / 2
+
+
 def loss_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
-               task_config: config_lib.TaskConfig) -> dict[str, Term]:
+               task_config: config_lib.PretrainingConfig) -> dict[str, Term]:
   """(numerator, denominator) of every enabled task's loss on this batch (or replica)."""
   weights = _weights(batch)
-  return {name: weighted_term(_per_prediction_loss(name, batch, outputs), weights[name])
-          for name in config_lib.ALL_LOSSES if task_config.is_enabled(name)}
+  terms = {name: weighted_term(_per_prediction_loss(name, batch, outputs), weights[name])
+           for name in config_lib.PAPER_LOSSES if task_config.is_enabled(name)}
+  if task_config.is_enabled("itc"):
+    terms["itc"] = weighted_term(contrastive_examples(batch, outputs)[0], weights["itc"])
+  return terms
 
 
 def _with_total(losses: dict[str, tf.Tensor],
-                task_config: config_lib.TaskConfig) -> dict[str, tf.Tensor]:
+                task_config: config_lib.PretrainingConfig) -> dict[str, tf.Tensor]:
   losses = {name: losses.get(name, tf.constant(0.0)) for name in config_lib.ALL_LOSSES}
   losses["total"] = tf.add_n([task_config.weight(name) * loss for name, loss in losses.items()])
   return losses
@@ -113,13 +155,13 @@ def replica_shares(terms: dict[str, Term]) -> dict[str, tf.Tensor]:
 
 
 def pretraining_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
-                       task_config: config_lib.TaskConfig) -> dict[str, tf.Tensor]:
+                       task_config: config_lib.PretrainingConfig) -> dict[str, tf.Tensor]:
   """{amlm, itm, rr, jps, cp, g2cm, b2cm, total} float32 scalars: the means over this batch."""
   return _with_total(_ratios(loss_terms(batch, outputs, task_config)), task_config)
 
 
 def replica_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
-                   task_config: config_lib.TaskConfig) -> dict[str, tf.Tensor]:
+                   task_config: config_lib.PretrainingConfig) -> dict[str, tf.Tensor]:
   """This replica's share of the global-batch losses (same keys); call in a replica context.
 
   Summing any value over replicas gives the mean over the global batch; with one replica it
@@ -129,19 +171,23 @@ def replica_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
 
 
 def metric_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor]) -> dict[str, Term]:
-  """(correct, count) of the itm/mlm/rr/jps/cp accuracies, counted as their losses are."""
+  """(correct, count) of the itm/mlm/rr/jps/cp (and itc) accuracies, counted as their losses
+  are."""
   weights = _weights(batch)
   terms = {}
   for name, (label, logits, accuracy) in CLASSIFIERS.items():
     predicted = tf.argmax(outputs[logits], axis=-1, output_type=tf.int32)
     correct = tf.cast(tf.equal(predicted, batch[label]), tf.float32)
     terms[accuracy] = weighted_term(correct, weights[name])
+  if "itc_text" in outputs:
+    terms[CONTRASTIVE_ACCURACY] = weighted_term(contrastive_examples(batch, outputs)[1],
+                                                weights["itc"])
   return terms
 
 
 def pretraining_metrics(batch: dict[str, tf.Tensor],
                         outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-  """{itm,mlm,rr,jps,cp}_accuracy on this batch, float32 scalars."""
+  """{itm,mlm,rr,jps,cp}_accuracy (and itc_accuracy with ITC) on this batch, float32 scalars."""
   return _ratios(metric_terms(batch, outputs))
 
 

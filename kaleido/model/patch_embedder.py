@@ -13,7 +13,6 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import config as config_lib
-from kaleido.checkpoints import resnet as resnet_weights
 from kaleido.model import folded_resnet
 
 RESNET50_FEATURES = 2048
@@ -59,23 +58,24 @@ def preprocess(backbone: str, pixels: tf.Tensor) -> tf.Tensor:
 class PatchEmbedder(tf_keras.layers.Layer):
   """(..., P, P, 3) uint8 patches -> (..., F) float32 features, any number of leading axes.
 
-  `weights` is a Keras .h5 weights file of the backbone (e.g. ImageNet ResNet-50 without top),
-  a checkpoint holding a patch embedder (see kaleido.checkpoints.resnet) or None for a random
-  initialisation. Unless `trainable`, the backbone's weights are non-trainable, it runs with
-  training=False and its output is cut from the gradient.
+  The backbone starts random; pretrained weights (ImageNet ResNet-50, a word-pretrained small
+  backbone) are loaded into `self.backbone` by the task's initialisation
+  (kaleido.pretrained.resnet). Unless `trainable`, the backbone's weights are non-trainable, it
+  runs with training=False and its output is cut from the gradient.
   """
 
   def __init__(self, backbone: str = "resnet50", patch_size: int = 64,
-               feature_size: int = RESNET50_FEATURES, weights: str | None = None,
-               trainable: bool = False, **kwargs):
+               feature_size: int = RESNET50_FEATURES, trainable: bool = False, **kwargs):
     super().__init__(**kwargs)
     self._backbone_name = backbone
     self._patch_size = patch_size
     self._feature_size = feature_size
     self.backbone = build_backbone(backbone, patch_size, feature_size)
-    if weights is not None:
-      resnet_weights.load_backbone_weights(self.backbone, weights)
     self.trainable = trainable  # set after building so it reaches every backbone layer
+
+  def get_config(self) -> dict:
+    return {**super().get_config(), "backbone": self._backbone_name,
+            "patch_size": self._patch_size, "feature_size": self._feature_size}
 
   def call(self, patches: tf.Tensor, training: bool | None = None) -> tf.Tensor:
     size = self._patch_size
@@ -91,11 +91,3 @@ class PatchEmbedder(tf_keras.layers.Layer):
     features = tf.reshape(tf.cast(features, tf.float32),
                           tf.concat([leading, [self._feature_size]], axis=0))
     return features if self.trainable else tf.stop_gradient(features)
-
-
-def from_model_config(model_config: config_lib.ModelConfig, weights: str | None = None,
-                      name: str = "patch_embedder") -> PatchEmbedder:
-  """The patch embedder `model_config` describes (backbone, sizes, trainable)."""
-  return PatchEmbedder(model_config.backbone, model_config.patch_size,
-                       model_config.feature_size, weights=weights,
-                       trainable=model_config.backbone_trainable, name=name)

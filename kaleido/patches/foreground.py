@@ -1,10 +1,12 @@
 """Foreground estimation for the Kaleido Patch Generator (paper section 3.2, first step).
 
-Two estimators share one interface, `ForegroundEstimator.masks(images) -> bool masks`:
+Estimators share one interface, `ForegroundEstimator.masks(images) -> bool masks`:
 - `ClassicalForeground` (default): for studio photos. Background colour from the image border,
   colour-distance threshold, morphology, largest connected component. No TensorFlow, so it runs in
   data-preparation worker processes at hundreds of images per second.
 - `UNetForeground` (paper footnote 4), in `kaleido.patches.unet_foreground`, selected by config.
+- `WholeImage` (`none`): every pixel is foreground, so the patches are cut from the whole image
+  (the paper's Table 4 ablation without the saliency crop).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-FOREGROUND_METHODS = ("classical", "unet")
+FOREGROUND_METHODS = ("classical", "unet", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +78,13 @@ class ClassicalForeground:
         (0,) + tuple(images.shape[1:3]), dtype=bool)
 
 
+class WholeImage:
+  """No foreground detection: the whole image is the product."""
+
+  def masks(self, images: np.ndarray) -> np.ndarray:
+    return np.ones(images.shape[:3], dtype=bool)
+
+
 def foreground_box(mask: np.ndarray, min_area_fraction: float) -> tuple[tuple[int, int, int, int],
                                                                          bool]:
   """Tight [x1, y1, x2, y2) pixel box of `mask`, and whether a foreground was found.
@@ -93,6 +102,8 @@ def build_estimator(config: ForegroundConfig) -> ForegroundEstimator:
   """The estimator named by `config.method`."""
   if config.method == "classical":
     return ClassicalForeground(config)
+  if config.method == "none":
+    return WholeImage()
   if config.method == "unet":
     from kaleido.patches import unet_foreground  # pylint: disable=g-import-not-at-top
     return unet_foreground.UNetForeground.from_checkpoint(config.unet_checkpoint)

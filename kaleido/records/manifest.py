@@ -48,6 +48,8 @@ class Manifest:
   # Examples whose product name (title) is stored with its token ids (0 in folders prepared
   # before names were stored).
   num_with_name: int = 0
+  # Rows of products on the other side of a split by product (--holdout_fraction), not written.
+  num_other_split: int = 0
 
   def shard_paths(self, folder: str) -> list[str]:
     """Absolute paths of the shard files inside `folder`."""

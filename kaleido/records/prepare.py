@@ -22,6 +22,8 @@ import tensorflow as tf
 
 from kaleido import errors
 from kaleido.data import catalog as catalog_lib
+from kaleido.data import catalogs
+from kaleido.data import splits
 from kaleido.patches import generator
 from kaleido.patches import kaleido_grid
 from kaleido.records import manifest as manifest_lib
@@ -57,6 +59,7 @@ class PrepareConfig:
   workers: int = 2  # 0: process in the main process
   chunk_rows: int = 32
   label_maps_from: str = ""  # a prepared folder whose category ids to reuse (validation splits)
+  split: splits.ProductSplit | None = None  # keep one side of a split by product
   overwrite: bool = False
 
 
@@ -70,6 +73,7 @@ class ShardStats:
   num_truncated: int = 0
   num_unknown_labels: int = 0
   num_with_name: int = 0
+  num_other_split: int = 0
   product_ids: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -104,6 +108,7 @@ def _settings(config: PrepareConfig, num_rows: int, num_shards: int, vocab_hash:
       "categories": categories,
       "subcategories": subcategories,
       "schema_version": schema.SCHEMA_VERSION,
+      "split": dataclasses.asdict(config.split) if config.split else None,
   }
 
 
@@ -200,7 +205,9 @@ class _ExampleEncoder:
     """Serialized examples of the good rows; skipped rows are counted in `stats`."""
     good = []
     for result in results:
-      if result.skip_reason:
+      if result.skip_reason == worker.OTHER_SPLIT:
+        stats.num_other_split += 1
+      elif result.skip_reason:
         stats.skipped_reasons[result.skip_reason] = (
             stats.skipped_reasons.get(result.skip_reason, 0) + 1)
       else:
@@ -239,7 +246,7 @@ def _tasks(config: PrepareConfig, shards: list[int], rows_per_shard: int,
       yield worker.ChunkTask(
           catalog_path=os.path.abspath(config.input_path), start=chunk_start,
           stop=min(chunk_start + config.chunk_rows, stop),
-          text_field=config.text_field, patch_config=config.patch)
+          text_field=config.text_field, patch_config=config.patch, split=config.split)
 
 
 def _manifest(config: PrepareConfig, tokenizer: tokenizer_lib.KaleidoTokenizer,
@@ -268,6 +275,7 @@ def _manifest(config: PrepareConfig, tokenizer: tokenizer_lib.KaleidoTokenizer,
       num_unknown_labels=sum(s.num_unknown_labels for s in stats),
       num_with_alignments=0,
       num_with_name=sum(s.num_with_name for s in stats),
+      num_other_split=sum(s.num_other_split for s in stats),
       num_products=len({pid for s in stats for pid in s.product_ids}),
       shards=[{"file": s.file, "num_examples": s.num_examples} for s in stats])
 
@@ -290,7 +298,7 @@ def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
   """Prepares `config.input_path` into `config.output_dir`; returns the written manifest."""
   _check_config(config)
   tokenizer = tokenizer_lib.KaleidoTokenizer(config.vocab_file, config.max_seq_length)
-  catalog = catalog_lib.open_catalog(config.input_path)
+  catalog = catalogs.open_catalog(config.input_path)
   try:
     num_rows = len(catalog)
     categories, subcategories = _label_maps(config, catalog.labels())

@@ -12,11 +12,14 @@ import cv2
 import numpy as np
 
 from kaleido.data import catalog as catalog_lib
+from kaleido.data import catalogs
+from kaleido.data import splits
 from kaleido.patches import generator
 
 # Reasons a row is skipped that the worker itself detects (catalog readers add their own).
 EMPTY_TEXT = "empty_text"
 BAD_IMAGE = "bad_image_shape"
+OTHER_SPLIT = "other_split"  # a product of the other side of --holdout_fraction: not an error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +30,7 @@ class ChunkTask:
   stop: int
   text_field: str
   patch_config: generator.PatchConfig
+  split: splits.ProductSplit | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +57,10 @@ def initialize_worker() -> None:
   cv2.setNumThreads(1)
 
 
-def _skip_reason(row: catalog_lib.CatalogRow, text: str) -> str | None:
+def _skip_reason(row: catalog_lib.CatalogRow, text: str,
+                 split: splits.ProductSplit | None) -> str | None:
+  if split is not None and not split.keeps(row.product_id):
+    return OTHER_SPLIT
   if row.error:
     return row.error
   image = row.image
@@ -67,12 +74,12 @@ def _skip_reason(row: catalog_lib.CatalogRow, text: str) -> str | None:
 def process_chunk(task: ChunkTask) -> list[RowResult]:
   """Reads and crops rows [task.start, task.stop)."""
   if task.catalog_path not in _catalogs:
-    _catalogs[task.catalog_path] = catalog_lib.open_catalog(task.catalog_path)
+    _catalogs[task.catalog_path] = catalogs.open_catalog(task.catalog_path)
   if task.patch_config not in _generators:
     _generators[task.patch_config] = generator.KaleidoPatchGenerator(task.patch_config)
   rows = _catalogs[task.catalog_path].read(task.start, task.stop)
   texts = [row.text(task.text_field) for row in rows]
-  reasons = [_skip_reason(row, text) for row, text in zip(rows, texts)]
+  reasons = [_skip_reason(row, text, task.split) for row, text in zip(rows, texts)]
   good = [i for i, reason in enumerate(reasons) if reason is None]
   crops = _generators[task.patch_config].crops(
       [np.ascontiguousarray(rows[i].image, dtype=np.uint8) for i in good])

@@ -1,26 +1,29 @@
-"""The task a config names."""
+"""The task an experiment config names."""
 
 from __future__ import annotations
 
 from kaleido import config as config_lib
-from kaleido.masking import text_masking
-from kaleido.tasks import base
+from kaleido.tasks import alignment_captioner
+from kaleido.tasks import backbone_words
 from kaleido.tasks import captioning
 from kaleido.tasks import classification
+from kaleido.tasks import foreground_unet
 from kaleido.tasks import pretraining
 from kaleido.tasks import retrieval
+from kaleido.training import base_task
 
-_FINETUNE_TASKS = {
+TASKS = {
+    config_lib.PRETRAIN: pretraining.PretrainingTask,
     "retrieval": retrieval.RetrievalTask,
     "category": classification.ClassificationTask,
     "subcategory": classification.ClassificationTask,
     "caption": captioning.CaptionTask,
+    config_lib.CAPTIONER: alignment_captioner.CaptionerTask,
+    config_lib.FOREGROUND: foreground_unet.ForegroundTask,
+    config_lib.BACKBONE_WORDS: backbone_words.BackboneWordsTask,
 }
 
 
-def create_task(config: config_lib.KaleidoConfig,
-                special_ids: text_masking.SpecialIds) -> base.Task:
-  """Pre-training when `config.finetune` is None, else the downstream task it names."""
-  if config.finetune is None:
-    return pretraining.PretrainingTask(config, special_ids)
-  return _FINETUNE_TASKS[config.finetune.task](config, special_ids)
+def create_task(config: config_lib.ExperimentConfig) -> base_task.Task:
+  """The task `config.task.name` names."""
+  return TASKS[config.task.name](config)

@@ -2,36 +2,46 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.model import kaleido_bert
 from kaleido.model import losses as losses_lib
-from kaleido.pretraining import inputs
-from kaleido.tasks import base
+from kaleido.patches import pictures
+from kaleido.tasks import kaleido_task
+
+NUM_PICTURES = 3
 
 
-class PretrainingTask(base.Task):
+class PretrainingTask(kaleido_task.KaleidoTask):
   """AMLM, ITM and the five kaleido tasks on the on-the-fly masked pipeline."""
 
   @property
   def reported(self) -> frozenset[str]:
-    task = self.config.task
+    pretraining = self.config.task.pretraining
     accuracies = {accuracy for name, (_, _, accuracy) in losses_lib.CLASSIFIERS.items()
-                  if task.is_enabled(name)}
-    return frozenset({"total", *task.enabled, *accuracies})
+                  if pretraining.is_enabled(name)}
+    if pretraining.is_enabled("itc"):
+      accuracies.add(losses_lib.CONTRASTIVE_ACCURACY)
+    return frozenset({"total", *pretraining.enabled, *accuracies})
 
   def build_model(self) -> tf_keras.Model:
-    model = self.config.model
-    return kaleido_bert.build_pretraining_model(model, self.config.task,
-                                                model.backbone_weights or None)
+    return kaleido_bert.build_pretrainer(self.model_config, self.config.task.pretraining)
 
-  def dataset(self, batch_size, seed, input_context) -> tf.data.Dataset:
-    return inputs.pretraining_dataset(self.config.train.train_data, batch_size, self.config.task,
-                                      self.special_ids, seed=seed, input_context=input_context)
+  def dataset(self, batch_size, seed, input_context, training=True) -> tf.data.Dataset:
+    return pretraining_inputs.pretraining_dataset(
+        self.data_folder(training), batch_size, self.config.task.pretraining, self.special_ids,
+        seed=seed, input_context=input_context)
 
   def replica_losses(self, batch, outputs):
-    return losses_lib.replica_losses(batch, outputs, self.config.task)
+    return losses_lib.replica_losses(batch, outputs, self.config.task.pretraining)
 
   def replica_metrics(self, batch, outputs):
     return losses_lib.replica_metrics(batch, outputs)
+
+  def summary_images(self, model, batch):
+    del model
+    strips = [pictures.kaleido_strip(p) for p in batch["patches"][:NUM_PICTURES]]
+    return {"kaleido_patches_after_transforms": np.stack(strips)}

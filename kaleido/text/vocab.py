@@ -15,7 +15,7 @@ import tensorflow as tf
 from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as vocab_learner
 
 from kaleido import errors
-from kaleido.data import catalog as catalog_lib
+from kaleido.data import catalogs
 from kaleido.utils import files
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -33,7 +33,7 @@ class VocabError(errors.KaleidoError):
 
 def catalog_texts(path: str, field: str) -> list[str]:
   """The `field` text (one of catalog.TEXT_FIELDS) of every row of the catalog at `path`."""
-  catalog = catalog_lib.open_catalog(path)
+  catalog = catalogs.open_catalog(path)
   try:
     texts = []
     for start in range(0, len(catalog), _READ_ROWS):

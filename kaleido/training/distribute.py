@@ -15,10 +15,9 @@ from typing import Callable
 
 import tensorflow as tf
 
+from kaleido import config as config_lib
 from kaleido import errors
 
-STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
-INPUT_MODES = ("auto", "global", "files")
 
 # (global_batch_size, input_context or None) -> dataset of dict batches: whole global batches
 # without a context, this pipeline's per-replica batches with one.
@@ -38,7 +37,7 @@ def create_strategy(name: str, tpu_address: str = "") -> tf.distribute.Strategy:
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == "tpu":
     return _tpu_strategy(tpu_address)
-  raise errors.KaleidoError(f"--strategy={name!r} is not one of {', '.join(STRATEGIES)}.")
+  raise errors.KaleidoError(f"--strategy={name!r} is not one of {', '.join(config_lib.STRATEGIES)}.")
 
 
 def _tpu_strategy(tpu_address: str) -> tf.distribute.Strategy:
@@ -75,16 +74,6 @@ def writer_dir(strategy: tf.distribute.Strategy, model_dir: str) -> str:
   return os.path.join(model_dir, f".scratch-{resolver.task_type}-{resolver.task_id}")
 
 
-def check_batch_size(strategy: tf.distribute.Strategy, global_batch_size: int) -> int:
-  """The per-replica batch size; the global batch must split evenly across replicas."""
-  replicas = strategy.num_replicas_in_sync
-  if global_batch_size < replicas or global_batch_size % replicas:
-    raise errors.KaleidoError(
-        f"--batch_size={global_batch_size} (global) does not split evenly across {replicas} "
-        f"replicas; use a multiple of {replicas}.")
-  return global_batch_size // replicas
-
-
 def _slices(batch: dict, count: int) -> tf.data.Dataset:
   """A global batch -> `count` consecutive equal slices, as a dataset of `count` elements."""
   return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(
@@ -94,9 +83,8 @@ def _slices(batch: dict, count: int) -> tf.data.Dataset:
 def distribute_dataset(strategy: tf.distribute.Strategy, dataset_fn: DatasetFn,
                        global_batch_size: int, mode: str = "auto"):
   """A distributed dataset of `dataset_fn` batches, `global_batch_size` examples per step."""
-  check_batch_size(strategy, global_batch_size)
-  if mode not in INPUT_MODES:
-    raise errors.KaleidoError(f"Input mode {mode!r} is not one of {', '.join(INPUT_MODES)}.")
+  if mode not in config_lib.INPUT_MODES:
+    raise errors.KaleidoError(f"Input mode {mode!r} is not one of {', '.join(config_lib.INPUT_MODES)}.")
   if mode == "auto":
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     mode = "files" if multi_worker else "global"

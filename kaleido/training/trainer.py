@@ -1,9 +1,10 @@
-"""The training loop of every task: tf.distribute, checkpoints and resume, TensorBoard, guards.
+"""The one training loop of every task: tf.distribute, checkpoints and resume, TensorBoard, guards.
 
-The task (kaleido.tasks: pre-training or a downstream task) gives the model, the data and the
-losses. One `train_step` runs on every replica; losses are divided by their global counts (see
-kaleido.model.losses) so that the summed replica gradients equal the single-device gradient of the
-same global batch.
+The task (a kaleido.training.base_task.Task: pre-training, a downstream task, the alignment
+captioner, the UNet foreground net, the backbone's word pre-training) gives the model, the data
+and the losses; the experiment config says how to train. One `train_step` runs on every replica;
+losses are divided by their global counts (see kaleido.model.losses) so that the summed replica
+gradients equal the single-device gradient of the same global batch.
 """
 
 from __future__ import annotations
@@ -23,29 +24,31 @@ import tf_keras
 
 from kaleido import config as config_lib
 from kaleido import errors
-from kaleido.masking import text_masking
-from kaleido.model import kaleido_bert
-from kaleido.patches import pictures
-from kaleido.tasks import factory
+from kaleido.training import base_task
 from kaleido.training import distribute
 from kaleido.training import optimization
-from kaleido.training import run_config as run_config_lib
-from kaleido.utils import checkpoints
+from kaleido.utils import files
 from kaleido.utils import progress as progress_lib
-
-MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
+from kaleido.utils import restoring
 
 
 class TrainingError(errors.KaleidoError):
   """Training cannot go on (e.g. the loss is no longer finite)."""
 
 
+EVAL_SEED = 20210601  # every evaluation draws the same held-out batches, masks and transforms
+BEST_DIR = "best"
+BEST_RECORD = "best.json"
+
+
 @dataclasses.dataclass
 class TrainResult:
-  """Where a run stopped and its losses averaged over the last summary window."""
+  """Where a run stopped, its losses averaged over the last summary window and the figures of
+  its last held-out evaluation (empty without one)."""
   step: int
   losses: dict[str, float]
   interrupted: bool = False
+  validation: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 class _StopRequest:
@@ -72,57 +75,50 @@ class _StopRequest:
 class Trainer:
   """Builds model, optimizer and data of the config's task under a strategy and trains it."""
 
-  def __init__(self, config: config_lib.KaleidoConfig, special_ids: text_masking.SpecialIds,
-               strategy: tf.distribute.Strategy | None = None,
-               run_record: run_config_lib.RunConfig | None = None):
+  def __init__(self, config: config_lib.ExperimentConfig, task: base_task.Task,
+               strategy: tf.distribute.Strategy | None = None):
     """`strategy` defaults to the one the config names; multi-worker strategies must be created
     before TensorFlow runs anything, so callers that use TensorFlow first create it up front.
-    `run_record`, when given, is saved as the model_dir's run_config.json by the chief."""
+    The chief saves `config` whole as the model_dir's run_config.json when training starts."""
     self.config = config
-    train = config.train
-    if train.mixed_precision not in MIXED_PRECISION:
-      raise errors.KaleidoError(f"--mixed_precision={train.mixed_precision!r} is not one of "
-                                f"{', '.join(MIXED_PRECISION)}.")
+    self.task = task
+    training = config.training
     tf_keras.mixed_precision.set_global_policy(
-        "float32" if train.mixed_precision == "none" else train.mixed_precision)
-    tf_keras.utils.set_random_seed(train.seed)  # the same initial weights in every process
-    self.strategy = strategy or distribute.create_strategy(train.strategy, train.tpu_address)
-    distribute.check_batch_size(self.strategy, train.batch_size)
-    if train.jit_compile and self.strategy.num_replicas_in_sync > 1:
-      raise errors.KaleidoError(
-          f"--jit_compile runs on one replica only (the losses' cross-replica sum cannot sit "
-          f"inside an XLA cluster), not {self.strategy.num_replicas_in_sync}; drop it or use "
-          "--strategy=one_device.")
-    self.task = factory.create_task(config, special_ids)
+        "float32" if training.mixed_precision == "none" else training.mixed_precision)
+    tf_keras.utils.set_random_seed(training.seed)  # the same initial weights in every process
+    self.strategy = strategy or distribute.create_strategy(training.strategy,
+                                                           training.tpu_address)
+    config_lib.validate(config, self.strategy.num_replicas_in_sync)
     with self.strategy.scope():
-      self.model = self.task.build_model()
+      self.model = task.build_model()
       self.optimizer = optimization.create_optimizer(
-          train.learning_rate, train.train_steps, train.warmup_steps, train.weight_decay,
-          train.mixed_precision, kaleido_bert.pretrained_lr_rules(
-              config.model.num_layers, train.pretrained_lr_multiplier, train.layer_lr_decay))
+          config.optimizer, training.train_steps, training.mixed_precision, task.lr_rules())
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                             step=self.step)
-    self._checkpoint_dir = os.path.join(train.model_dir, "checkpoints")
-    self._writer_dir = distribute.writer_dir(self.strategy, train.model_dir)
+    self._checkpoint_dir = os.path.join(training.model_dir, "checkpoints")
+    self._writer_dir = distribute.writer_dir(self.strategy, training.model_dir)
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(self._writer_dir, "checkpoints"),
-        max_to_keep=train.max_checkpoints)
-    self._run_record = run_record
-    self._data_seed = train.seed
-    self._input_keys = list(self.model.input)
+        max_to_keep=training.max_checkpoints)
+    self._data_seed = training.seed
     self._train_step = self._make_train_step()
+    self._eval_step = self._make_eval_step()
+    # Every worker takes part in a save; only the chief's copy is kept (see writer_dir).
+    self._best = _BestCheckpoint(self.checkpoint, self._writer_dir, config.evaluation.keep_best,
+                                 distribute.is_chief(self.strategy))
 
   def _dataset_fn(self, batch_size: int, context):
     return self.task.dataset(batch_size, self._data_seed, context)
 
   def _make_train_step(self):
     task, reported = self.task, self.task.reported
-    float16 = self.config.train.mixed_precision == "mixed_float16"
+    float16 = self.config.training.mixed_precision == "mixed_float16"
+    clip_norm = self.config.optimizer.clip_norm
 
     def forward_backward(batch):
       with tf.GradientTape() as tape:
-        outputs = self.model({k: batch[k] for k in self._input_keys}, training=True)
+        outputs = self.model(task.model_inputs(self.model, batch), training=True)
         scaled = task.replica_losses(batch, outputs)
         total = scaled["total"]
         loss_for_gradient = self.optimizer.get_scaled_loss(total) if float16 else total
@@ -131,7 +127,7 @@ class Trainer:
                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
       return scaled, task.replica_metrics(batch, outputs), gradients
 
-    if self.config.train.jit_compile:
+    if self.config.training.jit_compile:
       forward_backward = tf.function(forward_backward, jit_compile=True)
 
     def replica_step(batch, stop_requested):
@@ -143,9 +139,9 @@ class Trainer:
       gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
       if float16:
         gradients = self.optimizer.get_unscaled_gradients(gradients)
-      gradients, _ = tf.clip_by_global_norm(gradients, self.config.train.clip_norm)
-      self.optimizer.apply_gradients(zip(gradients, variables),
-                                     experimental_aggregate_gradients=False)
+      if clip_norm:
+        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
+      optimization.apply_summed_gradients(self.optimizer, list(zip(gradients, variables)))
       values = {k: v for k, v in {**scaled, **metrics}.items() if k in reported}
       return values, tf.identity(stop_requested)
 
@@ -160,13 +156,43 @@ class Trainer:
 
     return train_step
 
+  def _make_eval_step(self):
+    task, reported = self.task, self.task.reported
+
+    def replica_step(batch):
+      outputs = self.model(task.model_inputs(self.model, batch), training=False)
+      values = {**task.replica_losses(batch, outputs), **task.replica_metrics(batch, outputs)}
+      return {k: v for k, v in values.items() if k in reported}
+
+    @tf.function
+    def eval_step(batch):
+      values = self.strategy.run(replica_step, args=(batch,))
+      return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+              for name, value in values.items()}
+
+    return eval_step
+
+  def evaluate(self) -> dict[str, float]:
+    """The task's losses and metrics on `eval_steps` held-out batches (`data.eval_data`), means
+    over the batches; the same batches at every call."""
+    training = self.config.training
+    dataset = distribute.distribute_dataset(
+        self.strategy, lambda size, context: self.task.dataset(size, EVAL_SEED, context,
+                                                                training=False),
+        training.batch_size, training.input_mode)
+    iterator = iter(dataset)
+    window = _Window()
+    for _ in range(self.config.evaluation.eval_steps):
+      window.add({k: float(v) for k, v in self._eval_step(next(iterator)).items()})
+    return window.means()
+
   def _restore(self) -> int:
     latest = tf.train.latest_checkpoint(self._checkpoint_dir)
     if latest:
-      checkpoints.restore(latest, {"model": self.model, "optimizer": self.optimizer,
-                                   "step": self.step},
-                          "use another --model_dir or the flags it was trained with",
-                          partial=False, error_type=TrainingError)
+      restoring.restore(latest, {"model": self.model, "optimizer": self.optimizer,
+                                 "step": self.step},
+                        "use another --model_dir or the flags it was trained with",
+                        partial=False, error_type=TrainingError)
       print(f"Resumed from {latest} at step {int(self.step.numpy())}.", file=sys.stderr)
     else:
       note = self.task.initialize(self.model)
@@ -174,12 +200,17 @@ class Trainer:
         print(note, file=sys.stderr)
     return int(self.step.numpy())
 
-  def _write_patch_images(self, writer, batch, step: int) -> None:
-    patches = self.strategy.experimental_local_results(batch["patches"])[0]
-    strips = [pictures.kaleido_strip(p) for p in np.asarray(patches)[:3]]
+  def _write_images(self, writer, batch, step: int) -> None:
+    local = {key: np.asarray(self.strategy.experimental_local_results(value)[0])
+             for key, value in batch.items()}
     with writer.as_default():
-      tf.summary.image("kaleido_patches_after_transforms", np.stack(strips), step=step,
-                       max_outputs=3)
+      for tag, images in self.task.summary_images(self.model, local).items():
+        tf.summary.image(tag, images, step=step, max_outputs=len(images))
+
+  def _write_validation(self, writer, values: dict[str, float], step: int) -> None:
+    with writer.as_default():
+      for name, value in values.items():
+        tf.summary.scalar(f"validation/{name}", value, step=step)
 
   def _write_scalars(self, writer, values: dict[str, float], step: int,
                      examples_per_second: float) -> None:
@@ -201,7 +232,7 @@ class Trainer:
 
   def run(self) -> TrainResult:
     """Trains until `train_steps`, resuming from the latest checkpoint of `model_dir`."""
-    train = self.config.train
+    train = self.config.training
     start = self._restore()
     if start >= train.train_steps:
       print(f"Nothing to do: the checkpoint is already at step {start} >= --train_steps.",
@@ -212,20 +243,23 @@ class Trainer:
     iterator = iter(distribute.distribute_dataset(self.strategy, self._dataset_fn,
                                                   train.batch_size, train.input_mode))
     chief = distribute.is_chief(self.strategy)
-    if chief and self._run_record:
+    if chief:
       os.makedirs(train.model_dir, exist_ok=True)
-      run_config_lib.save(train.model_dir, self._run_record)
+      config_lib.save(self.config)
     writer = (tf.summary.create_file_writer(os.path.join(train.model_dir, "train")) if chief
               else tf.summary.create_noop_writer())
-    progress = progress_lib.Progress(train.train_steps, "train", unit="steps", initial=start)
+    progress = progress_lib.Progress(train.train_steps, self.config.task.name, unit="steps",
+                                     initial=start)
     window = _Window()
     last: dict[str, float] = {}
+    validation: dict[str, float] = {}
+    eval_every = self.config.evaluation.eval_every
     step, stopped = start, False
     with _StopRequest() as stop:
       while step < train.train_steps and not stopped:
         batch = next(iterator)
         if chief and (step == start or step % train.image_summary_every == 0):
-          self._write_patch_images(writer, batch, step)
+          self._write_images(writer, batch, step)
         values, stop_all = self._train_step(batch, tf.constant(float(stop.requested)))
         values = {k: float(v) for k, v in values.items()}
         step, stopped = step + 1, bool(stop_all)
@@ -238,13 +272,18 @@ class Trainer:
           window = _Window()
         if step % train.checkpoint_every == 0 or step == train.train_steps or stopped:
           self.manager.save(checkpoint_number=step)
+        if eval_every and (step % eval_every == 0 or step == train.train_steps):
+          validation = self.evaluate()
+          self._write_validation(writer, validation, step)
+          self._best.offer(validation, step)
     progress.close()
     writer.flush()
     if not chief:
       shutil.rmtree(self._writer_dir, ignore_errors=True)
     if stopped:
       print(f"Stopped by SIGTERM at step {step}; checkpoint saved.", file=sys.stderr)
-    return TrainResult(step=step, losses=last or window.means(), interrupted=stopped)
+    return TrainResult(step=step, losses=last or window.means(), interrupted=stopped,
+                       validation=validation)
 
 
 class _Window:
@@ -264,3 +303,39 @@ class _Window:
 
   def steps_per_second(self) -> float:
     return self._steps / max(time.monotonic() - self._start, 1e-9)
+
+
+class _BestCheckpoint:
+  """Keeps, beside the latest checkpoints, the one with the best value of a validation metric
+  (`--keep_best`): MODEL_DIR/best/ckpt-STEP and best.json {metric, value, step}. Accuracies are
+  best when highest, losses when lowest."""
+
+  def __init__(self, checkpoint: tf.train.Checkpoint, writer_dir: str, metric: str, chief: bool):
+    self._metric = metric
+    self._directory = os.path.join(writer_dir, BEST_DIR)
+    self._manager = (tf.train.CheckpointManager(checkpoint, self._directory, max_to_keep=1)
+                     if metric else None)
+    self._chief = chief
+    record = os.path.join(self._directory, BEST_RECORD)
+    self._value = files.read_json(record)["value"] if metric and os.path.isfile(record) else None
+
+  def _better(self, value: float) -> bool:
+    if self._value is None:
+      return True
+    return value > self._value if self._metric.endswith("accuracy") else value < self._value
+
+  def offer(self, values: dict[str, float], step: int) -> None:
+    if self._manager is None:
+      return
+    if self._metric not in values:
+      raise TrainingError(f"--keep_best={self._metric} is not one of the validation figures "
+                          f"({', '.join(sorted(values))}); pass one of them.")
+    value = values[self._metric]
+    if not self._better(value):
+      return
+    self._value = value
+    self._manager.save(checkpoint_number=step)
+    if self._chief:
+      files.write_json(os.path.join(self._directory, BEST_RECORD),
+                       {"metric": self._metric, "value": value, "step": step})
+

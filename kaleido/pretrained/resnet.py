@@ -4,7 +4,7 @@ Accepted: a Keras .h5 weights file holding every weighted layer of the backbone 
 standard ImageNet file resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5, the file with the
 top, or `backbone.save_weights("x.h5")`), or a TensorFlow checkpoint saved by the project that
 contains a patch embedder (a train.py model_dir, its checkpoints/ folder or one checkpoint
-prefix, or a checkpoint of `kaleido_bert.encoder_checkpoint`). Nothing is downloaded: `imagenet`
+prefix). Nothing is downloaded: `imagenet`
 is answered from the Keras cache or with how to pass the file.
 """
 
@@ -23,7 +23,9 @@ IMAGENET = "imagenet"
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
                 + IMAGENET_FILE)
-_BACKBONE_EDGE = re.compile(r"(?:^|/)backbone/")
+# The patch embedder's backbone inside a checkpoint: `.../patch_embedder/backbone/` (task models
+# and their backbone), or `model/layer_with_weights-0/backbone/` (functional models of old runs).
+_BACKBONE_EDGE = re.compile(r"(?:^|/)(?:patch_embedder|layer_with_weights-0)/backbone/")
 _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from kaleido import config as config_lib
+from kaleido.dataloaders import features
 from kaleido.masking import agm
 from kaleido.patches import kaleido_grid
-from kaleido.pretraining import features
 
 _JIGSAW = np.asarray(features.JIGSAW_PERMUTATIONS, np.int32)  # no TensorFlow work at import
 _L2 = kaleido_grid.level_slice(2)
@@ -55,7 +55,7 @@ def _uniform_label(num_classes: int, enabled: bool, seed: tf.Tensor) -> tf.Tenso
   return tf.random.stateless_uniform([], seed, maxval=num_classes, dtype=tf.int32)
 
 
-def example_image(patches: tf.Tensor, choice: agm.MaskChoice, config: config_lib.TaskConfig,
+def example_image(patches: tf.Tensor, choice: agm.MaskChoice, config: config_lib.PretrainingConfig,
                   seed: tf.Tensor) -> dict[str, tf.Tensor]:
   """The per-example image side: RR, JPS, G2CM pixels and all kaleido labels and positions.
 
@@ -129,7 +129,7 @@ def negative_pairs(batch: dict[str, tf.Tensor], fraction: float, same_subcategor
   return {**batch, **swapped, "itm_label": 1 - tf.cast(negative, tf.int32)}
 
 
-def itm_negatives(batch: dict[str, tf.Tensor], config: config_lib.TaskConfig,
+def itm_negatives(batch: dict[str, tf.Tensor], config: config_lib.PretrainingConfig,
                   seed: tf.Tensor) -> dict[str, tf.Tensor]:
   """ITM: `negative_pairs` over the whole image side of the contract.
 
@@ -142,7 +142,7 @@ def itm_negatives(batch: dict[str, tf.Tensor], config: config_lib.TaskConfig,
   return {**batch, "masked_lm_weights": batch["masked_lm_weights"] * matched}
 
 
-def batch_transforms(batch: dict[str, tf.Tensor], config: config_lib.TaskConfig,
+def batch_transforms(batch: dict[str, tf.Tensor], config: config_lib.PretrainingConfig,
                      seed: tf.Tensor) -> dict[str, tf.Tensor]:
   """CP camouflage then ITM negatives, each only when enabled; itm_label is always set."""
   camouflage_seed, itm_seed = tf.unstack(tf.random.split(seed, 2))

@@ -1,10 +1,12 @@
-"""An alignment generator checkpoint directory (the `--output_dir` of data/train_aag.py):
+"""The alignment generator's captioner directory (the `--output_dir` of data/train_aag.py):
 
-- `aag_config.json`: {"format": "kaleido-aag/1", ...CaptionerConfig}: the architecture, the
-  vocabulary's SHA-256 and size, the special token ids and the image size.
+- `run_config.json`: the experiment config of its training (kaleido.config), whose model is the
+  captioner's `CaptionerConfig`: the architecture, the vocabulary's SHA-256 and size, the
+  special token ids and the image size. Directories trained before the experiment config hold
+  `aag_config.json` ({"format": "kaleido-aag/1", ...CaptionerConfig}) instead; both are read.
 - `vocab.txt`: a copy of the vocabulary the captioner speaks (the prepared data's).
-- `checkpoints/`: tf.train.CheckpointManager checkpoints of the model, optimizer and step.
-- `train/`, `validation/`: TensorBoard summaries.
+- `checkpoints/`: the trainer's checkpoints of the model, optimizer and step.
+- `train/`: TensorBoard summaries.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ import shutil
 
 import tensorflow as tf
 
+from kaleido import config as config_lib
 from kaleido.alignment import captioner as captioner_lib
-from kaleido.alignment import config as config_lib
+from kaleido.alignment import config as align_config
 from kaleido.patches import kaleido_grid
 from kaleido.records import manifest as manifest_lib
 from kaleido.text import vocab as vocab_lib
-from kaleido.utils import checkpoints
 from kaleido.utils import files
+from kaleido.utils import restoring
 
-FORMAT = "kaleido-aag/1"
-CONFIG_NAME = "aag_config.json"
+LEGACY_FORMAT = "kaleido-aag/1"
+LEGACY_CONFIG_NAME = "aag_config.json"
 VOCAB_NAME = "vocab.txt"
 CHECKPOINT_DIR = "checkpoints"
 TRAIN_HINT = "train one with python data/train_aag.py --input PREPARED_FOLDER --output_dir DIR"
@@ -36,11 +39,11 @@ def captioner_config_for(manifest: manifest_lib.Manifest, folder: str,
                          **architecture) -> config_lib.CaptionerConfig:
   """A captioner config speaking the vocabulary of the prepared `folder`."""
   if not os.path.isfile(manifest.vocab_file):
-    raise config_lib.AlignmentError(
+    raise align_config.AlignmentError(
         f"The vocabulary {manifest.vocab_file!r} named in the manifest of {folder!r} is missing; "
         "restore it or re-run python data/prepare.py.")
   if files.file_sha256(manifest.vocab_file) != manifest.vocab_hash:
-    raise config_lib.AlignmentError(
+    raise align_config.AlignmentError(
         f"The vocabulary {manifest.vocab_file!r} changed since {folder!r} was prepared (its "
         "SHA-256 differs from the manifest's); restore it or re-run python data/prepare.py.")
   tokens = vocab_lib.read_vocab(manifest.vocab_file)
@@ -51,36 +54,36 @@ def captioner_config_for(manifest: manifest_lib.Manifest, folder: str,
       **architecture)
 
 
-def save_config(directory: str, config: config_lib.CaptionerConfig, vocab_file: str) -> None:
-  """Writes the config and a copy of the vocabulary into `directory`, atomically."""
+def copy_vocab(directory: str, vocab_file: str) -> None:
+  """Writes a copy of the vocabulary into `directory`, atomically."""
   os.makedirs(directory, exist_ok=True)
   with files.atomic_path(os.path.join(directory, VOCAB_NAME)) as tmp_path:
     shutil.copyfile(vocab_file, tmp_path)
-  files.write_json(os.path.join(directory, CONFIG_NAME),
-                   {"format": FORMAT, **dataclasses.asdict(config)})
-
-
-def has_config(directory: str) -> bool:
-  return os.path.isfile(os.path.join(directory, CONFIG_NAME))
 
 
 def read_config(directory: str) -> config_lib.CaptionerConfig:
-  """The captioner config saved in a checkpoint directory."""
-  path = os.path.join(directory, CONFIG_NAME)
+  """The captioner config of a captioner directory (either format)."""
   if not os.path.isdir(directory):
-    raise config_lib.AlignmentError(f"AAG checkpoint directory {directory!r} does not exist; "
-                                    f"{TRAIN_HINT}.")
+    raise align_config.AlignmentError(f"AAG checkpoint directory {directory!r} does not exist; "
+                                      f"{TRAIN_HINT}.")
+  if os.path.isfile(os.path.join(directory, config_lib.RUN_CONFIG_NAME)):
+    model = config_lib.load(directory).model
+    if not isinstance(model, config_lib.CaptionerConfig):
+      raise align_config.AlignmentError(
+          f"{directory!r} holds a {model.kind} run, not an alignment captioner; {TRAIN_HINT}.")
+    return model
+  path = os.path.join(directory, LEGACY_CONFIG_NAME)
   if not os.path.isfile(path):
-    raise config_lib.AlignmentError(f"{directory!r} has no {CONFIG_NAME}, so it is no AAG "
-                                    f"checkpoint; {TRAIN_HINT}.")
+    raise align_config.AlignmentError(f"{directory!r} has no {config_lib.RUN_CONFIG_NAME}, so it "
+                                      f"is no AAG checkpoint; {TRAIN_HINT}.")
   try:
     payload = files.read_json(path)
-    if payload.pop("format", None) != FORMAT:
-      raise ValueError(f"not a {FORMAT} file")
+    if payload.pop("format", None) != LEGACY_FORMAT:
+      raise ValueError(f"not a {LEGACY_FORMAT} file")
     return config_lib.CaptionerConfig(**payload)
   except (ValueError, TypeError) as error:
-    raise config_lib.AlignmentError(f"{path!r} is not a valid AAG config ({error}); "
-                                    f"{TRAIN_HINT}.") from error
+    raise align_config.AlignmentError(f"{path!r} is not a valid AAG config ({error}); "
+                                      f"{TRAIN_HINT}.") from error
 
 
 def vocab_tokens(directory: str) -> list[str]:
@@ -93,14 +96,14 @@ def check_matches_data(config: config_lib.CaptionerConfig, directory: str, vocab
   """Refuses a checkpoint whose vocabulary or image size does not suit the data of `folder`
   (prepared with the vocabulary of SHA-256 `vocab_hash` and `patch_size`-pixel patches)."""
   if config.vocab_hash != vocab_hash:
-    raise config_lib.AlignmentError(
+    raise align_config.AlignmentError(
         f"The AAG checkpoint {directory!r} speaks another vocabulary ({config.vocab_size} "
         f"tokens, sha256 {config.vocab_hash[:12]}) than {folder!r} (sha256 "
         f"{vocab_hash[:12]}); train the captioner on this data with python "
         f"data/train_aag.py --input {folder} --output_dir DIR.")
   largest = kaleido_grid.LEVELS[-1] * patch_size
   if config.image_size > largest:
-    raise config_lib.AlignmentError(
+    raise align_config.AlignmentError(
         f"The AAG checkpoint {directory!r} reads {config.image_size}-pixel crops but {folder!r} "
         f"stores crops of at most {largest} pixels (5 x patch size {patch_size}); "
         f"train the captioner with --image_size <= {largest} on this data.")
@@ -110,7 +113,7 @@ def latest_checkpoint(directory: str) -> str:
   """Path prefix of the newest checkpoint in `directory`."""
   latest = tf.train.latest_checkpoint(os.path.join(directory, CHECKPOINT_DIR))
   if not latest:
-    raise config_lib.AlignmentError(f"AAG checkpoint directory {directory!r} holds no trained "
+    raise align_config.AlignmentError(f"AAG checkpoint directory {directory!r} holds no trained "
                                     f"weights yet; {TRAIN_HINT}.")
   return latest
 
@@ -120,15 +123,16 @@ def load_captioner(directory: str) -> captioner_lib.Captioner:
   config = read_config(directory)
   latest = latest_checkpoint(directory)
   captioner = captioner_lib.Captioner(config)
-  checkpoints.restore(latest, {"model": captioner},
-                      f"the architecture in {CONFIG_NAME} differs; restore the matching config or "
-                      f"{TRAIN_HINT}", error_type=config_lib.AlignmentError)
+  restoring.restore(latest, {"model": captioner},
+                    f"the architecture in its config differs; restore the matching config or "
+                    f"{TRAIN_HINT}", error_type=align_config.AlignmentError)
   return captioner
 
 
 def fingerprint(directory: str) -> str:
   """Identifies the config and weights of the newest checkpoint (SHA-256 of both)."""
-  digest = hashlib.sha256(json.dumps(dataclasses.asdict(read_config(directory)),
-                                     sort_keys=True).encode())
+  architecture = dataclasses.asdict(read_config(directory))
+  architecture.pop("backbone_trainable")  # how it was trained, not what it computes
+  digest = hashlib.sha256(json.dumps(architecture, sort_keys=True).encode())
   digest.update(files.file_sha256(latest_checkpoint(directory) + ".index").encode())
   return digest.hexdigest()

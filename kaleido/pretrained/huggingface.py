@@ -1,9 +1,11 @@
-"""Hugging Face BERT directories: config.json, model.safetensors or pytorch_model.bin, vocab.txt.
+"""Hugging Face BERT directories: config.json, model.safetensors, vocab.txt.
 
 Weight names are those of transformers' BertModel / BertForPreTraining, with or without the
 `bert.` prefix (sentence-transformers models have none and no MLM head); old files name LayerNorm
 parameters gamma/beta instead of weight/bias. PyTorch Linear weights are (out, in) and are
-transposed. pytorch_model.bin needs torch; model.safetensors is read with numpy only.
+transposed. model.safetensors is read with numpy only; pytorch_model.bin (a pickle, which can run
+code when read) is not read: Hugging Face publishes model.safetensors for BERT models, and
+transformers converts any model with save_pretrained(DIR, safe_serialization=True).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from safetensors import numpy as safetensors_numpy
 
 from kaleido import errors
-from kaleido.checkpoints import bert_checkpoint as canonical
+from kaleido.pretrained import bert_checkpoint as canonical
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -46,28 +48,18 @@ def canonical_name(name: str) -> tuple[str, bool]:
   return "/".join(root + path + [leaf]), transpose
 
 
-def _load_torch_file(path: str) -> dict[str, np.ndarray]:
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as error:
-    raise errors.KaleidoError(
-        f"Reading {path!r} needs PyTorch, which is not installed; install torch, or save the "
-        f"model as {SAFETENSORS_FILE} where torch is installed (transformers: "
-        "model.save_pretrained(DIR, safe_serialization=True)).") from error
-  state = torch.load(path, map_location="cpu", weights_only=True)
-  return {name: tensor.float().numpy() for name, tensor in state.items()
-          if tensor.is_floating_point()}
-
-
 def _load_weights(directory: str) -> dict[str, np.ndarray]:
   safetensors_path = os.path.join(directory, SAFETENSORS_FILE)
   if os.path.isfile(safetensors_path):
     return safetensors_numpy.load_file(safetensors_path)
-  torch_path = os.path.join(directory, PYTORCH_FILE)
-  if os.path.isfile(torch_path):
-    return _load_torch_file(torch_path)
-  raise errors.KaleidoError(f"Hugging Face directory {directory!r} has neither "
-                            f"{SAFETENSORS_FILE} nor {PYTORCH_FILE}.")
+  if os.path.isfile(os.path.join(directory, PYTORCH_FILE)):
+    raise errors.KaleidoError(
+        f"{directory!r} holds {PYTORCH_FILE}, a pickle this project does not read (unpickling "
+        f"can run code); download the model's {SAFETENSORS_FILE} instead (Hugging Face "
+        "publishes it for bert-base-uncased) or convert it where transformers is installed with "
+        "model.save_pretrained(DIR, safe_serialization=True).")
+  raise errors.KaleidoError(f"Hugging Face directory {directory!r} has no {SAFETENSORS_FILE}; "
+                            "pass a folder with config.json, model.safetensors and vocab.txt.")
 
 
 def read(directory: str) -> canonical.BertCheckpoint:

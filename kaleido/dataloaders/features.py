@@ -19,21 +19,30 @@ A pre-training batch (B examples, L = max_seq_length text positions, P = patch s
 | jps_label | (B,) int32 | index into `JIGSAW_PERMUTATIONS` of the permutation applied to L2 |
 | cp_label | (B,) int32 | which L3 patch (0..8) was replaced by another product's |
 | cp_weight | (B,) float32 | 1 where that patch was really replaced; 0 when the batch held no other product or CP is off |
+| product_key | (B,) int64 | a hash of the text's product id: equal keys, same product (ITC never counts them as negatives) |
 
 A disabled task leaves its inputs untouched and its label 0; its loss weight is 0. All losses but
 ITM count only on matched pairs (itm_label == 1).
 
 Model outputs (dict): mlm_logits (B, 10, V), itm_logits (B, 2), rr_logits (B, 4),
 jps_logits (B, 24), cp_logits (B, 9), g2cm_predictions / g2cm_targets (B, 2, 2048),
-b2cm_predictions / b2cm_targets (B, 3, 2048).
+b2cm_predictions / b2cm_targets (B, 3, 2048); with ITC also itc_text and itc_image (B, D) unit
+vectors and the scalar itc_logit_scale.
 """
 
-import itertools
+import tensorflow as tf
+
+from kaleido.patches import kaleido_grid
 
 # Jigsaw label k means: the patch shown at L2 slot i is original patch JIGSAW_PERMUTATIONS[k][i].
-JIGSAW_PERMUTATIONS = tuple(itertools.permutations(range(4)))
+JIGSAW_PERMUTATIONS = kaleido_grid.JIGSAW_PERMUTATIONS
 
 TEXT_KEYS = ("input_word_ids", "input_mask", "masked_lm_positions", "masked_lm_ids",
              "masked_lm_weights")
 IMAGE_KEYS = ("patches", "patch_boxes", "blank_positions", "grey_positions", "grey_targets",
               "rr_label", "jps_label", "cp_label", "cp_weight")
+
+
+def product_key(product_id: tf.Tensor) -> tf.Tensor:
+  """(B,) string product ids -> (B,) int64 keys, equal for equal ids (collisions ~2**-62)."""
+  return tf.strings.to_hash_bucket_fast(product_id, 2**62)

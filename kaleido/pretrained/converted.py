@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 
 from kaleido import errors
-from kaleido.checkpoints import bert_checkpoint as canonical
+from kaleido.pretrained import bert_checkpoint as canonical
 from kaleido.utils import files
 
 FORMAT = "kaleido-bert-checkpoint/1"

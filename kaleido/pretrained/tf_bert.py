@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from kaleido import errors
-from kaleido.checkpoints import bert_checkpoint as canonical
+from kaleido.pretrained import bert_checkpoint as canonical
 
 CONFIG_FILE = "bert_config.json"
 GOOGLE_PREFIX = "bert_model.ckpt"

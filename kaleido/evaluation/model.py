@@ -9,6 +9,7 @@ features are first needed.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Callable, Sequence
 
 import numpy as np
@@ -17,18 +18,18 @@ import tf_keras
 
 from kaleido import config as config_lib
 from kaleido import errors
+from kaleido.dataloaders import finetuning
+from kaleido.evaluation import caption_decoding
 from kaleido.masking import text_masking
+from kaleido.model import heads as heads_lib
+from kaleido.model import kaleido_bert
+from kaleido.patches import kaleido_grid
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
-from kaleido.tasks import base
-from kaleido.tasks import caption_decoding
-from kaleido.tasks import captioning
-from kaleido.tasks import factory
-from kaleido.tasks import retrieval
+from kaleido.tasks import kaleido_task
 from kaleido.text import tokenizer as tokenizer_lib
-from kaleido.training import run_config as run_config_lib
-from kaleido.utils import checkpoints
 from kaleido.utils import progress as progress_lib
+from kaleido.utils import restoring
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _TASKS_OF_RUN = {"pretrain": ("itr", "tir"), "retrieval": ("itr", "tir"),
@@ -78,37 +79,40 @@ def _read_examples(folder: str, reader_config: reader.ReaderConfig) -> _Examples
 class EvaluationModel:
   """Scores, labels and captions of a trained model on an evaluation folder."""
 
-  def __init__(self, run: run_config_lib.RunConfig, checkpoint_path: str, eval_data: str,
+  def __init__(self, run: config_lib.ExperimentConfig, checkpoint_path: str, eval_data: str,
                batch_size: int, retrieval_text: str = ""):
     """`retrieval_text` (name or description) overrides the run's own (names for runs that were
     not fine-tuned for retrieval)."""
     manifest = manifest_lib.load(eval_data)
-    if manifest.vocab_hash != run.vocab_hash:
+    if manifest.vocab_hash != run.data.vocab_hash:
       raise errors.KaleidoError(
           f"{eval_data!r} was prepared with the vocabulary {manifest.vocab_file!r}, the "
-          f"checkpoint was trained with {run.vocab_file!r}; prepare the evaluation data with the "
-          "checkpoint's vocabulary.")
+          f"checkpoint was trained with {run.data.vocab_file!r}; prepare the evaluation data with "
+          "the checkpoint's vocabulary.")
+    if run.task.name not in _TASKS_OF_RUN:
+      raise errors.KaleidoError(
+          f"{checkpoint_path!r} is a {run.task.name} run, which evaluate.py does not evaluate; "
+          "pass a pre-training or fine-tuning model_dir of train.py.")
     self.run = run
     self.batch_size = batch_size
     self.step = _checkpoint_step(checkpoint_path)  # the TensorBoard step of the metrics
-    self.tokenizer = tokenizer_lib.KaleidoTokenizer(run.vocab_file, run.model.max_seq_length)
-    self._task = _build_task(run, eval_data, self.tokenizer)
-    self._model = self._task.build_model()
-    self._parts = self._task.parts
-    # A pre-training checkpoint holds the pre-training model, whose ITM head scores retrieval.
-    _restore(self._parts.pretraining_model if run.task_name == "pretrain" else self._model,
-             checkpoint_path)
-    retrieval_text = retrieval_text or (run.finetune.retrieval_text if run.finetune
+    self.tokenizer = tokenizer_lib.KaleidoTokenizer(run.data.vocab_file,
+                                                    run.model.max_seq_length)
+    self.special_ids = kaleido_task.special_ids(run.data.vocab_file)
+    self._model = _restored_model(run, checkpoint_path)
+    retrieval_text = retrieval_text or (run.task.finetune.retrieval_text
+                                        if run.task.name == "retrieval"
                                         else config_lib.RETRIEVAL_TEXTS[0])
     self.retrieval_text = retrieval_text if self.supports("itr") else ""
     self._reader_config = reader.reader_config(manifest, name_as_text=self.retrieval_text == "name",
                                                folder=eval_data)
     self._examples = _read_examples(eval_data, self._reader_config)
     self._features: dict[int, np.ndarray] = {}
+    backbone = self._model.backbone
     self._embed = tf.function(reduce_retracing=True)(
-        lambda patches: self._parts.patch_embedder(patches, training=False))
+        lambda patches: backbone.patch_embedder(patches, training=False))
     self._encode = tf.function(reduce_retracing=True)(
-        lambda inputs: self._parts.encoder(inputs, training=False))
+        lambda inputs: backbone(inputs, training=False))
 
   @property
   def product_ids(self) -> np.ndarray:
@@ -124,12 +128,12 @@ class EvaluationModel:
 
   def supports(self, task: str) -> bool:
     """Whether this run was trained for evaluation task `task` (itr, tir, category, ...)."""
-    return task in _TASKS_OF_RUN[self.run.task_name]
+    return task in _TASKS_OF_RUN[self.run.task.name]
 
   def _check(self, task: str) -> None:
     if not self.supports(task):
       raise errors.KaleidoError(
-          f"The checkpoint was trained for --task={self.run.task_name}, which cannot be "
+          f"The checkpoint was trained for --task={self.run.task.name}, which cannot be "
           f"evaluated on {task}; pass a checkpoint fine-tuned for it.")
 
   def patch_features(self, indices: Sequence[int]) -> np.ndarray:
@@ -161,18 +165,25 @@ class EvaluationModel:
         "patch_features": tf.constant(self.patch_features(image_rows)),
     }
 
-  def matched_probability(self, text_rows: np.ndarray, image_rows: np.ndarray) -> np.ndarray:
-    """(n,) ITM matched-class probability of (text of text_rows[k], image of image_rows[k])."""
-    scores = []
+  def matched_margin(self, text_rows: np.ndarray, image_rows: np.ndarray) -> np.ndarray:
+    """(n,) ITM log-odds z_matched - z_unmatched of (text of text_rows[k], image of
+    image_rows[k]): the retrieval score (heads.itm_margin)."""
+    margins = []
     for start in range(0, len(text_rows), self.batch_size):
       stop = start + self.batch_size
       pooled = self._encode(self._encoder_inputs(text_rows[start:stop],
                                                  image_rows[start:stop]))["pooled_output"]
-      scores.append(retrieval.matched_probability(self._parts.heads.itm(pooled)).numpy())
-    return np.concatenate(scores) if scores else np.zeros([0], np.float32)
+      margins.append(heads_lib.itm_margin(self._model.itm(pooled)).numpy())
+    return np.concatenate(margins) if margins else np.zeros([0], np.float32)
+
+  def matched_probability(self, text_rows: np.ndarray, image_rows: np.ndarray) -> np.ndarray:
+    """(n,) ITM matched-class probability, the sigmoid of `matched_margin` (for reading, not
+    for ranking: it saturates)."""
+    return 1.0 / (1.0 + np.exp(-self.matched_margin(text_rows, image_rows).astype(np.float64)))
 
   def retrieval_scorer(self, direction: str) -> Scorer:
-    """scorer(query_indices, candidate_indices) -> scores of the same shape as the candidates.
+    """scorer(query_indices, candidate_indices) -> ITM logit margins of the same shape as the
+    candidates (never saturated, so a confident model's scores do not tie).
 
     ITR: the query is an image, the candidates texts; TIR the other way round. `query_indices`
     has shape (Q,), `candidate_indices` (Q, C) or (C,) (then shared by all queries).
@@ -188,14 +199,14 @@ class EvaluationModel:
       candidate_rows = candidates.reshape(-1)
       images, texts = ((query_rows, candidate_rows) if direction == "itr"
                        else (candidate_rows, query_rows))
-      return self.matched_probability(texts, images).reshape(candidates.shape)
+      return self.matched_margin(texts, images).reshape(candidates.shape)
 
     return scorer
 
   def classify(self, task: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(true labels, predicted labels, class names by id) over the whole evaluation folder."""
     self._check(task)
-    classifier = self._model.get_layer("classifier")
+    classifier = self._model.classifier
     rows = np.arange(self.num_examples)
     predictions = []
     progress = progress_lib.Progress(len(rows), f"classify {task}", unit="images")
@@ -207,12 +218,12 @@ class EvaluationModel:
     progress.close()
     labels = (self._examples.category_ids if task == "category"
               else self._examples.subcategory_ids)
-    return labels, np.concatenate(predictions), list(self.run.label_names)
+    return labels, np.concatenate(predictions), list(self.run.data.label_names)
 
   def captions(self, beam_size: int = 1) -> tuple[dict[str, str], dict[str, list[str]]]:
     """({image id: generated caption}, {image id: [the product's text]})."""
     self._check("caption")
-    ids = self._task.special_ids
+    ids = self.special_ids
     rows = np.arange(self.num_examples)
     generated = []
     progress = progress_lib.Progress(len(rows), "caption", unit="images")
@@ -230,9 +241,9 @@ class EvaluationModel:
   def _decode(self, image_rows: np.ndarray, beam_size: int,
               ids: text_masking.SpecialIds) -> list[list[int]]:
     length = self.run.model.max_seq_length
-    mlm = self._parts.heads.masked_lm
-    if self.run.finetune.caption_mode == captioning.ONE_SHOT:
-      word_ids = captioning.one_shot_inputs(tf.zeros([len(image_rows), length], tf.int32),
+    mlm = self._model.masked_lm
+    if self.run.task.finetune.caption_mode == kaleido_bert.ONE_SHOT:
+      word_ids = finetuning.one_shot_inputs(tf.zeros([len(image_rows), length], tf.int32),
                                             ids.cls_id, ids.mask_id).numpy()
       inputs = self._encoder_inputs(image_rows, image_rows, word_ids, np.ones_like(word_ids))
       sequence = self._encode(inputs)["sequence_output"]
@@ -249,8 +260,9 @@ class EvaluationModel:
         inputs = {"input_word_ids": tf.constant(tokens), "input_mask": tf.constant(input_mask),
                   "patch_boxes": tf.constant(boxes[rows]),
                   "patch_features": tf.constant(features[rows]),
-                  "attention_mask": captioning.unilm_attention_mask(
-                      tf.constant(input_mask), self.run.model.num_patches)}
+                  "attention_mask": kaleido_bert.unilm_attention_mask(
+                      tf.constant(input_mask),
+                      kaleido_grid.visible_patches(self.run.model.kaleido_levels))}
         sequence = self._encode(inputs)["sequence_output"]
         logits = mlm(sequence, masked_positions=tf.fill([len(rows), 1], position - 1))
         return tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32)).numpy()
@@ -260,22 +272,23 @@ class EvaluationModel:
     return caption_decoding.caption_ids(tokens, ids.cls_id, ids.sep_id, ids.pad_id)
 
 
-def _build_task(run: run_config_lib.RunConfig, eval_data: str,
-                tokenizer: tokenizer_lib.KaleidoTokenizer) -> base.Task:
-  from kaleido.pretraining import inputs  # pylint: disable=g-import-not-at-top
-  finetune = run.finetune or config_lib.FinetuneConfig(task="retrieval")
-  config = config_lib.KaleidoConfig(
-      model=dataclasses.replace(run.model, backbone_weights=""),
-      task=config_lib.TaskConfig(),
-      train=config_lib.TrainConfig(model_dir="", train_data=eval_data),
-      finetune=dataclasses.replace(finetune, init_checkpoint=""))
-  return factory.create_task(config, inputs.special_ids(tokenizer))
-
-
-def _restore(model: tf_keras.Model, checkpoint_path: str) -> None:
-  checkpoints.restore(checkpoint_path, {"model": model},
+def _restored_model(run: config_lib.ExperimentConfig,
+                    checkpoint_path: str) -> kaleido_bert.KaleidoMatcher:
+  """The run's downstream model with the checkpoint's weights; for a pre-training run, the
+  retrieval model made of its backbone and ITM head (retrieval scored without fine-tuning)."""
+  task = run.task if run.task.is_finetune else config_lib.TaskConfig(name="retrieval")
+  model = kaleido_bert.build_finetune_model(task, run.model)
+  legacy = kaleido_bert.is_legacy_checkpoint(checkpoint_path)
+  if run.task.is_finetune:
+    objects = kaleido_bert.legacy_objects(model) if legacy else {"model": model}
+    restoring.restore(checkpoint_path, objects,
                       "the model its run_config.json describes differs; was the model_dir reused "
                       "for another run?")
+  else:
+    objects = (kaleido_bert.legacy_pretraining_objects(model) if legacy
+               else kaleido_bert.pretraining_checkpoint_objects(model))
+    restoring.restore(checkpoint_path, objects, "the model its run_config.json describes differs")
+  return model
 
 
 def _checkpoint_step(checkpoint_path: str) -> int:
@@ -288,6 +301,9 @@ def load(checkpoint: str, eval_data: str, batch_size: int = 32,
          retrieval_text: str = "") -> EvaluationModel:
   """The model of a train.py model_dir (or one of its checkpoints) on a prepared folder;
   `retrieval_text` as in EvaluationModel."""
-  run = run_config_lib.load(checkpoint)
-  return EvaluationModel(run, run_config_lib.latest_checkpoint(checkpoint), eval_data, batch_size,
+  if not os.path.exists(checkpoint) and not os.path.isfile(checkpoint + ".index"):
+    raise errors.KaleidoError(f"--checkpoint={checkpoint!r} does not exist; pass the --model_dir "
+                              "of a train.py run or one of its checkpoints.")
+  run = config_lib.load(checkpoint)
+  return EvaluationModel(run, restoring.latest_checkpoint(checkpoint), eval_data, batch_size,
                          retrieval_text)

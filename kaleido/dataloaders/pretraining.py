@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING
 import tensorflow as tf
 
 from kaleido import config as config_lib
+from kaleido.dataloaders import features
+from kaleido.dataloaders import transforms
 from kaleido.masking import agm
 from kaleido.masking import text_masking
-from kaleido.pretraining import features
-from kaleido.pretraining import transforms
 from kaleido.records import reader
 
 if TYPE_CHECKING:
   from kaleido.text import tokenizer as tokenizer_lib
 
 SpecialIds = text_masking.SpecialIds
-OUTPUT_KEYS = features.TEXT_KEYS + features.IMAGE_KEYS + ("itm_label",)
+OUTPUT_KEYS = features.TEXT_KEYS + features.IMAGE_KEYS + ("itm_label", "product_key")
 _BATCH_TRANSFORM_KEYS = ("product_id", "subcategory_id")  # read per batch, then dropped
 
 
@@ -33,7 +33,7 @@ def special_ids(tokenizer: tokenizer_lib.KaleidoTokenizer) -> SpecialIds:
                     mask_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size)
 
 
-def example_transform(example: dict[str, tf.Tensor], task_config: config_lib.TaskConfig,
+def example_transform(example: dict[str, tf.Tensor], task_config: config_lib.PretrainingConfig,
                       special_ids: SpecialIds, seed: tf.Tensor) -> dict[str, tf.Tensor]:
   """A reader example -> its masked text and transformed image side, before batching."""
   mask_seed, text_seed, image_seed = tf.unstack(tf.random.split(seed, 3))
@@ -48,10 +48,11 @@ def example_transform(example: dict[str, tf.Tensor], task_config: config_lib.Tas
   return {**text, **image, **kept}
 
 
-def batch_transform(batch: dict[str, tf.Tensor], task_config: config_lib.TaskConfig,
+def batch_transform(batch: dict[str, tf.Tensor], task_config: config_lib.PretrainingConfig,
                     seed: tf.Tensor) -> dict[str, tf.Tensor]:
   """A batch of `example_transform` outputs -> a contract batch (string features dropped)."""
   batch = transforms.batch_transforms(batch, task_config, seed)
+  batch["product_key"] = features.product_key(batch["product_id"])
   return {key: batch[key] for key in OUTPUT_KEYS}
 
 
@@ -62,7 +63,7 @@ def seed_stream(seed: int | None, pipeline_id: int) -> tf.data.Dataset:
 
 
 def pretraining_dataset(folder: str, global_or_per_replica_batch_size: int,
-                        task_config: config_lib.TaskConfig,
+                        task_config: config_lib.PretrainingConfig,
                         special_ids: SpecialIds, seed: int | None,
                         input_context: tf.distribute.InputContext | None = None
                         ) -> tf.data.Dataset:

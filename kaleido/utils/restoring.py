@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 
 from kaleido import errors
@@ -23,3 +25,15 @@ def restore(path: str, objects: dict, mismatch: str, partial: bool = True,
   except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
     cause = str(error).splitlines()[0][:200]
     raise error_type(f"The checkpoint {path!r} does not fit ({cause}); {mismatch}.") from error
+
+
+def latest_checkpoint(path: str) -> str:
+  """A checkpoint prefix, or the latest checkpoint of a model_dir; clear error when none."""
+  if os.path.isdir(path):
+    latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
+    if not latest:
+      raise errors.KaleidoError(f"{path!r} holds no checkpoint yet; train it first with train.py.")
+    return latest
+  if not os.path.exists(path + ".index"):
+    raise errors.KaleidoError(f"{path!r} is neither a model_dir nor a checkpoint prefix.")
+  return path

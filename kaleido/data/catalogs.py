@@ -1,0 +1,25 @@
+"""Opening a catalog of any supported kind (Fashion-Gen HDF5, JSON lines) by its file name."""
+
+from __future__ import annotations
+
+import os
+
+from kaleido.data import catalog
+from kaleido.data import fashiongen
+from kaleido.data import jsonl_catalog
+
+
+def open_catalog(path: str) -> catalog.Catalog:
+  """Opens a Fashion-Gen HDF5 (`.h5`) or JSON-lines (`.jsonl`) catalog by its extension."""
+  if not os.path.exists(path):
+    raise catalog.CatalogError(
+        f"Catalog file {path!r} does not exist; pass an existing .h5 or .jsonl file "
+        "(python data/make_demo.py writes a demo one).")
+  extension = os.path.splitext(path)[1].lower()
+  if extension in (".h5", ".hdf5"):
+    return fashiongen.FashionGenCatalog(path)
+  if extension in (".jsonl", ".json"):
+    return jsonl_catalog.JsonlCatalog(path)
+  raise catalog.CatalogError(
+      f"Catalog file {path!r} has an unknown extension {extension!r}; use a Fashion-Gen "
+      ".h5 file or a .jsonl catalog.")

@@ -1,0 +1,1 @@
+"""Input pipelines: prepared TFRecords -> the batches each task trains on (tf.data)."""

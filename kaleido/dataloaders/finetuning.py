@@ -1,0 +1,109 @@
+"""Input pipelines of the downstream tasks (paper section 4.2) from a prepared folder.
+
+Every batch holds the encoder inputs (input_word_ids, input_mask, patches, patch_boxes) and the
+task's labels: `itm_label` for retrieval (a share of the pairs get another product's image of the
+same subcategory), `label` for category / subcategory (-1: a class unknown to training), and
+`caption_ids` / `caption_weights` for captioning.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from kaleido import config as config_lib
+from kaleido.dataloaders import pretraining as pretraining_inputs
+from kaleido.dataloaders import transforms
+from kaleido.masking import text_masking
+from kaleido.records import reader
+
+ENCODER_KEYS = ("input_word_ids", "input_mask", "patches", "patch_boxes")
+IMAGE_SIDE = ("patches", "patch_boxes")
+LABEL_KEYS = {"category": "category_id", "subcategory": "subcategory_id"}
+
+
+def example_batches(folder: str, batch_size: int, seed: int | None,
+                    input_context: tf.distribute.InputContext | None,
+                    name_as_text: bool = False) -> tf.data.Dataset:
+  """Endless shuffled batches of reader examples (encoder inputs, labels, product ids);
+  `batch_size` is global, split across replicas when `input_context` is given."""
+  batch_size = (input_context.get_per_replica_batch_size(batch_size) if input_context
+                else batch_size)
+  keys = ENCODER_KEYS + ("category_id", "subcategory_id", "product_id")
+  examples = reader.make_dataset(folder, shuffle=True, repeat=True, seed=seed,
+                                 input_context=input_context, name_as_text=name_as_text)
+  return examples.map(lambda example: {key: example[key] for key in keys},
+                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
+                          batch_size, drop_remainder=True)
+
+
+def _seeded(batches: tf.data.Dataset, seed: int | None,
+            input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
+  """`(batch, (2,) seed)` pairs for per-batch random draws."""
+  pipeline_id = input_context.input_pipeline_id if input_context else 0
+  return tf.data.Dataset.zip(batches, pretraining_inputs.seed_stream(seed, pipeline_id))
+
+
+def retrieval_dataset(folder: str, batch_size: int, finetune: config_lib.FinetuneConfig,
+                      seed: int | None, input_context: tf.distribute.InputContext | None,
+                      name_as_text: bool) -> tf.data.Dataset:
+  """Matched and negative pairs (`itm_label` 1 / 0) of the product names or texts."""
+
+  def with_negatives(batch, batch_seed):
+    batch = transforms.negative_pairs(batch, finetune.negative_fraction, True, IMAGE_SIDE,
+                                      batch_seed)
+    return {key: batch[key] for key in ENCODER_KEYS + ("itm_label",)}
+
+  batches = _seeded(example_batches(folder, batch_size, seed, input_context, name_as_text),
+                    None if seed is None else seed + 1, input_context)
+  return batches.map(with_negatives, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+      tf.data.AUTOTUNE)
+
+
+def classification_dataset(folder: str, batch_size: int, task: str, seed: int | None,
+                           input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
+  """Encoder inputs with `label`, the category or subcategory id."""
+  label_key = LABEL_KEYS[task]
+  batches = example_batches(folder, batch_size, seed, input_context).map(
+      lambda batch: {**{key: batch[key] for key in ENCODER_KEYS}, "label": batch[label_key]},
+      num_parallel_calls=tf.data.AUTOTUNE)
+  return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def one_shot_inputs(word_ids: tf.Tensor, cls_id: int, mask_id: int) -> tf.Tensor:
+  """(B, L) ids -> `[CLS] [MASK] ... [MASK]`: what the one-shot decoder sees."""
+  masks = tf.fill(tf.shape(word_ids[:, 1:]), tf.cast(mask_id, word_ids.dtype))
+  return tf.concat([tf.fill(tf.shape(word_ids[:, :1]), tf.cast(cls_id, word_ids.dtype)), masks],
+                   axis=1)
+
+
+def caption_targets(word_ids: tf.Tensor, input_mask: tf.Tensor,
+                    mode: str) -> tuple[tf.Tensor, tf.Tensor]:
+  """(B, L) `[CLS] caption [SEP]` -> (targets, weights), both (B, L), per decoder position.
+
+  Autoregressive: position i predicts token i + 1 (the last real position predicts nothing).
+  One-shot: position i predicts token i, for every real position but [CLS].
+  """
+  weights = tf.cast(input_mask, tf.float32)
+  if mode == "autoregressive":
+    targets = tf.concat([word_ids[:, 1:], tf.zeros_like(word_ids[:, :1])], axis=1)
+    return targets, tf.concat([weights[:, 1:], tf.zeros_like(weights[:, :1])], axis=1)
+  return word_ids, tf.concat([tf.zeros_like(weights[:, :1]), weights[:, 1:]], axis=1)
+
+
+def caption_dataset(folder: str, batch_size: int, mode: str,
+                    special_ids: text_masking.SpecialIds, seed: int | None,
+                    input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
+  """Encoder inputs as the decoder of `mode` sees them, with the caption's targets."""
+
+  def to_caption_batch(batch):
+    targets, weights = caption_targets(batch["input_word_ids"], batch["input_mask"], mode)
+    word_ids, input_mask = batch["input_word_ids"], batch["input_mask"]
+    if mode == "one_shot":
+      word_ids = one_shot_inputs(word_ids, special_ids.cls_id, special_ids.mask_id)
+      input_mask = tf.ones_like(input_mask)
+    return {"input_word_ids": word_ids, "input_mask": input_mask,
+            "patches": batch["patches"], "patch_boxes": batch["patch_boxes"],
+            "caption_ids": targets, "caption_weights": weights}
+
+  return example_batches(folder, batch_size, seed, input_context).map(
+      to_caption_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,69 @@
+"""What pre-training and the downstream tasks share: the vocabulary's special ids, the
+learning-rate groups of the pretrained text side, and where the weights start."""
+
+from __future__ import annotations
+
+import tf_keras
+
+from kaleido import config as config_lib
+from kaleido.masking import text_masking
+from kaleido.model import backbone as backbone_lib
+from kaleido.model import kaleido_bert
+from kaleido.pretrained import bert_init
+from kaleido.pretrained import readers
+from kaleido.pretrained import resnet
+from kaleido.text import vocab as vocab_lib
+from kaleido.training import base_task
+from kaleido.utils import restoring
+
+
+def special_ids(vocab_file: str) -> text_masking.SpecialIds:
+  """The token ids the pipelines need, read from the vocabulary file (no TensorFlow work)."""
+  tokens = vocab_lib.read_vocab(vocab_file)
+  ids = {token: i for i, token in enumerate(tokens)}
+  return text_masking.SpecialIds(cls_id=ids["[CLS]"], sep_id=ids["[SEP]"], pad_id=ids["[PAD]"],
+                                 mask_id=ids["[MASK]"], vocab_size=len(tokens))
+
+
+class KaleidoTask(base_task.Task):
+  """A Kaleido-BERT task: `config.model` is a KaleidoBertConfig."""
+
+  def __init__(self, config: config_lib.ExperimentConfig):
+    super().__init__(config)
+    self.model_config: config_lib.KaleidoBertConfig = config.model
+    self.special_ids = special_ids(config.data.vocab_file)
+
+  def lr_rules(self) -> base_task.LrRules:
+    """The BERT checkpoint's weights at the pretrained rate; a pooler or MLM transform it does
+    not supply (or a fresh pooler) at the full rate."""
+    optimizer, init = self.config.optimizer, self.config.init
+    pooler = masked_lm = True
+    if init.bert_init and (optimizer.pretrained_lr_multiplier != 1.0 or
+                           optimizer.layer_lr_decay != 1.0 or optimizer.frozen_pretrained_steps):
+      checkpoint = readers.read_bert_checkpoint(init.bert_init)
+      pooler = checkpoint.has_pooler and init.bert_pooler
+      masked_lm = checkpoint.has_mlm_head
+    return backbone_lib.pretrained_lr_rules(self.model_config.num_layers,
+                                            optimizer.pretrained_lr_multiplier,
+                                            optimizer.layer_lr_decay, pooler, masked_lm)
+
+  def initialize(self, model: tf_keras.Model) -> str:
+    """A pre-training checkpoint (`init.init_checkpoint`), else the backbone weights file and
+    the BERT checkpoint (`init.backbone_weights`, `init.bert_init`), else random weights."""
+    init = self.config.init
+    if init.init_checkpoint:
+      path = restoring.latest_checkpoint(init.init_checkpoint)
+      objects = (kaleido_bert.legacy_pretraining_objects(model)
+                 if kaleido_bert.is_legacy_checkpoint(path)
+                 else kaleido_bert.pretraining_checkpoint_objects(model))
+      restoring.restore(path, objects, "fine-tune with the sizes it was pre-trained with")
+      return f"Initialised from the pre-training checkpoint {path}."
+    notes = []
+    if init.backbone_weights:
+      resnet.load_backbone_weights(model.backbone.patch_embedder.backbone, init.backbone_weights)
+      notes.append(f"Patch backbone weights from {init.backbone_weights}.")
+    if init.bert_init:
+      checkpoint = readers.read_bert_checkpoint(init.bert_init)
+      notes.append(bert_init.initialize_from_bert(model, checkpoint,
+                                                  load_pooler=init.bert_pooler).summary())
+    return "\n".join(notes) or "Starting from random weights."

@@ -1,0 +1,89 @@
+"""The shape of the code: packages only import packages below them, modules import in no cycle,
+and no script or test edits sys.path (the package is installed)."""
+
+import ast
+import os
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Lowest first: a package may import its own modules and those of packages on its level or below.
+LAYERS = (
+    ("errors",), ("utils",), ("config",), ("data", "metrics"), ("text", "patches"), ("records",),
+    ("demo",), ("masking", "model"), ("pretrained", "dataloaders"), ("alignment",),
+    ("training",), ("tasks",), ("evaluation",),
+)
+LEVEL = {package: level for level, packages in enumerate(LAYERS) for package in packages}
+
+
+def _module_name(path: pathlib.Path) -> str:
+  parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+  return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _kaleido_imports(path: pathlib.Path) -> set[str]:
+  """The kaleido modules `path` imports (a `from package import module` names the module)."""
+  imported = set()
+  for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kaleido"):
+      for alias in node.names:
+        candidate = f"{node.module}.{alias.name}"
+        is_module = (REPO_ROOT / (candidate.replace(".", "/") + ".py")).exists()
+        imported.add(candidate if is_module else node.module)
+    elif isinstance(node, ast.Import):
+      imported.update(a.name for a in node.names if a.name.startswith("kaleido"))
+  return imported
+
+
+def _graph() -> dict[str, set[str]]:
+  return {_module_name(path): _kaleido_imports(path)
+          for path in sorted((REPO_ROOT / "kaleido").rglob("*.py"))}
+
+
+def _package(module: str) -> str:
+  return module.split(".")[1] if "." in module else ""
+
+
+def test_every_package_has_a_layer():
+  packages = {_package(module) for module in _graph()} - {""}
+  assert packages == set(LEVEL), packages ^ set(LEVEL)
+
+
+def test_imports_only_point_down():
+  upward = [f"{module} -> {target}" for module, targets in _graph().items()
+            for target in targets
+            if _package(module) and LEVEL[_package(target)] > LEVEL[_package(module)]]
+  assert not upward, upward
+
+
+def test_no_import_cycle():
+  graph = _graph()
+  state: dict[str, str] = {}
+
+  def visit(module: str, path: list[str]) -> None:
+    state[module] = "open"
+    for target in graph.get(module, ()):
+      if state.get(target) == "open":
+        pytest.fail("import cycle: " + " -> ".join(path[path.index(target):] + [target]))
+      if target not in state:
+        visit(target, path + [target])
+    state[module] = "done"
+
+  for module in graph:
+    if module not in state:
+      visit(module, [module])
+
+
+def test_nothing_edits_sys_path():
+  edits = [str(path.relative_to(REPO_ROOT)) for path in REPO_ROOT.rglob("*.py")
+           if ".git" not in path.parts and "sys.path" in path.read_text(encoding="utf-8")
+           and path != pathlib.Path(__file__).resolve()]
+  assert not edits, edits
+
+
+def test_the_layer_table_names_real_packages():
+  for package in LEVEL:
+    assert (REPO_ROOT / "kaleido" / package).is_dir() or (
+        REPO_ROOT / "kaleido" / f"{package}.py").is_file(), package
+  assert os.path.isfile(REPO_ROOT / "pyproject.toml")
