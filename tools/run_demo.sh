@@ -20,9 +20,11 @@ seed="${SEED:-0}"
 tasks="${TASKS:-retrieval category subcategory caption}"
 retrieval_text="${RETRIEVAL_TEXT:-name}"
 eval_split="${EVAL_SPLIT:-validation}"
+# Pre-training does not depend on the retrieval text, so runs that differ only in it share one.
 default_suffix=""
 [[ -n "${BERT_INIT:-}" ]] && default_suffix+="_bert"
 [[ "$seed" != 0 ]] && default_suffix+="_seed${seed}"
+pretrain_suffix="${SUFFIX-$default_suffix}"
 [[ "$retrieval_text" != name ]] && default_suffix+="_${retrieval_text}"
 suffix="${SUFFIX-$default_suffix}"
 read -r -a pretrain_flags <<< "${PRETRAIN_FLAGS:-}"
@@ -31,7 +33,7 @@ if [[ -n "${BERT_INIT:-}" ]]; then
   pretrain_flagfile=configs/demo_pretrain_bert.flags
   pretrain_flags+=("--bert_init=${BERT_INIT}")
 fi
-init=(--init_checkpoint="runs/demo_pretrain${suffix}")
+init=(--init_checkpoint="runs/demo_pretrain${pretrain_suffix}")
 if [[ "${NO_PRETRAIN:-0}" == 1 ]]; then
   suffix="_scratch${suffix}"
   # The same word-pretrained small backbone as the pre-training run has (same data and seed).
@@ -40,7 +42,7 @@ if [[ "${NO_PRETRAIN:-0}" == 1 ]]; then
   init=(--init_checkpoint= --backbone=small --resnet_weights="runs/demo_backbone_words_seed${seed}.h5"
         --hidden_size=128 --num_layers=3 --num_heads=4 --intermediate_size=512)
 else
-  python train.py --flagfile="$pretrain_flagfile" --model_dir="runs/demo_pretrain${suffix}" \
+  python train.py --flagfile="$pretrain_flagfile" --model_dir="runs/demo_pretrain${pretrain_suffix}" \
       --seed="$seed" ${pretrain_flags[@]+"${pretrain_flags[@]}"}
 fi
 finetune_flagfile() {  # task -> its flag file (a pretrained-BERT start has its own rates)
