@@ -28,6 +28,7 @@ imported only when a checkpoint is evaluated. It returns an object with
 
 import importlib
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -102,7 +103,11 @@ def _eval_data() -> str:
     default = pipeline.demo_paths(_DEMO_DIR.value).vocab_file
     config = pipeline.DemoConfig(work_dir=_DEMO_DIR.value, vocab_file=(
         "" if os.path.abspath(vocab_file) == os.path.abspath(default) else vocab_file))
-    return pipeline.ensure_demo_data(config).split_dir(_DEMO_SPLIT.value)
+    folder = pipeline.ensure_demo_data(config).split_dir(_DEMO_SPLIT.value)
+    given = " (the default of --eval_data)" if not _EVAL_DATA.present else ""
+    print(f"Evaluating on the demo's {_DEMO_SPLIT.value} split{given}: {os.path.abspath(folder)}"
+          f" (under --demo_dir, built there on first use).", file=sys.stderr)
+    return folder
   if not os.path.isdir(_EVAL_DATA.value):
     raise errors.KaleidoError(f"--eval_data={_EVAL_DATA.value!r} is not a folder; pass one "
                               "prepared by data/prepare.py, or `demo`.")

@@ -10,6 +10,11 @@ With --holdout_fraction (and --holdout_dir) a fraction of the products, all view
 to a development folder for tuning instead (same vocabulary and label ids; split by product id,
 deterministic by --holdout_seed).
 
+Bad rows are skipped and counted by reason in the manifest (the good ones are all written); a
+product whose rows disagree on its labels keeps its first row's (`conflicting_labels`). The
+shards are byte-reproducible and the manifest lists each one's size and SHA-256:
+`--verify --output_dir FOLDER` checks a prepared folder against them.
+
 With --aag_checkpoint (an alignment generator trained by data/train_aag.py on data of the same
 vocabulary) the (token, patch) pairs are written too, as data/add_alignments.py would add them to
 an existing folder; the pair settings (--decoding, --min_score, ...) are the same flags.
@@ -47,6 +52,13 @@ _FOREGROUND = flags.DEFINE_enum("foreground", "classical", list(foreground.FOREG
 _UNET_CHECKPOINT = flags.DEFINE_string(
     "unet_checkpoint", "", "Checkpoint folder of data/train_foreground.py (--foreground=unet).")
 _CROP_MARGIN = flags.DEFINE_float("crop_margin", 0.04, "Margin around the product box.")
+_TEXT_ENCODING = flags.DEFINE_enum(
+    "text_encoding", "auto", ["auto", "latin-1", "utf-8"], "Text encoding of a Fashion-Gen "
+    "file: the original files are latin-1, some re-exports UTF-8; auto takes UTF-8 when every "
+    "sampled text decodes as UTF-8 and some hold multi-byte characters, else latin-1.")
+_VERIFY = flags.DEFINE_bool(
+    "verify", False, "Only check the prepared --output_dir: every shard's size and SHA-256 "
+    "against its manifest.")
 _LABEL_MAPS_FROM = flags.DEFINE_string(
     "label_maps_from", "", "A prepared folder whose category ids and vocabulary to reuse.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
@@ -78,7 +90,8 @@ def _vocab_file(output_dir: str) -> str:
     print(f"Learning a {_VOCAB_SIZE.value}-token WordPiece vocabulary from {_INPUT.value} ...",
           file=sys.stderr)
     vocab.write_vocab(path, vocab.learn_vocab(
-        vocab.catalog_texts(_INPUT.value, _TEXT_FIELD.value), _VOCAB_SIZE.value))
+        vocab.catalog_texts(_INPUT.value, _TEXT_FIELD.value, _TEXT_ENCODING.value),
+        _VOCAB_SIZE.value))
   return path
 
 
@@ -93,13 +106,35 @@ def _check_aag_checkpoint(vocab_file: str) -> None:
   captioner_dir.latest_checkpoint(directory)
 
 
-@cli.user_errors_as_messages
-def main(argv):
-  del argv
-  catalogs.open_catalog(_INPUT.value).close()  # A clear error for a bad path before anything.
+def _check_inputs() -> None:
+  """One sentence for inputs that cannot work, before any folder is created."""
+  catalogs.open_catalog(_INPUT.value, _TEXT_ENCODING.value).close()
   if _HOLDOUT_FRACTION.value and not _HOLDOUT_DIR.value:
     raise errors.KaleidoError("--holdout_fraction needs --holdout_dir, the folder the held-out "
                               "products are written to.")
+  for flag, folder in (("output_dir", _OUTPUT_DIR.value), ("holdout_dir", _HOLDOUT_DIR.value)):
+    if folder and os.path.isfile(folder):
+      raise errors.KaleidoError(f"--{flag}={folder!r} is a file; pass a folder (it is created "
+                                "if missing).")
+  if _VOCAB_FILE.value:
+    from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
+    vocab.read_vocab(_VOCAB_FILE.value)
+
+
+def _verify(folder: str) -> None:
+  from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  manifest = manifest_lib.load(folder)
+  manifest_lib.check_shards(folder, manifest, sha256=True)
+  print(f"{folder}: all {len(manifest.shards)} shards match their manifest's sizes and SHA-256.")
+
+
+@cli.user_errors_as_messages
+def main(argv):
+  del argv
+  if _VERIFY.value:
+    _verify(_OUTPUT_DIR.value)
+    return
+  _check_inputs()
   align_config = align_flags.align_config()
   # TensorFlow is imported here, not at the top: spawned workers re-import this script.
   from kaleido.patches import generator  # pylint: disable=g-import-not-at-top
@@ -122,6 +157,7 @@ def main(argv):
       num_shards=_NUM_SHARDS.value,
       workers=_WORKERS.value,
       label_maps_from=_LABEL_MAPS_FROM.value,
+      text_encoding=_TEXT_ENCODING.value,
       overwrite=_OVERWRITE.value)
   outputs = [config]
   if _HOLDOUT_FRACTION.value:
@@ -144,6 +180,7 @@ def main(argv):
 
 
 def _report(manifest, output_dir: str) -> None:
+  from kaleido.records import catalog_scan  # pylint: disable=g-import-not-at-top
   reasons = ", ".join(f"{k}: {v}" for k, v in manifest.skipped_reasons.items())
   held = (f"; {manifest.num_other_split} rows of the other side of the split by product"
           if manifest.num_other_split else "")
@@ -151,8 +188,16 @@ def _report(manifest, output_dir: str) -> None:
         f"{len(manifest.shards)} shards to {output_dir}; skipped {manifest.num_skipped}"
         f"{f' ({reasons})' if reasons else ''}; no foreground found (whole image used): "
         f"{manifest.num_foreground_fallback}; texts truncated: {manifest.num_truncated}{held}.")
+  conflicting = manifest.skipped_reasons.get(catalog_scan.CONFLICTING_LABELS)
+  if conflicting:
+    print(f"Note: {conflicting} rows gave their product other labels than its first row; each "
+          "product kept its first row's labels and those rows were skipped "
+          f"({catalog_scan.CONFLICTING_LABELS}).", file=sys.stderr)
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["input", "output_dir"])
+  flags.mark_flags_as_required(["output_dir"])
+  flags.register_multi_flags_validator(
+      ["input", "verify"], lambda values: bool(values["input"]) or values["verify"],
+      "--input is required: a Fashion-Gen .h5 or a .jsonl catalog.")
   app.run(main)

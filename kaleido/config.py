@@ -562,10 +562,11 @@ def save(config: ExperimentConfig) -> str:
 def load(path: str) -> ExperimentConfig:
   """The config of a model_dir (or of the model_dir holding checkpoint `path`)."""
   from kaleido.utils import files  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(path) and not os.path.isfile(path + ".index"):
+    raise ConfigError(f"{path!r} does not exist; pass the --model_dir of a train.py run or one "
+                      "of its checkpoints.")
   model_dir = model_dir_of(path)
   config_path = os.path.join(model_dir, RUN_CONFIG_NAME)
-  if not os.path.isdir(model_dir):
-    raise ConfigError(f"{path!r} does not exist; pass the --model_dir of a train.py run.")
   if not os.path.isfile(config_path):
     raise ConfigError(f"{model_dir!r} has no {RUN_CONFIG_NAME}, so it is not a model_dir written "
                       "by train.py; pass the --model_dir of a training run.")

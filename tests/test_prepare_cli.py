@@ -1,8 +1,12 @@
 """data/prepare.py as a user runs it: worker processes, one-sentence errors, idempotent reruns."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
+
+import psutil
 
 from kaleido.data import fashiongen
 from kaleido.data import splits
@@ -58,6 +62,12 @@ def test_bad_input_gives_one_sentence(tmp_path):
   assert result.returncode == 1
   errors = _error_lines(result)
   assert len(errors) == 1 and "no_vocab.txt" in errors[0]
+  assert not os.path.exists(tmp_path / "out")  # inputs are checked before anything is made
+  (tmp_path / "a_file").write_text("x")
+  result = _run(f"--input={catalog_path}", f"--output_dir={tmp_path / 'a_file'}")
+  assert result.returncode == 1
+  assert _error_lines(result) == [f"error: --output_dir={str(tmp_path / 'a_file')!r} is a file; "
+                                  "pass a folder (it is created if missing)."]
 
 
 def test_holdout_fraction_splits_by_product(tmp_path):
@@ -81,3 +91,23 @@ def test_holdout_fraction_splits_by_product(tmp_path):
   assert held == {str(1000 + i) for i in range(12) if splits.in_holdout(str(1000 + i), 0.3, 4)}
   assert development.categories == train.categories and development.vocab_hash == train.vocab_hash
   assert "rows of the other side of the split" in result.stdout
+
+
+def test_workers_exit_when_prepare_is_killed(tmp_path):
+  catalog_path = str(tmp_path / "catalog.h5")
+  fashiongen.write_fashiongen(catalog_path, catalogs.fashiongen_products(80))
+  process = subprocess.Popen(
+      [sys.executable, PREPARE, f"--input={catalog_path}", f"--output_dir={tmp_path / 'out'}",
+       f"--vocab_file={catalogs.write_vocab(str(tmp_path))}", "--workers=2", "--patch_size=16"],
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  parent = psutil.Process(process.pid)
+  deadline = time.monotonic() + 120
+  children = []
+  while len([c for c in children if "resource_tracker" not in " ".join(c.cmdline())]) < 2:
+    assert time.monotonic() < deadline and process.poll() is None, "no workers started"
+    time.sleep(0.2)
+    children = parent.children(recursive=True)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  _, alive = psutil.wait_procs(children, timeout=15)
+  assert not alive, [" ".join(c.cmdline())[:120] for c in alive]

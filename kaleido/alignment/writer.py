@@ -50,7 +50,7 @@ def with_alignment(serialized: bytes, alignment: pairs.ExampleAlignment) -> byte
   feature["align_token"].int64_list.value.extend(int(v) for v in alignment.align_token)
   feature["align_patch"].int64_list.value.extend(int(v) for v in alignment.align_patch)
   feature["align_score"].float_list.value.extend(float(v) for v in alignment.align_score)
-  return example.SerializeToString()
+  return example.SerializeToString(deterministic=True)
 
 
 def _progress_path(folder: str, shard_file: str) -> str:
@@ -126,6 +126,8 @@ def write_alignments(folder: str, aligner: generator_lib.AlignmentGenerator, fin
   progress.close()
   manifest = dataclasses.replace(
       manifest,
+      shards=[manifest_lib.shard_record(path, shard["num_examples"]) for path, shard in
+              zip(manifest.shard_paths(folder), manifest.shards)],
       num_with_alignments=sum(c.num_with_alignments for c in totals),
       num_without_alignments=sum(c.num_without_alignments for c in totals),
       num_alignment_pairs=sum(c.num_pairs for c in totals),

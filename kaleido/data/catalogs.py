@@ -9,16 +9,21 @@ from kaleido.data import fashiongen
 from kaleido.data import jsonl_catalog
 
 
-def open_catalog(path: str) -> catalog.Catalog:
-  """Opens a Fashion-Gen HDF5 (`.h5`) or JSON-lines (`.jsonl`) catalog by its extension."""
+def open_catalog(path: str, text_encoding: str = "auto") -> catalog.Catalog:
+  """Opens a Fashion-Gen HDF5 (`.h5`) or JSON-lines (`.jsonl`) catalog by its extension.
+  `text_encoding` is the HDF5 file's (fashiongen.TEXT_ENCODINGS); JSON lines are UTF-8."""
   if not os.path.exists(path):
     raise catalog.CatalogError(
         f"Catalog file {path!r} does not exist; pass an existing .h5 or .jsonl file "
         "(python data/make_demo.py writes a demo one).")
   extension = os.path.splitext(path)[1].lower()
   if extension in (".h5", ".hdf5"):
-    return fashiongen.FashionGenCatalog(path)
+    return fashiongen.FashionGenCatalog(path, text_encoding)
   if extension in (".jsonl", ".json"):
+    if text_encoding not in ("auto", "utf-8"):
+      raise catalog.CatalogError(
+          f"--text_encoding={text_encoding} does not apply to {path!r}: JSON lines are UTF-8; "
+          "drop the flag.")
     return jsonl_catalog.JsonlCatalog(path)
   raise catalog.CatalogError(
       f"Catalog file {path!r} has an unknown extension {extension!r}; use a Fashion-Gen "

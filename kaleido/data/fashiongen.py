@@ -1,7 +1,9 @@
 """Fashion-Gen HDF5 files: the schema, a streaming reader and a writer of the same schema.
 
 The real files (`fashiongen_256_256_{train,validation}.h5`) hold (N, 256, 256, 3) uint8 images and
-(N, 1) byte-string columns that are latin-1, not UTF-8. All views of a product sit in consecutive
+(N, 1) byte-string columns that are latin-1, not UTF-8; some re-exports store UTF-8 instead, and
+some store the product ids as strings. The reader detects the text encoding (`detect_encoding`)
+unless told, and takes integer or string product ids. All views of a product sit in consecutive
 rows. The writer exists so the project can produce files in exactly this schema (demo catalog,
 tests) and exercise the same reader the real data goes through.
 """
@@ -18,7 +20,10 @@ import numpy as np
 
 from kaleido.data import catalog
 
-ENCODING = "latin-1"
+ENCODING = "latin-1"  # what the original files hold
+TEXT_ENCODINGS = ("auto", "latin-1", "utf-8")
+INVALID_UTF8 = "invalid_utf8"  # a row's text is not UTF-8 in a file read as UTF-8
+_SAMPLE_ROWS = 4096  # rows whose texts `detect_encoding` looks at, spread over the file
 IMAGE_KEY = "input_image"
 STRING_KEYS = (
     "input_brand", "input_category", "input_composition", "input_concat_description",
@@ -53,12 +58,29 @@ class FashionGenProduct:
   poses: Sequence[str]  # one per image, e.g. "id_gridfs_1"
 
 
-def _encode(text: str) -> bytes:
-  return text.encode(ENCODING, errors="replace")
+def _encode(text: str, encoding: str) -> bytes:
+  return text.encode(encoding, errors="replace")
 
 
-def _decode(raw: bytes | np.bytes_) -> str:
-  return bytes(raw).decode(ENCODING)
+def _is_multibyte_utf8(raw: bytes) -> bool | None:
+  """True for UTF-8 with a multi-byte sequence, False for ASCII, None for bytes not UTF-8."""
+  try:
+    raw.decode("utf-8")
+  except UnicodeDecodeError:
+    return None
+  return any(byte >= 0x80 for byte in raw)
+
+
+def detect_encoding(values: Iterable[bytes]) -> str:
+  """UTF-8 if every value decodes as UTF-8 and at least one holds a multi-byte sequence, else
+  latin-1 (which decodes any bytes; plain ASCII reads the same either way)."""
+  multibyte = False
+  for raw in values:
+    kind = _is_multibyte_utf8(bytes(raw))
+    if kind is None:
+      return ENCODING
+    multibyte |= kind
+  return "utf-8" if multibyte else ENCODING
 
 
 def _string_columns(product: FashionGenProduct, pose: str) -> dict[str, str]:
@@ -79,11 +101,13 @@ def _string_columns(product: FashionGenProduct, pose: str) -> dict[str, str]:
 
 
 def write_fashiongen(path: str, products: Iterable[FashionGenProduct],
-                     image_size: int = 256) -> int:
+                     image_size: int = 256, text_encoding: str = ENCODING,
+                     string_product_ids: bool = False) -> int:
   """Writes `products` as a Fashion-Gen HDF5 file atomically; returns the number of image rows.
 
   Images are streamed into the file product by product, so `products` may be a generator and
-  memory holds only the (small) text columns.
+  memory holds only the (small) text columns. `text_encoding` and `string_product_ids` write
+  the variants some re-exports of the files use (UTF-8 text, product ids as byte strings).
   """
   tmp_path = path + ".tmp"
   columns: dict[str, list] = collections.defaultdict(list)
@@ -102,11 +126,12 @@ def write_fashiongen(path: str, products: Iterable[FashionGenProduct],
         columns["input_msrpUSD"].append(product.text.msrp_usd)
     n = images.shape[0]
     for key in STRING_KEYS:
-      encoded = [_encode(v) for v in columns[key]]
-      width = max([len(e) for e in encoded] + [1])
-      f.create_dataset(key, data=np.array(encoded, dtype=f"S{width}").reshape(n, 1))
-    f.create_dataset("input_productID",
-                     data=np.array(columns["input_productID"], np.int64).reshape(n, 1))
+      _write_strings(f, key, [_encode(v, text_encoding) for v in columns[key]])
+    if string_product_ids:
+      _write_strings(f, "input_productID", [str(v).encode() for v in columns["input_productID"]])
+    else:
+      f.create_dataset("input_productID",
+                       data=np.array(columns["input_productID"], np.int64).reshape(n, 1))
     f.create_dataset("input_msrpUSD",
                      data=np.array(columns["input_msrpUSD"], np.float64).reshape(n, 1))
     f.create_dataset("index", data=np.arange(n, dtype=np.int64))
@@ -115,10 +140,29 @@ def write_fashiongen(path: str, products: Iterable[FashionGenProduct],
   return n
 
 
+def _write_strings(f: h5py.File, key: str, encoded: list[bytes]) -> None:
+  width = max([len(e) for e in encoded] + [1])
+  f.create_dataset(key, data=np.array(encoded, dtype=f"S{width}").reshape(len(encoded), 1))
+
+
+def _product_id(value: np.generic) -> str:
+  """An integer or byte-string product id as text."""
+  if isinstance(value, (bytes, np.bytes_)):
+    return bytes(value).decode("utf-8", errors="replace").strip()
+  if isinstance(value, (float, np.floating)) and float(value).is_integer():
+    return str(int(value))
+  return str(value.item() if isinstance(value, np.generic) else value).strip()
+
+
 class FashionGenCatalog:
   """Streams rows of a Fashion-Gen HDF5 file without loading it whole."""
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, text_encoding: str = "auto"):
+    """`text_encoding`: one of TEXT_ENCODINGS; "auto" runs `detect_encoding` on a sample of
+    the text columns (the choice is `self.text_encoding`)."""
+    if text_encoding not in TEXT_ENCODINGS:
+      raise catalog.CatalogError(f"--text_encoding={text_encoding!r} is not one of "
+                                 f"{', '.join(TEXT_ENCODINGS)}.")
     self.path = path
     try:
       self._file = h5py.File(path, "r")
@@ -148,20 +192,22 @@ class FashionGenCatalog:
             f"Fashion-Gen file {path!r} has {rows} rows in {key!r} but {self._length} images; "
             "every column must have one row per image.")
     self._stem = os.path.splitext(os.path.basename(path))[0]
+    self.text_encoding = (self._detect_encoding() if text_encoding == "auto" else
+                          text_encoding)
 
   def __len__(self) -> int:
     return self._length
 
-  def _strings(self, key: str, start: int, stop: int) -> list[str]:
-    return [_decode(v) for v in np.asarray(self._file[key][start:stop]).reshape(-1)]
+  def _detect_encoding(self) -> str:
+    step = max(1, self._length // _SAMPLE_ROWS)
+    rows = np.arange(0, self._length, step)[:_SAMPLE_ROWS]
+    sample = [value for key in ("input_name", "input_description", "input_category",
+                                "input_subcategory")
+              for value in np.asarray(self._file[key][rows]).reshape(-1)]
+    return detect_encoding(sample)
 
-  def labels(self) -> list[tuple[str, str]]:
-    categories, subcategories = [], []
-    for start in range(0, self._length, 65536):
-      stop = min(start + 65536, self._length)
-      categories += self._strings("input_category", start, stop)
-      subcategories += self._strings("input_subcategory", start, stop)
-    return list(zip(categories, subcategories))
+  def _raw_strings(self, key: str, start: int, stop: int) -> list[bytes]:
+    return [bytes(v) for v in np.asarray(self._file[key][start:stop]).reshape(-1)]
 
   def _read_images(self, start: int, stop: int) -> list[tuple[np.ndarray | None, str | None]]:
     dataset = self._file[IMAGE_KEY]
@@ -176,27 +222,40 @@ class FashionGenCatalog:
           results.append((None, "unreadable_image"))
       return results
 
+  def _texts(self, start: int, stop: int) -> list[tuple[dict[str, str], str | None]]:
+    """Per row, its text columns decoded and None, or ({}, INVALID_UTF8)."""
+    keys = ("input_name", "input_description", "input_category", "input_subcategory",
+            "input_pose")
+    columns = {key: self._raw_strings(key, start, stop) for key in keys}
+    texts = []
+    for offset in range(stop - start):
+      try:
+        texts.append(({key: columns[key][offset].decode(self.text_encoding) for key in keys},
+                      None))
+      except UnicodeDecodeError:
+        texts.append(({key: "" for key in keys}, INVALID_UTF8))
+    return texts
+
   def read(self, start: int, stop: int, with_images: bool = True) -> list[catalog.CatalogRow]:
     stop = min(stop, self._length)
-    strings = {key: self._strings(key, start, stop) for key in
-               ("input_name", "input_description", "input_category", "input_subcategory",
-                "input_pose")}
+    texts = self._texts(start, stop)
     product_ids = np.asarray(self._file["input_productID"][start:stop]).reshape(-1)
     rows = []
     images = (self._read_images(start, stop) if with_images else
               [(None, None)] * (stop - start))
     for offset, (image, error) in enumerate(images):
+      strings, text_error = texts[offset]
       rows.append(catalog.CatalogRow(
           index=start + offset,
           image_id=f"{self._stem}:{start + offset}",
-          product_id=str(int(product_ids[offset])),
-          name=strings["input_name"][offset],
-          description=strings["input_description"][offset],
-          category=strings["input_category"][offset],
-          subcategory=strings["input_subcategory"][offset],
-          pose=strings["input_pose"][offset],
+          product_id=_product_id(product_ids[offset]),
+          name=strings["input_name"],
+          description=strings["input_description"],
+          category=strings["input_category"],
+          subcategory=strings["input_subcategory"],
+          pose=strings["input_pose"],
           image=image,
-          error=error))
+          error=text_error or error))
     return rows
 
   def close(self) -> None:

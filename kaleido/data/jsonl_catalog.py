@@ -1,9 +1,14 @@
-"""JSON-lines catalogs: a user's own products, one image per line.
+"""JSON-lines catalogs: a user's own products, one image per line, UTF-8 (a byte-order mark is
+allowed).
 
 Each line: {"image": path (relative to the .jsonl file, or absolute), "text": description,
 "product_id": ..., "category": ..., "subcategory": ...} and optionally "name" and "pose".
-A line that is not valid JSON or lacks a required field stays in the catalog as a row with an
-`error`, so data preparation skips and counts it without losing the good rows.
+A line that cannot be a row stays in the catalog as a row with an `error` (one reason each,
+counted by data preparation without losing the good rows): `invalid_utf8`, `invalid_json` (not
+JSON, or not an object), `missing_field`, `invalid_<field>` (a field of the wrong type: the text,
+name and pose must be strings; the image path, product id and labels non-empty strings, ids and
+labels also integers; an optional field may be null), and the image's own reasons
+(kaleido.data.images: missing, corrupt, truncated).
 """
 
 from __future__ import annotations
@@ -11,33 +16,51 @@ from __future__ import annotations
 import json
 import os
 
-import cv2
-import numpy as np
-
 from kaleido.data import catalog
+from kaleido.data import images
 
 REQUIRED_FIELDS = ("image", "text", "product_id", "category", "subcategory")
+OPTIONAL_FIELDS = ("name", "pose")
+_IDENTIFIERS = ("image", "product_id", "category", "subcategory")  # must not be empty
+INVALID_UTF8 = "invalid_utf8"
+INVALID_JSON = "invalid_json"
+MISSING_FIELD = "missing_field"
+_BOM = "\ufeff"
 
 
-def _parse_line(line: str) -> tuple[dict, str | None]:
+def _field_value(record: dict, field: str) -> tuple[str, str | None]:
+  """(the field as text, None), or ("", the reason it is not valid)."""
+  value = record.get(field)
+  if value is None and field in OPTIONAL_FIELDS:
+    return "", None
+  integer = isinstance(value, int) and not isinstance(value, bool)
+  if integer and field in ("product_id", "category", "subcategory"):
+    return str(value), None
+  if not isinstance(value, str) or (field in _IDENTIFIERS and not value.strip()):
+    return "", f"invalid_{field}"
+  return value, None
+
+
+def _parse_line(raw: bytes) -> tuple[dict[str, str], str | None]:
+  """The row's fields as text, and the reason the line cannot be a row (None if it can)."""
   try:
-    record = json.loads(line)
+    line = raw.decode("utf-8")
+  except UnicodeDecodeError:
+    return {}, INVALID_UTF8
+  try:
+    record = json.loads(line.removeprefix(_BOM))
   except json.JSONDecodeError:
-    return {}, "invalid_json"
+    return {}, INVALID_JSON
   if not isinstance(record, dict):
-    return {}, "invalid_json"
+    return {}, INVALID_JSON
   if any(field not in record for field in REQUIRED_FIELDS):
-    return record, "missing_field"
-  return record, None
-
-
-def _load_image(path: str) -> tuple[np.ndarray | None, str | None]:
-  if not os.path.exists(path):
-    return None, "missing_image_file"
-  image = cv2.imread(path, cv2.IMREAD_COLOR)
-  if image is None:
-    return None, "corrupt_image"
-  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), None
+    return {}, MISSING_FIELD
+  fields = {}
+  for field in REQUIRED_FIELDS + OPTIONAL_FIELDS:
+    fields[field], error = _field_value(record, field)
+    if error:
+      return {}, error
+  return fields, None
 
 
 class JsonlCatalog:
@@ -62,36 +85,28 @@ class JsonlCatalog:
   def __len__(self) -> int:
     return len(self._offsets)
 
-  def _lines(self, start: int, stop: int) -> list[str]:
+  def _lines(self, start: int, stop: int) -> list[bytes]:
     lines = []
     with open(self.path, "rb") as f:
       for offset in self._offsets[start:stop]:
         f.seek(offset)
-        lines.append(f.readline().decode("utf-8", errors="replace"))
+        lines.append(f.readline())
     return lines
 
-  def labels(self) -> list[tuple[str, str]]:
-    labels = []
-    for line in self._lines(0, len(self)):
-      record, _ = _parse_line(line)
-      labels.append((str(record.get("category", "")), str(record.get("subcategory", ""))))
-    return labels
-
-  def _row(self, index: int, line: str, with_image: bool) -> catalog.CatalogRow:
-    record, error = _parse_line(line)
+  def _row(self, index: int, raw: bytes, with_image: bool) -> catalog.CatalogRow:
+    fields, error = _parse_line(raw)
     image = None
     if error is None and with_image:
-      image_path = os.path.join(self._root, str(record["image"]))
-      image, error = _load_image(image_path)
+      image, error = images.read_image(os.path.join(self._root, fields["image"]))
     return catalog.CatalogRow(
         index=index,
         image_id=f"{self._stem}:{index}",
-        product_id=str(record.get("product_id", "")),
-        name=str(record.get("name", "")),
-        description=str(record.get("text", "")),
-        category=str(record.get("category", "")),
-        subcategory=str(record.get("subcategory", "")),
-        pose=str(record.get("pose", "")),
+        product_id=fields.get("product_id", ""),
+        name=fields.get("name", ""),
+        description=fields.get("text", ""),
+        category=fields.get("category", ""),
+        subcategory=fields.get("subcategory", ""),
+        pose=fields.get("pose", ""),
         image=image,
         error=error)
 

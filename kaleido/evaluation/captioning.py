@@ -27,7 +27,7 @@ def _parse_line(path: str, number: int, line: bytes) -> tuple[str, str, list[str
   except UnicodeDecodeError as error:
     raise _line_error(path, number, "is not UTF-8 text") from error
   except json.JSONDecodeError as error:
-    raise _line_error(path, number, f"is not valid JSON ({error.msg} at column {error.colno})"
+    raise _line_error(path, number, f"is not valid JSON ({error.msg}; column {error.colno})"
                       ) from error
   if not isinstance(row, dict):
     raise _line_error(path, number, "is not a JSON object")

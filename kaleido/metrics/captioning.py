@@ -130,8 +130,9 @@ def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Seq
     use_java: None detects Java; False forces the Java-free path (no METEOR, simple tokenizer).
 
   Returns:
-    The metrics (floats), "tokenizer" ("ptb" or "simple"), "num_captions" and "notes" (without
-    Java: the sentence that says so).
+    The metrics (floats), "tokenizer" ("ptb" or "simple"), "num_captions",
+    "num_empty_captions" and "notes" (without Java, the sentence that says so; with empty
+    captions, how many).
   """
   check_captions(predictions, references)
   use_java = java_available() if use_java is None else use_java
@@ -146,4 +147,10 @@ def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Seq
   metrics["tokenizer"] = "ptb" if use_java else "simple"
   metrics["num_captions"] = len(predictions)
   metrics["notes"] = [] if use_java else [NO_JAVA_NOTE]
+  empty = sorted((key for key, caption in predictions.items() if not caption.strip()), key=str)
+  metrics["num_empty_captions"] = len(empty)
+  if empty:
+    metrics["notes"].append(f"{len(empty)} of the {len(predictions)} captions are empty (e.g. "
+                            f"id {empty[0]!r}); they were scored as empty, which lowers every "
+                            "metric.")
   return metrics

@@ -39,7 +39,9 @@ class Manifest:
   num_unknown_labels: int
   num_with_alignments: int
   num_products: int
-  shards: list[dict[str, Any]]  # [{"file": name, "num_examples": n}]
+  # [{"file": name, "num_examples": n, "num_bytes": size, "sha256": hex digest}] (older
+  # manifests lack the size and digest)
+  shards: list[dict[str, Any]]
   # Written by data/add_alignments.py (absent from older manifests): examples the alignment
   # generator gave no pairs, pairs written in all, and the generator checkpoint used.
   num_without_alignments: int = 0
@@ -50,6 +52,9 @@ class Manifest:
   num_with_name: int = 0
   # Rows of products on the other side of a split by product (--holdout_fraction), not written.
   num_other_split: int = 0
+  # The text encoding a Fashion-Gen file was read with ("utf-8" for JSON lines; "" in older
+  # manifests).
+  text_encoding: str = ""
 
   def shard_paths(self, folder: str) -> list[str]:
     """Absolute paths of the shard files inside `folder`."""
@@ -90,3 +95,31 @@ def load(folder: str) -> Manifest:
     raise ManifestError(f"{folder!r} is missing shard {os.path.basename(absent[0])!r} listed in "
                         f"its manifest ({len(absent)} missing); re-run python data/prepare.py.")
   return manifest
+
+
+def _reprepare_hint(folder: str, manifest: Manifest) -> str:
+  return (f"re-prepare it: python data/prepare.py --input {manifest.source} --output_dir "
+          f"{folder} --overwrite (then data/add_alignments.py again if it had alignment pairs)")
+
+
+def check_shards(folder: str, manifest: Manifest, sha256: bool = False) -> None:
+  """Refuses a folder whose shards are not the bytes its manifest lists: the size of each (a
+  truncated or grown file), and with `sha256` its digest too. Folders prepared before the
+  manifest held sizes and digests pass unchecked."""
+  for shard, path in zip(manifest.shards, manifest.shard_paths(folder)):
+    expected_size = shard.get("num_bytes")
+    if expected_size is not None and os.path.getsize(path) != expected_size:
+      raise ManifestError(
+          f"Shard {path!r} is {os.path.getsize(path)} bytes but the manifest lists "
+          f"{expected_size} (truncated or changed since it was written); "
+          f"{_reprepare_hint(folder, manifest)}.")
+    if sha256 and shard.get("sha256") and files.file_sha256(path) != shard["sha256"]:
+      raise ManifestError(
+          f"Shard {path!r} does not have the SHA-256 its manifest lists (its bytes changed "
+          f"since it was written); {_reprepare_hint(folder, manifest)}.")
+
+
+def shard_record(path: str, num_examples: int) -> dict[str, Any]:
+  """The manifest's entry of the shard file at `path`."""
+  return {"file": os.path.basename(path), "num_examples": num_examples,
+          "num_bytes": os.path.getsize(path), "sha256": files.file_sha256(path)}

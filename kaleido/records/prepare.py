@@ -1,10 +1,12 @@
 """Catalog -> sharded TFRecords + manifest, in parallel, atomically and resumably.
 
-Rows are split into contiguous shards. Worker processes read and crop images
-(`kaleido.records.worker`); the main process tokenizes texts in batches and writes each shard to a
-temporary name, renaming it only when complete and recording its counts in `progress/`. A rerun
-with the same settings skips the finished shards; different settings are refused unless
-`overwrite` is set.
+A first pass over the texts and labels (`kaleido.records.catalog_scan`) fixes the label maps and
+the rows with conflicting labels. Rows are split into contiguous shards. Worker processes read and
+crop images (`kaleido.records.worker`); the main process tokenizes texts in batches and writes
+each shard to a temporary name, renaming it only when complete and recording its counts, size and
+SHA-256 in `progress/`. Examples are serialized deterministically, so the same catalog and
+settings give byte-identical shards. A rerun with the same settings skips the finished shards;
+different settings are refused unless `overwrite` is set.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from kaleido.data import catalogs
 from kaleido.data import splits
 from kaleido.patches import generator
 from kaleido.patches import kaleido_grid
+from kaleido.records import catalog_scan
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import schema
 from kaleido.records import worker
@@ -60,6 +63,7 @@ class PrepareConfig:
   chunk_rows: int = 32
   label_maps_from: str = ""  # a prepared folder whose category ids to reuse (validation splits)
   split: splits.ProductSplit | None = None  # keep one side of a split by product
+  text_encoding: str = "auto"  # of a Fashion-Gen file: auto, latin-1 or utf-8
   overwrite: bool = False
 
 
@@ -68,6 +72,8 @@ class ShardStats:
   """Counts of one written shard (kept in progress/ so a rerun can skip it)."""
   file: str
   num_examples: int = 0
+  num_bytes: int = 0
+  sha256: str = ""
   skipped_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
   num_foreground_fallback: int = 0
   num_truncated: int = 0
@@ -82,18 +88,16 @@ def shard_name(shard: int, num_shards: int) -> str:
 
 
 def _label_maps(config: PrepareConfig,
-                labels: list[tuple[str, str]]) -> tuple[dict[str, int], dict[str, int]]:
+                scan: catalog_scan.CatalogScan) -> tuple[dict[str, int], dict[str, int]]:
   if config.label_maps_from:
     reference = manifest_lib.load(config.label_maps_from)
     return reference.categories, reference.subcategories
-  categories = sorted({category for category, _ in labels})
-  subcategories = sorted({subcategory for _, subcategory in labels})
-  return ({name: i for i, name in enumerate(categories)},
-          {name: i for i, name in enumerate(subcategories)})
+  return scan.label_maps()
 
 
 def _settings(config: PrepareConfig, num_rows: int, num_shards: int, vocab_hash: str,
-              categories: dict[str, int], subcategories: dict[str, int]) -> dict:
+              categories: dict[str, int], subcategories: dict[str, int],
+              text_encoding: str) -> dict:
   """What must not change between an interrupted run and its resumption."""
   source = os.path.abspath(config.input_path)
   return {
@@ -109,6 +113,7 @@ def _settings(config: PrepareConfig, num_rows: int, num_shards: int, vocab_hash:
       "subcategories": subcategories,
       "schema_version": schema.SCHEMA_VERSION,
       "split": dataclasses.asdict(config.split) if config.split else None,
+      "text_encoding": text_encoding,
   }
 
 
@@ -140,7 +145,7 @@ def _check_or_start(config: PrepareConfig, settings: dict) -> None:
 def _ordered_map(fn: Callable[[T], R], tasks: Iterable[T], workers: int) -> Iterator[R]:
   """`map(fn, tasks)` over `workers` processes with a bounded number of tasks in flight."""
   if workers == 0:
-    worker.initialize_worker()
+    worker.initialize_worker(in_child=False)
     yield from map(fn, tasks)
     return
   context = multiprocessing.get_context("spawn")
@@ -172,6 +177,8 @@ class _ShardWriter:
 
   def finish(self) -> ShardStats:
     self._writer.close()
+    self.stats.num_bytes = os.path.getsize(self._tmp_path)
+    self.stats.sha256 = files.file_sha256(self._tmp_path)
     os.replace(self._tmp_path, self._path)
     files.write_json(_progress_path(self._config, self._shard), dataclasses.asdict(self.stats))
     return self.stats
@@ -205,7 +212,7 @@ class _ExampleEncoder:
     """Serialized examples of the good rows; skipped rows are counted in `stats`."""
     good = []
     for result in results:
-      if result.skip_reason == worker.OTHER_SPLIT:
+      if result.skip_reason == catalog_scan.OTHER_SPLIT:
         stats.num_other_split += 1
       elif result.skip_reason:
         stats.skipped_reasons[result.skip_reason] = (
@@ -238,20 +245,23 @@ class _ExampleEncoder:
     return records
 
 
-def _tasks(config: PrepareConfig, shards: list[int], rows_per_shard: int,
-           num_rows: int) -> Iterator[worker.ChunkTask]:
+def _tasks(config: PrepareConfig, shards: list[int], rows_per_shard: int, num_rows: int,
+           text_encoding: str, conflicting_rows: frozenset[int]) -> Iterator[worker.ChunkTask]:
   for shard in shards:
     start, stop = shard * rows_per_shard, min((shard + 1) * rows_per_shard, num_rows)
     for chunk_start in range(start, stop, config.chunk_rows):
+      chunk_stop = min(chunk_start + config.chunk_rows, stop)
       yield worker.ChunkTask(
-          catalog_path=os.path.abspath(config.input_path), start=chunk_start,
-          stop=min(chunk_start + config.chunk_rows, stop),
-          text_field=config.text_field, patch_config=config.patch, split=config.split)
+          catalog_path=os.path.abspath(config.input_path), start=chunk_start, stop=chunk_stop,
+          text_field=config.text_field, patch_config=config.patch, split=config.split,
+          text_encoding=text_encoding,
+          conflicting_rows=frozenset(row for row in conflicting_rows
+                                     if chunk_start <= row < chunk_stop))
 
 
 def _manifest(config: PrepareConfig, tokenizer: tokenizer_lib.KaleidoTokenizer,
               categories: dict[str, int], subcategories: dict[str, int],
-              stats: list[ShardStats]) -> manifest_lib.Manifest:
+              stats: list[ShardStats], text_encoding: str) -> manifest_lib.Manifest:
   reasons: collections.Counter = collections.Counter()
   for shard in stats:
     reasons.update(shard.skipped_reasons)
@@ -277,7 +287,9 @@ def _manifest(config: PrepareConfig, tokenizer: tokenizer_lib.KaleidoTokenizer,
       num_with_name=sum(s.num_with_name for s in stats),
       num_other_split=sum(s.num_other_split for s in stats),
       num_products=len({pid for s in stats for pid in s.product_ids}),
-      shards=[{"file": s.file, "num_examples": s.num_examples} for s in stats])
+      shards=[{"file": s.file, "num_examples": s.num_examples, "num_bytes": s.num_bytes,
+               "sha256": s.sha256} for s in stats],
+      text_encoding=text_encoding)
 
 
 def _check_config(config: PrepareConfig) -> None:
@@ -298,10 +310,12 @@ def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
   """Prepares `config.input_path` into `config.output_dir`; returns the written manifest."""
   _check_config(config)
   tokenizer = tokenizer_lib.KaleidoTokenizer(config.vocab_file, config.max_seq_length)
-  catalog = catalogs.open_catalog(config.input_path)
+  catalog = catalogs.open_catalog(config.input_path, config.text_encoding)
   try:
     num_rows = len(catalog)
-    categories, subcategories = _label_maps(config, catalog.labels())
+    text_encoding = getattr(catalog, "text_encoding", "utf-8")
+    scan = catalog_scan.scan_catalog(catalog, config.text_field)
+    categories, subcategories = _label_maps(config, scan)
   finally:
     catalog.close()
   if not num_rows:
@@ -311,7 +325,7 @@ def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
   num_shards = math.ceil(num_rows / rows_per_shard)
   os.makedirs(config.output_dir, exist_ok=True)
   _check_or_start(config, _settings(config, num_rows, num_shards, tokenizer.vocab_hash,
-                                    categories, subcategories))
+                                    categories, subcategories, text_encoding))
 
   finished = _finished_shards(config, num_shards)
   pending = [s for s in range(num_shards) if s not in finished]
@@ -320,8 +334,9 @@ def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
   encoder = _ExampleEncoder(tokenizer, categories, subcategories)
   stats = dict(finished)
   writers: dict[int, _ShardWriter] = {}
-  for results in _ordered_map(worker.process_chunk,
-                              _tasks(config, pending, rows_per_shard, num_rows), config.workers):
+  tasks = _tasks(config, pending, rows_per_shard, num_rows, text_encoding,
+                 scan.conflicting_rows)
+  for results in _ordered_map(worker.process_chunk, tasks, config.workers):
     shard = results[0].index // rows_per_shard
     for previous in [s for s in writers if s != shard]:
       stats[previous] = writers.pop(previous).finish()
@@ -336,6 +351,6 @@ def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
   progress.close()
 
   manifest = _manifest(config, tokenizer, categories, subcategories,
-                       [stats[s] for s in range(num_shards)])
+                       [stats[s] for s in range(num_shards)], text_encoding)
   manifest_lib.save(config.output_dir, manifest)
   return manifest

@@ -95,6 +95,12 @@ def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = Fal
   product names as the text (see ReaderConfig).
   """
   manifest = manifest_lib.load(folder)
+  if not manifest.num_examples:
+    reasons = ", ".join(f"{k}: {v}" for k, v in manifest.skipped_reasons.items()) or "none"
+    raise manifest_lib.ManifestError(
+        f"{folder!r} holds no examples: all {manifest.num_skipped} rows of {manifest.source} "
+        f"were skipped ({reasons}); fix those rows and re-run python data/prepare.py.")
+  manifest_lib.check_shards(folder, manifest)
   config = reader_config(manifest, max_alignments, name_as_text, folder)
   files = tf.data.Dataset.from_tensor_slices(manifest.shard_paths(folder))
   if input_context and input_context.num_input_pipelines > 1:

@@ -77,7 +77,7 @@ def serialize(example: PreparedExample) -> bytes:
       "align_patch": _ints(example.align_patch),
       "align_score": _floats(example.align_score),
   }
-  return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+  return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 FEATURE_SPEC = {

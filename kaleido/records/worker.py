@@ -6,7 +6,14 @@ A worker opens the catalog and the patch generator once, then turns row ranges i
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -15,22 +22,25 @@ from kaleido.data import catalog as catalog_lib
 from kaleido.data import catalogs
 from kaleido.data import splits
 from kaleido.patches import generator
+from kaleido.records import catalog_scan
 
-# Reasons a row is skipped that the worker itself detects (catalog readers add their own).
-EMPTY_TEXT = "empty_text"
+# The reason a row is skipped that the worker itself detects (the first pass and the catalog
+# readers have their own).
 BAD_IMAGE = "bad_image_shape"
-OTHER_SPLIT = "other_split"  # a product of the other side of --holdout_fraction: not an error
 
 
 @dataclasses.dataclass(frozen=True)
 class ChunkTask:
-  """Rows [start, stop) of a catalog."""
+  """Rows [start, stop) of a catalog; `conflicting_rows` are those of them the first pass
+  found conflicting (kaleido.records.catalog_scan)."""
   catalog_path: str
   start: int
   stop: int
   text_field: str
   patch_config: generator.PatchConfig
   split: splits.ProductSplit | None = None
+  text_encoding: str = "auto"
+  conflicting_rows: frozenset[int] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,34 +62,59 @@ _catalogs: dict[str, catalog_lib.Catalog] = {}
 _generators: dict[generator.PatchConfig, generator.KaleidoPatchGenerator] = {}
 
 
-def initialize_worker() -> None:
-  """Keeps OpenCV single-threaded: parallelism comes from the worker processes."""
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PARENT_POLL_SECONDS = 1.0
+
+
+def _exit_with_parent() -> None:
+  """Ends this worker process when the process that started it dies, by whatever signal (a
+  SIGKILL of data/prepare.py leaves no worker behind): the kernel's parent-death signal on
+  Linux, and everywhere a thread that watches for the parent to change."""
+  started_by = multiprocessing.parent_process()
+  parent = started_by.pid if started_by is not None else os.getppid()
+  if sys.platform.startswith("linux"):
+    try:
+      ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+      pass
+
+  def watch() -> None:
+    while os.getppid() == parent:
+      time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(1)
+
+  threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def initialize_worker(in_child: bool = True) -> None:
+  """Keeps OpenCV single-threaded (parallelism comes from the worker processes) and, in a
+  worker process, ties its life to its parent's."""
   cv2.setNumThreads(1)
+  if in_child:
+    _exit_with_parent()
 
 
-def _skip_reason(row: catalog_lib.CatalogRow, text: str,
-                 split: splits.ProductSplit | None) -> str | None:
-  if split is not None and not split.keeps(row.product_id):
-    return OTHER_SPLIT
-  if row.error:
-    return row.error
+def _skip_reason(row: catalog_lib.CatalogRow, text: str, task: ChunkTask) -> str | None:
+  reason = catalog_scan.text_skip_reason(row, text, task.split)
+  if reason:
+    return reason
+  if row.index in task.conflicting_rows:
+    return catalog_scan.CONFLICTING_LABELS
   image = row.image
   if image is None or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 8:
     return BAD_IMAGE
-  if not text:
-    return EMPTY_TEXT
   return None
 
 
 def process_chunk(task: ChunkTask) -> list[RowResult]:
   """Reads and crops rows [task.start, task.stop)."""
   if task.catalog_path not in _catalogs:
-    _catalogs[task.catalog_path] = catalogs.open_catalog(task.catalog_path)
+    _catalogs[task.catalog_path] = catalogs.open_catalog(task.catalog_path, task.text_encoding)
   if task.patch_config not in _generators:
     _generators[task.patch_config] = generator.KaleidoPatchGenerator(task.patch_config)
   rows = _catalogs[task.catalog_path].read(task.start, task.stop)
   texts = [row.text(task.text_field) for row in rows]
-  reasons = [_skip_reason(row, text, task.split) for row, text in zip(rows, texts)]
+  reasons = [_skip_reason(row, text, task) for row, text in zip(rows, texts)]
   good = [i for i, reason in enumerate(reasons) if reason is None]
   crops = _generators[task.patch_config].crops(
       [np.ascontiguousarray(rows[i].image, dtype=np.uint8) for i in good])

@@ -31,9 +31,9 @@ class VocabError(errors.KaleidoError):
   """A vocabulary that cannot be learned or used (missing file, no special tokens, ...)."""
 
 
-def catalog_texts(path: str, field: str) -> list[str]:
+def catalog_texts(path: str, field: str, text_encoding: str = "auto") -> list[str]:
   """The `field` text (one of catalog.TEXT_FIELDS) of every row of the catalog at `path`."""
-  catalog = catalogs.open_catalog(path)
+  catalog = catalogs.open_catalog(path, text_encoding)
   try:
     texts = []
     for start in range(0, len(catalog), _READ_ROWS):

@@ -11,6 +11,7 @@ The global batch is always `batch_size`. Two ways to feed it:
 from __future__ import annotations
 
 import os
+import sys
 from typing import Callable
 
 import tensorflow as tf
@@ -32,6 +33,9 @@ def create_strategy(name: str, tpu_address: str = "") -> tf.distribute.Strategy:
   if name == "mirrored":
     gpus = tf.config.list_logical_devices("GPU")
     devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(devices) == 1 and not gpus:
+      print("--strategy=mirrored found no GPU on this machine: training on one replica, the "
+            "CPU.", file=sys.stderr)
     return tf.distribute.MirroredStrategy(devices)
   if name == "multi_worker_mirrored":
     return tf.distribute.MultiWorkerMirroredStrategy()

@@ -98,6 +98,13 @@ class Trainer:
                                             step=self.step)
     self._checkpoint_dir = os.path.join(training.model_dir, "checkpoints")
     self._writer_dir = distribute.writer_dir(self.strategy, training.model_dir)
+    chief = distribute.is_chief(self.strategy)
+    if chief:
+      for folder in (self._checkpoint_dir, os.path.join(self._writer_dir, BEST_DIR)):
+        restoring.remove_unfinished_saves(folder)
+    # Damaged newer checkpoints are moved aside (by the chief) before the manager reads the
+    # checkpoint list, so it goes on from the newest one that reads in full.
+    self._resume_from = restoring.newest_readable(self._checkpoint_dir, set_aside=chief)
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(self._writer_dir, "checkpoints"),
         max_to_keep=training.max_checkpoints)
@@ -106,7 +113,24 @@ class Trainer:
     self._eval_step = self._make_eval_step()
     # Every worker takes part in a save; only the chief's copy is kept (see writer_dir).
     self._best = _BestCheckpoint(self.checkpoint, self._writer_dir, config.evaluation.keep_best,
-                                 distribute.is_chief(self.strategy))
+                                 chief)
+    self._all_finite = tf.function(self._weights_are_finite)
+
+  def _weights_are_finite(self) -> tf.Tensor:
+    """Whether every model weight and optimizer variable (moments, step) is finite."""
+    values = [v for v in self.model.weights + self.optimizer.variables()
+              if v.dtype.is_floating]
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values])
+
+  def _save(self, step: int, values: dict[str, float]) -> None:
+    """Saves a checkpoint at `step`, never one holding a non-finite weight or slot."""
+    if not bool(self._all_finite()):
+      raise TrainingError(
+          f"The weights or optimizer moments became non-finite at step {step} (loss "
+          f"{values['total']:.4g}); nothing was saved from that state, and the newest "
+          f"checkpoint ({self.manager.latest_checkpoint or 'none'}) holds finite values. Lower "
+          "--learning_rate (or use --mixed_precision=none) and rerun: it resumes from there.")
+    self.manager.save(checkpoint_number=step)
 
   def _dataset_fn(self, batch_size: int, context):
     return self.task.dataset(batch_size, self._data_seed, context)
@@ -186,8 +210,19 @@ class Trainer:
       window.add({k: float(v) for k, v in self._eval_step(next(iterator)).items()})
     return window.means()
 
+  def _next_batch(self, iterator):
+    """The next training batch; a corrupt record is one sentence naming the check to run."""
+    try:
+      return next(iterator)
+    except tf.errors.DataLossError as error:
+      folder = self.task.data_folder(training=True)
+      raise TrainingError(
+          f"A record of {folder} is corrupt ({str(error).splitlines()[0][:160]}); find the "
+          f"shard with python data/prepare.py --verify --output_dir {folder} and re-prepare "
+          "it.") from error
+
   def _restore(self) -> int:
-    latest = tf.train.latest_checkpoint(self._checkpoint_dir)
+    latest = self._resume_from
     if latest:
       restoring.restore(latest, {"model": self.model, "optimizer": self.optimizer,
                                  "step": self.step},
@@ -227,8 +262,8 @@ class Trainer:
       raise TrainingError(
           f"The loss became {values['total']} at step {step} "
           f"({', '.join(f'{k}={v:.4g}' for k, v in values.items())}); training stopped and the "
-          f"last good checkpoint ({tf.train.latest_checkpoint(self._checkpoint_dir) or 'none'}) "
-          "is kept. Lower --learning_rate or use --mixed_precision=none.")
+          f"newest checkpoint ({self.manager.latest_checkpoint or 'none'}), whose weights are "
+          "all finite, is kept. Lower --learning_rate or use --mixed_precision=none.")
 
   def run(self) -> TrainResult:
     """Trains until `train_steps`, resuming from the latest checkpoint of `model_dir`."""
@@ -257,7 +292,7 @@ class Trainer:
     step, stopped = start, False
     with _StopRequest() as stop:
       while step < train.train_steps and not stopped:
-        batch = next(iterator)
+        batch = self._next_batch(iterator)
         if chief and (step == start or step % train.image_summary_every == 0):
           self._write_images(writer, batch, step)
         values, stop_all = self._train_step(batch, tf.constant(float(stop.requested)))
@@ -271,7 +306,7 @@ class Trainer:
           self._write_scalars(writer, last, step, window.steps_per_second() * train.batch_size)
           window = _Window()
         if step % train.checkpoint_every == 0 or step == train.train_steps or stopped:
-          self.manager.save(checkpoint_number=step)
+          self._save(step, values)
         if eval_every and (step % eval_every == 0 or step == train.train_steps):
           validation = self.evaluate()
           self._write_validation(writer, validation, step)
@@ -331,7 +366,7 @@ class _BestCheckpoint:
       raise TrainingError(f"--keep_best={self._metric} is not one of the validation figures "
                           f"({', '.join(sorted(values))}); pass one of them.")
     value = values[self._metric]
-    if not self._better(value):
+    if not math.isfinite(value) or not self._better(value):
       return
     self._value = value
     self._manager.save(checkpoint_number=step)

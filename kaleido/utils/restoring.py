@@ -1,12 +1,79 @@
-"""Restoring tf.train checkpoints with one clear sentence when they do not fit."""
+"""Restoring tf.train checkpoints: one clear sentence when they do not fit, and damaged files
+(truncated, emptied or overwritten data, a broken index) found before anything is restored and
+moved aside, so that a model_dir falls back to the newest checkpoint that reads in full."""
 
 from __future__ import annotations
 
+import glob
 import os
+import re
+import shutil
+import sys
+from typing import Callable
 
 import tensorflow as tf
 
 from kaleido import errors
+
+DAMAGED_DIR = "damaged"  # where damaged checkpoints of a folder are moved, never deleted
+_STEP = re.compile(r"ckpt-(\d+)\.index$")
+
+
+def damage(path: str) -> str | None:
+  """Why the checkpoint at prefix `path` cannot be read in full (every tensor is read, so the
+  data files' checksums are verified), or None when it can."""
+  try:
+    reader = tf.train.load_checkpoint(path)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except (tf.errors.OpError, IndexError, ValueError) as error:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+  return None
+
+
+def _set_aside(path: str) -> str:
+  """Moves the files of checkpoint prefix `path` into DAMAGED_DIR beside it; returns that."""
+  folder = os.path.join(os.path.dirname(path), DAMAGED_DIR)
+  os.makedirs(folder, exist_ok=True)
+  for name in glob.glob(glob.escape(path) + ".*"):
+    shutil.move(name, os.path.join(folder, os.path.basename(name)))
+  return folder
+
+
+def remove_unfinished_saves(directory: str) -> list[str]:
+  """Deletes the `ckpt-N_temp` folders a save interrupted by a kill leaves; returns them."""
+  removed = sorted(glob.glob(os.path.join(glob.escape(directory), "*_temp")))
+  for path in removed:
+    shutil.rmtree(path, ignore_errors=True)
+  return removed
+
+
+def newest_readable(directory: str, set_aside: bool = True,
+                    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
+                    ) -> str | None:
+  """The newest checkpoint of `directory` that reads in full, or None. Newer damaged ones are
+  moved to DAMAGED_DIR when `set_aside` (the chief of a run does it) and the checkpoint state
+  file is rewritten to list the remaining ones; each gets one `log` sentence."""
+  steps = sorted((int(m.group(1)), path[:-len(".index")]) for path in
+                 glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index"))
+                 if (m := _STEP.search(path)))
+  readable, damaged = None, []
+  for _, path in reversed(steps):
+    cause = damage(path)
+    if cause is None:
+      readable = path
+      break
+    damaged.append(path)
+    where = _set_aside(path) if set_aside else "its folder"
+    log(f"The checkpoint {path} is damaged ({cause}); it was moved to {where} and the run goes "
+        f"on from {'an older one' if len(steps) > len(damaged) else 'the start'}.")
+  if damaged and set_aside:
+    remaining = [path for _, path in steps if path not in damaged]
+    if remaining:
+      tf.compat.v1.train.update_checkpoint_state(directory, remaining[-1], remaining)
+    elif os.path.exists(os.path.join(directory, "checkpoint")):
+      os.remove(os.path.join(directory, "checkpoint"))
+  return readable
 
 
 def restore(path: str, objects: dict, mismatch: str, partial: bool = True,
@@ -28,12 +95,18 @@ def restore(path: str, objects: dict, mismatch: str, partial: bool = True,
 
 
 def latest_checkpoint(path: str) -> str:
-  """A checkpoint prefix, or the latest checkpoint of a model_dir; clear error when none."""
+  """A checkpoint prefix that reads in full, or the newest such checkpoint of a model_dir
+  (damaged newer ones are moved aside, see `newest_readable`); a clear error when none."""
   if os.path.isdir(path):
-    latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
+    latest = newest_readable(os.path.join(path, "checkpoints"))
     if not latest:
-      raise errors.KaleidoError(f"{path!r} holds no checkpoint yet; train it first with train.py.")
+      raise errors.KaleidoError(f"{path!r} holds no readable checkpoint; train it first with "
+                                "train.py.")
     return latest
   if not os.path.exists(path + ".index"):
     raise errors.KaleidoError(f"{path!r} is neither a model_dir nor a checkpoint prefix.")
+  cause = damage(path)
+  if cause:
+    raise errors.KaleidoError(f"The checkpoint {path!r} is damaged ({cause}); pass its model_dir "
+                              "to use the newest checkpoint there that reads, or another one.")
   return path
