@@ -56,6 +56,14 @@ _DEMO_SPLIT = flags.DEFINE_enum(
     "demo_split", "validation", ["validation", "development"], "--eval_data=demo: the split to "
     "report (validation) or the one to tune on (development); no product is in both.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Examples (or pairs) per model call.")
+_MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision", "none", ["none", "mixed_bfloat16"], "Compute dtype of the model "
+    "(bfloat16 where the hardware has it; weights stay float32; rankings may differ where "
+    "scores are within bfloat16's precision).")
+_BEAM_SIZE = flags.DEFINE_integer("beam_size", 1, "Captioning: beam width (1: greedy).")
+_CAPTION_CACHE = flags.DEFINE_bool(
+    "caption_cache", True, "Captioning: decode with the key/value cache (--nocaption_cache "
+    "re-runs the whole encoder for every token, as before the cache; same captions, slower).")
 _PREDICTIONS = flags.DEFINE_string(
     "predictions", "", "Captioning only, no model: a JSON-lines file, one line per image "
     '{"id": ..., "caption": "...", "references": ["...", ...]}.')
@@ -82,7 +90,7 @@ _INDEX_FILE = flags.DEFINE_string(
 def _check_flags() -> None:
   """Flag combinations that cannot work, reported before anything starts."""
   for name, value in (("num_queries", _NUM_QUERIES.value), ("num_draws", _NUM_DRAWS.value),
-                      ("batch_size", _BATCH_SIZE.value)):
+                      ("batch_size", _BATCH_SIZE.value), ("beam_size", _BEAM_SIZE.value)):
     if value < 1:
       raise errors.KaleidoError(f"--{name}={value} must be at least 1.")
   if _PREDICTIONS.value:
@@ -103,11 +111,11 @@ def _eval_data() -> str:
     default = pipeline.demo_paths(_DEMO_DIR.value).vocab_file
     config = pipeline.DemoConfig(work_dir=_DEMO_DIR.value, vocab_file=(
         "" if os.path.abspath(vocab_file) == os.path.abspath(default) else vocab_file))
-    folder = pipeline.ensure_demo_data(config).split_dir(_DEMO_SPLIT.value)
-    given = " (the default of --eval_data)" if not _EVAL_DATA.present else ""
-    print(f"Evaluating on the demo's {_DEMO_SPLIT.value} split{given}: {os.path.abspath(folder)}"
-          f" (under --demo_dir, built there on first use).", file=sys.stderr)
-    return folder
+    if not _EVAL_DATA.present:
+      print(f"No --eval_data given: evaluating on the demo's {_DEMO_SPLIT.value} split "
+            "(--demo_dir, --demo_split).", file=sys.stderr)
+    return pipeline.ensure_demo_data(config, log=lambda line: print(line, file=sys.stderr)
+                                     ).split_dir(_DEMO_SPLIT.value)
   if not os.path.isdir(_EVAL_DATA.value):
     raise errors.KaleidoError(f"--eval_data={_EVAL_DATA.value!r} is not a folder; pass one "
                               "prepared by data/prepare.py, or `demo`.")
@@ -126,7 +134,8 @@ def _load_model():
         "(issue #5); only --task=caption --predictions=FILE.jsonl works without a model."
     ) from error
   return evaluation_model.load(_CHECKPOINT.value, _eval_data(), _BATCH_SIZE.value,
-                               _RETRIEVAL_TEXT.value or "")
+                               _RETRIEVAL_TEXT.value or "", _CAPTION_CACHE.value,
+                               _MIXED_PRECISION.value)
 
 
 def _beside_output(suffix: str) -> str:
@@ -155,7 +164,7 @@ def _classification(model, task: str) -> dict:
 
 def _captioning(model, task: str) -> dict:
   del task  # one captioning task
-  predictions, references = model.captions()
+  predictions, references = model.captions(_BEAM_SIZE.value)
   result = caption_metrics.caption_metrics(predictions, references)
   path = _beside_output("captions.jsonl")
   if path:
@@ -198,7 +207,8 @@ def _evaluate_model() -> tuple[dict, int]:
 
 def _settings() -> dict:
   names = ("task", "checkpoint", "eval_data", "demo_split", "predictions", "protocol",
-           "num_queries", "num_draws", "seed", "index_file", "batch_size", "retrieval_text")
+           "num_queries", "num_draws", "seed", "index_file", "batch_size", "retrieval_text",
+           "beam_size", "caption_cache", "mixed_precision")
   return {name: flags.FLAGS[name].value for name in names}
 
 

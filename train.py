@@ -196,11 +196,12 @@ def _flag_config() -> config_lib.ExperimentConfig:
 def _demo_folders(vocab_file: str):
   """The demo's prepared folders (made on first use), prepared with `vocab_file` when given."""
   from kaleido.demo import pipeline  # pylint: disable=g-import-not-at-top
-  given = " (the default of --train_data)" if not _TRAIN_DATA.present else ""
-  print(f"Demo data set{given}: {os.path.abspath(_DEMO_DIR.value)} (--demo_dir), built there "
-        "on first use; pass --train_data=FOLDER for prepared data of your own.", file=sys.stderr)
+  if not _TRAIN_DATA.present:
+    print("No --train_data given: training on the demo data set (--demo_dir); pass "
+          "--train_data=FOLDER for data prepared by data/prepare.py.", file=sys.stderr)
   return pipeline.ensure_demo_data(pipeline.DemoConfig(work_dir=_DEMO_DIR.value,
-                                                       vocab_file=vocab_file))
+                                                       vocab_file=vocab_file),
+                                   log=lambda line: print(line, file=sys.stderr))
 
 
 def _data_folders(bert_vocab: str) -> tuple[str, str]:

@@ -4,7 +4,7 @@ r"""Crash test: SIGKILL data preparation and training at random moments, resume,
   python bench/crash_test.py --kills 5 [--seed 0] [--num_products 150] [--train_steps 60]
 
 Preparation: an uninterrupted reference run, then a run killed --kills times at seeded random
-moments and rerun each time until it finishes; its shards must be byte-identical to the
+moments (in the second 60% of the uninterrupted run's time) and rerun each time, then finished; its shards must be byte-identical to the
 reference's and no process of a killed run may be left. Training: a tiny model on the prepared
 data, killed the same way and rerun; it must reach --train_steps, every checkpoint left must read
 in full with finite values, and no process may be left. Prints one line per kill and a summary.
@@ -80,15 +80,18 @@ def _kill_after(args: list[str], seconds: float) -> tuple[bool, int]:
   return True, len(alive)
 
 
-def _crash_phase(name: str, args: list[str], duration: float, rng: random.Random) -> int:
-  """Kills `args` at --kills random moments within `duration`; returns the processes left."""
+def _crash_phase(name: str, args: list[str], duration: float, rng: random.Random,
+                 progress) -> int:
+  """Kills `args` at --kills random moments in the second 60% of `duration` (the first part is
+  mostly start-up); returns the processes left. `progress()` describes what was done."""
   left = 0
   for kill in range(_KILLS.value):
-    moment = rng.uniform(0.5, duration)
+    moment = rng.uniform(0.4 * duration, duration)
     killed, alive = _kill_after(args, moment)
     left += alive
     print(f"{name}: kill {kill + 1} at {moment:5.1f} s: "
-          f"{'killed' if killed else 'had finished'}, {alive} processes left behind")
+          f"{'killed' if killed else 'had finished'} with {progress()}, {alive} processes left "
+          "behind")
   return left
 
 
@@ -135,7 +138,8 @@ def main(argv):
   reference, crashed = os.path.join(work, "reference"), os.path.join(work, "crashed")
   duration = _run_to_end(_prepare_args(catalog, vocab_file, reference))
   print(f"preparation: uninterrupted run {duration:.1f} s")
-  left = _crash_phase("preparation", _prepare_args(catalog, vocab_file, crashed), duration, rng)
+  left = _crash_phase("preparation", _prepare_args(catalog, vocab_file, crashed), duration, rng,
+                      lambda: f"{len(_shard_bytes(crashed))} of 8 shards written")
   _run_to_end(_prepare_args(catalog, vocab_file, crashed))
   identical = _shard_bytes(reference) == _shard_bytes(crashed)
   print(f"preparation: {len(_shard_bytes(crashed))} shards, byte-identical to the reference: "
@@ -145,7 +149,8 @@ def main(argv):
   reference_dir = os.path.join(work, "train_reference")
   duration = _run_to_end(_train_args(reference, reference_dir))
   print(f"training: uninterrupted run {duration:.1f} s")
-  train_left = _crash_phase("training", _train_args(reference, model_dir), duration, rng)
+  train_left = _crash_phase("training", _train_args(reference, model_dir), duration, rng,
+                            lambda: f"the newest checkpoint at step {_last_step(model_dir)}")
   _run_to_end(_train_args(reference, model_dir))
   total, readable, non_finite = _checkpoints_state(model_dir)
   reached = _last_step(model_dir) == _TRAIN_STEPS.value

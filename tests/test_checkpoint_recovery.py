@@ -99,3 +99,17 @@ def test_no_checkpoint_with_a_non_finite_weight_is_written(trained, tmp_path):
   with pytest.raises(trainer_lib.TrainingError, match=r"non-finite at step 3.*ckpt-2.*finite"):
     trainer._save(3, {"total": float("nan")})  # pylint: disable=protected-access
   assert not glob.glob(os.path.join(config.training.model_dir, "checkpoints", "ckpt-3*"))
+
+
+def test_a_model_dir_that_is_a_file_and_mirrored_without_a_gpu(trained, tmp_path, capfd):
+  from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.training import distribute  # pylint: disable=g-import-not-at-top
+  (tmp_path / "a_file").write_text("x")
+  with pytest.raises(config_lib.ConfigError, match=r"--model_dir=.*a_file' is a file; pass a "
+                     "folder"):
+    config_lib.validate(dataclasses.replace(trained, training=dataclasses.replace(
+        trained.training, model_dir=str(tmp_path / "a_file"))))
+  strategy = distribute.create_strategy("mirrored")
+  assert strategy.num_replicas_in_sync == 1
+  assert "--strategy=mirrored found no GPU on this machine: training on one replica" in (
+      capfd.readouterr().err)

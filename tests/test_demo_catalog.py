@@ -204,3 +204,15 @@ def test_command_line(tmp_path):
   assert failed.returncode == 1
   assert failed.stderr.strip().splitlines() == [
       "error: The demo catalog needs at least 1 product (--num_products), got 0."]
+
+
+def test_the_demo_data_set_says_where_it_is_built(tmp_path):
+  from kaleido.demo import pipeline  # pylint: disable=g-import-not-at-top
+  lines = []
+  config = pipeline.DemoConfig(work_dir=str(tmp_path / "demo"), num_train_products=3,
+                               num_validation_products=2, num_development_products=2,
+                               patch_size=16, vocab_size=300, workers=0)
+  data = pipeline.ensure_demo_data(config, log=lines.append)
+  assert lines[0] == (f"The demo data set is in {tmp_path / 'demo'}; missing parts are built "
+                      "there.")
+  assert any(line.startswith("Prepared") and data.development_dir in line for line in lines)

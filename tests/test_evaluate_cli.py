@@ -58,7 +58,8 @@ class FakeEvaluationModel:
     assert task in ("category", "subcategory")
     return np.array(LABELS), np.array(PREDICTIONS), CLASS_NAMES
 
-  def captions(self):
+  def captions(self, beam_size=1):
+    assert beam_size == 1
     return dict(CAPTIONS), {key: [caption.capitalize() + "."] for key, caption in CAPTIONS.items()}
 
 
@@ -69,7 +70,9 @@ class FakeRetrievalModel(FakeEvaluationModel):
     return task in ("itr", "tir")
 
 
-def fake_load(checkpoint, eval_data, batch_size, retrieval_text):
+def fake_load(checkpoint, eval_data, batch_size, retrieval_text, caption_cache,
+              mixed_precision):
+  assert caption_cache and mixed_precision == "none"
   assert batch_size == 16, batch_size
   assert retrieval_text == "", retrieval_text  # the run's own unless --retrieval_text
   assert os.path.isdir(eval_data), eval_data

@@ -81,8 +81,10 @@ def _is_prepared(folder: str) -> bool:
 
 
 def ensure_demo_data(config: DemoConfig, log=print) -> DemoData:
-  """Generates and prepares whatever part of the demo data set is missing."""
+  """Generates and prepares whatever part of the demo data set is missing; says where it is."""
   paths = demo_paths(config.work_dir, config.vocab_file)
+  log(f"The demo data set is in {os.path.abspath(config.work_dir)}; missing parts are built "
+      "there.")
   first_development = config.num_train_products + config.num_validation_products
   splits = ((paths.train_catalog, 0, config.num_train_products),
             (paths.validation_catalog, config.num_train_products,

@@ -21,6 +21,7 @@ from kaleido import errors
 from kaleido.dataloaders import finetuning
 from kaleido.evaluation import caption_decoding
 from kaleido.masking import text_masking
+from kaleido.model import caption_decoder
 from kaleido.model import heads as heads_lib
 from kaleido.model import kaleido_bert
 from kaleido.patches import kaleido_grid
@@ -32,7 +33,7 @@ from kaleido.utils import progress as progress_lib
 from kaleido.utils import restoring
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
-_TASKS_OF_RUN = {"pretrain": ("itr", "tir"), "retrieval": ("itr", "tir"),
+TASKS_OF_RUN = {"pretrain": ("itr", "tir"), "retrieval": ("itr", "tir"),
                  "category": ("category",), "subcategory": ("subcategory",),
                  "caption": ("caption",)}
 
@@ -80,16 +81,17 @@ class EvaluationModel:
   """Scores, labels and captions of a trained model on an evaluation folder."""
 
   def __init__(self, run: config_lib.ExperimentConfig, checkpoint_path: str, eval_data: str,
-               batch_size: int, retrieval_text: str = ""):
+               batch_size: int, retrieval_text: str = "", caption_cache: bool = True):
     """`retrieval_text` (name or description) overrides the run's own (names for runs that were
-    not fine-tuned for retrieval)."""
+    not fine-tuned for retrieval); `caption_cache` decodes autoregressive captions with the
+    key/value cache (kaleido.model.caption_decoder) instead of re-running the encoder."""
     manifest = manifest_lib.load(eval_data)
     if manifest.vocab_hash != run.data.vocab_hash:
       raise errors.KaleidoError(
           f"{eval_data!r} was prepared with the vocabulary {manifest.vocab_file!r}, the "
           f"checkpoint was trained with {run.data.vocab_file!r}; prepare the evaluation data with "
           "the checkpoint's vocabulary.")
-    if run.task.name not in _TASKS_OF_RUN:
+    if run.task.name not in TASKS_OF_RUN:
       raise errors.KaleidoError(
           f"{checkpoint_path!r} is a {run.task.name} run, which evaluate.py does not evaluate; "
           "pass a pre-training or fine-tuning model_dir of train.py.")
@@ -99,7 +101,7 @@ class EvaluationModel:
     self.tokenizer = tokenizer_lib.KaleidoTokenizer(run.data.vocab_file,
                                                     run.model.max_seq_length)
     self.special_ids = kaleido_task.special_ids(run.data.vocab_file)
-    self._model = _restored_model(run, checkpoint_path)
+    self._model = restored_model(run, checkpoint_path)
     retrieval_text = retrieval_text or (run.task.finetune.retrieval_text
                                         if run.task.name == "retrieval"
                                         else config_lib.RETRIEVAL_TEXTS[0])
@@ -113,6 +115,13 @@ class EvaluationModel:
         lambda patches: backbone.patch_embedder(patches, training=False))
     self._encode = tf.function(reduce_retracing=True)(
         lambda inputs: backbone(inputs, training=False))
+    self._cached_search = None
+    if (caption_cache and run.task.name == "caption" and
+        run.task.finetune.caption_mode == kaleido_bert.AUTOREGRESSIVE):
+      ids = self.special_ids
+      decoder = caption_decoder.CachedDecoder(self._model, ids.cls_id, ids.sep_id, ids.pad_id,
+                                              run.model.kaleido_levels)
+      self._cached_search = tf.function(decoder.beam_search, reduce_retracing=True)
 
   @property
   def product_ids(self) -> np.ndarray:
@@ -128,7 +137,7 @@ class EvaluationModel:
 
   def supports(self, task: str) -> bool:
     """Whether this run was trained for evaluation task `task` (itr, tir, category, ...)."""
-    return task in _TASKS_OF_RUN[self.run.task.name]
+    return task in TASKS_OF_RUN[self.run.task.name]
 
   def _check(self, task: str) -> None:
     if not self.supports(task):
@@ -173,7 +182,7 @@ class EvaluationModel:
       stop = start + self.batch_size
       pooled = self._encode(self._encoder_inputs(text_rows[start:stop],
                                                  image_rows[start:stop]))["pooled_output"]
-      margins.append(heads_lib.itm_margin(self._model.itm(pooled)).numpy())
+      margins.append(tf.cast(heads_lib.itm_margin(self._model.itm(pooled)), tf.float32).numpy())
     return np.concatenate(margins) if margins else np.zeros([0], np.float32)
 
   def matched_probability(self, text_rows: np.ndarray, image_rows: np.ndarray) -> np.ndarray:
@@ -250,6 +259,10 @@ class EvaluationModel:
       positions = tf.broadcast_to(tf.range(length)[tf.newaxis], word_ids.shape)
       tokens = np.argmax(mlm(sequence, masked_positions=positions).numpy(), axis=-1)
       tokens[:, 0] = ids.cls_id
+    elif self._cached_search is not None:
+      tokens = self._cached_search(tf.constant(self.patch_features(image_rows)),
+                                   tf.constant(self._examples.patch_boxes[image_rows]),
+                                   beam_size).numpy()
     else:
       features = self.patch_features(image_rows)
       boxes = self._examples.patch_boxes[image_rows]
@@ -272,7 +285,7 @@ class EvaluationModel:
     return caption_decoding.caption_ids(tokens, ids.cls_id, ids.sep_id, ids.pad_id)
 
 
-def _restored_model(run: config_lib.ExperimentConfig,
+def restored_model(run: config_lib.ExperimentConfig,
                     checkpoint_path: str) -> kaleido_bert.KaleidoMatcher:
   """The run's downstream model with the checkpoint's weights; for a pre-training run, the
   retrieval model made of its backbone and ITM head (retrieval scored without fine-tuning)."""
@@ -298,12 +311,16 @@ def _checkpoint_step(checkpoint_path: str) -> int:
 
 
 def load(checkpoint: str, eval_data: str, batch_size: int = 32,
-         retrieval_text: str = "") -> EvaluationModel:
+         retrieval_text: str = "", caption_cache: bool = True,
+         mixed_precision: str = "none") -> EvaluationModel:
   """The model of a train.py model_dir (or one of its checkpoints) on a prepared folder;
-  `retrieval_text` as in EvaluationModel."""
+  `retrieval_text` and `caption_cache` as in EvaluationModel; `mixed_precision` the compute
+  policy it is built under (config.MIXED_PRECISION; weights stay float32)."""
   if not os.path.exists(checkpoint) and not os.path.isfile(checkpoint + ".index"):
     raise errors.KaleidoError(f"--checkpoint={checkpoint!r} does not exist; pass the --model_dir "
                               "of a train.py run or one of its checkpoints.")
   run = config_lib.load(checkpoint)
+  tf_keras.mixed_precision.set_global_policy(
+      "float32" if mixed_precision == "none" else mixed_precision)
   return EvaluationModel(run, restoring.latest_checkpoint(checkpoint), eval_data, batch_size,
-                         retrieval_text)
+                         retrieval_text, caption_cache)

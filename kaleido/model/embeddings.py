@@ -60,18 +60,21 @@ class KaleidoEmbeddings(tf_keras.layers.Layer):
     self._patch_dropout = tf_keras.layers.Dropout(dropout_rate, name="patch_dropout")
 
   def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
-    text = self._text_embeddings(inputs["input_word_ids"])
-    patches = self._patch_embeddings(inputs["patch_features"], inputs["patch_boxes"],
-                                     inputs.get("blank_positions"))
+    text = self.text_embeddings(inputs["input_word_ids"])
+    patches = self.patch_embeddings(inputs["patch_features"], inputs["patch_boxes"],
+                                    inputs.get("blank_positions"))
     return tf.concat([text, patches], axis=1)
 
-  def _text_embeddings(self, word_ids: tf.Tensor) -> tf.Tensor:
+  def text_embeddings(self, word_ids: tf.Tensor) -> tf.Tensor:
+    """(B, L) word ids -> (B, L, H): word + position + text type, normalised."""
     words = self.word_embeddings(word_ids)
     types = self.type_embeddings(tf.fill(tf.shape(word_ids), TEXT_TYPE))
     return self._text_dropout(self._text_norm(words + self.position_embeddings(words) + types))
 
-  def _patch_embeddings(self, features: tf.Tensor, boxes: tf.Tensor,
-                        blank_positions: tf.Tensor | None) -> tf.Tensor:
+  def patch_embeddings(self, features: tf.Tensor, boxes: tf.Tensor,
+                       blank_positions: tf.Tensor | None = None) -> tf.Tensor:
+    """(B, 55, F) features, (B, 55, 5) boxes -> (B, 55, H): per-level projection + level type
+    + box projection, normalised (rows at `blank_positions` zeroed first, for B2CM)."""
     features = self._feature_dropout(features)
     if blank_positions is not None:
       features = blank(features, blank_positions)

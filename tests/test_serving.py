@@ -1,0 +1,96 @@
+"""The exported SavedModel, called from raw image bytes and text in a process that imports only
+TensorFlow and tensorflow-text, gives what evaluate.py's model gives on the prepared data."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from kaleido.data import catalogs as catalog_files
+from kaleido.evaluation import model as evaluation_model
+from kaleido.serving import export
+from kaleido.tasks import factory
+from kaleido.training import trainer
+from tests import catalogs
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_IMAGES = 6
+
+
+@pytest.fixture(scope="module", name="setup")
+def fixture_setup(tmp_path_factory):
+  """A prepared demo, PNG files of its first catalog images, and a folder for the runs."""
+  base = tmp_path_factory.mktemp("serving")
+  data = catalogs.prepared_demo(str(base / "data"), 8, seed=6)
+  catalog = catalog_files.open_catalog(str(base / "data" / "demo.h5"))
+  images = []
+  for row in catalog.read(0, NUM_IMAGES):
+    path = str(base / f"image{row.index}.png")
+    cv2.imwrite(path, cv2.cvtColor(row.image, cv2.COLOR_RGB2BGR))
+    images.append(path)
+  return base, data, images
+
+
+def _trained_and_exported(setup, task):
+  base, data, _ = setup
+  config = catalogs.tiny_experiment(data, str(base / task), task=task, train_steps=2)
+  trainer.Trainer(config, factory.create_task(config)).run()
+  export.export(str(base / task), str(base / "exports" / task))
+  return str(base / task), str(base / "exports" / task)
+
+
+def _call(export_dir, request, tmp_path):
+  path = tmp_path / "request.json"
+  path.write_text(json.dumps(request))
+  result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tests", "serving_client.py"),
+                           export_dir, str(path)], capture_output=True, text=True, timeout=600,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  outputs = json.loads(result.stdout.strip().splitlines()[-1])
+  assert not outputs["imported_kaleido"]
+  return outputs
+
+
+def test_score_and_embed_image_equal_the_evaluation_model(setup, tmp_path):
+  _, data, images = setup
+  model_dir, export_dir = _trained_and_exported(setup, "retrieval")
+  reference = evaluation_model.load(model_dir, data)
+  rows = np.arange(NUM_IMAGES)
+  texts = [reference._examples.texts[i] for i in np.roll(rows, 1)]  # pylint: disable=protected-access
+  outputs = _call(export_dir, {"images": images, "texts": texts,
+                               "signatures": ["score", "embed_image"]}, tmp_path)
+  assert outputs["signatures"] == ["embed_image", "score"]
+  margins = reference.matched_margin(np.roll(rows, 1), rows)
+  np.testing.assert_allclose(outputs["score"]["itm_logit_margin"], margins, atol=1e-3)
+  np.testing.assert_allclose(outputs["score"]["matched_probability"],
+                             reference.matched_probability(np.roll(rows, 1), rows), atol=1e-3)
+  assert np.argsort(outputs["score"]["itm_logit_margin"]).tolist() == np.argsort(margins).tolist()
+  # Evaluation keeps the features as float16 (11 significant bits), and crops larger than the
+  # 5 x 16-pixel L5 grid are shrunk by TensorFlow's area resampling instead of OpenCV's, which
+  # moves a few pixels by a level or two.
+  np.testing.assert_allclose(np.asarray(outputs["embed_image"]["patch_features"]),
+                             reference.patch_features(rows), rtol=2e-3, atol=2e-2)
+  np.testing.assert_allclose(np.asarray(outputs["embed_image"]["patch_boxes"]),
+                             reference._examples.patch_boxes[rows], atol=1e-6)  # pylint: disable=protected-access
+
+
+def test_caption_equals_the_evaluation_models_greedy_and_beam_captions(setup, tmp_path):
+  _, data, images = setup
+  model_dir, export_dir = _trained_and_exported(setup, "caption")
+  reference = evaluation_model.load(model_dir, data)
+  outputs = _call(export_dir, {"images": images, "signatures": ["caption", "caption_beam"],
+                               "beam_size": 3}, tmp_path)
+  image_ids = reference._examples.image_ids[:NUM_IMAGES]  # pylint: disable=protected-access
+  for signature, beam_size in (("caption", 1), ("caption_beam", 3)):
+    expected, _ = reference.captions(beam_size)
+    assert outputs[signature]["caption"] == [expected[i] for i in image_ids], signature
+
+
+def test_export_refuses_an_existing_folder(tmp_path):
+  from kaleido import errors  # pylint: disable=g-import-not-at-top
+  with pytest.raises(errors.KaleidoError, match="exists; pass a new folder"):
+    export.export(str(tmp_path / "any_run"), str(tmp_path))
