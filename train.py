@@ -215,17 +215,6 @@ def _data_folders(bert_vocab: str) -> tuple[str, str]:
   return train_data, eval_data
 
 
-def _label_names(manifest) -> tuple[str, ...]:
-  """Class names by id of a classification task (() for the others)."""
-  if _TASK.value not in ("category", "subcategory"):
-    return ()
-  label_map = manifest.categories if _TASK.value == "category" else manifest.subcategories
-  names = sorted(label_map, key=label_map.get)
-  if [label_map[name] for name in names] != list(range(len(names))):
-    return ()  # validate() refuses it with the fix
-  return tuple(names)
-
-
 def _model_config(config: config_lib.ExperimentConfig, manifest,
                   bert_checkpoint) -> config_lib.KaleidoBertConfig:
   """Model sizes from the flags, from --bert_init, or from the pre-training run when fine-tuning
@@ -297,7 +286,7 @@ def _experiment(config: config_lib.ExperimentConfig, strategy) -> config_lib.Exp
   if eval_data and manifest_lib.load(eval_data).vocab_hash != manifest.vocab_hash:
     raise errors.KaleidoError(f"--eval_data={eval_data!r} was prepared with another vocabulary "
                               f"than --train_data; prepare it with {manifest.vocab_file}.")
-  label_names = _label_names(manifest)
+  label_names = manifest_lib.label_names(manifest, _TASK.value)
   config = dataclasses.replace(
       config,
       task=dataclasses.replace(config.task, finetune=dataclasses.replace(

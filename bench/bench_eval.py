@@ -1,11 +1,16 @@
 r"""Speed of the retrieval cross-encoder in evaluate.py (a benchmark, not a test).
 
   python bench/bench_eval.py --checkpoint=runs/demo_retrieval --eval_data=workdir/demo/prepared/validation
+  python bench/bench_eval.py --sizes=demo,paper --precisions=none,mixed_bfloat16 --checkpoint=
 
-Prints images/s of the image side (the patch embedder on the 55 patches), pairs/s of the encoder
-and ITM head with the image side cached (what evaluate.py does: every image is embedded once and
-reused for its 101 candidates), and the pairs/s it would get by embedding the image again for every
-pair.
+With --checkpoint: images/s of the image side (the patch embedder on the 55 patches), pairs/s of
+the encoder and ITM head with the image side cached (what evaluate.py does: every image is
+embedded once and reused for its 101 candidates), and the pairs/s it would get by embedding the
+image again for every pair; with --precisions, each compute policy in turn (rankings compared
+with the first one's). With --sizes: the same two rates of a retrieval model of that size with
+random weights (demo: small backbone, H=128, L=3; paper: ResNet-50, H=768, L=12, 64 tokens), and
+the time they project for the paper's protocol (1,000 queries x 101 candidates x 5 draws x 2
+directions, every Fashion-Gen validation image embedded once).
 """
 
 import time
@@ -18,14 +23,74 @@ _EVAL_DATA = flags.DEFINE_string("eval_data", "workdir/demo/prepared/validation"
                                  "A prepared folder.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Pairs per model call.")
 _NUM_PAIRS = flags.DEFINE_integer("num_pairs", 2048, "Pairs to score.")
+_PRECISIONS = flags.DEFINE_list("precisions", ["none"], "Compute policies: none (float32) "
+                                "and/or mixed_bfloat16.")
+_SIZES = flags.DEFINE_list("sizes", [], "demo and/or paper: random-weight models of that size.")
+
+# The paper's retrieval protocol (fashion-gen-and-protocols.md) and Fashion-Gen's validation set.
+PROTOCOL_PAIRS = 1000 * 101 * 5 * 2
+VALIDATION_IMAGES = 32528
+SIZES = {"demo": dict(hidden_size=128, num_layers=3, num_heads=4, intermediate_size=512,
+                      backbone="small", vocab_size=4000),
+         "paper": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
+                       backbone="resnet50", vocab_size=30522)}
 
 
-def main(argv):
-  del argv
+def _rate(function, count: int) -> float:
+  """Items per second of `function()` (which handles `count` items), after one warm-up call."""
+  function()
+  start = time.perf_counter()
+  function()
+  return count / (time.perf_counter() - start)
+
+
+def _random_size(size: str, precision: str) -> tuple[float, float]:
+  """(images/s, pairs/s) of a random-weight retrieval model of `size` under `precision`."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.model import heads as heads_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.model import kaleido_bert  # pylint: disable=g-import-not-at-top
+  from kaleido.patches import kaleido_grid  # pylint: disable=g-import-not-at-top
+  tf_keras.mixed_precision.set_global_policy("float32" if precision == "none" else precision)
+  model_config = config_lib.KaleidoBertConfig(**SIZES[size], max_seq_length=64)
+  matcher = kaleido_bert.build_finetune_model(config_lib.TaskConfig(name="retrieval"),
+                                              model_config)
+  backbone, batch = matcher.backbone, _BATCH_SIZE.value
+  rng = np.random.default_rng(0)
+  side = model_config.patch_size
+  patches = tf.constant(rng.integers(0, 255, (4, kaleido_grid.NUM_PATCHES, side, side, 3)),
+                        tf.uint8)
+  embed = tf.function(lambda p: backbone.patch_embedder(p, training=False))
+  inputs = {"input_word_ids": tf.constant(rng.integers(5, 1000, (batch, 64)), tf.int32),
+            "input_mask": tf.ones([batch, 64], tf.int32),
+            "patch_boxes": tf.constant(rng.uniform(size=(batch, kaleido_grid.NUM_PATCHES, 5)),
+                                       tf.float32),
+            "patch_features": tf.constant(rng.normal(size=(
+                batch, kaleido_grid.NUM_PATCHES, model_config.feature_size)), tf.float32)}
+  score = tf.function(lambda x: heads_lib.itm_margin(
+      matcher.itm(backbone(x, training=False)["pooled_output"])))
+  image_rate = _rate(lambda: embed(patches).numpy(), len(patches))
+  pair_rate = _rate(lambda: score(inputs).numpy(), batch)
+  tf_keras.mixed_precision.set_global_policy("float32")
+  return image_rate, pair_rate
+
+
+def _projection(image_rate: float, pair_rate: float) -> str:
+  hours = (VALIDATION_IMAGES / image_rate + PROTOCOL_PAIRS / pair_rate) / 3600
+  return (f"paper protocol ({PROTOCOL_PAIRS:,} pairs, {VALIDATION_IMAGES:,} images embedded "
+          f"once): {hours:.1f} h on this machine")
+
+
+def _checkpoint(precision: str):
+  """Rates of --checkpoint on --eval_data under `precision`; returns its margins of 2,048 pairs
+  for the ranking comparison."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from kaleido.evaluation import model as evaluation_model  # pylint: disable=g-import-not-at-top
 
-  model = evaluation_model.load(_CHECKPOINT.value, _EVAL_DATA.value, _BATCH_SIZE.value)
+  model = evaluation_model.load(_CHECKPOINT.value, _EVAL_DATA.value, _BATCH_SIZE.value,
+                                mixed_precision=precision)
   images = np.arange(model.num_examples)
   model.patch_features(images[:_BATCH_SIZE.value])  # trace and warm up
   start = time.perf_counter()
@@ -36,15 +101,43 @@ def main(argv):
   pairs = rng.integers(0, len(images), _NUM_PAIRS.value)
   model.matched_margin(texts[:_BATCH_SIZE.value], pairs[:_BATCH_SIZE.value])  # warm up
   start = time.perf_counter()
-  model.matched_margin(texts, pairs)
+  margins = model.matched_margin(texts, pairs)
   pair_rate = _NUM_PAIRS.value / (time.perf_counter() - start)
   uncached = 1.0 / (1.0 / pair_rate + 1.0 / image_rate)
-  print(f"image side (patch embedder, 55 patches): {image_rate:.1f} images/s")
-  print(f"cross-encoder + ITM head, image side cached: {pair_rate:.1f} pairs/s")
-  print(f"same without the cache (embedding every pair's image): {uncached:.1f} pairs/s")
-  print(f"sample-100 cost per query and direction: {101 / pair_rate:.2f} s "
+  print(f"{precision}: image side (patch embedder, 55 patches): {image_rate:.1f} images/s")
+  print(f"  cross-encoder + ITM head, image side cached: {pair_rate:.1f} pairs/s")
+  print(f"  same without the cache (embedding every pair's image): {uncached:.1f} pairs/s")
+  print(f"  sample-100 cost per query and direction: {101 / pair_rate:.2f} s "
         f"({model.run.model.backbone} backbone, H={model.run.model.hidden_size}, "
         f"L={model.run.model.num_layers})")
+  return margins
+
+
+def main(argv):
+  del argv
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  if _CHECKPOINT.value:
+    first = None
+    for precision in _PRECISIONS.value:
+      margins = _checkpoint(precision)
+      if first is None:
+        first = margins
+        continue
+      # Rankings: for each block of 101 pairs (a sample-100 query), the same order?
+      blocks = len(margins) // 101
+      same = sum(np.array_equal(np.argsort(-first[i * 101:(i + 1) * 101], kind="stable"),
+                                np.argsort(-margins[i * 101:(i + 1) * 101], kind="stable"))
+                 for i in range(blocks))
+      top = sum(np.argmax(first[i * 101:(i + 1) * 101]) == np.argmax(margins[i * 101:(i + 1) * 101])
+                for i in range(blocks))
+      print(f"  against {_PRECISIONS.value[0]}: max margin difference "
+            f"{np.abs(first - margins).max():.4f}; of {blocks} blocks of 101 pairs, {same} in the "
+            f"same order, {top} with the same top pair")
+  for size in _SIZES.value:
+    for precision in _PRECISIONS.value:
+      image_rate, pair_rate = _random_size(size, precision)
+      print(f"{size} size, {precision}: {image_rate:.1f} images/s, {pair_rate:.1f} pairs/s; "
+            f"{_projection(image_rate, pair_rate)}")
 
 
 if __name__ == "__main__":

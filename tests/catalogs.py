@@ -100,9 +100,11 @@ def tiny_experiment(data: str, model_dir: str, task: str = "pretrain", train_ste
   from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
   manifest = manifest_lib.load(data)
+  label_names = manifest_lib.label_names(manifest, task)
   return config_lib.validate(config_lib.ExperimentConfig(
-      task=config_lib.TaskConfig(name=task),
-      data=config_lib.DataConfig(train_data=data, eval_data=eval_data,
+      task=config_lib.TaskConfig(name=task, finetune=config_lib.FinetuneConfig(
+          num_classes=len(label_names))),
+      data=config_lib.DataConfig(train_data=data, eval_data=eval_data, label_names=label_names,
                                  vocab_file=manifest.vocab_file,
                                  vocab_hash=manifest.vocab_hash,
                                  max_seq_length=manifest.max_seq_length,

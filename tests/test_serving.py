@@ -90,6 +90,20 @@ def test_caption_equals_the_evaluation_models_greedy_and_beam_captions(setup, tm
     assert outputs[signature]["caption"] == [expected[i] for i in image_ids], signature
 
 
+def test_classify_equals_the_evaluation_models_probabilities(setup, tmp_path):
+  _, data, images = setup
+  model_dir, export_dir = _trained_and_exported(setup, "category")
+  reference = evaluation_model.load(model_dir, data)
+  texts = list(reference._examples.texts[:NUM_IMAGES])  # pylint: disable=protected-access
+  outputs = _call(export_dir, {"images": images, "texts": texts, "signatures": ["classify"]},
+                  tmp_path)
+  expected = reference.class_probabilities("category")[:NUM_IMAGES]
+  np.testing.assert_allclose(outputs["classify"]["probabilities"], expected, atol=1e-3)
+  assert outputs["classify"]["top_class"] == np.argmax(expected, axis=-1).tolist()
+  names = reference.run.data.label_names
+  assert outputs["classify"]["top_class_name"] == [names[i] for i in outputs["classify"]["top_class"]]
+
+
 def test_export_refuses_an_existing_folder(tmp_path):
   from kaleido import errors  # pylint: disable=g-import-not-at-top
   with pytest.raises(errors.KaleidoError, match="exists; pass a new folder"):

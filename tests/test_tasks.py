@@ -94,9 +94,8 @@ def _config(data, model_dir, task=config_lib.PRETRAIN, steps=2, init_checkpoint=
       num_heads=2, intermediate_size=64, max_seq_length=manifest.max_seq_length,
       patch_size=manifest.patch_size, backbone="small", dropout_rate=0.0,
       attention_dropout_rate=0.0)
-  labels = ()
-  if task == "category":
-    labels = tuple(sorted(manifest.categories, key=manifest.categories.get))
+  labels = manifest_lib.label_names(manifest, task)
+  if labels:
     finetune = dataclasses.replace(finetune, num_classes=len(labels))
   return config_lib.validate(config_lib.ExperimentConfig(
       task=config_lib.TaskConfig(name=task, finetune=finetune),

@@ -212,22 +212,28 @@ class EvaluationModel:
 
     return scorer
 
-  def classify(self, task: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(true labels, predicted labels, class names by id) over the whole evaluation folder."""
+  def class_probabilities(self, task: str) -> np.ndarray:
+    """(N, C) float32 softmax of the classifier over every example of the evaluation folder."""
     self._check(task)
     classifier = self._model.classifier
     rows = np.arange(self.num_examples)
-    predictions = []
+    probabilities = []
     progress = progress_lib.Progress(len(rows), f"classify {task}", unit="images")
     for start in range(0, len(rows), self.batch_size):
       chunk = rows[start:start + self.batch_size]
       pooled = self._encode(self._encoder_inputs(chunk, chunk))["pooled_output"]
-      predictions.append(np.argmax(classifier(pooled).numpy(), axis=-1))
+      logits = tf.cast(classifier(pooled), tf.float32)
+      probabilities.append(tf.nn.softmax(logits).numpy())
       progress.update(len(chunk))
     progress.close()
+    return np.concatenate(probabilities)
+
+  def classify(self, task: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(true labels, predicted labels, class names by id) over the whole evaluation folder."""
+    predictions = np.argmax(self.class_probabilities(task), axis=-1)
     labels = (self._examples.category_ids if task == "category"
               else self._examples.subcategory_ids)
-    return labels, np.concatenate(predictions), list(self.run.data.label_names)
+    return labels, predictions, list(self.run.data.label_names)
 
   def captions(self, beam_size: int = 1) -> tuple[dict[str, str], dict[str, list[str]]]:
     """({image id: generated caption}, {image id: [the product's text]})."""

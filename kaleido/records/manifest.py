@@ -61,6 +61,18 @@ class Manifest:
     return [os.path.join(folder, shard["file"]) for shard in self.shards]
 
 
+def label_names(manifest: Manifest, task: str) -> tuple[str, ...]:
+  """Class names by id of a category or subcategory task; () for other tasks, or when the ids
+  are not 0..N-1 (config.validate refuses that with the fix)."""
+  if task not in ("category", "subcategory"):
+    return ()
+  label_map = manifest.categories if task == "category" else manifest.subcategories
+  names = sorted(label_map, key=label_map.get)
+  if [label_map[name] for name in names] != list(range(len(names))):
+    return ()
+  return tuple(names)
+
+
 def save(folder: str, manifest: Manifest) -> str:
   """Writes `folder/manifest.json` atomically and returns its path."""
   path = os.path.join(folder, MANIFEST_NAME)
