@@ -1,11 +1,12 @@
 r"""Crash test: SIGKILL data preparation and training at random moments, resume, check the result
 (a benchmark others can rerun, not a timed test).
 
-  python bench/crash_test.py --kills 5 [--seed 0] [--num_products 150] [--train_steps 60]
+  python bench/crash_test.py --kills 5 [--seed 0] [--num_products 600] [--train_steps 60]
 
 Preparation: an uninterrupted reference run, then a run killed --kills times at seeded random
-moments (in the second 60% of the uninterrupted run's time) and rerun each time, then finished; its shards must be byte-identical to the
-reference's and no process of a killed run may be left. Training: a tiny model on the prepared
+moments (between the end of the reference's start-up, its first progress line, and the end of its
+time) and rerun each time, then finished; its shards must be byte-identical to the reference's
+and no process of a killed run may be left. Training: a tiny model on the prepared
 data, killed the same way and rerun; it must reach --train_steps, every checkpoint left must read
 in full with finite values, and no process may be left. Prints one line per kill and a summary.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import glob
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +30,8 @@ import psutil
 
 _KILLS = flags.DEFINE_integer("kills", 5, "SIGKILLs per phase.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the kill moments.")
-_NUM_PRODUCTS = flags.DEFINE_integer("num_products", 150, "Demo catalog products.")
+_NUM_PRODUCTS = flags.DEFINE_integer("num_products", 600, "Demo catalog products (the demo's "
+                                     "training split has 600).")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 60, "Training steps of the tiny model.")
 _WORK_DIR = flags.DEFINE_string("work_dir", "", "Where to work (default: a temporary folder).")
 
@@ -49,12 +52,23 @@ def _train_args(data: str, model_dir: str) -> list[str]:
           "--warmup_steps=0", "--learning_rate=1e-3", "--summary_every=5"]
 
 
-def _run_to_end(args: list[str]) -> float:
+PROGRESS_LINE = re.compile(r" \d+/\d+ \(")  # kaleido.utils.progress: "name 17/1000 (1.7%) ..."
+
+
+def _run_to_end(args: list[str]) -> tuple[float, float]:
+  """Runs `args` to the end; returns (seconds in all, seconds until its first progress line,
+  i.e. its start-up)."""
   start = time.monotonic()
-  result = subprocess.run(args, capture_output=True, text=True, check=False)
-  if result.returncode:
-    raise SystemExit(f"{' '.join(args[:2])} failed:\n{result.stderr[-2000:]}")
-  return time.monotonic() - start
+  process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  startup, tail = None, []
+  for line in process.stderr:
+    if startup is None and PROGRESS_LINE.search(line):
+      startup = time.monotonic() - start
+    tail = (tail + [line])[-40:]
+  if process.wait():
+    raise SystemExit(f"{' '.join(args[:2])} failed:\n{''.join(tail)}")
+  duration = time.monotonic() - start
+  return duration, duration * 0.4 if startup is None else startup
 
 
 def _kill_after(args: list[str], seconds: float) -> tuple[bool, int]:
@@ -80,13 +94,15 @@ def _kill_after(args: list[str], seconds: float) -> tuple[bool, int]:
   return True, len(alive)
 
 
-def _crash_phase(name: str, args: list[str], duration: float, rng: random.Random,
+def _crash_phase(name: str, args: list[str], timing: tuple[float, float], rng: random.Random,
                  progress) -> int:
-  """Kills `args` at --kills random moments in the second 60% of `duration` (the first part is
-  mostly start-up); returns the processes left. `progress()` describes what was done."""
+  """Kills `args` at --kills random moments between the end of its start-up and the end of an
+  uninterrupted run (`timing`, from _run_to_end); returns the processes left. `progress()`
+  describes what was done."""
+  duration, startup = timing
   left = 0
   for kill in range(_KILLS.value):
-    moment = rng.uniform(0.4 * duration, duration)
+    moment = rng.uniform(startup, duration)
     killed, alive = _kill_after(args, moment)
     left += alive
     print(f"{name}: kill {kill + 1} at {moment:5.1f} s: "
@@ -136,9 +152,9 @@ def main(argv):
   vocab.write_vocab(vocab_file, vocab.learn_vocab(vocab.catalog_texts(catalog, "description"),
                                                   2000))
   reference, crashed = os.path.join(work, "reference"), os.path.join(work, "crashed")
-  duration = _run_to_end(_prepare_args(catalog, vocab_file, reference))
-  print(f"preparation: uninterrupted run {duration:.1f} s")
-  left = _crash_phase("preparation", _prepare_args(catalog, vocab_file, crashed), duration, rng,
+  timing = _run_to_end(_prepare_args(catalog, vocab_file, reference))
+  print(f"preparation: uninterrupted run {timing[0]:.1f} s, {timing[1]:.1f} s of it start-up")
+  left = _crash_phase("preparation", _prepare_args(catalog, vocab_file, crashed), timing, rng,
                       lambda: f"{len(_shard_bytes(crashed))} of 8 shards written")
   _run_to_end(_prepare_args(catalog, vocab_file, crashed))
   identical = _shard_bytes(reference) == _shard_bytes(crashed)
@@ -147,9 +163,9 @@ def main(argv):
 
   model_dir = os.path.join(work, "train")
   reference_dir = os.path.join(work, "train_reference")
-  duration = _run_to_end(_train_args(reference, reference_dir))
-  print(f"training: uninterrupted run {duration:.1f} s")
-  train_left = _crash_phase("training", _train_args(reference, model_dir), duration, rng,
+  timing = _run_to_end(_train_args(reference, reference_dir))
+  print(f"training: uninterrupted run {timing[0]:.1f} s, {timing[1]:.1f} s of it start-up")
+  train_left = _crash_phase("training", _train_args(reference, model_dir), timing, rng,
                             lambda: f"the newest checkpoint at step {_last_step(model_dir)}")
   _run_to_end(_train_args(reference, model_dir))
   total, readable, non_finite = _checkpoints_state(model_dir)

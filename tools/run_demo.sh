@@ -5,9 +5,9 @@
 #
 # Variables (all optional):
 #   SEED=1                       the pipeline seed (initial weights, masks, negatives, transforms)
-#   BERT_INIT=all-MiniLM-L6-v2   start from a pretrained BERT, with the settings that make such a
-#                                start learn (configs/demo_pretrain_bert.flags); the demo data is
-#                                prepared with its vocabulary
+#   BERT_INIT=all-MiniLM-L6-v2   start from a pretrained BERT (configs/demo_pretrain_bert.flags:
+#                                its weights at a lower rate; issue #12: ITM does not learn yet);
+#                                the demo data is prepared with its vocabulary
 #   RETRIEVAL_TEXT=description   rank the prepared texts instead of the product names (titles)
 #   EVAL_SPLIT=development       evaluate on the split for tuning decisions instead of validation
 #   TASKS="retrieval caption"    the downstream tasks to run (default: all four)
