@@ -4,11 +4,12 @@ r"""Crash test: SIGKILL data preparation and training at random moments, resume,
   python bench/crash_test.py --kills 5 [--seed 0] [--num_products 600] [--train_steps 60]
 
 Preparation: an uninterrupted reference run, then a run killed --kills times at seeded random
-moments (between the end of the reference's start-up, its first progress line, and the end of its
-time) and rerun each time, then finished; its shards must be byte-identical to the reference's
-and no process of a killed run may be left. Training: a tiny model on the prepared
-data, killed the same way and rerun; it must reach --train_steps, every checkpoint left must read
-in full with finite values, and no process may be left. Prints one line per kill and a summary.
+moments within the work each rerun has left (after the reference's start-up, up to its first
+progress line, and before the rest of its time runs out) and rerun each time, then finished;
+its shards must be byte-identical to the reference's and no process of a killed run may be
+left. Training: a tiny model on the prepared data, killed the same way and rerun; it must reach
+--train_steps, every checkpoint left must read in full with finite values, and no process may
+be left. Prints one line per kill and a summary.
 """
 
 from __future__ import annotations
@@ -95,19 +96,21 @@ def _kill_after(args: list[str], seconds: float) -> tuple[bool, int]:
 
 
 def _crash_phase(name: str, args: list[str], timing: tuple[float, float], rng: random.Random,
-                 progress) -> int:
-  """Kills `args` at --kills random moments between the end of its start-up and the end of an
-  uninterrupted run (`timing`, from _run_to_end); returns the processes left. `progress()`
-  describes what was done."""
+                 done) -> int:
+  """Kills `args` --kills times, each at a seeded random moment within the work it has left:
+  after the start-up and before the time the rest of an uninterrupted run would take (`timing`
+  from _run_to_end; `done()` -> (units done, units in all)). Returns the processes left."""
   duration, startup = timing
   left = 0
   for kill in range(_KILLS.value):
-    moment = rng.uniform(startup, duration)
+    finished, total = done()
+    moment = startup + rng.uniform(0.0, 1.0) * (duration - startup) * (1 - finished / total)
     killed, alive = _kill_after(args, moment)
     left += alive
+    finished, total = done()
     print(f"{name}: kill {kill + 1} at {moment:5.1f} s: "
-          f"{'killed' if killed else 'had finished'} with {progress()}, {alive} processes left "
-          "behind")
+          f"{'killed' if killed else 'had finished'} with {finished} of {total} done, {alive} "
+          "processes left behind")
   return left
 
 
@@ -155,7 +158,7 @@ def main(argv):
   timing = _run_to_end(_prepare_args(catalog, vocab_file, reference))
   print(f"preparation: uninterrupted run {timing[0]:.1f} s, {timing[1]:.1f} s of it start-up")
   left = _crash_phase("preparation", _prepare_args(catalog, vocab_file, crashed), timing, rng,
-                      lambda: f"{len(_shard_bytes(crashed))} of 8 shards written")
+                      lambda: (len(_shard_bytes(crashed)), 8))  # shards written
   _run_to_end(_prepare_args(catalog, vocab_file, crashed))
   identical = _shard_bytes(reference) == _shard_bytes(crashed)
   print(f"preparation: {len(_shard_bytes(crashed))} shards, byte-identical to the reference: "
@@ -166,7 +169,7 @@ def main(argv):
   timing = _run_to_end(_train_args(reference, reference_dir))
   print(f"training: uninterrupted run {timing[0]:.1f} s, {timing[1]:.1f} s of it start-up")
   train_left = _crash_phase("training", _train_args(reference, model_dir), timing, rng,
-                            lambda: f"the newest checkpoint at step {_last_step(model_dir)}")
+                            lambda: (_last_step(model_dir), _TRAIN_STEPS.value))  # newest checkpoint
   _run_to_end(_train_args(reference, model_dir))
   total, readable, non_finite = _checkpoints_state(model_dir)
   reached = _last_step(model_dir) == _TRAIN_STEPS.value
