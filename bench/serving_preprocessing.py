@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from kaleido.data import catalogs
+from kaleido.demo.foreground_quality import box_iou
 from kaleido.patches import cutting
 from kaleido.patches import generator
 from kaleido.serving import preprocessing
@@ -25,15 +26,6 @@ _CATALOG = flags.DEFINE_string("catalog", "workdir/demo/catalog/validation.h5",
                                "A Fashion-Gen style HDF5 or JSON-lines catalog.")
 _LIMIT = flags.DEFINE_integer("limit", 0, "Only the first N images (0: all).")
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 64, "Side of the stored patches.")
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-  """IoU of two (x0, y0, x1, y1) boxes."""
-  width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-  height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-  inter = width * height
-  union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-  return inter / union if union > 0 else 1.0
 
 
 def main(argv):

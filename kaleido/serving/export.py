@@ -69,9 +69,9 @@ class KaleidoServingModule(tf.Module):
     self.text_encoder = preprocessing.TextEncoder(vocab_file, run.model.max_seq_length)
     self._patch = patch_config
     self._run = run
-    self._vocab = tf.constant(vocab_lib.read_vocab(vocab_file))
-    self._special = kaleido_task.special_ids(vocab_file)
     tokens = vocab_lib.read_vocab(vocab_file)
+    self._vocab = tf.constant(tokens)
+    self._special = kaleido_task.special_ids(vocab_file)
     self._dropped_ids = tf.constant([tokens.index(token) for token in vocab_lib.SPECIAL_TOKENS])
     self._label_names = tf.constant(list(run.data.label_names) or [""])
     if isinstance(model, kaleido_bert.KaleidoCaptioner):
