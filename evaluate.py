@@ -15,8 +15,9 @@ imported only when a checkpoint is evaluated. It returns an object with
   product_ids: (num_examples,) str and subcategory_ids: (num_examples,) int of the eval examples;
   retrieval_text: "name" | "description" (optional): the texts ITR/TIR rank (load's 4th argument
       overrides the run's own when not "");
-  retrieval_scorer(direction: "itr" | "tir") -> scorer(query_indices (n,), candidate_indices
-      (n, c)) -> (n, c) scores, higher = better match (kaleido/evaluation/retrieval.py);
+  retrieval_scorer(direction: "itr" | "tir", rerank: int) -> scorer(query_indices (n,),
+      candidate_indices (n, c)) -> (n, c) scores, higher = better match
+      (kaleido/evaluation/retrieval.py; rerank as --rerank);
   classify(task: "category" | "subcategory") -> (labels (num_examples,) int, predictions
       (num_examples,) int, class_names [str]); a label < 0 (class unknown to training) is
       left out and counted;
@@ -74,6 +75,11 @@ _SUMMARY_DIR = flags.DEFINE_string("summary_dir", "",
 _PROTOCOL = flags.DEFINE_enum("protocol", "sample100", list(sampling.PROTOCOLS),
                               "Retrieval: 1 positive + 100 negatives of the same subcategory "
                               "(the paper's), or every query against the whole gallery.")
+_RERANK = flags.DEFINE_integer(
+    "rerank", -1, "Retrieval: -1 ranks every candidate with the ITM cross-encoder; 0 with the "
+    "independent ITC embeddings alone (a checkpoint trained with --itc_weight or itc); N > 0 "
+    "re-ranks each query's best N by ITC with the cross-encoder (two-stage search, "
+    "kaleido/evaluation/two_stage.py).")
 _NUM_QUERIES = flags.DEFINE_integer("num_queries", 1000,
                                     "Retrieval queries (products) per draw.")
 _NUM_DRAWS = flags.DEFINE_integer("num_draws", 5, "Retrieval draws, averaged.")
@@ -93,6 +99,9 @@ def _check_flags() -> None:
                       ("batch_size", _BATCH_SIZE.value), ("beam_size", _BEAM_SIZE.value)):
     if value < 1:
       raise errors.KaleidoError(f"--{name}={value} must be at least 1.")
+  if _RERANK.value < -1:
+    raise errors.KaleidoError(f"--rerank={_RERANK.value} must be -1 (the cross-encoder alone), "
+                              "0 (the first stage alone) or the number of candidates to re-rank.")
   if _PREDICTIONS.value:
     if _TASK.value != "caption" or _CHECKPOINT.value:
       raise errors.KaleidoError("--predictions scores a captions file without a model, so it "
@@ -147,7 +156,7 @@ def _beside_output(suffix: str) -> str:
 
 def _retrieval(model, direction: str) -> dict:
   return retrieval.evaluate_retrieval(
-      model.retrieval_scorer(direction), model.product_ids, model.subcategory_ids, direction,
+      model.retrieval_scorer(direction, _RERANK.value), model.product_ids, model.subcategory_ids, direction,
       protocol=_PROTOCOL.value, num_queries=_NUM_QUERIES.value, num_draws=_NUM_DRAWS.value,
       seed=_SEED.value, index_file=_INDEX_FILE.value or None)
 
@@ -207,8 +216,8 @@ def _evaluate_model() -> tuple[dict, int]:
 
 def _settings() -> dict:
   names = ("task", "checkpoint", "eval_data", "demo_split", "predictions", "protocol",
-           "num_queries", "num_draws", "seed", "index_file", "batch_size", "retrieval_text",
-           "beam_size", "caption_cache", "mixed_precision")
+           "rerank", "num_queries", "num_draws", "seed", "index_file", "batch_size",
+           "retrieval_text", "beam_size", "caption_cache", "mixed_precision")
   return {name: flags.FLAGS[name].value for name in names}
 
 

@@ -29,6 +29,11 @@ _RETRIEVAL_TEXT = flags.DEFINE_enum(
     "retrieval_text", "name", list(config_lib.RETRIEVAL_TEXTS), "--task=retrieval: pair images "
     "with product names (titles, the paper's section 4.2) or with the prepared texts "
     "(descriptions by default).")
+_ITC_WEIGHT = flags.DEFINE_float(
+    "itc_weight", 0.0, "--task=retrieval: weight of the image-text contrastive loss trained beside "
+    "ITM, which gives the independent embeddings of tools/build_index.py and the first stage of "
+    "tools/search.py and evaluate.py --rerank (0: off, the paper's fine-tuning). A pre-training "
+    "run with --tasks=...,itc hands its contrastive head over.")
 _INIT_CHECKPOINT = flags.DEFINE_string(
     "init_checkpoint", "", "Fine-tuning: the pre-training --model_dir (or one of its checkpoints) "
     "to start from; its model sizes replace the size flags.")
@@ -162,6 +167,7 @@ def _flag_config() -> config_lib.ExperimentConfig:
               hard_negatives=_HARD_NEGATIVES.value),
           finetune=config_lib.FinetuneConfig(caption_mode=_CAPTION_MODE.value,
                                              retrieval_text=_RETRIEVAL_TEXT.value,
+                                             itc_weight=_ITC_WEIGHT.value,
                                              num_classes=2)),
       data=config_lib.DataConfig(train_data=_TRAIN_DATA.value, eval_data=_EVAL_DATA.value),
       model=config_lib.KaleidoBertConfig(

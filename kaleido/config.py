@@ -105,6 +105,9 @@ class FinetuneConfig:
   classifier_dropout: float = 0.1
   negative_fraction: float = 0.5  # retrieval: share of pairs given a same-subcategory negative
   retrieval_text: str = "name"  # retrieval: one of RETRIEVAL_TEXTS
+  # retrieval: weight of the image-text contrastive loss trained beside ITM (the first stage of
+  # two-stage search, kaleido.search); 0: off, the paper's fine-tuning.
+  itc_weight: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +142,14 @@ class TaskConfig:
   def name_as_text(self) -> bool:
     """Whether the task reads the product names as its text (title-based retrieval)."""
     return self.name == "retrieval" and self.finetune.retrieval_text == "name"
+
+  @property
+  def has_contrastive_head(self) -> bool:
+    """Whether the task's model carries the ITC head (pre-training with itc, or retrieval with
+    an itc_weight)."""
+    if self.name == PRETRAIN:
+      return self.pretraining.is_enabled("itc")
+    return self.name == "retrieval" and self.finetune.itc_weight > 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,6 +480,10 @@ def validate(config: ExperimentConfig, replicas: int = 1) -> ExperimentConfig:
   if task.is_finetune:
     _one_of(task.finetune.caption_mode, CAPTION_MODES, "caption_mode")
     _one_of(task.finetune.retrieval_text, RETRIEVAL_TEXTS, "retrieval_text")
+    _check(task.finetune.itc_weight >= 0 and (task.name == "retrieval" or
+                                              not task.finetune.itc_weight),
+           f"--itc_weight={task.finetune.itc_weight} must be >= 0 and is read by "
+           "--task=retrieval only.")
     if task.name in ("category", "subcategory"):
       _check(task.finetune.num_classes >= 2,
              f"The {task.name} labels of --train_data are not the ids 0..N-1 of at least two "

@@ -12,7 +12,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 LAYERS = (
     ("errors",), ("utils",), ("config",), ("data", "metrics"), ("text", "patches"), ("records",),
     ("demo",), ("masking", "model"), ("pretrained", "dataloaders"), ("alignment",),
-    ("training",), ("tasks",), ("evaluation",), ("serving",),
+    ("training",), ("tasks",), ("evaluation",), ("serving", "search"),
 )
 LEVEL = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 

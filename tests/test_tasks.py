@@ -178,7 +178,7 @@ def test_evaluation_refuses_data_of_another_vocabulary(data, tmp_path):
   _train(config)
   config_lib.save(dataclasses.replace(config, data=dataclasses.replace(config.data,
                                                                        vocab_hash="0" * 64)))
-  with pytest.raises(errors.KaleidoError, match="prepare the evaluation data with the checkpoint"):
+  with pytest.raises(errors.KaleidoError, match="prepare the data with the checkpoint"):
     evaluation_model.load(str(tmp_path / "pre"), data)
   with pytest.raises(errors.KaleidoError, match="has no run_config.json"):
     evaluation_model.load(str(tmp_path), data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from kaleido import config as config_lib
+from kaleido.dataloaders import features
 from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.dataloaders import transforms
 from kaleido.masking import text_masking
@@ -46,12 +47,14 @@ def _seeded(batches: tf.data.Dataset, seed: int | None,
 def retrieval_dataset(folder: str, batch_size: int, finetune: config_lib.FinetuneConfig,
                       seed: int | None, input_context: tf.distribute.InputContext | None,
                       name_as_text: bool) -> tf.data.Dataset:
-  """Matched and negative pairs (`itm_label` 1 / 0) of the product names or texts."""
+  """Matched and negative pairs (`itm_label` 1 / 0) of the product names or texts, with the
+  `product_key` of each text's product (for the contrastive loss)."""
 
   def with_negatives(batch, batch_seed):
     batch = transforms.negative_pairs(batch, finetune.negative_fraction, True, IMAGE_SIDE,
                                       batch_seed)
-    return {key: batch[key] for key in ENCODER_KEYS + ("itm_label",)}
+    return {**{key: batch[key] for key in ENCODER_KEYS + ("itm_label",)},
+            "product_key": features.product_key(batch["product_id"])}
 
   batches = _seeded(example_batches(folder, batch_size, seed, input_context, name_as_text),
                     None if seed is None else seed + 1, input_context)

@@ -20,9 +20,10 @@ from kaleido import config as config_lib
 from kaleido import errors
 from kaleido.dataloaders import finetuning
 from kaleido.evaluation import caption_decoding
+from kaleido.evaluation import encoders
+from kaleido.evaluation import two_stage
 from kaleido.masking import text_masking
 from kaleido.model import caption_decoder
-from kaleido.model import heads as heads_lib
 from kaleido.model import kaleido_bert
 from kaleido.patches import kaleido_grid
 from kaleido.records import manifest as manifest_lib
@@ -86,11 +87,7 @@ class EvaluationModel:
     not fine-tuned for retrieval); `caption_cache` decodes autoregressive captions with the
     key/value cache (kaleido.model.caption_decoder) instead of re-running the encoder."""
     manifest = manifest_lib.load(eval_data)
-    if manifest.vocab_hash != run.data.vocab_hash:
-      raise errors.KaleidoError(
-          f"{eval_data!r} was prepared with the vocabulary {manifest.vocab_file!r}, the "
-          f"checkpoint was trained with {run.data.vocab_file!r}; prepare the evaluation data with "
-          "the checkpoint's vocabulary.")
+    check_vocabulary(run, manifest, eval_data)
     if run.task.name not in TASKS_OF_RUN:
       raise errors.KaleidoError(
           f"{checkpoint_path!r} is a {run.task.name} run, which evaluate.py does not evaluate; "
@@ -110,6 +107,9 @@ class EvaluationModel:
                                                folder=eval_data)
     self._examples = _read_examples(eval_data, self._reader_config)
     self._features: dict[int, np.ndarray] = {}
+    self._embeddings: tuple[np.ndarray, np.ndarray] | None = None
+    self._retrieval = (encoders.RetrievalEncoders(self._model, batch_size)
+                       if isinstance(self._model, kaleido_bert.KaleidoMatcher) else None)
     backbone = self._model.backbone
     self._embed = tf.function(reduce_retracing=True)(
         lambda patches: backbone.patch_embedder(patches, training=False))
@@ -177,38 +177,71 @@ class EvaluationModel:
   def matched_margin(self, text_rows: np.ndarray, image_rows: np.ndarray) -> np.ndarray:
     """(n,) ITM log-odds z_matched - z_unmatched of (text of text_rows[k], image of
     image_rows[k]): the retrieval score (heads.itm_margin)."""
-    margins = []
+    examples = self._examples
+    margins = [np.zeros([0], np.float32)]
     for start in range(0, len(text_rows), self.batch_size):
-      stop = start + self.batch_size
-      pooled = self._encode(self._encoder_inputs(text_rows[start:stop],
-                                                 image_rows[start:stop]))["pooled_output"]
-      margins.append(tf.cast(heads_lib.itm_margin(self._model.itm(pooled)), tf.float32).numpy())
-    return np.concatenate(margins) if margins else np.zeros([0], np.float32)
+      texts = text_rows[start:start + self.batch_size]
+      images = image_rows[start:start + self.batch_size]
+      margins.append(self._retrieval.margins(
+          examples.word_ids[texts], examples.input_mask[texts], examples.patch_boxes[images],
+          self.patch_features(images)))
+    return np.concatenate(margins)
+
+  def contrastive_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+    """((N, D) text, (N, D) image) ITC embeddings of every example (the first search stage),
+    computed once."""
+    if self._embeddings is None:
+      examples = self._examples
+      texts, images = [], []
+      for start in range(0, self.num_examples, self.batch_size):
+        rows = np.arange(start, min(start + self.batch_size, self.num_examples))
+        text, image = self._retrieval.embeddings(examples.word_ids[rows],
+                                                 examples.input_mask[rows],
+                                                 examples.patch_boxes[rows],
+                                                 self.patch_features(rows))
+        texts.append(text)
+        images.append(image)
+      self._embeddings = np.concatenate(texts), np.concatenate(images)
+    return self._embeddings
 
   def matched_probability(self, text_rows: np.ndarray, image_rows: np.ndarray) -> np.ndarray:
     """(n,) ITM matched-class probability, the sigmoid of `matched_margin` (for reading, not
     for ranking: it saturates)."""
     return 1.0 / (1.0 + np.exp(-self.matched_margin(text_rows, image_rows).astype(np.float64)))
 
-  def retrieval_scorer(self, direction: str) -> Scorer:
-    """scorer(query_indices, candidate_indices) -> ITM logit margins of the same shape as the
-    candidates (never saturated, so a confident model's scores do not tie).
+  def retrieval_scorer(self, direction: str,
+                       rerank: int = two_stage.WHOLE_GALLERY) -> Scorer:
+    """scorer(query_indices, candidate_indices) -> scores of the same shape as the candidates.
 
-    ITR: the query is an image, the candidates texts; TIR the other way round. `query_indices`
-    has shape (Q,), `candidate_indices` (Q, C) or (C,) (then shared by all queries).
+    rerank -1: the ITM logit margins of every candidate (never saturated, so a confident model's
+    scores do not tie); 0: the ITC cosine of the independent embeddings alone; N: the two
+    stages (kaleido.evaluation.two_stage). ITR: the query is an image, the candidates texts; TIR the
+    other way round. `query_indices` has shape (Q,), `candidate_indices` (Q, C) or (C,) (then
+    shared by all queries).
     """
     self._check(direction)
+    if rerank != two_stage.WHOLE_GALLERY:
+      self.contrastive_embeddings()  # the one sentence now when the run has no ITC head
 
     def scorer(query_indices: np.ndarray, candidate_indices: np.ndarray) -> np.ndarray:
       queries = np.asarray(query_indices)
       candidates = np.asarray(candidate_indices)
       if candidates.ndim == 1:
         candidates = np.broadcast_to(candidates, (len(queries), len(candidates)))
-      query_rows = np.broadcast_to(queries[:, None], candidates.shape).reshape(-1)
-      candidate_rows = candidates.reshape(-1)
-      images, texts = ((query_rows, candidate_rows) if direction == "itr"
-                       else (candidate_rows, query_rows))
-      return self.matched_margin(texts, images).reshape(candidates.shape)
+
+      def margins_of(columns: np.ndarray) -> np.ndarray:
+        chosen = np.take_along_axis(candidates, columns, axis=1)
+        query_rows = np.broadcast_to(queries[:, None], chosen.shape).reshape(-1)
+        images, texts = ((query_rows, chosen.reshape(-1)) if direction == "itr"
+                         else (chosen.reshape(-1), query_rows))
+        return self.matched_margin(texts, images).reshape(chosen.shape)
+
+      first_stage = np.zeros(candidates.shape)
+      if rerank != two_stage.WHOLE_GALLERY:
+        text, image = self.contrastive_embeddings()
+        query_side, candidate_side = (image, text) if direction == "itr" else (text, image)
+        first_stage = np.einsum("qd,qcd->qc", query_side[queries], candidate_side[candidates])
+      return two_stage.rerank_scores(first_stage, rerank, margins_of)
 
     return scorer
 
@@ -291,11 +324,25 @@ class EvaluationModel:
     return caption_decoding.caption_ids(tokens, ids.cls_id, ids.sep_id, ids.pad_id)
 
 
+def check_vocabulary(run: config_lib.ExperimentConfig, manifest: manifest_lib.Manifest,
+                     folder: str) -> None:
+  """One sentence when the prepared `folder` was tokenised with another vocabulary than the
+  run was trained with."""
+  if manifest.vocab_hash != run.data.vocab_hash:
+    raise errors.KaleidoError(
+        f"{folder!r} was prepared with the vocabulary {manifest.vocab_file!r}, the checkpoint "
+        f"was trained with {run.data.vocab_file!r}; prepare the data with the checkpoint's "
+        "vocabulary.")
+
+
 def restored_model(run: config_lib.ExperimentConfig,
                     checkpoint_path: str) -> kaleido_bert.KaleidoMatcher:
   """The run's downstream model with the checkpoint's weights; for a pre-training run, the
-  retrieval model made of its backbone and ITM head (retrieval scored without fine-tuning)."""
-  task = run.task if run.task.is_finetune else config_lib.TaskConfig(name="retrieval")
+  retrieval model made of its backbone, ITM head and (when it trained one) ITC head (retrieval
+  scored without fine-tuning)."""
+  task = run.task if run.task.is_finetune else config_lib.TaskConfig(
+      name="retrieval", finetune=config_lib.FinetuneConfig(
+          itc_weight=float(run.task.has_contrastive_head)))
   model = kaleido_bert.build_finetune_model(task, run.model)
   legacy = kaleido_bert.is_legacy_checkpoint(checkpoint_path)
   if run.task.is_finetune:

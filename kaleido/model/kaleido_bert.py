@@ -144,13 +144,25 @@ class KaleidoPretrainer(_TaskModel):
   def _contrastive(self, inputs: dict[str, tf.Tensor], patch_features: tf.Tensor,
                    grey_features: tf.Tensor) -> dict[str, tf.Tensor]:
     """The ITC head on a unimodal pass over the unmasked text and patch features."""
-    unimodal = self.encode(
+    return contrastive_embeddings(
+        self.backbone, self.heads.contrastive, self._visible_patches,
         {"input_word_ids": restore_masked_tokens(inputs), "input_mask": inputs["input_mask"],
-         "patch_boxes": inputs["patch_boxes"]},
-        patch_features=scatter_rows(patch_features, inputs["grey_positions"], grey_features),
-        attention_mask=unimodal_attention_mask(inputs["input_mask"], self._visible_patches))
-    return self.heads.contrastive({"sequence_output": unimodal["sequence_output"],
-                                   "input_mask": inputs["input_mask"]})
+         "patch_boxes": inputs["patch_boxes"],
+         "patch_features": scatter_rows(patch_features, inputs["grey_positions"],
+                                        grey_features)})
+
+
+def contrastive_embeddings(backbone: backbone_lib.KaleidoBackbone,
+                           head: heads_lib.ContrastiveHead, visible_patches,
+                           inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+  """The ITC head's outputs on one encoder pass under `unimodal_attention_mask` over
+  {input_word_ids, input_mask, patch_boxes, patch_features}: itc_text depends on the text
+  alone, itc_image on the patches alone (either may be a placeholder when only the other is
+  wanted)."""
+  unimodal = backbone({**inputs, "attention_mask": unimodal_attention_mask(
+      inputs["input_mask"], visible_patches)})
+  return head({"sequence_output": unimodal["sequence_output"],
+               "input_mask": inputs["input_mask"]})
 
 
 def scatter_rows(values: tf.Tensor, positions: tf.Tensor, updates: tf.Tensor) -> tf.Tensor:
@@ -169,15 +181,30 @@ def restore_masked_tokens(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
 
 
 class KaleidoMatcher(_TaskModel):
-  """{text, patches, boxes} -> {itm_logits (B, 2)}: whether text and image belong together."""
+  """{text, patches, boxes} -> {itm_logits (B, 2)}: whether text and image belong together.
+
+  With a contrastive head, also the ITC outputs (itc_text, itc_image, itc_logit_scale) of a
+  unimodal pass over the same text and patch features: the independent embeddings of the first
+  search stage, whose ITM scores re-rank.
+  """
 
   def __init__(self, backbone: backbone_lib.KaleidoBackbone, itm: tf_keras.layers.Dense,
-               **kwargs):
+               contrastive: heads_lib.ContrastiveHead | None = None,
+               kaleido_levels=kaleido_grid.LEVELS, **kwargs):
     super().__init__(backbone, **kwargs)
     self.itm = itm
+    self.contrastive = contrastive
+    self.visible_patches = kaleido_grid.visible_patches(kaleido_levels)
 
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    return {"itm_logits": self.itm(self.encode(inputs)["pooled_output"])}
+    encoded = self.encode(inputs)
+    outputs = {"itm_logits": self.itm(encoded["pooled_output"])}
+    if self.contrastive is not None:
+      outputs.update(contrastive_embeddings(
+          self.backbone, self.contrastive, self.visible_patches,
+          {"input_word_ids": inputs["input_word_ids"], "input_mask": inputs["input_mask"],
+           "patch_boxes": inputs["patch_boxes"], "patch_features": encoded["patch_features"]}))
+    return outputs
 
 
 class KaleidoClassifier(_TaskModel):
@@ -271,8 +298,10 @@ def build_finetune_model(task: config_lib.TaskConfig,
   """The downstream model of `task` (retrieval, category, subcategory or caption), built."""
   backbone = _built_backbone(model)
   if task.name == "retrieval":
-    result = KaleidoMatcher(backbone, heads_lib.linear_head(
-        heads_lib.NUM_CLASSES_ITM, "itm", model.initializer_range), name="kaleido_bert_retrieval")
+    result = KaleidoMatcher(
+        backbone, heads_lib.linear_head(heads_lib.NUM_CLASSES_ITM, "itm", model.initializer_range),
+        contrastive_head(model) if task.has_contrastive_head else None, model.kaleido_levels,
+        name="kaleido_bert_retrieval")
   elif task.name == "caption":
     result = KaleidoCaptioner(
         backbone, heads_lib.masked_lm_head(backbone.get_embedding_table(), model.hidden_act,
@@ -296,6 +325,8 @@ def shared_with_pretraining(model: _TaskModel) -> dict[str, Any]:
       heads["contrastive"] = model.heads.contrastive
   elif isinstance(model, KaleidoMatcher):
     heads = {"itm": model.itm}
+    if model.contrastive is not None:
+      heads["contrastive"] = model.contrastive
   elif isinstance(model, KaleidoCaptioner):
     heads = {"masked_lm": model.masked_lm}
   return {"backbone": model.backbone, "heads": heads}
@@ -324,16 +355,28 @@ def legacy_objects(model: _TaskModel) -> dict[str, tf.Module]:
   return {"model": tf.train.Checkpoint(**parts)}
 
 
-def pretraining_checkpoint_objects(model: _TaskModel) -> dict[str, tf.Module]:
-  """{"model": ...}: the parts of `model` found in a pre-training checkpoint, in its layout."""
+def has_contrastive_head(path: str) -> bool:
+  """Whether the pre-training checkpoint at `path` holds an ITC head (it was trained with itc)."""
+  return any(name.startswith("model/heads/contrastive/") for name, _ in
+             tf.train.list_variables(path))
+
+
+def pretraining_checkpoint_objects(model: _TaskModel,
+                                   with_contrastive: bool = True) -> dict[str, tf.Module]:
+  """{"model": ...}: the parts of `model` found in a pre-training checkpoint, in its layout;
+  without `with_contrastive`, `model`'s ITC head is left out (a checkpoint trained without)."""
   shared = shared_with_pretraining(model)
+  if not with_contrastive:
+    shared["heads"].pop("contrastive", None)
   return {"model": tf.train.Checkpoint(backbone=shared["backbone"],
                                        heads=tf.train.Checkpoint(**shared["heads"]))}
 
 
 def legacy_pretraining_objects(model: _TaskModel) -> dict[str, tf.Module]:
-  """As `pretraining_checkpoint_objects`, for a pre-training checkpoint of the old layout."""
+  """As `pretraining_checkpoint_objects`, for a pre-training checkpoint of the old layout (which
+  predates the ITC head)."""
   shared = shared_with_pretraining(model)
+  shared["heads"].pop("contrastive", None)
   return {"model": tf.train.Checkpoint(**{
       "layer_with_weights-0": model.backbone.patch_embedder,
       "layer_with_weights-1": model.backbone.encoder,

@@ -26,6 +26,7 @@ from kaleido import errors
 from kaleido.data import catalog as catalog_lib
 from kaleido.data import catalogs
 from kaleido.data import splits
+from kaleido.patches import foreground
 from kaleido.patches import generator
 from kaleido.patches import kaleido_grid
 from kaleido.records import catalog_scan
@@ -42,6 +43,17 @@ UNKNOWN_LABEL = -1
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def folder_patch_config(folder: str) -> generator.PatchConfig | None:
+  """The patch generator settings a prepared folder was made with (its prepare_settings.json),
+  or None when the file is not there."""
+  path = os.path.join(folder, SETTINGS_NAME)
+  if not os.path.isfile(path):
+    return None
+  patch = dict(files.read_json(path)["patch"])
+  patch["foreground"] = foreground.ForegroundConfig(**patch["foreground"])
+  return generator.PatchConfig(**patch)
 
 
 class PrepareError(errors.KaleidoError):

@@ -32,13 +32,11 @@ from kaleido.evaluation import model as evaluation_model
 from kaleido.model import caption_decoder
 from kaleido.model import heads as heads_lib
 from kaleido.model import kaleido_bert
-from kaleido.patches import foreground
 from kaleido.patches import generator
 from kaleido.records import prepare
 from kaleido.serving import preprocessing
 from kaleido.tasks import kaleido_task
 from kaleido.text import vocab as vocab_lib
-from kaleido.utils import files
 from kaleido.utils import restoring
 
 EXPORT_INFO = "kaleido_export.json"
@@ -49,14 +47,13 @@ _TEXTS = tf.TensorSpec([None], tf.string, name="text")
 def patch_config_of(run: config_lib.ExperimentConfig) -> generator.PatchConfig:
   """The patch generator settings the run's training data was prepared with (its folder's
   prepare_settings.json), or the defaults at the run's patch size when that folder is gone."""
-  path = os.path.join(run.data.train_data, prepare.SETTINGS_NAME)
-  if not os.path.isfile(path):
-    print(f"Note: {path} is not there; the export crops with the default patch generator "
-          f"settings at {run.data.patch_size}-pixel patches.", file=sys.stderr)
+  config = prepare.folder_patch_config(run.data.train_data)
+  if config is None:
+    print(f"Note: {os.path.join(run.data.train_data, prepare.SETTINGS_NAME)} is not there; the "
+          f"export crops with the default patch generator settings at {run.data.patch_size}-pixel "
+          "patches.", file=sys.stderr)
     return generator.PatchConfig(patch_size=run.data.patch_size)
-  patch = dict(files.read_json(path)["patch"])
-  patch["foreground"] = foreground.ForegroundConfig(**patch["foreground"])
-  return generator.PatchConfig(**patch)
+  return config
 
 
 class KaleidoServingModule(tf.Module):

@@ -53,11 +53,15 @@ class KaleidoTask(base_task.Task):
     init = self.config.init
     if init.init_checkpoint:
       path = restoring.latest_checkpoint(init.init_checkpoint)
-      objects = (kaleido_bert.legacy_pretraining_objects(model)
-                 if kaleido_bert.is_legacy_checkpoint(path)
-                 else kaleido_bert.pretraining_checkpoint_objects(model))
+      contrastive = (not kaleido_bert.is_legacy_checkpoint(path) and
+                     kaleido_bert.has_contrastive_head(path))
+      objects = (kaleido_bert.pretraining_checkpoint_objects(model, contrastive)
+                 if not kaleido_bert.is_legacy_checkpoint(path)
+                 else kaleido_bert.legacy_pretraining_objects(model))
       restoring.restore(path, objects, "fine-tune with the sizes it was pre-trained with")
-      return f"Initialised from the pre-training checkpoint {path}."
+      fresh = (" (its ITC head starts fresh: the pre-training ran without itc)"
+               if getattr(model, "contrastive", None) is not None and not contrastive else "")
+      return f"Initialised from the pre-training checkpoint {path}{fresh}."
     notes = []
     if init.backbone_weights:
       resnet.load_backbone_weights(model.backbone.patch_embedder.backbone, init.backbone_weights)

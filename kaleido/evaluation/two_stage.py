@@ -1,0 +1,47 @@
+"""Two-stage ranking: a cheap first-stage score for every candidate, the cross-encoder's ITM
+margin for the best `rerank` of them.
+
+`rerank` > 0: the top `rerank` candidates of each query by first-stage score are scored again by
+the cross-encoder and ranked by that margin, above all the others (which keep their first-stage
+order); 0: the first stage alone; -1 (or at least the number of candidates): the cross-encoder
+over every candidate.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+WHOLE_GALLERY = -1
+# margins_of(columns) -> margins: columns (Q, R) candidate columns of each query, margins (Q, R).
+MarginFn = Callable[[np.ndarray], np.ndarray]
+
+
+def top_columns(scores: np.ndarray, count: int) -> np.ndarray:
+  """(Q, count) columns of each row's `count` highest scores, best first (ties: lower column
+  first)."""
+  count = min(count, scores.shape[1])
+  order = np.argsort(-scores, axis=1, kind="stable")
+  return order[:, :count]
+
+
+def rerank_scores(first_stage: np.ndarray, rerank: int, margins_of: MarginFn) -> np.ndarray:
+  """(Q, C) float64 scores whose order is the two-stage ranking of the module docstring.
+
+  Re-ranked candidates get their margin plus a per-query offset that puts the lowest of them
+  above every first-stage score, so one array serves the ranking metrics (ties still count).
+  """
+  first_stage = np.asarray(first_stage, np.float64)
+  num_candidates = first_stage.shape[1]
+  if rerank == 0:
+    return first_stage
+  if rerank < 0 or rerank >= num_candidates:
+    columns = np.broadcast_to(np.arange(num_candidates), first_stage.shape)
+    return np.asarray(margins_of(columns), np.float64)
+  columns = top_columns(first_stage, rerank)
+  margins = np.asarray(margins_of(columns), np.float64)
+  offset = first_stage.max(axis=1, keepdims=True) - margins.min(axis=1, keepdims=True) + 1.0
+  scores = first_stage.copy()
+  np.put_along_axis(scores, columns, margins + offset, axis=1)
+  return scores

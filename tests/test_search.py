@@ -1,0 +1,165 @@
+"""Two-stage search: the ranking rule, the contrastive objective in retrieval fine-tuning, the
+index (resumable, bound to its checkpoint) and the search over it against the evaluation model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kaleido.evaluation import model as evaluation_model
+from kaleido.evaluation import two_stage
+from kaleido.model import kaleido_bert
+from kaleido.search import index as index_lib
+from kaleido.search import searcher as searcher_lib
+from kaleido.tasks import factory
+from kaleido.training import trainer
+from tests import catalogs
+from tests import test_losses
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_rerank_puts_the_reranked_first_in_margin_order_and_keeps_the_rest():
+  first = np.array([[0.9, 0.1, 0.5, 0.8, 0.2]])
+  margins = np.array([[-30.0, 1.0, 2.0, 40.0, 0.5]])
+  asked = []
+
+  def margins_of(columns):
+    asked.append(columns.copy())
+    return np.take_along_axis(margins, columns, axis=1)
+
+  order = lambda scores: np.argsort(-scores[0], kind="stable").tolist()
+  assert order(two_stage.rerank_scores(first, 2, margins_of)) == [3, 0, 2, 4, 1]
+  np.testing.assert_array_equal(asked[-1], [[0, 3]])  # only the first stage's best two
+  assert order(two_stage.rerank_scores(first, 0, margins_of)) == [0, 3, 2, 4, 1]
+  assert order(two_stage.rerank_scores(first, -1, margins_of)) == [3, 2, 1, 4, 0]
+  assert order(two_stage.rerank_scores(first, 9, margins_of)) == [3, 2, 1, 4, 0]
+
+
+@pytest.fixture(scope="module", name="setup")
+def fixture_setup(tmp_path_factory):
+  """A prepared demo and a tiny retrieval run fine-tuned with the contrastive loss."""
+  base = tmp_path_factory.mktemp("search")
+  data = catalogs.prepared_demo(str(base / "data"), 8, seed=6)
+  config = catalogs.tiny_experiment(data, str(base / "run"), task="retrieval", train_steps=2,
+                                    finetune={"itc_weight": 0.5})
+  task = factory.create_task(config)
+  result = trainer.Trainer(config, task).run()
+  return base, data, config, task, result
+
+
+def test_retrieval_total_is_itm_plus_the_weighted_contrastive_loss(setup):
+  _, data, config, task, result = setup
+  assert result.losses["total"] == pytest.approx(
+      result.losses["itm"] + 0.5 * result.losses["itc"], rel=1e-5)
+  batch = next(iter(task.dataset(8, 0, None)))
+  model = task.build_model()
+  outputs = model({key: batch[key] for key in model.input_keys}, training=False)
+  numpy = {key: np.asarray(value) for key, value in {**batch, **outputs}.items()}
+  expected, accuracy = test_losses.np_contrastive(numpy, numpy)
+  assert float(task.replica_losses(batch, outputs)["itc"]) == pytest.approx(expected, rel=1e-5)
+  assert float(task.replica_metrics(batch, outputs)["itc_accuracy"]) == pytest.approx(accuracy)
+  del data, config
+
+
+def test_contrastive_embeddings_see_only_their_own_side(setup):
+  _, _, _, task, _ = setup
+  model = task.build_model()
+  batch = next(iter(task.dataset(4, 0, None)))
+  inputs = {key: batch[key] for key in kaleido_bert.ENCODER_KEYS}
+  swapped_text = {**inputs, "input_word_ids": tf.reverse(inputs["input_word_ids"], [0]),
+                  "input_mask": tf.reverse(inputs["input_mask"], [0])}
+  swapped_image = {**inputs, "patches": tf.reverse(inputs["patches"], [0]),
+                   "patch_boxes": tf.reverse(inputs["patch_boxes"], [0])}
+  base, texts, images = (model(x, training=False) for x in (inputs, swapped_text, swapped_image))
+  np.testing.assert_allclose(texts["itc_image"], base["itc_image"], atol=1e-6)
+  np.testing.assert_allclose(images["itc_text"], base["itc_text"], atol=1e-6)
+  assert not np.allclose(texts["itc_text"], base["itc_text"], atol=1e-4)
+  assert not np.allclose(images["itc_image"], base["itc_image"], atol=1e-4)
+
+
+def test_index_resumes_after_an_interruption_and_refuses_another_build(setup, monkeypatch):
+  base, data, _, _, _ = setup
+  whole = index_lib.build_index(str(base / "run"), data, str(base / "whole"), chunk_size=4)
+  write = index_lib._write_chunk  # pylint: disable=protected-access
+  calls = []
+
+  def write_then_fail(*args):
+    if calls:
+      raise KeyboardInterrupt
+    calls.append(1)
+    return write(*args)
+
+  monkeypatch.setattr(index_lib, "_write_chunk", write_then_fail)
+  with pytest.raises(KeyboardInterrupt):
+    index_lib.build_index(str(base / "run"), data, str(base / "resumed"), chunk_size=4)
+  with pytest.raises(index_lib.SearchIndexError, match="unfinished"):
+    index_lib.load_index(str(base / "resumed"))
+  monkeypatch.setattr(index_lib, "_write_chunk", write)
+  resumed = index_lib.build_index(str(base / "run"), data, str(base / "resumed"), chunk_size=4)
+  assert resumed == whole and whole["num_chunks"] == 7  # 26 images
+  a, b = (index_lib.load_index(str(base / name)) for name in ("whole", "resumed"))
+  for key in ("image_embeddings", "text_embeddings", "patch_features", "word_ids"):
+    np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+  assert a.thumbnails == b.thumbnails and a.thumbnails[0][:2] == b"\xff\xd8"  # JPEG
+  with pytest.raises(index_lib.SearchIndexError, match="another chunk size"):
+    index_lib.build_index(str(base / "run"), data, str(base / "whole"), chunk_size=5)
+
+
+def test_search_ranks_as_the_evaluation_model_and_refuses_another_checkpoint(setup):
+  base, data, config, _, _ = setup
+  index_dir = str(base / "whole")
+  index_lib.build_index(str(base / "run"), data, index_dir, chunk_size=4)
+  searcher = searcher_lib.Searcher(index_dir)
+  evaluation = evaluation_model.load(str(base / "run"), data)
+  query = 5  # example 5's own text (its product name) as the query
+  text = evaluation._examples.texts[query]  # pylint: disable=protected-access
+  rows = np.arange(evaluation.num_examples)
+  margins = evaluation.matched_margin(np.full_like(rows, query), rows)
+  cross = searcher.search_text(text, top_k=len(rows), rerank=-1)
+  np.testing.assert_allclose([hit.itm_margin for hit in cross], np.sort(margins)[::-1],
+                             atol=1e-4)
+  text_embeddings, image_embeddings = evaluation.contrastive_embeddings()
+  cosines = image_embeddings @ text_embeddings[query]
+  first = searcher.search_text(text, top_k=5, rerank=0)
+  assert [hit.row for hit in first] == np.argsort(-cosines, kind="stable")[:5].tolist()
+  two = searcher.search_text(text, top_k=5, rerank=3)
+  reranked = [hit.row for hit in first[:3]]
+  assert sorted(hit.row for hit in two[:3]) == sorted(reranked)
+  assert [hit.row for hit in two[3:]] == [hit.row for hit in first[3:]]
+  other = catalogs.tiny_experiment(data, str(base / "other"), task="retrieval", train_steps=1,
+                                   finetune={"itc_weight": 1.0})
+  trainer.Trainer(other, factory.create_task(other)).run()
+  with pytest.raises(index_lib.SearchIndexError, match="was built with the checkpoint"):
+    searcher_lib.Searcher(index_dir, str(base / "other"))
+  del config
+
+
+def test_search_command_writes_hits_and_a_page(setup, tmp_path):
+  base, data, _, _, _ = setup
+  index_dir = str(base / "whole")
+  index_lib.build_index(str(base / "run"), data, index_dir, chunk_size=4)
+  image = str(tmp_path / "query.png")
+  from kaleido.data import catalogs as catalog_files  # pylint: disable=g-import-not-at-top
+  import cv2  # pylint: disable=g-import-not-at-top
+  row = next(iter(catalog_files.open_catalog(str(base / "data" / "demo.h5")).read(0, 1)))
+  cv2.imwrite(image, cv2.cvtColor(row.image, cv2.COLOR_RGB2BGR))
+  result = subprocess.run(
+      [sys.executable, "tools/search.py", f"--index={index_dir}", "--query=red shorts",
+       f"--image={image}", "--top_k=3", "--rerank=4", f"--output={tmp_path / 'hits.jsonl'}",
+       f"--html={tmp_path / 'hits.html'}"], cwd=REPO_ROOT, capture_output=True, text=True,
+      timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  hits = [json.loads(line) for line in (tmp_path / "hits.jsonl").read_text().splitlines()]
+  assert [(h["query"], h["rank"]) for h in hits] == [("red shorts", 1), ("red shorts", 2),
+                                                     ("red shorts", 3), ("query.png", 1),
+                                                     ("query.png", 2), ("query.png", 3)]
+  assert all(h["itm_margin"] is not None for h in hits)  # top 3 of 4 re-ranked
+  image_hits = [h["product_id"] for h in hits if h["query"] == "query.png"]
+  assert len(set(image_hits)) == 3  # one text per product
+  page = (tmp_path / "hits.html").read_text()
+  assert page.count("data:image/jpeg;base64,") == 3 + 3 + 1  # hits and the query image
