@@ -70,6 +70,9 @@ _BERT_POOLER = flags.DEFINE_bool(
     "bert_pooler", True, "With --bert_init: load the checkpoint's pooler (--nobert_pooler: a "
     "fresh one, trained at the full --learning_rate; for checkpoints whose pooler was never "
     "trained, such as sentence-transformers').")
+_BERT_REINIT_LAYERS = flags.DEFINE_integer(
+    "bert_reinit_layers", 0, "With --bert_init: the top N encoder layers start from random weights "
+    "instead of the checkpoint's and train at the full --learning_rate (0: load every layer).")
 _FROZEN_PRETRAINED_STEPS = flags.DEFINE_integer(
     "frozen_pretrained_steps", 0, "Steps during which the weights --bert_init supplies stay fixed "
     "while the new patch embeddings and heads learn to speak to them (then they train at the "
@@ -181,7 +184,8 @@ def _flag_config() -> config_lib.ExperimentConfig:
       init=config_lib.InitConfig(bert_init=_BERT_INIT.value,
                                  init_checkpoint=_INIT_CHECKPOINT.value,
                                  backbone_weights=_RESNET_WEIGHTS.value,
-                                 bert_pooler=_BERT_POOLER.value),
+                                 bert_pooler=_BERT_POOLER.value,
+                                 bert_reinit_layers=_BERT_REINIT_LAYERS.value),
       optimizer=config_lib.OptimizerConfig(
           learning_rate=_LEARNING_RATE.value, warmup_steps=_WARMUP_STEPS.value,
           weight_decay=_WEIGHT_DECAY.value, clip_norm=_CLIP_NORM.value,

@@ -269,6 +269,9 @@ class InitConfig:
   # Load the BERT checkpoint's pooler (off: a fresh pooler at the full learning rate, e.g. for
   # sentence-transformer checkpoints whose pooler was never trained).
   bert_pooler: bool = True
+  # The top N encoder layers keep their random initial weights instead of the checkpoint's and
+  # train at the full learning rate (re-initialising the top of a pretrained BERT).
+  bert_reinit_layers: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -439,6 +442,11 @@ def _validate_init(config: ExperimentConfig) -> None:
          "--init_checkpoint is for fine-tuning; pass a --task other than pretrain, or drop it (a "
          "rerun resumes from --model_dir).")
   model = config.model
+  if init.bert_reinit_layers:
+    layers = getattr(model, "num_layers", 0)
+    _check(init.bert_init and 0 < init.bert_reinit_layers <= layers,
+           f"--bert_reinit_layers={init.bert_reinit_layers} re-initialises the top layers of a "
+           f"--bert_init checkpoint, so it needs --bert_init and at most its {layers} layers.")
   if (isinstance(model, KaleidoBertConfig) and model.backbone == "resnet50" and
       not model.backbone_trainable and not init.backbone_weights and not init.init_checkpoint):
     raise ConfigError(

@@ -275,6 +275,22 @@ def test_google_checkpoint_loads_into_the_pretraining_model(google_dir, hf_weigh
                                 hf_weights["bert.embeddings.token_type_embeddings.weight"][0])
 
 
+def test_reinitialised_top_layer_keeps_its_initial_weights(google_dir, hf_weights):
+  checkpoint = readers.read_bert_checkpoint(google_dir)
+  model = kaleido_bert.build_pretrainer(model_config(checkpoint))
+  layers = model.backbone.encoder.transformer_layers
+  top_before = [v.numpy() for v in layers[-1].weights]
+  report = bert_init.initialize_from_bert(model, checkpoint, reinit_layers=1)
+  for before, variable in zip(top_before, layers[-1].weights):
+    np.testing.assert_array_equal(variable.numpy(), before)
+  top = len(layers) - 1
+  loaded = {name for name, _ in report.loaded}
+  assert any(f"layer_{top - 1}/" in name for name in loaded)
+  assert not any(f"layer_{top}/" in name for name in loaded)
+  assert report.unused and set(report.unused) == {
+      name for name in checkpoint.weights if f"/layer_{top}/" in name}
+
+
 @pytest.mark.filterwarnings("ignore:Input dict contained keys")  # the functional BertEncoder's
 @pytest.mark.parametrize("network", ["BertEncoderV2", "BertEncoder"])
 def test_model_garden_checkpoint_matches_its_encoder(tmp_path, network):

@@ -69,6 +69,15 @@ def test_pretrained_variables_move_by_the_lower_rate_new_ones_by_the_full_rate()
     assert _move(moves, path) == pytest.approx(rate, rel=0.02), path
 
 
+def test_reinitialised_top_layer_moves_by_the_full_rate_the_others_by_the_lower():
+  moves = _first_step_moves(backbone_lib.pretrained_lr_rules(test_model.TINY.num_layers, 0.1, 1.0,
+                                                             reinit_layers=1))
+  assert _move(moves, "/encoder/transformer/layer_1/output/kernel:0") == pytest.approx(
+      LEARNING_RATE, rel=0.02)
+  assert _move(moves, "/encoder/transformer/layer_0/output/kernel:0") == pytest.approx(
+      LEARNING_RATE * 0.1, rel=0.02)
+
+
 def test_without_rules_every_variable_moves_by_the_full_rate():
   moves = _first_step_moves(backbone_lib.pretrained_lr_rules(test_model.TINY.num_layers, 1.0, 1.0))
   assert min(moves.values()) == pytest.approx(LEARNING_RATE, rel=0.02)

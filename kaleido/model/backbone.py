@@ -79,19 +79,21 @@ def input_specs(model: config_lib.KaleidoBertConfig) -> dict[str, tf.TensorSpec]
 
 
 def pretrained_lr_rules(num_layers: int, multiplier: float, layer_decay: float,
-                        pooler: bool = True, masked_lm: bool = True) -> list[tuple[str, float]]:
+                        pooler: bool = True, masked_lm: bool = True,
+                        reinit_layers: int = 0) -> list[tuple[str, float]]:
   """Learning-rate rules (kaleido.training.optimization) for the variables a BERT checkpoint
   supplies: the pooler and MLM transform at `multiplier` (when the checkpoint supplies them:
   `pooler`, `masked_lm`), encoder layer i of L at multiplier * layer_decay ** (L - 1 - i), the
-  text embeddings at multiplier * layer_decay ** L. The patch embeddings and the other heads are
-  not matched: they train at the full rate."""
+  text embeddings at multiplier * layer_decay ** L. The patch embeddings, the other heads and the
+  top `reinit_layers` layers (not loaded) are not matched: they train at the full rate."""
   rules = []
   if pooler:
     rules.append((f"(^|/){ENCODER}/pooler_transform/", multiplier))
   if masked_lm:
     rules.append(("(^|/)masked_lm/", multiplier))
   rules += [(f"(^|/){ENCODER}/transformer/layer_{i}/",
-             multiplier * layer_decay ** (num_layers - 1 - i)) for i in range(num_layers)]
+             multiplier * layer_decay ** (num_layers - 1 - i))
+            for i in range(num_layers - reinit_layers)]
   text_embeddings = "|".join(embeddings_lib.TEXT_EMBEDDING_LAYERS)
   rules.append((f"(^|/){ENCODER}/embeddings/({text_embeddings})/",
                 multiplier * layer_decay ** num_layers))

@@ -186,7 +186,7 @@ def _check_sizes(encoder: encoder_lib.KaleidoEncoder,
 
 
 def _load_encoder(loader: _Loader, encoder: encoder_lib.KaleidoEncoder,
-                  load_pooler: bool = True) -> None:
+                  load_pooler: bool = True, reinit_layers: int = 0) -> None:
   embeddings = encoder.embeddings
   weights = loader.weights
   loader.take(_only_weight(embeddings.word_embeddings), canonical.WORD_EMBEDDINGS)
@@ -203,7 +203,8 @@ def _load_encoder(loader: _Loader, encoder: encoder_lib.KaleidoEncoder,
               f"row 0 of {canonical.TYPE_EMBEDDINGS} into the text type row; the patch type "
               "rows stay initial")
   loader.norm(_sublayer(embeddings, "text_layer_norm"), canonical.EMBEDDING_NORM)
-  for i, block in enumerate(encoder.transformer_layers):
+  loaded_layers = len(encoder.transformer_layers) - reinit_layers
+  for i, block in enumerate(encoder.transformer_layers[:loaded_layers]):
     for sublayer, part in _BLOCK_DENSES:
       loader.dense(_sublayer(block, sublayer), canonical.layer_name(i, part))
     for sublayer, part in _BLOCK_NORMS:
@@ -225,10 +226,10 @@ def _variable_name(variable: tf.Variable, layer: str = "") -> str:
 
 
 def initialize_from_bert(model: tf_keras.Model, checkpoint: canonical.BertCheckpoint,
-                         load_pooler: bool = True) -> LoadReport:
-  """Loads `checkpoint` into a Kaleido-BERT task model (its backbone's encoder, the pooler unless
-  not `load_pooler`, and the MLM decoder's transform when the model has one and the checkpoint
-  holds it).
+                         load_pooler: bool = True, reinit_layers: int = 0) -> LoadReport:
+  """Loads `checkpoint` into a Kaleido-BERT task model (its backbone's encoder but the top
+  `reinit_layers` Transformer layers, the pooler unless not `load_pooler`, and the MLM decoder's
+  transform when the model has one and the checkpoint holds it).
 
   A KaleidoError when the model's sizes differ from the checkpoint's; nothing is assigned then.
   """
@@ -239,7 +240,7 @@ def initialize_from_bert(model: tf_keras.Model, checkpoint: canonical.BertCheckp
   encoder = model.backbone.encoder
   _check_sizes(encoder, checkpoint)
   loader = _Loader(checkpoint)
-  _load_encoder(loader, encoder, load_pooler)
+  _load_encoder(loader, encoder, load_pooler, reinit_layers)
   masked_lm = kaleido_bert.shared_with_pretraining(model)["heads"].get("masked_lm")
   if masked_lm is not None and checkpoint.has_mlm_head:
     _load_mlm(loader, masked_lm)

@@ -35,17 +35,19 @@ class KaleidoTask(base_task.Task):
 
   def lr_rules(self) -> base_task.LrRules:
     """The BERT checkpoint's weights at the pretrained rate; a pooler or MLM transform it does
-    not supply (or a fresh pooler) at the full rate."""
+    not supply (or a fresh pooler, or re-initialised top layers) at the full rate."""
     optimizer, init = self.config.optimizer, self.config.init
     pooler = masked_lm = True
     if init.bert_init and (optimizer.pretrained_lr_multiplier != 1.0 or
-                           optimizer.layer_lr_decay != 1.0 or optimizer.frozen_pretrained_steps):
+                           optimizer.layer_lr_decay != 1.0 or optimizer.frozen_pretrained_steps or
+                           init.bert_reinit_layers):
       checkpoint = readers.read_bert_checkpoint(init.bert_init)
       pooler = checkpoint.has_pooler and init.bert_pooler
       masked_lm = checkpoint.has_mlm_head
     return backbone_lib.pretrained_lr_rules(self.model_config.num_layers,
                                             optimizer.pretrained_lr_multiplier,
-                                            optimizer.layer_lr_decay, pooler, masked_lm)
+                                            optimizer.layer_lr_decay, pooler, masked_lm,
+                                            init.bert_reinit_layers)
 
   def initialize(self, model: tf_keras.Model) -> str:
     """A pre-training checkpoint (`init.init_checkpoint`), else the backbone weights file and
@@ -69,5 +71,7 @@ class KaleidoTask(base_task.Task):
     if init.bert_init:
       checkpoint = readers.read_bert_checkpoint(init.bert_init)
       notes.append(bert_init.initialize_from_bert(model, checkpoint,
-                                                  load_pooler=init.bert_pooler).summary())
+                                                  load_pooler=init.bert_pooler,
+                                                  reinit_layers=init.bert_reinit_layers
+                                                  ).summary())
     return "\n".join(notes) or "Starting from random weights."
