@@ -159,10 +159,16 @@ def _beside_output(suffix: str) -> str:
 
 
 def _retrieval(model, direction: str) -> dict:
-  return retrieval.evaluate_retrieval(
-      model.retrieval_scorer(direction, _RERANK.value), model.product_ids, model.subcategory_ids, direction,
-      protocol=_PROTOCOL.value, num_queries=_NUM_QUERIES.value, num_draws=_NUM_DRAWS.value,
-      seed=_SEED.value, index_file=_INDEX_FILE.value or None)
+  result = retrieval.evaluate_retrieval(
+      model.retrieval_scorer(direction, _RERANK.value), model.product_ids,
+      model.subcategory_ids, direction, protocol=_PROTOCOL.value, num_queries=_NUM_QUERIES.value,
+      num_draws=_NUM_DRAWS.value, seed=_SEED.value, index_file=_INDEX_FILE.value or None)
+  if _RERANK.value != -1:
+    result["notes"].append(
+        "ranked by the ITC embeddings alone (--rerank=0)" if not _RERANK.value else
+        f"ranked in two stages: the ITC embeddings over every candidate, the ITM cross-encoder "
+        f"re-ranking the best {_RERANK.value} (--rerank)")
+  return result
 
 
 def _classification(model, task: str) -> dict:
