@@ -1,10 +1,7 @@
 """Two-stage search: the ranking rule, the contrastive objective in retrieval fine-tuning, the
-index (resumable, bound to its checkpoint) and the search over it against the evaluation model."""
-
-import json
-import os
-import subprocess
-import sys
+index (resumable, bound to its checkpoint), the search over it against the evaluation model, and
+the results page. (tools/search.py itself is a thin flag layer over these, not run here to keep
+the suite short.)"""
 
 import numpy as np
 import pytest
@@ -14,13 +11,12 @@ from kaleido.evaluation import model as evaluation_model
 from kaleido.evaluation import two_stage
 from kaleido.model import kaleido_bert
 from kaleido.search import index as index_lib
+from kaleido.search import page
 from kaleido.search import searcher as searcher_lib
 from kaleido.tasks import factory
 from kaleido.training import trainer
 from tests import catalogs
 from tests import test_losses
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_rerank_puts_the_reranked_first_in_margin_order_and_keeps_the_rest():
@@ -135,27 +131,23 @@ def test_search_ranks_as_the_evaluation_model_and_refuses_another_checkpoint(set
     searcher_lib.Searcher(index_dir, str(base / "run" / "checkpoints" / "ckpt-1"))
 
 
-def test_search_command_writes_hits_and_a_page(setup, tmp_path):
+def test_image_search_and_the_results_page(setup, tmp_path):
   base, data, _, _, _ = setup
   index_dir = str(base / "whole")
   index_lib.build_index(str(base / "run"), data, index_dir, chunk_size=4)
-  image = str(tmp_path / "query.png")
+  searcher = searcher_lib.Searcher(index_dir)
   from kaleido.data import catalogs as catalog_files  # pylint: disable=g-import-not-at-top
-  import cv2  # pylint: disable=g-import-not-at-top
   row = next(iter(catalog_files.open_catalog(str(base / "data" / "demo.h5")).read(0, 1)))
-  cv2.imwrite(image, cv2.cvtColor(row.image, cv2.COLOR_RGB2BGR))
-  result = subprocess.run(
-      [sys.executable, "tools/search.py", f"--index={index_dir}", "--query=red shorts",
-       f"--image={image}", "--top_k=3", "--rerank=4", f"--output={tmp_path / 'hits.jsonl'}",
-       f"--html={tmp_path / 'hits.html'}"], cwd=REPO_ROOT, capture_output=True, text=True,
-      timeout=300, check=False)
-  assert result.returncode == 0, result.stderr[-2000:]
-  hits = [json.loads(line) for line in (tmp_path / "hits.jsonl").read_text().splitlines()]
-  assert [(h["query"], h["rank"]) for h in hits] == [("red shorts", 1), ("red shorts", 2),
-                                                     ("red shorts", 3), ("query.png", 1),
-                                                     ("query.png", 2), ("query.png", 3)]
-  assert all(h["itm_margin"] is not None for h in hits)  # top 3 of 4 re-ranked
-  image_hits = [h["product_id"] for h in hits if h["query"] == "query.png"]
-  assert len(set(image_hits)) == 3  # one text per product
-  page = (tmp_path / "hits.html").read_text()
-  assert page.count("data:image/jpeg;base64,") == 3 + 3 + 1  # hits and the query image
+  query = searcher.image_query(row.image)
+  image_hits = searcher.search_image(query, top_k=3, rerank=4)
+  assert len({hit.product_id for hit in image_hits}) == 3  # one text per product
+  assert all(hit.itm_margin is not None for hit in image_hits)  # top 3 of 4 re-ranked
+  text_hits = searcher.search_text("red shorts", top_k=3, rerank=0)
+  assert all(hit.itm_margin is None for hit in text_hits)
+  path = str(tmp_path / "hits.html")
+  page.write_results_page(path, [page.QueryResults("red shorts", text_hits),
+                                 page.QueryResults("query.png", image_hits, query.thumbnail)],
+                          searcher.index.thumbnails, "test")
+  html = open(path, encoding="utf-8").read()
+  assert html.count("data:image/jpeg;base64,") == 3 + 3 + 1  # hits and the query image
+  assert html.count('class="hit"') == 6 and "query.png" in html
