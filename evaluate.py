@@ -115,15 +115,10 @@ def _eval_data() -> str:
   if _EVAL_DATA.value == "demo":
     from kaleido import config as config_lib
     from kaleido.demo import pipeline
-    from kaleido.utils import files
-    # The demo prepared with the checkpoint's vocabulary (e.g. a --bert_init run's); the demo's
-    # own folders when that is the demo's learned vocabulary (same bytes, wherever the path).
-    run_data = config_lib.load(_CHECKPOINT.value).data
-    default = pipeline.demo_paths(_DEMO_DIR.value).vocab_file
-    own = (os.path.realpath(run_data.vocab_file) == os.path.realpath(default) or
-           os.path.exists(default) and files.file_sha256(default) == run_data.vocab_hash)
+    # The demo prepared with the checkpoint's vocabulary (e.g. a --bert_init run's; the demo's
+    # own folders for its learned one).
     config = pipeline.DemoConfig(work_dir=_DEMO_DIR.value,
-                                 vocab_file="" if own else run_data.vocab_file)
+                                 vocab_file=config_lib.load(_CHECKPOINT.value).data.vocab_file)
     if not _EVAL_DATA.present:
       print(f"No --eval_data given: evaluating on the demo's {_DEMO_SPLIT.value} split "
             "(--demo_dir, --demo_split).", file=sys.stderr)

@@ -15,6 +15,7 @@ from kaleido.data import fashiongen
 from kaleido.demo import garments
 from kaleido.demo import generator
 from kaleido.demo import groundtruth
+from kaleido.demo import pipeline
 from kaleido.demo import text
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -216,3 +217,14 @@ def test_the_demo_data_set_says_where_it_is_built(tmp_path):
   assert lines[0] == (f"The demo data set is in {tmp_path / 'demo'}; missing parts are built "
                       "there.")
   assert any(line.startswith("Prepared") and data.development_dir in line for line in lines)
+
+
+def test_a_copy_of_the_demo_vocabulary_names_the_demo_folders(tmp_path):
+  (tmp_path / "vocab.txt").write_text("[PAD]\na\n")
+  (tmp_path / "copy.txt").write_text("[PAD]\na\n")
+  (tmp_path / "other.txt").write_text("[PAD]\nb\n")
+  own = pipeline.demo_paths(str(tmp_path), str(tmp_path / "copy.txt"))
+  assert own.train_dir == str(tmp_path / "prepared" / "train")
+  assert own.vocab_file == str(tmp_path / "vocab.txt")
+  other = pipeline.demo_paths(str(tmp_path), str(tmp_path / "other.txt"))
+  assert "prepared-vocab-" in other.train_dir and other.vocab_file == str(tmp_path / "other.txt")

@@ -57,16 +57,28 @@ class DemoData:
     return getattr(self, f"{split}_dir")
 
 
+def _same_vocabulary(vocab_file: str, own: str) -> bool:
+  """Whether `vocab_file` is the demo's own learned vocabulary `own` (the same file, or a copy
+  or link of it elsewhere)."""
+  if os.path.realpath(vocab_file) == os.path.realpath(own):
+    return True
+  return os.path.exists(own) and files.file_sha256(vocab_file) == files.file_sha256(own)
+
+
 def demo_paths(work_dir: str, vocab_file: str = "") -> DemoData:
-  """Where the demo lives; with `vocab_file`, prepared folders named after its hash."""
+  """Where the demo lives; with a `vocab_file` other than the demo's own, prepared folders named
+  after its hash."""
+  own = os.path.join(work_dir, "vocab.txt")
   prepared = "prepared"
-  if vocab_file:
+  if vocab_file and not _same_vocabulary(vocab_file, own):
     prepared = f"prepared-vocab-{files.file_sha256(vocab_file)[:12]}"
+  else:
+    vocab_file = own
   return DemoData(
       train_catalog=os.path.join(work_dir, "catalog", "train.h5"),
       validation_catalog=os.path.join(work_dir, "catalog", "validation.h5"),
       development_catalog=os.path.join(work_dir, "catalog", "development.h5"),
-      vocab_file=vocab_file or os.path.join(work_dir, "vocab.txt"),
+      vocab_file=vocab_file,
       train_dir=os.path.join(work_dir, prepared, "train"),
       validation_dir=os.path.join(work_dir, prepared, "validation"),
       development_dir=os.path.join(work_dir, prepared, "development"))

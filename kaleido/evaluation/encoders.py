@@ -26,8 +26,6 @@ class RetrievalEncoders:
     backbone = model.backbone
     self._embed = tf.function(reduce_retracing=True)(
         lambda patches: backbone.patch_embedder(patches, training=False))
-    self._encode = tf.function(reduce_retracing=True)(
-        lambda inputs: backbone(inputs, training=False))
     self._margin = tf.function(reduce_retracing=True)(
         lambda inputs: heads_lib.itm_margin(model.itm(backbone(inputs, training=False)[
             "pooled_output"])))

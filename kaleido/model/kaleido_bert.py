@@ -355,7 +355,7 @@ def legacy_objects(model: _TaskModel) -> dict[str, tf.Module]:
   return {"model": tf.train.Checkpoint(**parts)}
 
 
-def has_contrastive_head(path: str) -> bool:
+def checkpoint_has_contrastive_head(path: str) -> bool:
   """Whether the pre-training checkpoint at `path` holds an ITC head (it was trained with itc)."""
   return any(name.startswith("model/heads/contrastive/") for name, _ in
              tf.train.list_variables(path))

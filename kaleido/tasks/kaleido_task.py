@@ -55,11 +55,10 @@ class KaleidoTask(base_task.Task):
     init = self.config.init
     if init.init_checkpoint:
       path = restoring.latest_checkpoint(init.init_checkpoint)
-      contrastive = (not kaleido_bert.is_legacy_checkpoint(path) and
-                     kaleido_bert.has_contrastive_head(path))
-      objects = (kaleido_bert.pretraining_checkpoint_objects(model, contrastive)
-                 if not kaleido_bert.is_legacy_checkpoint(path)
-                 else kaleido_bert.legacy_pretraining_objects(model))
+      legacy = kaleido_bert.is_legacy_checkpoint(path)
+      contrastive = not legacy and kaleido_bert.checkpoint_has_contrastive_head(path)
+      objects = (kaleido_bert.legacy_pretraining_objects(model) if legacy
+                 else kaleido_bert.pretraining_checkpoint_objects(model, contrastive))
       restoring.restore(path, objects, "fine-tune with the sizes it was pre-trained with")
       fresh = (" (its ITC head starts fresh: the pre-training ran without itc)"
                if getattr(model, "contrastive", None) is not None and not contrastive else "")
