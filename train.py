@@ -73,6 +73,10 @@ _BERT_POOLER = flags.DEFINE_bool(
 _BERT_REINIT_LAYERS = flags.DEFINE_integer(
     "bert_reinit_layers", 0, "With --bert_init: the top N encoder layers start from random weights "
     "instead of the checkpoint's and train at the full --learning_rate (0: load every layer).")
+_PATCH_NORM_FROM_TEXT = flags.DEFINE_bool(
+    "patch_norm_from_text", False, "With --bert_init: the patch LayerNorm starts as the "
+    "checkpoint's text LayerNorm (its scale and shift) instead of gamma 1, beta 0, so patch "
+    "tokens enter the pretrained layers at the text tokens' scale.")
 _FROZEN_PRETRAINED_STEPS = flags.DEFINE_integer(
     "frozen_pretrained_steps", 0, "Steps during which the weights --bert_init supplies stay fixed "
     "while the new patch embeddings and heads learn to speak to them (then they train at the "
@@ -185,7 +189,8 @@ def _flag_config() -> config_lib.ExperimentConfig:
                                  init_checkpoint=_INIT_CHECKPOINT.value,
                                  backbone_weights=_RESNET_WEIGHTS.value,
                                  bert_pooler=_BERT_POOLER.value,
-                                 bert_reinit_layers=_BERT_REINIT_LAYERS.value),
+                                 bert_reinit_layers=_BERT_REINIT_LAYERS.value,
+                                 patch_norm_from_text=_PATCH_NORM_FROM_TEXT.value),
       optimizer=config_lib.OptimizerConfig(
           learning_rate=_LEARNING_RATE.value, warmup_steps=_WARMUP_STEPS.value,
           weight_decay=_WEIGHT_DECAY.value, clip_norm=_CLIP_NORM.value,

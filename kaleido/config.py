@@ -272,6 +272,9 @@ class InitConfig:
   # The top N encoder layers keep their random initial weights instead of the checkpoint's and
   # train at the full learning rate (re-initialising the top of a pretrained BERT).
   bert_reinit_layers: int = 0
+  # The patch LayerNorm starts as the checkpoint's text (embedding) LayerNorm instead of at
+  # gamma 1, beta 0, so patch tokens enter the pretrained layers at the text tokens' scale.
+  patch_norm_from_text: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,6 +450,9 @@ def _validate_init(config: ExperimentConfig) -> None:
     _check(init.bert_init and 0 < init.bert_reinit_layers <= layers,
            f"--bert_reinit_layers={init.bert_reinit_layers} re-initialises the top layers of a "
            f"--bert_init checkpoint, so it needs --bert_init and at most its {layers} layers.")
+  _check(init.bert_init or not init.patch_norm_from_text,
+         "--patch_norm_from_text copies the LayerNorm of a --bert_init checkpoint; pass "
+         "--bert_init or drop it.")
   if (isinstance(model, KaleidoBertConfig) and model.backbone == "resnet50" and
       not model.backbone_trainable and not init.backbone_weights and not init.init_checkpoint):
     raise ConfigError(

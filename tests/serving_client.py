@@ -1,8 +1,9 @@
 r"""Calls an exported SavedModel the way a user's own program would: TensorFlow and
 tensorflow-text only, no import of this project (checked, and reported in the output).
 
-  python tests/serving_client.py EXPORT_DIR REQUEST.json   # prints one JSON line
+  python tests/serving_client.py EXPORT_DIR REQUEST.json [EXPORT_DIR REQUEST.json ...]
 
+prints one JSON line: a list of results, one per (EXPORT_DIR, REQUEST.json) pair, in order.
 REQUEST.json: {"images": [paths], "texts": [...], "signatures": [names], "beam_size": k}.
 """
 
@@ -14,8 +15,8 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
 
 
-def main() -> None:
-  export_dir, request_path = sys.argv[1], sys.argv[2]
+def call(export_dir: str, request_path: str) -> dict:
+  """The outputs of the signatures `request_path` names, from the SavedModel at `export_dir`."""
   with open(request_path, encoding="utf-8") as f:
     request = json.load(f)
   loaded = tf.saved_model.load(export_dir)
@@ -34,8 +35,15 @@ def main() -> None:
                            if value.dtype == tf.string else value.numpy().tolist())
                      for key, value in outputs.items()}
   results["signatures"] = sorted(loaded.signatures.keys())
-  results["imported_kaleido"] = any(name.split(".")[0] == "kaleido" for name in sys.modules)
-  print(json.dumps(results))
+  return results
+
+
+def main() -> None:
+  pairs = sys.argv[1:]
+  results = [call(export_dir, request_path)
+             for export_dir, request_path in zip(pairs[::2], pairs[1::2])]
+  imported_kaleido = any(name.split(".")[0] == "kaleido" for name in sys.modules)
+  print(json.dumps([{**result, "imported_kaleido": imported_kaleido} for result in results]))
 
 
 if __name__ == "__main__":

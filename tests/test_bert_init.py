@@ -291,6 +291,19 @@ def test_reinitialised_top_layer_keeps_its_initial_weights(google_dir, hf_weight
       name for name in checkpoint.weights if f"/layer_{top}/" in name}
 
 
+def test_patch_norm_from_text_starts_as_the_checkpoints_embedding_norm(google_dir):
+  checkpoint = readers.read_bert_checkpoint(google_dir)
+  model = kaleido_bert.build_pretrainer(model_config(checkpoint))
+  embeddings = model.backbone.encoder.embeddings
+  report = bert_init.initialize_from_bert(model, checkpoint, patch_norm_from_text=True)
+  for part in ("gamma", "beta"):
+    expected = checkpoint.weights[f"{bert_checkpoint.EMBEDDING_NORM}/{part}"]
+    assert np.abs(expected - (1.0 if part == "gamma" else 0.0)).max() > 0.01  # not the default
+    np.testing.assert_array_equal(getattr(embeddings._patch_norm, part).numpy(), expected)  # pylint: disable=protected-access
+    np.testing.assert_array_equal(getattr(embeddings._text_norm, part).numpy(), expected)  # pylint: disable=protected-access
+  assert "so patches enter at the text's scale" in report.summary()
+
+
 @pytest.mark.filterwarnings("ignore:Input dict contained keys")  # the functional BertEncoder's
 @pytest.mark.parametrize("network", ["BertEncoderV2", "BertEncoder"])
 def test_model_garden_checkpoint_matches_its_encoder(tmp_path, network):

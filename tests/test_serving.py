@@ -35,34 +35,46 @@ def fixture_setup(tmp_path_factory):
   return base, data, images
 
 
-def _trained_and_exported(setup, task):
-  base, data, _ = setup
+def _trained_and_exported(base, data, task: str) -> str:
+  """Trains a tiny `task` run for 2 steps, exports it to base/exports/task; the run folder."""
   config = catalogs.tiny_experiment(data, str(base / task), task=task, train_steps=2)
   trainer.Trainer(config, factory.create_task(config)).run()
   export.export(str(base / task), str(base / "exports" / task))
-  return str(base / task), str(base / "exports" / task)
+  return str(base / task)
 
 
-def _call(export_dir, request, tmp_path):
-  path = tmp_path / "request.json"
-  path.write_text(json.dumps(request))
+@pytest.fixture(scope="module", name="served")
+def fixture_served(setup):
+  """{task: (its evaluation model, the outputs of its SavedModel)}: three tiny runs, each
+  exported, all called from one client process (one TensorFlow start instead of three)."""
+  base, data, images = setup
+  references = {task: evaluation_model.load(_trained_and_exported(base, data, task), data)
+                for task in ("retrieval", "caption", "category")}
+  texts = {task: reference._examples.texts  # pylint: disable=protected-access
+           for task, reference in references.items()}
+  rows = np.arange(NUM_IMAGES)
+  requests = {
+      "retrieval": {"images": images, "texts": [texts["retrieval"][i] for i in np.roll(rows, 1)],
+                    "signatures": ["score", "embed_image"]},
+      "caption": {"images": images, "signatures": ["caption", "caption_beam"], "beam_size": 3},
+      "category": {"images": images, "texts": list(texts["category"][:NUM_IMAGES]),
+                   "signatures": ["classify"]}}
+  arguments = []
+  for task, request in requests.items():
+    path = base / f"request_{task}.json"
+    path.write_text(json.dumps(request))
+    arguments += [str(base / "exports" / task), str(path)]
   result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tests", "serving_client.py"),
-                           export_dir, str(path)], capture_output=True, text=True, timeout=600,
-                          check=False)
+                           *arguments], capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   outputs = json.loads(result.stdout.strip().splitlines()[-1])
-  assert not outputs["imported_kaleido"]
-  return outputs
+  assert not any(output["imported_kaleido"] for output in outputs)
+  return {task: (references[task], output) for task, output in zip(requests, outputs)}
 
 
-def test_score_and_embed_image_equal_the_evaluation_model(setup, tmp_path):
-  _, data, images = setup
-  model_dir, export_dir = _trained_and_exported(setup, "retrieval")
-  reference = evaluation_model.load(model_dir, data)
+def test_score_and_embed_image_equal_the_evaluation_model(served):
+  reference, outputs = served["retrieval"]
   rows = np.arange(NUM_IMAGES)
-  texts = [reference._examples.texts[i] for i in np.roll(rows, 1)]  # pylint: disable=protected-access
-  outputs = _call(export_dir, {"images": images, "texts": texts,
-                               "signatures": ["score", "embed_image"]}, tmp_path)
   assert outputs["signatures"] == ["embed_image", "score"]
   margins = reference.matched_margin(np.roll(rows, 1), rows)
   np.testing.assert_allclose(outputs["score"]["itm_logit_margin"], margins, atol=1e-3)
@@ -78,25 +90,16 @@ def test_score_and_embed_image_equal_the_evaluation_model(setup, tmp_path):
                              reference._examples.patch_boxes[rows], atol=1e-6)  # pylint: disable=protected-access
 
 
-def test_caption_equals_the_evaluation_models_greedy_and_beam_captions(setup, tmp_path):
-  _, data, images = setup
-  model_dir, export_dir = _trained_and_exported(setup, "caption")
-  reference = evaluation_model.load(model_dir, data)
-  outputs = _call(export_dir, {"images": images, "signatures": ["caption", "caption_beam"],
-                               "beam_size": 3}, tmp_path)
+def test_caption_equals_the_evaluation_models_greedy_and_beam_captions(served):
+  reference, outputs = served["caption"]
   image_ids = reference._examples.image_ids[:NUM_IMAGES]  # pylint: disable=protected-access
   for signature, beam_size in (("caption", 1), ("caption_beam", 3)):
     expected, _ = reference.captions(beam_size)
     assert outputs[signature]["caption"] == [expected[i] for i in image_ids], signature
 
 
-def test_classify_equals_the_evaluation_models_probabilities(setup, tmp_path):
-  _, data, images = setup
-  model_dir, export_dir = _trained_and_exported(setup, "category")
-  reference = evaluation_model.load(model_dir, data)
-  texts = list(reference._examples.texts[:NUM_IMAGES])  # pylint: disable=protected-access
-  outputs = _call(export_dir, {"images": images, "texts": texts, "signatures": ["classify"]},
-                  tmp_path)
+def test_classify_equals_the_evaluation_models_probabilities(served):
+  reference, outputs = served["category"]
   expected = reference.class_probabilities("category")[:NUM_IMAGES]
   np.testing.assert_allclose(outputs["classify"]["probabilities"], expected, atol=1e-3)
   assert outputs["classify"]["top_class"] == np.argmax(expected, axis=-1).tolist()

@@ -2,6 +2,7 @@
 from a pre-training run through to the evaluation model."""
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -113,6 +114,14 @@ def _train(config: config_lib.ExperimentConfig) -> trainer_lib.TrainResult:
   return trainer_lib.Trainer(config, factory.create_task(config)).run()
 
 
+@pytest.fixture(scope="module", name="pretraining_run")
+def fixture_pretraining_run(data, tmp_path_factory):
+  """A 2-step pre-training run folder, shared: tests that change it work on a copy."""
+  run = tmp_path_factory.mktemp("pre")
+  _train(_config(data, run))
+  return run
+
+
 def test_autoregressive_caption_model_is_causal_in_text_and_patches_ignore_text(data, tmp_path):
   config = _config(data, tmp_path, "caption")
   task = factory.create_task(config)
@@ -134,9 +143,8 @@ def test_autoregressive_caption_model_is_causal_in_text_and_patches_ignore_text(
                              atol=1e-5)  # patches never see the text
 
 
-def test_finetune_from_pretraining_then_evaluate(data, tmp_path):
-  pre_dir = tmp_path / "pre"
-  _train(_config(data, pre_dir))
+def test_finetune_from_pretraining_then_evaluate(data, pretraining_run, tmp_path):
+  pre_dir = pretraining_run
   ft_dir = tmp_path / "category"
   config = _config(data, ft_dir, "category", steps=3, init_checkpoint=str(pre_dir))
   pre_checkpoint = tf.train.load_checkpoint(str(pre_dir / "checkpoints"))
@@ -173,9 +181,9 @@ def test_finetune_from_pretraining_then_evaluate(data, tmp_path):
   np.testing.assert_allclose(itr[0, 0], tir[0, 0], rtol=1e-5, atol=1e-6)
 
 
-def test_evaluation_refuses_data_of_another_vocabulary(data, tmp_path):
+def test_evaluation_refuses_data_of_another_vocabulary(data, pretraining_run, tmp_path):
+  shutil.copytree(pretraining_run, tmp_path / "pre")
   config = _config(data, tmp_path / "pre")
-  _train(config)
   config_lib.save(dataclasses.replace(config, data=dataclasses.replace(config.data,
                                                                        vocab_hash="0" * 64)))
   with pytest.raises(errors.KaleidoError, match="prepare the data with the checkpoint"):
@@ -196,12 +204,10 @@ def test_margins_rank_where_probabilities_saturate():
     assert retrieval_metrics.positive_ranks(margins[None], positive)[0] == rank
 
 
-def test_a_1000_times_larger_itm_head_leaves_every_rank_unchanged(data, tmp_path):
+def test_a_1000_times_larger_itm_head_leaves_every_rank_unchanged(data, pretraining_run):
   """A confident model is not scored as failed: scaling the ITM head's weights by 1,000 scales
   every margin by 1,000 (far past where a float32 probability saturates) and moves no rank."""
-  run = tmp_path / "pre"
-  _train(_config(data, run))
-  model = evaluation_model.load(str(run), data, batch_size=16)
+  model = evaluation_model.load(str(pretraining_run), data, batch_size=16)
   queries, candidates = np.arange(12), np.arange(12)
   scorer = model.retrieval_scorer("itr")
   before_scores = scorer(queries, candidates)

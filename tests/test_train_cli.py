@@ -65,6 +65,7 @@ def test_vocabulary_changed_since_preparation(data, tmp_path):
     ("--train_steps=0", "must be at least 1"),
     ("--warmup_steps=50", "must be between 0 and --train_steps=10"),
     ("--backbone=resnet50", "has no --resnet_weights"),
+    ("--patch_norm_from_text", "copies the LayerNorm of a --bert_init checkpoint"),
     ("--strategy=tpu", "found no TPU"),  # this machine has none
 ])
 def test_inconsistent_flags(data, tmp_path, flag, message):
@@ -86,18 +87,6 @@ def test_task_subset_under_multi_worker_strategy(data, tmp_path):
   assert "Step 2:" in result.stdout and "amlm=" in result.stdout and "rr=" not in result.stdout
 
 
-def test_train_runs_and_reports_losses(data, tmp_path):
-  result, errors = _train(tmp_path, f"--train_data={data}", "--train_steps=2",
-                          "--warmup_steps=0", "--summary_every=1", "--resnet_weights=catalog",
-                          "--catalog_backbone_steps=3")
-  assert result.returncode == 0 and not errors, result.stderr[-2000:]
-  assert "Step 2:" in result.stdout and "total=" in result.stdout
-  assert "ETA" in result.stderr  # progress with rate and ETA
-  # --resnet_weights=catalog pre-trained the backbone first and kept its weights in the run.
-  assert "Backbone word prediction" in result.stderr
-  assert os.path.isfile(tmp_path / "run" / "backbone_words.h5")
-
-
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
   config = catalogs.tiny_experiment(data, str(tmp_path), train_steps=10, num_layers=1,
                                     dropout=0.1, training={"checkpoint_every": 1})
@@ -116,7 +105,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
   assert saved == ["ckpt-1.index", "ckpt-2.index"]
 
 
-def test_bert_init_starts_the_encoder_from_a_checkpoint_with_the_data_vocab(data, tmp_path):
+def test_train_starts_from_bert_and_a_catalog_backbone_and_reports_progress(data, tmp_path):
+  """One train.py run: --bert_init with the data's vocabulary, --resnet_weights=catalog, losses,
+  rate and ETA reported; then a checkpoint of another vocabulary refused in one sentence."""
   from tests import test_bert_init as bert_tests  # pylint: disable=g-import-not-at-top
   vocab_file = manifest_lib.load(data).vocab_file
   vocab_size = len(vocab_lib.read_vocab(vocab_file))
@@ -130,9 +121,15 @@ def test_bert_init_starts_the_encoder_from_a_checkpoint_with_the_data_vocab(data
                                      {**bert_tests.TINY, "vocab_size": vocab_size})
   shutil.copy(vocab_file, os.path.join(bert_dir, "vocab.txt"))
   result, errors = _train(tmp_path, f"--train_data={data}", f"--bert_init={bert_dir}",
-                          "--train_steps=1")
+                          "--train_steps=2", "--summary_every=1", "--resnet_weights=catalog",
+                          "--catalog_backbone_steps=3")
   assert result.returncode == 0 and not errors, result.stderr[-2000:]
   assert "Initialised" in result.stderr and "from Hugging Face BERT" in result.stderr
+  assert "Step 2:" in result.stdout and "total=" in result.stdout
+  assert "ETA" in result.stderr  # progress with rate and ETA
+  # --resnet_weights=catalog pre-trained the backbone first and kept its weights in the run.
+  assert "Backbone word prediction" in result.stderr
+  assert os.path.isfile(tmp_path / "run" / "backbone_words.h5")
   run = json.load(open(tmp_path / "run" / "run_config.json", encoding="utf-8"))
   assert (run["model"]["hidden_size"], run["model"]["hidden_act"]) == (hidden, "gelu")
 

@@ -137,7 +137,7 @@ def test_xla_with_several_replicas_is_one_clear_error(data, tmp_path):
   assert process.returncode != 0 and "--jit_compile runs on one replica only" in stderr
 
 
-def test_sigterm_saves_and_a_rerun_resumes(data, tmp_path):
+def test_sigterm_saves_a_checkpoint_at_the_step_it_stopped(data, tmp_path):
   model_dir = str(tmp_path)
   process = _run(data, model_dir, "--steps=100000")
   deadline = time.monotonic() + 300
@@ -149,9 +149,10 @@ def test_sigterm_saves_and_a_rerun_resumes(data, tmp_path):
   result, stderr = _result(process)
   assert result["interrupted"] and "Stopped by SIGTERM" in stderr
   stopped_at = result["step"]
-  assert glob.glob(os.path.join(model_dir, "checkpoints", f"ckpt-{stopped_at}.index"))
-  resumed, stderr = _result(_run(data, model_dir, f"--steps={stopped_at + 1}"))
-  assert f"at step {stopped_at}" in stderr and resumed["step"] == stopped_at + 1
+  # The checkpoint written on SIGTERM holds the step it stopped at; that a rerun restores every
+  # value from a checkpoint is test_resume_restores_every_variable_and_optimizer_slot_and_continues.
+  saved = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints", f"ckpt-{stopped_at}"))
+  assert saved.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == stopped_at
 
 
 def test_mixed_bfloat16_matches_float32(data, single_device, tmp_path):

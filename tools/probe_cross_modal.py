@@ -10,7 +10,12 @@ the demo runs), for a start whose ITM stays at chance:
   drop means the encoder reads the image where a word needs it;
 - the ITM logit margins of --pairs examples' texts (unmasked) with their own image and with
   another product's: their AUC (0.5: no separation) and spread (a collapsed head has almost
-  none).
+  none);
+- on the same pairs, whether the joint pass's last states tell matched from mismatched at all:
+  a ridge classifier per state (pooled output, [CLS], mean of text states, mean of patch
+  states), fitted on the pairs of half of the products and scored (AUC) on the other half's.
+  High AUC with a collapsed ITM head: the encoder computes the match, the head does not learn
+  to read it; AUC near 0.5: the encoder does not compute it.
 """
 
 from absl import app
@@ -60,19 +65,47 @@ def _masked_lm_probe(run, checkpoint: str, words: set[str]) -> dict[str, tuple[i
   return {key: tuple(value) for key, value in counts.items()}
 
 
-def _itm_probe(model_dir: str, eval_data: str) -> tuple[float, float, int]:
-  """(AUC of own-image over other-image margins, std of all margins, examples)."""
+def _auc(positive, negative) -> float:
+  """P(a positive scores above a negative), ties counted half."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  positive, negative = np.asarray(positive)[:, None], np.asarray(negative)[None]
+  return float(np.mean(positive > negative) + 0.5 * np.mean(positive == negative))
+
+
+def _ridge_auc(own, other, train_rows, test_rows, penalty: float = 1.0) -> float:
+  """Held-out AUC of a ridge classifier (+1 own, -1 other) fitted on `train_rows`' pairs."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  features = np.concatenate([own[train_rows], other[train_rows]]).astype(np.float64)
+  mean, scale = features.mean(0), features.std(0) + 1e-6
+  x = (features - mean) / scale
+  y = np.concatenate([np.ones(len(train_rows)), -np.ones(len(train_rows))])
+  w = np.linalg.solve(x.T @ x + penalty * len(x) * np.eye(x.shape[1]), x.T @ y)
+  score = lambda states: ((states[test_rows] - mean) / scale) @ w
+  return _auc(score(own), score(other))
+
+
+def _itm_probes(model_dir: str, eval_data: str) -> tuple[float, float, int, dict[str, float]]:
+  """(AUC of own-image over other-image margins, std of all margins, examples, {joint state:
+  held-out AUC of a linear classifier of matched vs mismatched on it})."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from kaleido.evaluation import model as evaluation_model  # pylint: disable=g-import-not-at-top
   model = evaluation_model.load(model_dir, eval_data, 64, retrieval_text="description")
   count = min(model.num_examples, _PAIRS.value)
   rows = np.arange(count)
   rng = np.random.default_rng(0)
-  others = np.array([rng.choice(np.flatnonzero(model.product_ids[:count] !=
-                                               model.product_ids[i])) for i in rows])
+  products = model.product_ids[:count]
+  # The linear probe is fitted on half of the products and scored on the other half; each
+  # text's other image comes from its own half, so no image is seen on both sides.
+  fitted = set(rng.permutation(np.unique(products))[:len(np.unique(products)) // 2])
+  in_fitted = np.array([product in fitted for product in products])
+  others = np.array([rng.choice(np.flatnonzero((products != products[i]) &
+                                               (in_fitted == in_fitted[i]))) for i in rows])
   own, other = model.matched_margin(rows, rows), model.matched_margin(rows, others)
-  auc = np.mean(own[:, None] > other[None]) + 0.5 * np.mean(own[:, None] == other[None])
-  return float(auc), float(np.std(np.concatenate([own, other]))), count
+  own_states, other_states = model.joint_states(rows, rows), model.joint_states(rows, others)
+  train_rows, test_rows = np.flatnonzero(in_fitted), np.flatnonzero(~in_fitted)
+  linear = {name: _ridge_auc(own_states[name], other_states[name], train_rows, test_rows)
+            for name in own_states}
+  return _auc(own, other), float(np.std(np.concatenate([own, other]))), count, linear
 
 
 @cli.user_errors_as_messages
@@ -97,9 +130,11 @@ def main(argv):
   print(f"masked LM, --words tokens: {share('words_own')} with the own image, "
         f"{share('words_swapped')} with another product's")
   print(f"masked LM, other tokens:   {share('other_own')} / {share('other_swapped')}")
-  auc, spread, count = _itm_probe(_MODEL_DIR.value, eval_data)
+  auc, spread, count, linear = _itm_probes(_MODEL_DIR.value, eval_data)
   print(f"ITM margins, {count} texts with their own image vs another product's: AUC {auc:.3f}, "
         f"spread (std) {spread:.3f}")
+  print("linear probe of matched vs mismatched, held-out products' AUC: " +
+        ", ".join(f"{name} {value:.3f}" for name, value in linear.items()))
 
 
 if __name__ == "__main__":

@@ -187,6 +187,27 @@ class EvaluationModel:
           self.patch_features(images)))
     return np.concatenate(margins)
 
+  def joint_states(self, text_rows: np.ndarray,
+                   image_rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The joint pass over (text of text_rows[k], image of image_rows[k]), each (n, H):
+    "pooled" (the pooler's output, what ITM reads), "cls" (the last layer's [CLS] state),
+    "text_mean" and "patch_mean" (the last layer's states averaged over the real text tokens
+    and over the 55 patches)."""
+    states: dict[str, list[np.ndarray]] = {"pooled": [], "cls": [], "text_mean": [],
+                                           "patch_mean": []}
+    for start in range(0, len(text_rows), self.batch_size):
+      texts = text_rows[start:start + self.batch_size]
+      inputs = self._encoder_inputs(texts, image_rows[start:start + self.batch_size])
+      encoded = self._encode(inputs)
+      sequence = tf.cast(encoded["sequence_output"], tf.float32).numpy()
+      text_mask = self._examples.input_mask[texts].astype(np.float32)[:, :, None]
+      length = text_mask.shape[1]
+      states["pooled"].append(tf.cast(encoded["pooled_output"], tf.float32).numpy())
+      states["cls"].append(sequence[:, 0])
+      states["text_mean"].append((sequence[:, :length] * text_mask).sum(1) / text_mask.sum(1))
+      states["patch_mean"].append(sequence[:, length:].mean(1))
+    return {name: np.concatenate(values) for name, values in states.items()}
+
   def contrastive_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
     """((N, D) text, (N, D) image) ITC embeddings of every example (the first search stage),
     computed once."""

@@ -5,8 +5,8 @@ word embeddings; the first max_seq_length position embeddings; BERT's type 0 row
 type row (the patch type rows 1-5 keep their initial value); the text LayerNorm; every
 Transformer block; the pooler; and, when both checkpoint and model have them, the MLM transform
 (dense + LayerNorm) and output bias (the MLM decoder is tied to the word embeddings). The patch
-embedder, the patch projections, box projection and patch LayerNorm, and the kaleido heads keep
-their initial values.
+embedder, the patch projections, box projection and patch LayerNorm (unless it is asked to start
+as the text LayerNorm), and the kaleido heads keep their initial values.
 """
 
 from __future__ import annotations
@@ -186,7 +186,8 @@ def _check_sizes(encoder: encoder_lib.KaleidoEncoder,
 
 
 def _load_encoder(loader: _Loader, encoder: encoder_lib.KaleidoEncoder,
-                  load_pooler: bool = True, reinit_layers: int = 0) -> None:
+                  load_pooler: bool = True, reinit_layers: int = 0,
+                  patch_norm_from_text: bool = False) -> None:
   embeddings = encoder.embeddings
   weights = loader.weights
   loader.take(_only_weight(embeddings.word_embeddings), canonical.WORD_EMBEDDINGS)
@@ -203,6 +204,11 @@ def _load_encoder(loader: _Loader, encoder: encoder_lib.KaleidoEncoder,
               f"row 0 of {canonical.TYPE_EMBEDDINGS} into the text type row; the patch type "
               "rows stay initial")
   loader.norm(_sublayer(embeddings, "text_layer_norm"), canonical.EMBEDDING_NORM)
+  if patch_norm_from_text:
+    patch_norm = _sublayer(embeddings, "patch_layer_norm")
+    for part in ("gamma", "beta"):
+      loader.take(getattr(patch_norm, part), f"{canonical.EMBEDDING_NORM}/{part}",
+                  note=f"the text LayerNorm's {part}, so patches enter at the text's scale")
   loaded_layers = len(encoder.transformer_layers) - reinit_layers
   for i, block in enumerate(encoder.transformer_layers[:loaded_layers]):
     for sublayer, part in _BLOCK_DENSES:
@@ -226,10 +232,12 @@ def _variable_name(variable: tf.Variable, layer: str = "") -> str:
 
 
 def initialize_from_bert(model: tf_keras.Model, checkpoint: canonical.BertCheckpoint,
-                         load_pooler: bool = True, reinit_layers: int = 0) -> LoadReport:
+                         load_pooler: bool = True, reinit_layers: int = 0,
+                         patch_norm_from_text: bool = False) -> LoadReport:
   """Loads `checkpoint` into a Kaleido-BERT task model (its backbone's encoder but the top
   `reinit_layers` Transformer layers, the pooler unless not `load_pooler`, and the MLM decoder's
-  transform when the model has one and the checkpoint holds it).
+  transform when the model has one and the checkpoint holds it). With `patch_norm_from_text`,
+  the patch LayerNorm also starts as the checkpoint's embedding LayerNorm.
 
   A KaleidoError when the model's sizes differ from the checkpoint's; nothing is assigned then.
   """
@@ -240,7 +248,7 @@ def initialize_from_bert(model: tf_keras.Model, checkpoint: canonical.BertCheckp
   encoder = model.backbone.encoder
   _check_sizes(encoder, checkpoint)
   loader = _Loader(checkpoint)
-  _load_encoder(loader, encoder, load_pooler, reinit_layers)
+  _load_encoder(loader, encoder, load_pooler, reinit_layers, patch_norm_from_text)
   masked_lm = kaleido_bert.shared_with_pretraining(model)["heads"].get("masked_lm")
   if masked_lm is not None and checkpoint.has_mlm_head:
     _load_mlm(loader, masked_lm)

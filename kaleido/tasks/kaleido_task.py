@@ -71,6 +71,7 @@ class KaleidoTask(base_task.Task):
       checkpoint = readers.read_bert_checkpoint(init.bert_init)
       notes.append(bert_init.initialize_from_bert(model, checkpoint,
                                                   load_pooler=init.bert_pooler,
-                                                  reinit_layers=init.bert_reinit_layers
+                                                  reinit_layers=init.bert_reinit_layers,
+                                                  patch_norm_from_text=init.patch_norm_from_text
                                                   ).summary())
     return "\n".join(notes) or "Starting from random weights."
