@@ -1,10 +1,14 @@
 r"""Data-preparation speed and peak memory on the demo catalog (a benchmark, not a test).
 
-  python bench/bench_prepare.py --num_products 500 1500 --workers 2
+  python bench/bench_prepare.py --num_products 500 --num_products 3000 --workers 2 \
+      --runner pool --runner DirectRunner
 
-For each catalog size: generate the demo catalog (not timed), prepare it with --workers worker
-processes, and print images/s and the peak resident memory summed over the main process and its
-workers (sampled every 0.1 s). Flat memory means the peak does not grow with the catalog size.
+For each catalog size and each --runner (pool: data/prepare.py's worker processes; a Beam
+runner: the same work as a Beam pipeline, with --workers workers for DirectRunner): generate the
+demo catalog (not timed), prepare it, and print images/s and the peak resident memory summed
+over the main process and all its descendants (sampled every 0.1 s). Flat memory means the peak
+does not grow with the catalog size. images/s is over the whole command's wall time (start-up
+included), so the two paths compare directly; the pool's rate without start-up is printed too.
 """
 
 import os
@@ -18,10 +22,12 @@ from absl import app
 from absl import flags
 import psutil
 
-_NUM_PRODUCTS = flags.DEFINE_multi_integer("num_products", [500, 1500], "Catalog sizes.")
+_NUM_PRODUCTS = flags.DEFINE_multi_integer("num_products", [500, 3000], "Catalog sizes.")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes.")
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 64, "Patch side.")
 _SEED = flags.DEFINE_integer("seed", 0, "Demo catalog seed.")
+_RUNNERS = flags.DEFINE_multi_string("runner", ["pool", "DirectRunner"],
+                                     "data/prepare.py --runner values to measure.")
 
 
 def _tree_rss(process: psutil.Process) -> int:
@@ -35,10 +41,11 @@ def _tree_rss(process: psutil.Process) -> int:
   return total
 
 
-def _run_prepare(catalog_path: str, output_dir: str,
-                 vocab_file: str) -> tuple[float, float, int]:
+def _run_prepare(catalog_path: str, output_dir: str, vocab_file: str,
+                 runner: str) -> tuple[float, float | None, int]:
   """Prepares in a child process; returns wall seconds, the images/s of its progress line (which
-  excludes interpreter and TensorFlow start-up) and the peak summed RSS of its process tree."""
+  excludes interpreter and TensorFlow start-up; None for Beam, which has none) and the peak
+  summed RSS of its process tree."""
   script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                         "prepare.py")
   start = time.monotonic()
@@ -46,7 +53,8 @@ def _run_prepare(catalog_path: str, output_dir: str,
     child = subprocess.Popen(
         [sys.executable, script, f"--input={catalog_path}", f"--output_dir={output_dir}",
          f"--vocab_file={vocab_file}", f"--workers={_WORKERS.value}",
-         f"--patch_size={_PATCH_SIZE.value}"], stdout=subprocess.DEVNULL, stderr=log)
+         f"--patch_size={_PATCH_SIZE.value}", f"--runner={runner}"],
+        stdout=subprocess.DEVNULL, stderr=log)
     process, peak = psutil.Process(child.pid), 0
     while child.poll() is None:
       peak = max(peak, _tree_rss(process))
@@ -56,7 +64,7 @@ def _run_prepare(catalog_path: str, output_dir: str,
   if child.returncode:
     raise RuntimeError(f"prepare failed:\n{stderr}")
   rates = re.findall(r"([0-9.]+) images/s ETA [0-9:?]+ done in", stderr)
-  return time.monotonic() - start, float(rates[-1]), peak
+  return time.monotonic() - start, float(rates[-1]) if rates else None, peak
 
 
 def main(argv):
@@ -72,15 +80,18 @@ def main(argv):
       vocab_file = os.path.join(tmp, "vocab.txt")
       if not os.path.exists(vocab_file):
         vocab.write_vocab(vocab_file, vocab.learn_vocab(vocab.catalog_texts(catalog_path, "description"), 4000))
-      output_dir = os.path.join(tmp, f"out{num_products}")
-      seconds, rate, peak = _run_prepare(catalog_path, output_dir, vocab_file)
-      manifest = manifest_lib.load(output_dir)
-      images = manifest.num_examples + manifest.num_skipped
-      shard_bytes = sum(os.path.getsize(p) for p in manifest.shard_paths(output_dir))
-      print(f"products={num_products} images={images} wall_seconds={seconds:.1f} "
-            f"images_per_s={rate:.1f} (excluding start-up) "
-            f"peak_rss_all_processes_mb={peak / 2**20:.0f} "
-            f"bytes_per_example={shard_bytes / images:.0f}")
+      for runner in _RUNNERS.value:
+        output_dir = os.path.join(tmp, f"out{num_products}_{runner}")
+        seconds, rate, peak = _run_prepare(catalog_path, output_dir, vocab_file, runner)
+        manifest = manifest_lib.load(output_dir)
+        images = manifest.num_examples + manifest.num_skipped
+        shard_bytes = sum(os.path.getsize(p) for p in manifest.shard_paths(output_dir))
+        without_start = f" ({rate:.1f} excluding start-up)" if rate else ""
+        print(f"runner={runner} products={num_products} images={images} "
+              f"wall_seconds={seconds:.1f} images_per_s={images / seconds:.1f}{without_start} "
+              f"peak_rss_all_processes_mb={peak / 2**20:.0f} "
+              f"bytes_per_example={shard_bytes / images:.0f} "
+              f"shards={[s['sha256'][:8] for s in manifest.shards]}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ flags.DEFINE_integer("vocab_size", 8000, "Largest number of tokens, special toke
                      lower_bound=len(vocab_lib.SPECIAL_TOKENS) + 1)
 flags.DEFINE_enum("text_field", "name_and_description", catalog_lib.TEXT_FIELDS,
                   "Which product text to learn from.")
+flags.DEFINE_integer("vocab_sample_size", 1_000_000, "Learn from at most this many texts, "
+                     "drawn at random (seeded) from a larger catalog; 0: every text.",
+                     lower_bound=0)
+flags.DEFINE_integer("vocab_sample_seed", 0, "Seed of the --vocab_sample_size draw.")
 flags.mark_flags_as_required(["input", "output"])
 
 
@@ -38,7 +42,9 @@ def main(argv: list[str]) -> None:
   if not os.path.isdir(output_dir):
     raise errors.KaleidoError(f"Output directory {output_dir!r} does not exist; create it first.")
   started = time.time()
-  texts = vocab_lib.catalog_texts(FLAGS.input, FLAGS.text_field)
+  texts = vocab_lib.catalog_texts(FLAGS.input, FLAGS.text_field,
+                                  sample_size=FLAGS.vocab_sample_size,
+                                  seed=FLAGS.vocab_sample_seed)
   tokens = vocab_lib.learn_vocab(texts, FLAGS.vocab_size)
   vocab_lib.write_vocab(FLAGS.output, tokens)
   print(f"Read {len(texts)} texts ({FLAGS.text_field}) from {FLAGS.input}.")

@@ -33,6 +33,7 @@ from kaleido.data import catalog as catalog_lib
 from kaleido.data import catalogs
 from kaleido.data import splits
 from kaleido.patches import foreground
+from kaleido.records import beam_flags
 from kaleido.utils import cli
 
 _INPUT = flags.DEFINE_string("input", None, "Catalog: a Fashion-Gen .h5 file or a .jsonl file.")
@@ -41,12 +42,19 @@ _VOCAB_FILE = flags.DEFINE_string(
     "vocab_file", None, "WordPiece vocabulary (one token per line, e.g. bert-base-uncased "
     "vocab.txt). Default: the --label_maps_from folder's, else one learned from the catalog.")
 _VOCAB_SIZE = flags.DEFINE_integer("vocab_size", 8000, "Size of a vocabulary learned here.")
+_VOCAB_SAMPLE_SIZE = flags.DEFINE_integer(
+    "vocab_sample_size", 1_000_000, "A vocabulary learned here reads at most this many texts, "
+    "drawn at random (seeded by --vocab_sample_seed) from a larger catalog; 0: every text.",
+    lower_bound=0)
+_VOCAB_SAMPLE_SEED = flags.DEFINE_integer("vocab_sample_seed", 0,
+                                          "Seed of the --vocab_sample_size draw.")
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 64, "Side of each kaleido patch in pixels.")
 _MAX_SEQ_LENGTH = flags.DEFINE_integer("max_seq_length", 64, "Tokens per text incl. [CLS]/[SEP].")
 _TEXT_FIELD = flags.DEFINE_enum("text_field", "description", list(catalog_lib.TEXT_FIELDS),
                                 "Which product text the model reads.")
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", 0, "Output shards (0: one per 2,048 images).")
-_WORKERS = flags.DEFINE_integer("workers", 2, "Image worker processes (0: in this process).")
+_WORKERS = flags.DEFINE_integer("workers", 2, "Image worker processes (0: in this process); "
+                                "with --runner=DirectRunner, its number of workers.")
 _FOREGROUND = flags.DEFINE_enum("foreground", "classical", list(foreground.FOREGROUND_METHODS),
                                 "Foreground estimator of the patch generator.")
 _UNET_CHECKPOINT = flags.DEFINE_string(
@@ -75,6 +83,7 @@ _ALIGN_BATCH_SIZE = flags.DEFINE_integer("align_batch_size", 64,
                                          "Crops captioned at once for --aag_checkpoint.")
 align_flags.define_align_flags()
 flags.adopt_module_key_flags(align_flags)
+beam_flags.define_runner_flags()
 
 
 def _vocab_file(output_dir: str) -> str:
@@ -90,7 +99,8 @@ def _vocab_file(output_dir: str) -> str:
     print(f"Learning a {_VOCAB_SIZE.value}-token WordPiece vocabulary from {_INPUT.value} ...",
           file=sys.stderr)
     vocab.write_vocab(path, vocab.learn_vocab(
-        vocab.catalog_texts(_INPUT.value, _TEXT_FIELD.value, _TEXT_ENCODING.value),
+        vocab.catalog_texts(_INPUT.value, _TEXT_FIELD.value, _TEXT_ENCODING.value,
+                            _VOCAB_SAMPLE_SIZE.value, _VOCAB_SAMPLE_SEED.value),
         _VOCAB_SIZE.value))
   return path
 
@@ -119,6 +129,7 @@ def _check_inputs() -> None:
   if _VOCAB_FILE.value:
     from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
     vocab.read_vocab(_VOCAB_FILE.value)
+  beam_flags.beam_runner()  # one sentence now when Beam is asked for but missing
 
 
 def _verify(folder: str) -> None:
@@ -167,13 +178,24 @@ def main(argv):
         dataclasses.replace(config, output_dir=_HOLDOUT_DIR.value, split=splits.ProductSplit(
             _HOLDOUT_FRACTION.value, _HOLDOUT_SEED.value, True),
                             label_maps_from=config.label_maps_from or _OUTPUT_DIR.value)]
+  beam = beam_flags.beam_runner()
   for output in outputs:
-    manifest = prepare.prepare_catalog(output)
+    if beam:
+      from kaleido.records import beam_prepare  # pylint: disable=g-import-not-at-top
+      manifest = beam_prepare.prepare_catalog(output, *beam)
+    else:
+      manifest = prepare.prepare_catalog(output)
     _report(manifest, output.output_dir)
-    if _AAG_CHECKPOINT.value:
+    if _AAG_CHECKPOINT.value and beam:
+      from kaleido.alignment import beam_writer  # pylint: disable=g-import-not-at-top
+      manifest = beam_writer.add_alignments(output.output_dir, _AAG_CHECKPOINT.value,
+                                            align_config, _ALIGN_BATCH_SIZE.value, *beam,
+                                            workers=output.workers)
+    elif _AAG_CHECKPOINT.value:
       from kaleido.alignment import writer  # pylint: disable=g-import-not-at-top
       manifest = writer.add_alignments(output.output_dir, _AAG_CHECKPOINT.value, align_config,
                                        _ALIGN_BATCH_SIZE.value)
+    if _AAG_CHECKPOINT.value:
       print(f"Alignment pairs: {manifest.num_with_alignments} of {manifest.num_examples} "
             f"examples have pairs ({manifest.num_alignment_pairs} pairs), "
             f"{manifest.num_without_alignments} got none.")

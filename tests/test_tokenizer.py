@@ -206,3 +206,18 @@ def test_build_vocab_command(tmp_path):
   missing = _build_vocab(f"--input={tmp_path / 'missing.h5'}", f"--output={output}")
   assert missing.returncode == 1
   assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_vocabulary_texts_sample_is_bounded_seeded_and_in_row_order(tmp_path, monkeypatch):
+  monkeypatch.setattr(vocab_lib, "_READ_ROWS", 7)  # several blocks of rows
+  lines = [{"image": "x.png", "text": f"text {i}", "product_id": f"p{i}", "category": "TOPS",
+            "subcategory": "SHIRTS"} for i in range(50)]
+  path = catalogs.write_jsonl(str(tmp_path), lines)
+  every = vocab_lib.catalog_texts(path, "description")
+  assert every == [f"text {i}" for i in range(50)]
+  assert vocab_lib.catalog_texts(path, "description", sample_size=50) == every
+  sample = vocab_lib.catalog_texts(path, "description", sample_size=10, seed=1)
+  assert len(sample) == len(set(sample)) == 10
+  assert sample == sorted(sample, key=every.index)  # row order, each text once
+  assert vocab_lib.catalog_texts(path, "description", sample_size=10, seed=1) == sample
+  assert vocab_lib.catalog_texts(path, "description", sample_size=10, seed=2) != sample

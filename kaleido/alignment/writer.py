@@ -106,28 +106,55 @@ def add_alignments(folder: str, checkpoint_dir: str, config: align_config.AlignC
                           os.path.abspath(checkpoint_dir), batch_size)
 
 
+def pending_shards(folder: str, fingerprint: str) -> list[str]:
+  """The shard paths of `folder` not yet aligned with `fingerprint`."""
+  manifest = inputs.load_prepared(folder)
+  os.makedirs(os.path.join(folder, PROGRESS_DIR), exist_ok=True)
+  return [path for path in manifest.shard_paths(folder)
+          if _finished(folder, os.path.basename(path), fingerprint) is None]
+
+
+def align_and_record(path: str, aligner: generator_lib.AlignmentGenerator, batch_size: int,
+                     fingerprint: str, progress: progress_lib.Progress) -> ShardCounts:
+  """Rewrites the shard at `path` with `aligner`'s pairs and records its counts in progress/
+  (so a rerun skips it); the same step for the loop here and for a Beam pipeline."""
+  counts = _align_shard(path, aligner, batch_size, fingerprint, progress)
+  files.write_json(_progress_path(os.path.dirname(path), os.path.basename(path)),
+                   dataclasses.asdict(counts))
+  return counts
+
+
 def write_alignments(folder: str, aligner: generator_lib.AlignmentGenerator, fingerprint: str,
                      checkpoint_name: str, batch_size: int = 64) -> manifest_lib.Manifest:
   """Writes `aligner`'s pairs into the shards of `folder` not yet done with `fingerprint`, then
   the manifest's counts (`checkpoint_name` is recorded as the generator used)."""
+  pending = pending_shards(folder, fingerprint)
   manifest = inputs.load_prepared(folder)
-  os.makedirs(os.path.join(folder, PROGRESS_DIR), exist_ok=True)
-  progress = progress_lib.Progress(manifest.num_examples, "align", unit="examples")
-  totals = []
-  for path in manifest.shard_paths(folder):
-    name = os.path.basename(path)
-    counts = _finished(folder, name, fingerprint)
-    if counts is None:
-      counts = _align_shard(path, aligner, batch_size, fingerprint, progress)
-      files.write_json(_progress_path(folder, name), dataclasses.asdict(counts))
-    else:
-      progress.update(counts.num_examples)
-    totals.append(counts)
+  done = manifest.num_examples - sum(
+      shard["num_examples"] for path, shard in zip(manifest.shard_paths(folder), manifest.shards)
+      if path in pending)
+  progress = progress_lib.Progress(manifest.num_examples, "align", unit="examples", initial=done)
+  for path in pending:
+    align_and_record(path, aligner, batch_size, fingerprint, progress)
   progress.close()
+  return finish_alignments(folder, fingerprint, checkpoint_name)
+
+
+def finish_alignments(folder: str, fingerprint: str, checkpoint_name: str) -> manifest_lib.Manifest:
+  """The manifest of `folder` with the alignment counts of its shards (all aligned with
+  `fingerprint`), written and returned."""
+  manifest = inputs.load_prepared(folder)
+  paths = manifest.shard_paths(folder)
+  totals = [_finished(folder, os.path.basename(path), fingerprint) for path in paths]
+  missing = [os.path.basename(path) for path, counts in zip(paths, totals) if counts is None]
+  if missing:
+    raise align_config.AlignmentError(
+        f"Shards {missing[:3]} of {folder!r} have no pairs of this generator yet; rerun the same "
+        "command to finish them.")
   manifest = dataclasses.replace(
       manifest,
       shards=[manifest_lib.shard_record(path, shard["num_examples"]) for path, shard in
-              zip(manifest.shard_paths(folder), manifest.shards)],
+              zip(paths, manifest.shards)],
       num_with_alignments=sum(c.num_with_alignments for c in totals),
       num_without_alignments=sum(c.num_without_alignments for c in totals),
       num_alignment_pairs=sum(c.num_pairs for c in totals),

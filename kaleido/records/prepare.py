@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import itertools
 import math
 import multiprocessing
 import os
@@ -93,6 +94,21 @@ class ShardStats:
   num_with_name: int = 0
   num_other_split: int = 0
   product_ids: list[str] = dataclasses.field(default_factory=list)
+
+  def add(self, part: ShardStats) -> None:
+    """Adds the counts of `part` (of a chunk of this shard's rows, in row order) to these."""
+    for field in dataclasses.fields(self):
+      value = getattr(part, field.name)
+      if field.name in ("file", "num_bytes", "sha256"):
+        continue
+      if isinstance(value, dict):
+        merged = getattr(self, field.name)
+        for key, count in value.items():
+          merged[key] = merged.get(key, 0) + count
+      elif isinstance(value, list):
+        getattr(self, field.name).extend(value)
+      else:
+        setattr(self, field.name, getattr(self, field.name) + value)
 
 
 def shard_name(shard: int, num_shards: int) -> str:
@@ -184,8 +200,11 @@ class _ShardWriter:
     self._tmp_path = self._path + ".incomplete"
     self._writer = tf.io.TFRecordWriter(self._tmp_path)
 
-  def write(self, record: bytes) -> None:
-    self._writer.write(record)
+  def write(self, records: list[bytes], stats: ShardStats) -> None:
+    """Appends the examples of one chunk of rows, and its counts."""
+    for record in records:
+      self._writer.write(record)
+    self.stats.add(stats)
 
   def finish(self) -> ShardStats:
     self._writer.close()
@@ -220,8 +239,10 @@ class _ExampleEncoder:
     self._categories = categories
     self._subcategories = subcategories
 
-  def encode(self, results: list[worker.RowResult], stats: ShardStats) -> list[bytes]:
-    """Serialized examples of the good rows; skipped rows are counted in `stats`."""
+  def encode(self, results: list[worker.RowResult]) -> tuple[list[bytes], ShardStats]:
+    """Serialized examples of the good rows, and the counts of the chunk (skipped rows by
+    reason among them)."""
+    stats = ShardStats(file="")
     good = []
     for result in results:
       if result.skip_reason == catalog_scan.OTHER_SPLIT:
@@ -232,7 +253,7 @@ class _ExampleEncoder:
       else:
         good.append(result)
     if not good:
-      return []
+      return [], stats
     encoded = self._tokenizer.encode_batch([r.text for r in good])
     names = self._tokenizer.encode_batch([r.name for r in good]).token_ids
     records = []
@@ -254,7 +275,7 @@ class _ExampleEncoder:
           pose=result.pose, crop_jpeg=crop.crop_jpeg, crop_box=crop.crop_box,
           image_size=(crop.image_height, crop.image_width),
           foreground_found=crop.foreground_found)))
-    return records
+    return records, stats
 
 
 def _tasks(config: PrepareConfig, shards: list[int], rows_per_shard: int, num_rows: int,
@@ -318,8 +339,30 @@ def _check_config(config: PrepareConfig) -> None:
     raise PrepareError("--workers and --num_shards must be >= 0 and --chunk_rows >= 1.")
 
 
-def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
-  """Prepares `config.input_path` into `config.output_dir`; returns the written manifest."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What the first pass decided: label maps, shard layout, and the shards still to write."""
+  num_rows: int
+  rows_per_shard: int
+  num_shards: int
+  text_encoding: str
+  categories: dict[str, int]
+  subcategories: dict[str, int]
+  conflicting_rows: frozenset[int]
+  pending: tuple[int, ...]
+
+  def chunk_tasks(self, config: PrepareConfig, shards: Iterable[int]) -> Iterator[worker.ChunkTask]:
+    """The chunks of rows of `shards`, in row order."""
+    return _tasks(config, list(shards), self.rows_per_shard, self.num_rows, self.text_encoding,
+                  self.conflicting_rows)
+
+  def shard_of_row(self, row: int) -> int:
+    return row // self.rows_per_shard
+
+
+def plan_catalog(config: PrepareConfig) -> Plan:
+  """The first pass over `config.input_path` (texts and labels, no images); starts or checks
+  the output folder's settings, so a rerun resumes only with the same ones."""
   _check_config(config)
   tokenizer = tokenizer_lib.KaleidoTokenizer(config.vocab_file, config.max_seq_length)
   catalog = catalogs.open_catalog(config.input_path, config.text_encoding)
@@ -338,31 +381,66 @@ def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
   os.makedirs(config.output_dir, exist_ok=True)
   _check_or_start(config, _settings(config, num_rows, num_shards, tokenizer.vocab_hash,
                                     categories, subcategories, text_encoding))
-
   finished = _finished_shards(config, num_shards)
-  pending = [s for s in range(num_shards) if s not in finished]
-  done_rows = sum(min(rows_per_shard, num_rows - s * rows_per_shard) for s in finished)
-  progress = progress_lib.Progress(num_rows, "prepare", unit="images", initial=done_rows)
-  encoder = _ExampleEncoder(tokenizer, categories, subcategories)
-  stats = dict(finished)
-  writers: dict[int, _ShardWriter] = {}
-  tasks = _tasks(config, pending, rows_per_shard, num_rows, text_encoding,
-                 scan.conflicting_rows)
-  for results in _ordered_map(worker.process_chunk, tasks, config.workers):
-    shard = results[0].index // rows_per_shard
-    for previous in [s for s in writers if s != shard]:
-      stats[previous] = writers.pop(previous).finish()
-    if shard not in writers:
-      writers[shard] = _ShardWriter(config, shard, num_shards)
-    writer = writers[shard]
-    for record in encoder.encode(results, writer.stats):
-      writer.write(record)
-    progress.update(len(results))
-  for shard, writer in writers.items():
-    stats[shard] = writer.finish()
+  return Plan(num_rows=num_rows, rows_per_shard=rows_per_shard, num_shards=num_shards,
+              text_encoding=text_encoding, categories=categories, subcategories=subcategories,
+              conflicting_rows=scan.conflicting_rows,
+              pending=tuple(s for s in range(num_shards) if s not in finished))
+
+
+def example_encoder(config: PrepareConfig, plan: Plan) -> _ExampleEncoder:
+  """The encoder of worker results into serialized examples, for `plan`'s label maps."""
+  tokenizer = tokenizer_lib.KaleidoTokenizer(config.vocab_file, config.max_seq_length)
+  return _ExampleEncoder(tokenizer, plan.categories, plan.subcategories)
+
+
+def write_shard(config: PrepareConfig, plan: Plan, shard: int,
+                chunks: Iterable[tuple[list[bytes], ShardStats]]) -> ShardStats:
+  """Writes the encoded chunks of `shard` (in row order) atomically and records its stats."""
+  writer = _ShardWriter(config, shard, plan.num_shards)
+  for records, stats in chunks:
+    writer.write(records, stats)
+  return writer.finish()
+
+
+def _write_with_process_pool(config: PrepareConfig, plan: Plan) -> None:
+  """The local path: worker processes cut the images, this process encodes and writes."""
+  done_rows = plan.num_rows - sum(min(plan.rows_per_shard, plan.num_rows - s * plan.rows_per_shard)
+                                  for s in plan.pending)
+  progress = progress_lib.Progress(plan.num_rows, "prepare", unit="images", initial=done_rows)
+  encoder = example_encoder(config, plan)
+
+  def encoded(chunks: Iterable[list[worker.RowResult]]) -> Iterator[tuple[list[bytes], ShardStats]]:
+    for results in chunks:
+      yield encoder.encode(results)
+      progress.update(len(results))
+
+  chunks = _ordered_map(worker.process_chunk, plan.chunk_tasks(config, plan.pending),
+                        config.workers)
+  for shard, of_shard in itertools.groupby(chunks, key=lambda results: plan.shard_of_row(
+      results[0].index)):
+    write_shard(config, plan, shard, encoded(of_shard))
   progress.close()
 
-  manifest = _manifest(config, tokenizer, categories, subcategories,
-                       [stats[s] for s in range(num_shards)], text_encoding)
+
+def finish(config: PrepareConfig, plan: Plan) -> manifest_lib.Manifest:
+  """Writes the manifest of a folder whose shards are all written; returns it."""
+  stats = _finished_shards(config, plan.num_shards)
+  missing = [s for s in range(plan.num_shards) if s not in stats]
+  if missing:
+    raise PrepareError(f"Shards {missing[:5]} of {config.output_dir!r} were not written; rerun "
+                       "the same command to finish them.")
+  tokenizer = tokenizer_lib.KaleidoTokenizer(config.vocab_file, config.max_seq_length)
+  manifest = _manifest(config, tokenizer, plan.categories, plan.subcategories,
+                       [stats[s] for s in range(plan.num_shards)], plan.text_encoding)
   manifest_lib.save(config.output_dir, manifest)
   return manifest
+
+
+def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
+  """Prepares `config.input_path` into `config.output_dir` with the local process pool;
+  returns the written manifest. (kaleido.records.beam_prepare does the same on Apache Beam.)"""
+  plan = plan_catalog(config)
+  if plan.pending:
+    _write_with_process_pool(config, plan)
+  return finish(config, plan)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Iterable, Sequence
 
+import numpy as np
 import tensorflow as tf
 from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as vocab_learner
 
@@ -31,13 +32,27 @@ class VocabError(errors.KaleidoError):
   """A vocabulary that cannot be learned or used (missing file, no special tokens, ...)."""
 
 
-def catalog_texts(path: str, field: str, text_encoding: str = "auto") -> list[str]:
-  """The `field` text (one of catalog.TEXT_FIELDS) of every row of the catalog at `path`."""
+def catalog_texts(path: str, field: str, text_encoding: str = "auto", sample_size: int = 0,
+                  seed: int = 0) -> list[str]:
+  """The `field` text (one of catalog.TEXT_FIELDS) of every row of the catalog at `path`, or,
+  with `sample_size` smaller than the catalog, of that many rows drawn without replacement
+  (seeded, in row order), so memory stays bounded however large the catalog is."""
   catalog = catalogs.open_catalog(path, text_encoding)
   try:
+    num_rows = len(catalog)
+    chosen = None
+    if 0 < sample_size < num_rows:
+      chosen = np.sort(np.random.default_rng(seed).choice(num_rows, sample_size, replace=False))
     texts = []
-    for start in range(0, len(catalog), _READ_ROWS):
-      texts += [row.text(field) for row in catalog.read(start, start + _READ_ROWS, with_images=False)]
+    for start in range(0, num_rows, _READ_ROWS):
+      stop = min(start + _READ_ROWS, num_rows)
+      if chosen is not None:
+        wanted = chosen[np.searchsorted(chosen, start):np.searchsorted(chosen, stop)]
+        if not len(wanted):
+          continue
+        start, stop, keep = int(wanted[0]), int(wanted[-1]) + 1, set(wanted.tolist())
+      rows = catalog.read(start, stop, with_images=False)
+      texts += [row.text(field) for row in rows if chosen is None or row.index in keep]
     return texts
   finally:
     catalog.close()

@@ -1,0 +1,108 @@
+"""Data preparation on Apache Beam: the same shards as the process pool, on any Beam runner.
+
+The driver (kaleido.records.prepare) makes the first pass (label maps, conflicting rows, shard
+layout) and writes the manifest; this pipeline does the per-row work in between, with the same
+code as the pool: chunks of rows -> `worker.process_chunk` (decode, foreground, crop, encode)
+-> the prepare module's example encoder (tokenise, serialise) -> grouped by shard -> each shard
+sorted by row and written atomically by `prepare.write_shard`, which also records its counts in
+progress/. The counts travel with the data, not in Beam metrics, so a retried bundle replaces
+its output instead of adding to it; a shard written twice is the same bytes.
+
+  DirectRunner (local):  --runner=DirectRunner --beam_options="--direct_num_workers=2
+                          --direct_running_mode=multi_processing"
+  Dataflow, Flink, Spark: --runner=DataflowRunner --beam_options="--project=... --region=...
+                          --temp_location=gs://..." (workers need this package installed, e.g.
+                          --setup_file or a container image; output on a filesystem they share)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Sequence
+
+import apache_beam as beam
+from apache_beam.options import pipeline_options as options_lib
+
+from kaleido import errors
+from kaleido.records import manifest as manifest_lib
+from kaleido.records import prepare
+from kaleido.records import worker
+
+
+class _EncodeChunks(beam.DoFn):
+  """ChunkTask -> (shard, (first row, serialized examples, counts)); one encoder per worker."""
+
+  def __init__(self, config: prepare.PrepareConfig, plan: prepare.Plan):
+    super().__init__()
+    self._config = config
+    self._plan = plan
+    self._encoder = None
+
+  def setup(self):
+    worker.initialize_worker(in_child=False)
+    self._encoder = prepare.example_encoder(self._config, self._plan)
+
+  def process(self, task: worker.ChunkTask):
+    records, stats = self._encoder.encode(worker.process_chunk(task))
+    yield self._plan.shard_of_row(task.start), (task.start, records, stats)
+
+
+def _write_shard(config: prepare.PrepareConfig, plan: prepare.Plan, keyed) -> str:
+  shard, chunks = keyed
+  ordered = sorted(chunks, key=lambda chunk: chunk[0])
+  stats = prepare.write_shard(config, plan, shard,
+                              ((records, stats) for _, records, stats in ordered))
+  print(f"prepare: wrote shard {shard + 1} of {plan.num_shards} ({stats.num_examples} "
+        "examples)", file=sys.stderr, flush=True)
+  return stats.file
+
+
+def pipeline_options(runner: str, options: Sequence[str],
+                     workers: int) -> options_lib.PipelineOptions:
+  """`runner` with its command-line `options`; a local DirectRunner gets `workers` processes
+  unless the options say otherwise."""
+  logging.getLogger("apache_beam").setLevel(logging.WARNING)  # the local workers' chatter
+  flags = list(options)
+  if runner == "DirectRunner" and not any(flag.startswith("--direct_num_workers")
+                                          for flag in flags):
+    flags += [f"--direct_num_workers={max(1, workers)}",
+              "--direct_running_mode=" + ("multi_processing" if workers > 1 else "in_memory")]
+  if not any(flag.startswith("--default_sdk_harness_log_level") for flag in flags):
+    flags.append("--default_sdk_harness_log_level=WARNING")
+  return options_lib.PipelineOptions(flags, runner=runner)
+
+
+def pipeline(options: options_lib.PipelineOptions) -> beam.Pipeline:
+  """A pipeline on `options`; options the runner refuses (e.g. Dataflow without --project) in
+  one sentence."""
+  try:
+    return beam.Pipeline(options=options)
+  except ValueError as error:
+    problems = "; ".join(line.strip().rstrip(".") for line in str(error).splitlines()[1:]
+                         if line.strip()) or str(error)
+    raise errors.KaleidoError(f"The {options.get_all_options()['runner']} pipeline options are "
+                              f"incomplete ({problems}); pass them in --beam_options.") from error
+
+
+def prepare_catalog(config: prepare.PrepareConfig, runner: str = "DirectRunner",
+                    options: Sequence[str] = ()) -> manifest_lib.Manifest:
+  """kaleido.records.prepare.prepare_catalog with the shards written by a Beam pipeline on
+  `runner` (DirectRunner, DataflowRunner, FlinkRunner, ...) given its command-line `options`."""
+  plan = prepare.plan_catalog(config)
+  if plan.pending:
+    write_shards(config, plan, pipeline_options(runner, options, config.workers))
+  return prepare.finish(config, plan)
+
+
+def write_shards(config: prepare.PrepareConfig, plan: prepare.Plan,
+                 options: options_lib.PipelineOptions) -> None:
+  """Writes `plan.pending` shards of `config.output_dir`; returns when the pipeline is done."""
+  with pipeline(options) as running:
+    _ = (running
+         | "Shards" >> beam.Create(list(plan.pending))
+         | "Chunks" >> beam.FlatMap(lambda shard: plan.chunk_tasks(config, [shard]))
+         | "Spread" >> beam.Reshuffle()
+         | "Cut and encode" >> beam.ParDo(_EncodeChunks(config, plan))
+         | "By shard" >> beam.GroupByKey()
+         | "Write" >> beam.Map(lambda keyed: _write_shard(config, plan, keyed)))
