@@ -80,6 +80,9 @@ _RERANK = flags.DEFINE_integer(
     "independent ITC embeddings alone (a checkpoint trained with --itc_weight or itc); N > 0 "
     "re-ranks each query's best N by ITC with the cross-encoder (two-stage search, "
     "kaleido/evaluation/two_stage.py).")
+_FUSION_WEIGHT = flags.DEFINE_float(
+    "fusion_weight", 0.0, "Retrieval: re-ranked candidates are ordered by ITM margin + this x "
+    "ITC cosine (0: the margin alone, the paper's score); needs an ITC head.", lower_bound=0.0)
 _NUM_QUERIES = flags.DEFINE_integer("num_queries", 1000,
                                     "Retrieval queries (products) per draw.")
 _NUM_DRAWS = flags.DEFINE_integer("num_draws", 5, "Retrieval draws, averaged.")
@@ -102,6 +105,9 @@ def _check_flags() -> None:
   if _RERANK.value < -1:
     raise errors.KaleidoError(f"--rerank={_RERANK.value} must be -1 (the cross-encoder alone), "
                               "0 (the first stage alone) or the number of candidates to re-rank.")
+  if _FUSION_WEIGHT.value and not _RERANK.value:
+    raise errors.KaleidoError("--fusion_weight weighs the ITC cosine in the re-ranking score, "
+                              "and --rerank=0 re-ranks nothing; pass --rerank=N or -1.")
   if _PREDICTIONS.value:
     if _TASK.value != "caption" or _CHECKPOINT.value:
       raise errors.KaleidoError("--predictions scores a captions file without a model, so it "
@@ -155,7 +161,7 @@ def _beside_output(suffix: str) -> str:
 
 def _retrieval(model, direction: str) -> dict:
   result = retrieval.evaluate_retrieval(
-      model.retrieval_scorer(direction, _RERANK.value), model.product_ids,
+      model.retrieval_scorer(direction, _RERANK.value, _FUSION_WEIGHT.value), model.product_ids,
       model.subcategory_ids, direction, protocol=_PROTOCOL.value, num_queries=_NUM_QUERIES.value,
       num_draws=_NUM_DRAWS.value, seed=_SEED.value, index_file=_INDEX_FILE.value or None)
   if _RERANK.value != -1:
@@ -163,6 +169,9 @@ def _retrieval(model, direction: str) -> dict:
         "ranked by the ITC embeddings alone (--rerank=0)" if not _RERANK.value else
         f"ranked in two stages: the ITC embeddings over every candidate, the ITM cross-encoder "
         f"re-ranking the best {_RERANK.value} (--rerank)")
+  if _FUSION_WEIGHT.value:
+    result["notes"].append(f"re-ranking score: ITM margin + {_FUSION_WEIGHT.value:g} x ITC "
+                           "cosine (--fusion_weight)")
   return result
 
 
@@ -221,8 +230,8 @@ def _evaluate_model() -> tuple[dict, int]:
 
 def _settings() -> dict:
   names = ("task", "checkpoint", "eval_data", "demo_split", "predictions", "protocol",
-           "rerank", "num_queries", "num_draws", "seed", "index_file", "batch_size",
-           "retrieval_text", "beam_size", "caption_cache", "mixed_precision")
+           "rerank", "fusion_weight", "num_queries", "num_draws", "seed", "index_file",
+           "batch_size", "retrieval_text", "beam_size", "caption_cache", "mixed_precision")
   return {name: flags.FLAGS[name].value for name in names}
 
 

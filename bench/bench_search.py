@@ -5,8 +5,8 @@ r"""Quality and speed of two-stage retrieval over a whole gallery (a benchmark, 
 
 Full-gallery ITR and TIR (every query product against one image or text of every product, as
 evaluate.py --protocol=full) for each --reranks value (0: the ITC first stage alone; N: the best
-N re-ranked by the ITM cross-encoder; -1: the cross-encoder over the whole gallery), with
-queries/s. Then the per-item costs behind a projection to --catalog_sizes items per query: the
+N re-ranked by the ITM cross-encoder; -1: the cross-encoder over the whole gallery) and each
+--fusion_weights value (the re-ranking score: margin + weight x ITC cosine), with queries/s. Then the per-item costs behind a projection to --catalog_sizes items per query: the
 first stage as an exact float32 product of a query with N random 256-d unit vectors (measured at
 each size), the cross-encoder's pairs/s and the query's own embedding pass on this checkpoint.
 """
@@ -21,6 +21,8 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", "runs/demo_retrieval_itc", "A tr
 _EVAL_DATA = flags.DEFINE_string("eval_data", "workdir/demo/prepared/validation",
                                  "A prepared folder.")
 _RERANKS = flags.DEFINE_list("reranks", ["0", "20", "50", "100", "-1"], "Re-rank depths.")
+_FUSION_WEIGHTS = flags.DEFINE_list("fusion_weights", ["0"], "Re-ranking scores to measure: ITM "
+                                    "margin + weight x ITC cosine (evaluate.py --fusion_weight).")
 _CATALOG_SIZES = flags.DEFINE_list("catalog_sizes", ["100000", "1000000"],
                                    "Catalog sizes of the first-stage measurement.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Pairs per model call.")
@@ -82,20 +84,23 @@ def main(argv):
   model.contrastive_embeddings()
   print(f"{model.num_examples} images embedded (patch features and ITC, once) in "
         f"{time.perf_counter() - start:.1f} s")
-  print("| rerank | ITR R@1 / R@5 / R@10 | TIR R@1 / R@5 / R@10 | queries/s (both) |")
-  print("|---|---|---|---|")
-  for rerank in (int(value) for value in _RERANKS.value):
+  print("| rerank | fusion weight | ITR R@1 / R@5 / R@10 | TIR R@1 / R@5 / R@10 | queries/s |")
+  print("|---|---|---|---|---|")
+  settings = [(int(rerank), float(weight)) for rerank in _RERANKS.value
+              for weight in _FUSION_WEIGHTS.value if int(rerank) or not float(weight)]
+  for rerank, weight in settings:
     row, seconds, queries = [], 0.0, 0
     for direction in ("itr", "tir"):
       start = time.perf_counter()
-      result = retrieval.evaluate_retrieval(model.retrieval_scorer(direction, rerank),
+      result = retrieval.evaluate_retrieval(model.retrieval_scorer(direction, rerank, weight),
                                             model.product_ids, model.subcategory_ids, direction,
                                             protocol="full", num_queries=1000, num_draws=1)
       seconds += time.perf_counter() - start
       queries += result["num_queries"]
       row.append(" / ".join(f"{result[f'R@{k}']:.2f}" for k in (1, 5, 10)))
     name = {0: "0 (ITC alone)", -1: "-1 (cross-encoder, whole gallery)"}.get(rerank, rerank)
-    print(f"| {name} | {row[0]} | {row[1]} | {queries / seconds:.1f} |", flush=True)
+    print(f"| {name} | {weight:g} | {row[0]} | {row[1]} | {queries / seconds:.1f} |",
+          flush=True)
   rows = np.arange(min(512, model.num_examples))
   start = time.perf_counter()
   model.matched_margin(rows, rows[::-1].copy())

@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 # Modules whose tests start training or serving processes, longest first. Under
-# `-n 2 --dist loadfile` (the README's command) each module runs on one worker; starting these
+# `-n 3 --dist loadfile` (the README's command) each module runs on one worker; starting these
 # first keeps one long module from running alone at the end of the suite.
 LONG_MODULES_FIRST = ("test_training", "test_train_cli", "test_serving", "test_tasks",
                       "test_alignment_records", "test_search", "test_prepare_cli",

@@ -49,8 +49,8 @@ class FakeEvaluationModel:
     self.product_ids = np.array([f"p{i // 2:03d}" for i in range(300)])  # 150 products
     self.subcategory_ids = np.array([(i // 2) % 3 for i in range(300)])
 
-  def retrieval_scorer(self, direction, rerank):
-    assert rerank == -1  # evaluate.py's default: the cross-encoder alone
+  def retrieval_scorer(self, direction, rerank, fusion_weight):
+    assert (rerank, fusion_weight) == (-1, 0.0)  # evaluate.py's defaults: the cross-encoder alone
     if direction == "itr":
       return lambda q, c: (self.product_ids[c] == self.product_ids[q][:, None]).astype(float)
     return lambda q, c: np.zeros(c.shape)

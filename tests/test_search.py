@@ -34,6 +34,12 @@ def test_rerank_puts_the_reranked_first_in_margin_order_and_keeps_the_rest():
   assert order(two_stage.rerank_scores(first, 0, margins_of)) == [0, 3, 2, 4, 1]
   assert order(two_stage.rerank_scores(first, -1, margins_of)) == [3, 2, 1, 4, 0]
   assert order(two_stage.rerank_scores(first, 9, margins_of)) == [3, 2, 1, 4, 0]
+  # Fused: margin + 100 x first stage (60, 11, 52, 120, 20.5) among the re-ranked.
+  assert order(two_stage.rerank_scores(first, 3, margins_of)) == [3, 2, 0, 4, 1]
+  assert order(two_stage.rerank_scores(first, 3, margins_of, 100.0)) == [3, 0, 2, 4, 1]
+  assert order(two_stage.rerank_scores(first, -1, margins_of, 100.0)) == [3, 0, 2, 4, 1]
+  np.testing.assert_allclose(two_stage.rerank_scores(first, -1, margins_of, 100.0),
+                             [[60.0, 11.0, 52.0, 120.0, 20.5]])
 
 
 @pytest.fixture(scope="module", name="setup")

@@ -27,6 +27,9 @@ _TOP_K = flags.DEFINE_integer("top_k", 10, "Hits per query.")
 _RERANK = flags.DEFINE_integer("rerank", 100, "First-stage hits re-ranked by the cross-encoder "
                                "(0: the first stage alone; -1: the cross-encoder over every "
                                "item, slow beyond a few thousand).")
+_FUSION_WEIGHT = flags.DEFINE_float(
+    "fusion_weight", 0.0, "The re-ranked hits are ordered by ITM margin + this x first-stage "
+    "cosine (0: the cross-encoder's margin alone).", lower_bound=0.0)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "", "The run to search with (default: the one "
                                   "the index was built with; another is refused).")
 _OUTPUT = flags.DEFINE_string("output", "", "JSON-lines file of the hits (default: stdout).")
@@ -51,12 +54,14 @@ def main(argv):
   from kaleido.search import page  # pylint: disable=g-import-not-at-top
   from kaleido.search import searcher as searcher_lib  # pylint: disable=g-import-not-at-top
   searcher = searcher_lib.Searcher(_INDEX.value, _CHECKPOINT.value, _BATCH_SIZE.value)
-  results = [page.QueryResults(text, searcher.search_text(text, _TOP_K.value, _RERANK.value))
+  results = [page.QueryResults(text, searcher.search_text(text, _TOP_K.value, _RERANK.value,
+                                                         _FUSION_WEIGHT.value))
              for text in _QUERY.value]
   for path in _IMAGE.value:
     query = searcher.image_query(searcher_lib.read_query_image(path))
     results.append(page.QueryResults(os.path.basename(path),
-                                     searcher.search_image(query, _TOP_K.value, _RERANK.value),
+                                     searcher.search_image(query, _TOP_K.value, _RERANK.value,
+                                                           _FUSION_WEIGHT.value),
                                      query.thumbnail))
   lines = [json.dumps({"query": result.query, **hit.as_json()}) for result in results
            for hit in result.hits]

@@ -230,18 +230,20 @@ class EvaluationModel:
     for ranking: it saturates)."""
     return 1.0 / (1.0 + np.exp(-self.matched_margin(text_rows, image_rows).astype(np.float64)))
 
-  def retrieval_scorer(self, direction: str,
-                       rerank: int = two_stage.WHOLE_GALLERY) -> Scorer:
+  def retrieval_scorer(self, direction: str, rerank: int = two_stage.WHOLE_GALLERY,
+                       fusion_weight: float = 0.0) -> Scorer:
     """scorer(query_indices, candidate_indices) -> scores of the same shape as the candidates.
 
     rerank -1: the ITM logit margins of every candidate (never saturated, so a confident model's
     scores do not tie); 0: the ITC cosine of the independent embeddings alone; N: the two
-    stages (kaleido.evaluation.two_stage). ITR: the query is an image, the candidates texts; TIR the
+    stages (kaleido.evaluation.two_stage; the re-ranked get margin + `fusion_weight` x cosine).
+    ITR: the query is an image, the candidates texts; TIR the
     other way round. `query_indices` has shape (Q,), `candidate_indices` (Q, C) or (C,) (then
     shared by all queries).
     """
     self._check(direction)
-    if rerank != two_stage.WHOLE_GALLERY:
+    with_first_stage = rerank != two_stage.WHOLE_GALLERY or fusion_weight != 0.0
+    if with_first_stage:
       self.contrastive_embeddings()  # the one sentence now when the run has no ITC head
 
     def scorer(query_indices: np.ndarray, candidate_indices: np.ndarray) -> np.ndarray:
@@ -258,11 +260,11 @@ class EvaluationModel:
         return self.matched_margin(texts, images).reshape(chosen.shape)
 
       first_stage = np.zeros(candidates.shape)
-      if rerank != two_stage.WHOLE_GALLERY:
+      if with_first_stage:
         text, image = self.contrastive_embeddings()
         query_side, candidate_side = (image, text) if direction == "itr" else (text, image)
         first_stage = np.einsum("qd,qcd->qc", query_side[queries], candidate_side[candidates])
-      return two_stage.rerank_scores(first_stage, rerank, margins_of)
+      return two_stage.rerank_scores(first_stage, rerank, margins_of, fusion_weight)
 
     return scorer
 

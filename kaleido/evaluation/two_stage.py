@@ -4,7 +4,9 @@ margin for the best `rerank` of them.
 `rerank` > 0: the top `rerank` candidates of each query by first-stage score are scored again by
 the cross-encoder and ranked by that margin, above all the others (which keep their first-stage
 order); 0: the first stage alone; -1 (or at least the number of candidates): the cross-encoder
-over every candidate.
+over every candidate. The re-ranking score is the ITM margin plus `fusion_weight` times the
+first-stage score (0, the default: the margin alone, the paper's cross-encoder; the ITC first
+stage is a cosine, so the weight is in margin units per unit of cosine).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def top_columns(scores: np.ndarray, count: int) -> np.ndarray:
   return order[:, :count]
 
 
-def rerank_scores(first_stage: np.ndarray, rerank: int, margins_of: MarginFn) -> np.ndarray:
+def rerank_scores(first_stage: np.ndarray, rerank: int, margins_of: MarginFn,
+                  fusion_weight: float = 0.0) -> np.ndarray:
   """(Q, C) float64 scores whose order is the two-stage ranking of the module docstring.
 
   Re-ranked candidates get their margin plus a per-query offset that puts the lowest of them
@@ -38,9 +41,10 @@ def rerank_scores(first_stage: np.ndarray, rerank: int, margins_of: MarginFn) ->
     return first_stage
   if rerank < 0 or rerank >= num_candidates:
     columns = np.broadcast_to(np.arange(num_candidates), first_stage.shape)
-    return np.asarray(margins_of(columns), np.float64)
+    return np.asarray(margins_of(columns), np.float64) + fusion_weight * first_stage
   columns = top_columns(first_stage, rerank)
-  margins = np.asarray(margins_of(columns), np.float64)
+  margins = (np.asarray(margins_of(columns), np.float64) +
+             fusion_weight * np.take_along_axis(first_stage, columns, axis=1))
   offset = first_stage.max(axis=1, keepdims=True) - margins.min(axis=1, keepdims=True) + 1.0
   scores = first_stage.copy()
   np.put_along_axis(scores, columns, margins + offset, axis=1)

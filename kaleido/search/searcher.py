@@ -82,7 +82,7 @@ class Searcher:
                            for start in range(0, len(candidates), BLOCK)])
 
   def _hits(self, rows: np.ndarray, first_stage: np.ndarray, rerank: int, top_k: int,
-            margins_of) -> list[Hit]:
+            margins_of, fusion_weight: float) -> list[Hit]:
     """The top_k of `rows` (candidate rows of the index) under the two stages."""
     margin_by_column: dict[int, float] = {}
 
@@ -91,7 +91,7 @@ class Searcher:
       margin_by_column.update(zip(columns[0].tolist(), values.tolist()))
       return values[np.newaxis]
 
-    scores = two_stage.rerank_scores(first_stage[np.newaxis], rerank, margins)[0]
+    scores = two_stage.rerank_scores(first_stage[np.newaxis], rerank, margins, fusion_weight)[0]
     best = two_stage.top_columns(scores[np.newaxis], top_k)[0]
     index = self.index
     return [Hit(rank=rank + 1, row=int(rows[c]), product_id=str(index.product_ids[rows[c]]),
@@ -99,8 +99,10 @@ class Searcher:
                 first_stage=float(first_stage[c]), itm_margin=margin_by_column.get(int(c)))
             for rank, c in enumerate(best)]
 
-  def search_text(self, query: str, top_k: int = 10, rerank: int = 100) -> list[Hit]:
-    """The indexed images that best show `query`."""
+  def search_text(self, query: str, top_k: int = 10, rerank: int = 100,
+                  fusion_weight: float = 0.0) -> list[Hit]:
+    """The indexed images that best show `query` (re-ranked by ITM margin + `fusion_weight` x
+    first-stage cosine)."""
     ids = self.tokenizer.encode_batch([query]).token_ids[0]
     word_ids, input_mask = encoders_lib.empty_texts(1, self.tokenizer.max_seq_length)
     word_ids[0, :len(ids)] = ids
@@ -117,7 +119,7 @@ class Searcher:
                                    index.patch_boxes[candidate_rows],
                                    index.patch_features[candidate_rows].astype(np.float32))
 
-    return self._hits(rows, first_stage, rerank, top_k, margins_of)
+    return self._hits(rows, first_stage, rerank, top_k, margins_of, fusion_weight)
 
   def image_query(self, image: np.ndarray) -> ImageQuery:
     """An (H, W, 3) uint8 RGB image cropped and cut as the index's data was prepared."""
@@ -132,9 +134,10 @@ class Searcher:
                       patch_boxes=cutting.patch_boxes(tf.constant(crop.crop_box)).numpy(),
                       thumbnail=crop.crop_jpeg)
 
-  def search_image(self, query: ImageQuery, top_k: int = 10, rerank: int = 100) -> list[Hit]:
+  def search_image(self, query: ImageQuery, top_k: int = 10, rerank: int = 100,
+                   fusion_weight: float = 0.0) -> list[Hit]:
     """The indexed products' texts that best describe the query image (one text per
-    product)."""
+    product; re-ranked as search_text)."""
     index = self.index
     word_ids, input_mask = encoders_lib.empty_texts(1, index.word_ids.shape[1])
     _, image_embedding = self.encoders.embeddings(word_ids, input_mask,
@@ -150,7 +153,7 @@ class Searcher:
                                    np.repeat(query.patch_boxes[np.newaxis], count, 0),
                                    np.repeat(query.patch_features[np.newaxis], count, 0))
 
-    return self._hits(rows, first_stage, rerank, top_k, margins_of)
+    return self._hits(rows, first_stage, rerank, top_k, margins_of, fusion_weight)
 
 
 def read_query_image(path: str) -> np.ndarray:
