@@ -7,6 +7,10 @@ each shard to a temporary name, renaming it only when complete and recording its
 SHA-256 in `progress/`. Examples are serialized deterministically, so the same catalog and
 settings give byte-identical shards. A rerun with the same settings skips the finished shards;
 different settings are refused unless `overwrite` is set.
+
+The three steps are public so that kaleido.records.beam_prepare runs the middle one on Apache
+Beam with the same code: `plan_catalog` (first pass, settings), `write_shard` (one shard from its
+encoded chunks) and `finish` (the manifest).
 """
 
 from __future__ import annotations
