@@ -5,9 +5,12 @@ import json
 import os
 import shutil
 
+from apache_beam.io import localfilesystem
 import numpy as np
 import pytest
 
+from kaleido.data import catalog as catalog_lib
+from kaleido.data import catalogs as catalogs_lib
 from kaleido.demo import generator as demo
 from kaleido.patches import generator
 from kaleido.records import manifest as manifest_lib
@@ -124,3 +127,45 @@ def test_beam_writes_the_alignment_pairs_the_loop_writes(tmp_path):
   assert _shards(beam) == _shards(loop)
   assert (beam.num_with_alignments, beam.num_without_alignments, beam.num_alignment_pairs) == (
       loop.num_with_alignments, loop.num_without_alignments, loop.num_alignment_pairs)
+
+
+class _TestUrlFileSystem(localfilesystem.LocalFileSystem):
+  """kaleidotest:///abs/path -> the local /abs/path, through Beam's FileSystems like gs://."""
+
+  @classmethod
+  def scheme(cls):
+    return "kaleidotest"
+
+  def open(self, path, *args, **kwargs):
+    return super().open(path.removeprefix("kaleidotest://"), *args, **kwargs)
+
+  def exists(self, path):
+    return super().exists(path.removeprefix("kaleidotest://"))
+
+  def match(self, patterns, limits=None):
+    return super().match([p.removeprefix("kaleidotest://") for p in patterns], limits)
+
+
+def test_a_catalog_and_its_images_on_a_beam_filesystem_give_the_local_shards(tmp_path):
+  """The catalog file and its images as URLs (read through Beam's FileSystems, as gs:// and
+  s3:// are) give the examples of the same catalog on the local disk, and a missing remote image
+  is counted as a missing file."""
+  rng = np.random.default_rng(7)
+  for i in range(2):
+    catalogs.write_png(str(tmp_path), f"img{i}.png", catalogs.product_image(rng, 96)[0])
+  lines = [{**BASE, "image": f"img{i % 2}.png", "product_id": f"p{i}"} for i in range(3)]
+  lines[2]["image"] = "gone.png"
+  for folder, prefix in (("local", "../"), ("remote", f"kaleidotest://{tmp_path}/")):
+    os.makedirs(tmp_path / folder)
+    (tmp_path / folder / "catalog.jsonl").write_text("".join(
+        json.dumps({**line, "image": prefix + line["image"]}) + "\n" for line in lines))
+  vocab_file = catalogs.write_vocab(str(tmp_path))
+  local = _prepare(str(tmp_path / "local" / "catalog.jsonl"), str(tmp_path / "out_local"),
+                   vocab_file, num_shards=1)
+  remote = _prepare(f"kaleidotest://{tmp_path}/remote/catalog.jsonl", str(tmp_path / "out_remote"),
+                    vocab_file, "DirectRunner", num_shards=1)
+  assert local.skipped_reasons == remote.skipped_reasons == {"missing_image_file": 1}
+  assert remote.num_examples == local.num_examples > 0 and _shards(remote) == _shards(local)
+  assert remote.source == f"kaleidotest://{tmp_path}/remote/catalog.jsonl"
+  with pytest.raises(catalog_lib.CatalogError, match=r"pip install 'apache-beam\[gcp\]'"):
+    catalogs_lib.open_catalog("gs://no-bucket/catalog.jsonl")

@@ -13,6 +13,8 @@ import struct
 import cv2
 import numpy as np
 
+from kaleido.utils import filesystems
+
 # Reasons a row's image is refused (counted in the manifest).
 MISSING = "missing_image_file"
 CORRUPT = "corrupt_image"
@@ -98,10 +100,9 @@ def decode(data: bytes) -> tuple[np.ndarray | None, str | None]:
 
 
 def read_image(path: str) -> tuple[np.ndarray | None, str | None]:
-  """The image file at `path` decoded by `decode`, or (None, MISSING)."""
-  try:
-    with open(path, "rb") as f:
-      data = f.read()
-  except (FileNotFoundError, IsADirectoryError, PermissionError):
+  """The image file at `path` (local, or a URL: kaleido.utils.filesystems) decoded by `decode`,
+  or (None, MISSING)."""
+  data = filesystems.read_bytes(path)
+  if data is None:
     return None, MISSING
   return decode(data)

@@ -1,7 +1,8 @@
 """JSON-lines catalogs: a user's own products, one image per line, UTF-8 (a byte-order mark is
 allowed).
 
-Each line: {"image": path (relative to the .jsonl file, or absolute), "text": description,
+Each line: {"image": path (relative to the .jsonl file, absolute, or a URL such as
+gs://bucket/x.jpg that Beam's FileSystems read; the .jsonl file may be a URL too), "text": description,
 "product_id": ..., "category": ..., "subcategory": ...} and optionally "name" and "pose".
 A line that cannot be a row stays in the catalog as a row with an `error` (one reason each,
 counted by data preparation without losing the good rows): `invalid_utf8`, `invalid_json` (not
@@ -18,6 +19,7 @@ import os
 
 from kaleido.data import catalog
 from kaleido.data import images
+from kaleido.utils import filesystems
 
 REQUIRED_FIELDS = ("image", "text", "product_id", "category", "subcategory")
 OPTIONAL_FIELDS = ("name", "pose")
@@ -68,9 +70,9 @@ class JsonlCatalog:
 
   def __init__(self, path: str):
     self.path = path
-    self._root = os.path.dirname(os.path.abspath(path))
+    self._root = filesystems.folder_of(path)
     self._offsets = []
-    with open(path, "rb") as f:
+    with filesystems.open_binary(path) as f:
       offset = 0
       for raw in f:
         if raw.strip():
@@ -87,7 +89,7 @@ class JsonlCatalog:
 
   def _lines(self, start: int, stop: int) -> list[bytes]:
     lines = []
-    with open(self.path, "rb") as f:
+    with filesystems.open_binary(self.path) as f:
       for offset in self._offsets[start:stop]:
         f.seek(offset)
         lines.append(f.readline())
@@ -97,7 +99,7 @@ class JsonlCatalog:
     fields, error = _parse_line(raw)
     image = None
     if error is None and with_image:
-      image, error = images.read_image(os.path.join(self._root, fields["image"]))
+      image, error = images.read_image(filesystems.join(self._root, fields["image"]))
     return catalog.CatalogRow(
         index=index,
         image_id=f"{self._stem}:{index}",

@@ -40,6 +40,7 @@ from kaleido.records import schema
 from kaleido.records import worker
 from kaleido.text import tokenizer as tokenizer_lib
 from kaleido.utils import files
+from kaleido.utils import filesystems
 from kaleido.utils import progress as progress_lib
 
 PROGRESS_DIR = "progress"
@@ -131,10 +132,10 @@ def _settings(config: PrepareConfig, num_rows: int, num_shards: int, vocab_hash:
               categories: dict[str, int], subcategories: dict[str, int],
               text_encoding: str) -> dict:
   """What must not change between an interrupted run and its resumption."""
-  source = os.path.abspath(config.input_path)
+  source = filesystems.absolute(config.input_path)
   return {
       "source": source,
-      "source_size": os.path.getsize(source),
+      "source_size": filesystems.size(source),
       "num_rows": num_rows,
       "num_shards": num_shards,
       "vocab_hash": vocab_hash,
@@ -289,7 +290,7 @@ def _tasks(config: PrepareConfig, shards: list[int], rows_per_shard: int, num_ro
     for chunk_start in range(start, stop, config.chunk_rows):
       chunk_stop = min(chunk_start + config.chunk_rows, stop)
       yield worker.ChunkTask(
-          catalog_path=os.path.abspath(config.input_path), start=chunk_start, stop=chunk_stop,
+          catalog_path=filesystems.absolute(config.input_path), start=chunk_start, stop=chunk_stop,
           text_field=config.text_field, patch_config=config.patch, split=config.split,
           text_encoding=text_encoding,
           conflicting_rows=frozenset(row for row in conflicting_rows
@@ -314,7 +315,7 @@ def _manifest(config: PrepareConfig, tokenizer: tokenizer_lib.KaleidoTokenizer,
       categories=categories,
       subcategories=subcategories,
       schema_version=schema.SCHEMA_VERSION,
-      source=os.path.abspath(config.input_path),
+      source=filesystems.absolute(config.input_path),
       text_field=config.text_field,
       foreground_method=config.patch.foreground.method,
       num_foreground_fallback=sum(s.num_foreground_fallback for s in stats),
