@@ -5,6 +5,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import kaleido  # pylint: disable=unused-import,wrong-import-position  (before TensorFlow: its Keras setting)
+
 # Modules whose tests start training or serving processes, longest first. Under
 # `-n 3 --dist loadfile` (the README's command) each module runs on one worker; starting these
 # first keeps one long module from running alone at the end of the suite.

@@ -1,13 +1,34 @@
-r"""Runs a few pre-training steps of a tiny model under a strategy; prints the losses as JSON.
+r"""A few pre-training steps of a tiny model under a strategy; prints the losses as JSON.
 
-Used by tests/test_training.py in fresh processes, because logical CPU devices and TF_CONFIG must
-be set before TensorFlow starts:
+tests/test_training.py runs it in fresh processes where logical CPU devices or TF_CONFIG must be
+set before TensorFlow starts:
 
   python -m tests.distributed_run --data DIR --model_dir DIR --strategy mirrored --logical_cpus 2
+
+and calls `train` in its own process for the one-device variants (XLA, mixed precision).
 """
 
 import argparse
 import json
+
+
+def train(data: str, model_dir: str, strategy=None, strategy_name: str = "one_device",
+          steps: int = 3, batch_size: int = 8, eval_every: int = 0, keep_best: str = "",
+          **training) -> dict:
+  """Trains the tiny experiment; {"step", "losses", "interrupted", "validation"}. `training`
+  overrides TrainingConfig fields (input_mode, checkpoint_every, mixed_precision, jit_compile)."""
+  from kaleido.tasks import factory  # pylint: disable=g-import-not-at-top
+  from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
+  from tests import catalogs  # pylint: disable=g-import-not-at-top
+  config = catalogs.tiny_experiment(
+      data, model_dir, train_steps=steps, batch_size=batch_size,
+      training={"strategy": strategy_name, "checkpoint_every": 1000, "summary_every": 1,
+                "image_summary_every": 1000, **training},
+      eval_data=data if eval_every else "",
+      evaluation={"eval_every": eval_every, "eval_steps": 2, "keep_best": keep_best})
+  result = trainer.Trainer(config, factory.create_task(config), strategy).run()
+  return {"step": result.step, "losses": result.losses, "interrupted": result.interrupted,
+          "validation": result.validation}
 
 
 def main() -> None:
@@ -19,9 +40,6 @@ def main() -> None:
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--batch_size", type=int, default=8)
   parser.add_argument("--input_mode", default="global")
-  parser.add_argument("--checkpoint_every", type=int, default=1000)
-  parser.add_argument("--mixed_precision", default="none")
-  parser.add_argument("--jit_compile", action="store_true")
   parser.add_argument("--eval_every", type=int, default=0)  # on --data itself
   parser.add_argument("--keep_best", default="")
   args = parser.parse_args()
@@ -34,22 +52,9 @@ def main() -> None:
 
   from kaleido.training import distribute  # pylint: disable=g-import-not-at-top
   strategy = distribute.create_strategy(args.strategy)  # before any other TensorFlow work
-
-  from kaleido.tasks import factory  # pylint: disable=g-import-not-at-top
-  from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
-  from tests import catalogs  # pylint: disable=g-import-not-at-top
-
-  config = catalogs.tiny_experiment(
-      args.data, args.model_dir, train_steps=args.steps, batch_size=args.batch_size,
-      training={"strategy": args.strategy, "input_mode": args.input_mode,
-                "checkpoint_every": args.checkpoint_every,
-                "mixed_precision": args.mixed_precision, "jit_compile": args.jit_compile,
-                "summary_every": 1, "image_summary_every": 1000},
-      eval_data=args.data if args.eval_every else "",
-      evaluation={"eval_every": args.eval_every, "eval_steps": 2, "keep_best": args.keep_best})
-  result = trainer.Trainer(config, factory.create_task(config), strategy).run()
-  print(json.dumps({"step": result.step, "losses": result.losses,
-                    "interrupted": result.interrupted, "validation": result.validation}))
+  print(json.dumps(train(args.data, args.model_dir, strategy, args.strategy, args.steps,
+                         args.batch_size, args.eval_every, args.keep_best,
+                         input_mode=args.input_mode)))
 
 
 if __name__ == "__main__":

@@ -27,15 +27,21 @@ def fixture_data(tmp_path_factory):
                                 max_seq_length=24)
 
 
+COMMON_FLAGS = ("--backbone=small", "--hidden_size=32", "--num_layers=1", "--num_heads=2",
+                "--intermediate_size=64", "--batch_size=4", "--train_steps=10", "--warmup_steps=0")
+
+
 def _train(tmp_path, *flags, env=None):
   result = subprocess.run(
       [sys.executable, os.path.join(REPO_ROOT, "train.py"), f"--model_dir={tmp_path / 'run'}",
-       "--backbone=small", "--hidden_size=32", "--num_layers=1", "--num_heads=2",
-       "--intermediate_size=64", "--batch_size=4", "--train_steps=10", "--warmup_steps=0",
-       *flags],
+       *COMMON_FLAGS, *flags],
       capture_output=True, text=True, timeout=300, check=False, env={**os.environ, **(env or {})})
   assert "Traceback" not in result.stderr, result.stderr[-2000:]
-  return result, [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  return result, _error_lines(result.stderr)
+
+
+def _error_lines(stderr: str) -> list[str]:
+  return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 def test_missing_data_folder(tmp_path):
@@ -44,33 +50,60 @@ def test_missing_data_folder(tmp_path):
   assert "does not exist; create it with python data/prepare.py" in errors[0]
 
 
-def test_vocabulary_changed_since_preparation(data, tmp_path):
-  copy = str(tmp_path / "prepared")
+def _changed_vocabulary_copy(data: str, folder) -> str:
+  """A copy of `data` whose manifest names a vocabulary changed since the data was prepared."""
+  copy = str(folder / "prepared")
   shutil.copytree(data, copy)
   manifest = manifest_lib.load(copy)
-  changed_vocab = str(tmp_path / "vocab.txt")
+  changed_vocab = str(folder / "vocab.txt")
   shutil.copy(manifest.vocab_file, changed_vocab)
   with open(changed_vocab, "a", encoding="utf-8") as f:
     f.write("extra\n")
   manifest.vocab_file = changed_vocab
   manifest_lib.save(copy, manifest)
-  result, errors = _train(tmp_path, f"--train_data={copy}")
-  assert result.returncode == 1 and len(errors) == 1 and "SHA-256 differs" in errors[0]
+  return copy
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--num_heads=3", "must be divisible by --num_heads=3"),
-    ("--tasks=itm,rr", "must include amlm"),
-    ("--loss_weights=rr=", "is not name=value"),
-    ("--train_steps=0", "must be at least 1"),
-    ("--warmup_steps=50", "must be between 0 and --train_steps=10"),
-    ("--backbone=resnet50", "has no --resnet_weights"),
-    ("--patch_norm_from_text", "copies the LayerNorm of a --bert_init checkpoint"),
-    ("--strategy=tpu", "found no TPU"),  # this machine has none
-])
-def test_inconsistent_flags(data, tmp_path, flag, message):
-  result, errors = _train(tmp_path, f"--train_data={data}", flag)
-  assert result.returncode == 1 and len(errors) == 1 and message in errors[0]
+FLAG_ERRORS = {
+    "--num_heads=3": "must be divisible by --num_heads=3",
+    "--tasks=itm,rr": "must include amlm",
+    "--loss_weights=rr=": "is not name=value",
+    "--train_steps=0": "must be at least 1",
+    "--warmup_steps=50": "must be between 0 and --train_steps=10",
+    "--backbone=resnet50": "has no --resnet_weights",
+    "--patch_norm_from_text": "copies the LayerNorm of a --bert_init checkpoint",
+    "--strategy=tpu": "found no TPU",  # this machine has none
+}
+
+
+@pytest.fixture(scope="module", name="refused")
+def fixture_refused(data, tmp_path_factory):
+  """{case: the "error:" lines of train.py's main} for each bad flag of FLAG_ERRORS and for data
+  prepared with another vocabulary, all in one process (tests/train_in_process.py)."""
+  folder = tmp_path_factory.mktemp("refused")
+  model_dir = f"--model_dir={folder / 'run'}"
+  cases = {flag: [model_dir, *COMMON_FLAGS, f"--train_data={data}", flag] for flag in FLAG_ERRORS}
+  cases["changed_vocabulary"] = [model_dir, *COMMON_FLAGS,
+                                 f"--train_data={_changed_vocabulary_copy(data, folder)}"]
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, "tests", "train_in_process.py"),
+       json.dumps(list(cases.values()))], capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+  for outcome in outcomes:
+    assert outcome["returncode"] == 1 and "Traceback" not in outcome["stderr"], outcome
+  return {case: _error_lines(outcome["stderr"]) for case, outcome in zip(cases, outcomes)}
+
+
+def test_vocabulary_changed_since_preparation(refused):
+  errors = refused["changed_vocabulary"]
+  assert len(errors) == 1 and "SHA-256 differs" in errors[0]
+
+
+@pytest.mark.parametrize("flag", FLAG_ERRORS)
+def test_inconsistent_flags(refused, flag):
+  errors = refused[flag]
+  assert len(errors) == 1 and FLAG_ERRORS[flag] in errors[0], errors
 
 
 def test_task_subset_under_multi_worker_strategy(data, tmp_path):

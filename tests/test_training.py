@@ -1,7 +1,8 @@
 """Pre-training under tf.distribute: loss parity across strategies, resume, SIGTERM, TensorBoard.
 
-Each run is a fresh process (tests/distributed_run.py or train.py), because logical CPU devices
-and TF_CONFIG must be set before TensorFlow starts.
+Runs under several replicas or workers are fresh processes (tests/distributed_run.py), because
+logical CPU devices and TF_CONFIG must be set before TensorFlow starts; the one-device variants
+(XLA, mixed precision) run the same training in the test's own process.
 """
 
 import dataclasses
@@ -18,12 +19,14 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 from tensorboard.backend.event_processing import event_accumulator
 
 from kaleido import config as config_lib
 from kaleido.tasks import factory
 from kaleido.training import trainer as trainer_lib
 from tests import catalogs
+from tests import distributed_run
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = "tests.distributed_run"  # run as a module from the repository root
@@ -48,6 +51,14 @@ def _result(process, timeout=400):
   stdout, stderr = process.communicate(timeout=timeout)
   assert process.returncode == 0, stderr[-3000:]
   return json.loads(stdout.strip().splitlines()[-1]), stderr
+
+
+def _in_process(data, model_dir, **training):
+  """distributed_run.train in this process on one device; the float32 policy restored after."""
+  try:
+    return distributed_run.train(data, model_dir, **training)
+  finally:
+    tf_keras.mixed_precision.set_global_policy("float32")
 
 
 def _assert_close(losses, reference, tolerance):
@@ -128,7 +139,7 @@ def test_multi_worker_two_processes_matches_one_device(data, single_device, tmp_
 
 
 def test_xla_compiled_steps_match_one_device(data, single_device, tmp_path):
-  result, _ = _result(_run(data, str(tmp_path), "--jit_compile"))
+  result = _in_process(data, str(tmp_path), jit_compile=True)
   _assert_close(result["losses"], single_device[0]["losses"], 1e-4)
 
 
@@ -160,7 +171,7 @@ def test_sigterm_saves_a_checkpoint_at_the_step_it_stopped(data, tmp_path):
 
 
 def test_mixed_bfloat16_matches_float32(data, single_device, tmp_path):
-  result, _ = _result(_run(data, str(tmp_path), "--mixed_precision=mixed_bfloat16"))
+  result = _in_process(data, str(tmp_path), mixed_precision="mixed_bfloat16")
   assert result["step"] == 3
   # Same data and initial weights as float32: the losses agree to bfloat16 accuracy.
   _assert_close(result["losses"], single_device[0]["losses"], 0.05)
@@ -172,7 +183,7 @@ def test_mixed_float16_first_step_matches_float32_and_training_stays_finite(data
   # must agree with float32 within 2% (its 11-bit significand over a tiny model). After it, the
   # dynamic loss scale skips the first updates whose scaled gradients overflow, so later losses
   # differ from float32; they must stay finite.
-  result, _ = _result(_run(data, str(tmp_path), "--mixed_precision=mixed_float16"))
+  result = _in_process(data, str(tmp_path), mixed_precision="mixed_float16")
   _assert_close(_step_losses(str(tmp_path), 1), _step_losses(single_device[1], 1), 0.02)
   assert result["step"] == 3
   assert all(math.isfinite(value) for step in (2, 3)
