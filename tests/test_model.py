@@ -296,3 +296,32 @@ def test_left_out_levels_reach_no_text_state():
   finest = features.copy()
   finest[:, 30:] += 5.0  # level 5
   assert np.abs(text_states(finest) - base).max() > 1e-3
+
+
+def test_attention_probabilities_cover_only_visible_positions_and_are_even_without_keys():
+  encoder = backbone_lib.KaleidoBackbone.from_model_config(
+      dataclasses.replace(TINY, kaleido_levels=(1, 2))).encoder
+  batch = make_batch()
+  inputs = {"input_word_ids": batch["input_word_ids"], "input_mask": batch["input_mask"],
+            "patch_features": np.random.default_rng(2).random((BATCH, 55, 64), np.float32),
+            "patch_boxes": batch["patch_boxes"]}
+  layers = encoder.attention_probabilities(inputs)
+  length = TINY.max_seq_length
+  visible = np.concatenate([batch["input_mask"], np.tile(kaleido_grid.visible_patches((1, 2)),
+                                                         (BATCH, 1))], 1)  # (B, S) keys
+  assert len(layers) == TINY.num_layers and encoder.num_visible_patches == 5
+  for probabilities in layers:
+    probabilities = probabilities.numpy()
+    assert probabilities.shape == (BATCH, TINY.num_heads, length + 55, length + 55)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    assert np.abs(probabilities * (1 - visible[:, None, None])).max() == 0  # masked keys
+  # With zero query weights every query spreads evenly over the keys it may see: a text query
+  # puts 5 / (5 + its real tokens) on the patches.
+  for layer in encoder.transformer_layers:
+    query = layer._attention_layer._query_dense  # pylint: disable=protected-access
+    query.set_weights([np.zeros_like(w) for w in query.get_weights()])
+  first = encoder.attention_probabilities(inputs)[0].numpy()
+  on_patches = first[:, :, 0, length:].sum(-1)  # the [CLS] query, every head
+  expected = 5 / (5 + batch["input_mask"].sum(1))
+  np.testing.assert_allclose(on_patches, np.repeat(expected[:, None], TINY.num_heads, 1),
+                             rtol=1e-5)

@@ -11,6 +11,9 @@ the demo runs), for a start whose ITM stays at chance:
 - the ITM logit margins of --pairs examples' texts (unmasked) with their own image and with
   another product's: their AUC (0.5: no separation) and spread (a collapsed head has almost
   none);
+- on the matched pairs, the attention mass the [CLS] query and the text queries put on the
+  patches in each layer, beside an even spread's: a text side that does not look at the image
+  cannot tell whether the image fits it;
 - on the same pairs, whether the joint pass's last states tell matched from mismatched at all:
   a ridge classifier per state (pooled output, [CLS], mean of text states, mean of patch
   states), fitted on the pairs of half of the products and scored (AUC) on the other half's.
@@ -84,9 +87,11 @@ def _ridge_auc(own, other, train_rows, test_rows, penalty: float = 1.0) -> float
   return _auc(score(own), score(other))
 
 
-def _itm_probes(model_dir: str, eval_data: str) -> tuple[float, float, int, dict[str, float]]:
+def _itm_probes(model_dir: str, eval_data: str
+                ) -> tuple[float, float, int, dict[str, float], dict[str, object]]:
   """(AUC of own-image over other-image margins, std of all margins, examples, {joint state:
-  held-out AUC of a linear classifier of matched vs mismatched on it})."""
+  held-out AUC of a linear classifier of matched vs mismatched on it}, the attention the texts
+  give their own images per layer: EvaluationModel.attention_to_patches)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from kaleido.evaluation import model as evaluation_model  # pylint: disable=g-import-not-at-top
   model = evaluation_model.load(model_dir, eval_data, 64, retrieval_text="description")
@@ -105,7 +110,8 @@ def _itm_probes(model_dir: str, eval_data: str) -> tuple[float, float, int, dict
   train_rows, test_rows = np.flatnonzero(in_fitted), np.flatnonzero(~in_fitted)
   linear = {name: _ridge_auc(own_states[name], other_states[name], train_rows, test_rows)
             for name in own_states}
-  return _auc(own, other), float(np.std(np.concatenate([own, other]))), count, linear
+  return (_auc(own, other), float(np.std(np.concatenate([own, other]))), count, linear,
+          model.attention_to_patches(rows, rows))
 
 
 @cli.user_errors_as_messages
@@ -130,11 +136,15 @@ def main(argv):
   print(f"masked LM, --words tokens: {share('words_own')} with the own image, "
         f"{share('words_swapped')} with another product's")
   print(f"masked LM, other tokens:   {share('other_own')} / {share('other_swapped')}")
-  auc, spread, count, linear = _itm_probes(_MODEL_DIR.value, eval_data)
+  auc, spread, count, linear, attention = _itm_probes(_MODEL_DIR.value, eval_data)
   print(f"ITM margins, {count} texts with their own image vs another product's: AUC {auc:.3f}, "
         f"spread (std) {spread:.3f}")
   print("linear probe of matched vs mismatched, held-out products' AUC: " +
         ", ".join(f"{name} {value:.3f}" for name, value in linear.items()))
+  layers = lambda name: " ".join(f"{value:.3f}" for value in attention[name])
+  print(f"attention mass on the patches, layers 1..{len(attention['cls'])}: [CLS] query "
+        f"{layers('cls')}; text queries {layers('text')} (an even spread: "
+        f"{attention['uniform'][0]:.3f})")
 
 
 if __name__ == "__main__":

@@ -208,6 +208,30 @@ class EvaluationModel:
       states["patch_mean"].append(sequence[:, length:].mean(1))
     return {name: np.concatenate(values) for name, values in states.items()}
 
+  def attention_to_patches(self, text_rows: np.ndarray,
+                           image_rows: np.ndarray) -> dict[str, np.ndarray]:
+    """How much attention the text gives the image in the joint pass over (text of
+    text_rows[k], image of image_rows[k]): per layer (num_layers,), averaged over heads and
+    pairs, the attention mass that the [CLS] query ("cls") and the real text queries
+    ("text") put on the patches, and "uniform", the mass an even spread over every visible
+    position would put there."""
+    encoder = self._model.backbone.encoder
+    sums = {"cls": 0.0, "text": 0.0, "uniform": 0.0}
+    for start in range(0, len(text_rows), self.batch_size):
+      texts = text_rows[start:start + self.batch_size]
+      inputs = self._encoder_inputs(texts, image_rows[start:start + self.batch_size])
+      layers = encoder.attention_probabilities(inputs)
+      text_mask = self._examples.input_mask[texts].astype(np.float32)
+      length = text_mask.shape[1]
+      on_patches = np.stack([tf.reduce_mean(tf.cast(p, tf.float32), 1).numpy()[:, :, length:]
+                             .sum(-1) for p in layers], 1)  # (B, layers, S)
+      sums["cls"] += on_patches[:, :, 0].sum(0)
+      sums["text"] += ((on_patches[:, :, :length] * text_mask[:, None]).sum(-1) /
+                       text_mask.sum(-1)[:, None]).sum(0)
+      visible = float(encoder.num_visible_patches)
+      sums["uniform"] += (visible / (visible + text_mask.sum(-1))).sum() * np.ones(len(layers))
+    return {name: value / len(text_rows) for name, value in sums.items()}
+
   def contrastive_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
     """((N, D) text, (N, D) image) ITC embeddings of every example (the first search stage),
     computed once."""

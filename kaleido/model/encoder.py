@@ -76,19 +76,43 @@ class KaleidoEncoder(tf_keras.layers.Layer):
   def get_config(self) -> dict:
     return {**super().get_config(), **self._config}
 
+  @property
+  def num_visible_patches(self) -> int:
+    """How many of the 55 patches the default attention mask lets every position see."""
+    return int(sum(self._visible_patches))
+
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     x = self.embeddings(inputs)
-    if "attention_mask" in inputs:
-      attention_mask = tf.cast(inputs["attention_mask"], x.dtype)
-    else:
-      text_mask = inputs["input_mask"]
-      patch_mask = tf.tile(tf.constant(self._visible_patches, text_mask.dtype)[tf.newaxis],
-                           [tf.shape(text_mask)[0], 1])
-      attention_mask = self._attention_mask(x, tf.concat([text_mask, patch_mask], axis=1))
+    attention_mask = self._mask(inputs, x)
     for layer in self.transformer_layers:
       x = layer([x, attention_mask])
     return {"sequence_output": x,
             "pooled_output": self.pooler(self._pool(x, inputs["input_mask"]))}
+
+  def _mask(self, inputs: dict[str, tf.Tensor], x: tf.Tensor) -> tf.Tensor:
+    """(B, S, S) attention mask: the inputs' own, or real text and visible patches."""
+    if "attention_mask" in inputs:
+      return tf.cast(inputs["attention_mask"], x.dtype)
+    text_mask = inputs["input_mask"]
+    patch_mask = tf.tile(tf.constant(self._visible_patches, text_mask.dtype)[tf.newaxis],
+                         [tf.shape(text_mask)[0], 1])
+    return self._attention_mask(x, tf.concat([text_mask, patch_mask], axis=1))
+
+  def attention_probabilities(self, inputs: dict[str, tf.Tensor]) -> list[tf.Tensor]:
+    """Per layer, the (B, heads, S, S) attention probabilities (query rows, key columns) of an
+    inference pass over `inputs`: a diagnostic, which recomputes each layer's attention."""
+    if not self.built:
+      self(inputs)
+    x = self.embeddings(inputs, training=False)
+    attention_mask = self._mask(inputs, x)
+    probabilities = []
+    for layer in self.transformer_layers:
+      _, scores = layer._attention_layer(  # pylint: disable=protected-access
+          query=x, value=x, key=x, attention_mask=attention_mask, return_attention_scores=True,
+          training=False)
+      probabilities.append(scores)
+      x = layer([x, attention_mask], training=False)
+    return probabilities
 
   def _pool(self, sequence: tf.Tensor, input_mask: tf.Tensor) -> tf.Tensor:
     """(B, L + 55, H) -> (B, H): the [CLS] state, or the mean of the real text states."""
