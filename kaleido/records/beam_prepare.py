@@ -69,7 +69,7 @@ def pipeline_options(runner: str, options: Sequence[str],
     flags += [f"--direct_num_workers={max(1, workers)}",
               "--direct_running_mode=" + ("multi_processing" if workers > 1 else "in_memory")]
   if not any(flag.startswith("--default_sdk_harness_log_level") for flag in flags):
-    flags.append("--default_sdk_harness_log_level=WARNING")
+    flags.append("--default_sdk_harness_log_level=ERROR")  # workers warn of their own args
   return options_lib.PipelineOptions(flags, runner=runner)
 
 
