@@ -86,8 +86,8 @@ def fixture_refused(data, tmp_path_factory):
   cases["changed_vocabulary"] = [model_dir, *COMMON_FLAGS,
                                  f"--train_data={_changed_vocabulary_copy(data, folder)}"]
   result = subprocess.run(
-      [sys.executable, os.path.join(REPO_ROOT, "tests", "train_in_process.py"),
-       json.dumps(list(cases.values()))], capture_output=True, text=True, timeout=300, check=False)
+      [sys.executable, "-m", "tests.train_in_process", json.dumps(list(cases.values()))],
+      capture_output=True, text=True, timeout=300, check=False, cwd=REPO_ROOT)
   assert result.returncode == 0, result.stderr[-3000:]
   outcomes = json.loads(result.stdout.strip().splitlines()[-1])
   for outcome in outcomes:

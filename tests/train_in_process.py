@@ -1,7 +1,9 @@
 """Runs train.py's `main` for several command lines in one process (one TensorFlow start instead
 of one per command line); prints one JSON list of {"returncode", "stderr"}.
 
-  python tests/train_in_process.py '[["--train_data=...", "--num_heads=3"], ...]'
+  python -m tests.train_in_process '[["--train_data=...", "--num_heads=3"], ...]'
+
+(from the repository root, so that train.py is importable).
 
 Each command line is parsed by absl exactly as `python train.py ...` parses it, with the flags
 reset in between; `main` is the one train.py runs, so a user error is its one "error:" line and
@@ -12,14 +14,12 @@ traceback, as it would end train.py.
 import contextlib
 import io
 import json
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-import kaleido  # pylint: disable=unused-import,wrong-import-position  (before TensorFlow)
-import train  # pylint: disable=wrong-import-position
-from absl import flags  # pylint: disable=wrong-import-position,g-bad-import-order
+import kaleido  # pylint: disable=unused-import  (before TensorFlow: its Keras setting)
+import train
 
 
 def _run(argv: list[str]) -> dict:
