@@ -10,6 +10,7 @@ import tensorflow as tf
 from kaleido.patches import cutting
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import schema
+from kaleido.utils import tracing
 
 
 def bag_of_words(token_ids: tf.Tensor, vocab_size: int, excluded_ids: Sequence[int]
@@ -38,5 +39,5 @@ def word_dataset(folder: str, batch_size: int, vocab_size: int, excluded_ids: Se
 
   records = tf.data.TFRecordDataset(manifest.shard_paths(folder))
   return (records.repeat().shuffle(2048, seed=seed)
-          .map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+          .map(tracing.plain(example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
           .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))

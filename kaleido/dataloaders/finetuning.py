@@ -16,6 +16,7 @@ from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.dataloaders import transforms
 from kaleido.masking import text_masking
 from kaleido.records import reader
+from kaleido.utils import tracing
 
 ENCODER_KEYS = ("input_word_ids", "input_mask", "patches", "patch_boxes")
 IMAGE_SIDE = ("patches", "patch_boxes")
@@ -32,7 +33,7 @@ def example_batches(folder: str, batch_size: int, seed: int | None,
   keys = ENCODER_KEYS + ("category_id", "subcategory_id", "product_id")
   examples = reader.make_dataset(folder, shuffle=True, repeat=True, seed=seed,
                                  input_context=input_context, name_as_text=name_as_text)
-  return examples.map(lambda example: {key: example[key] for key in keys},
+  return examples.map(tracing.plain(lambda example: {key: example[key] for key in keys}),
                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
                           batch_size, drop_remainder=True)
 
@@ -58,7 +59,7 @@ def retrieval_dataset(folder: str, batch_size: int, finetune: config_lib.Finetun
 
   batches = _seeded(example_batches(folder, batch_size, seed, input_context, name_as_text),
                     None if seed is None else seed + 1, input_context)
-  return batches.map(with_negatives, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+  return batches.map(tracing.plain(with_negatives), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
       tf.data.AUTOTUNE)
 
 
@@ -67,7 +68,8 @@ def classification_dataset(folder: str, batch_size: int, task: str, seed: int | 
   """Encoder inputs with `label`, the category or subcategory id."""
   label_key = LABEL_KEYS[task]
   batches = example_batches(folder, batch_size, seed, input_context).map(
-      lambda batch: {**{key: batch[key] for key in ENCODER_KEYS}, "label": batch[label_key]},
+      tracing.plain(lambda batch: {**{key: batch[key] for key in ENCODER_KEYS},
+                                   "label": batch[label_key]}),
       num_parallel_calls=tf.data.AUTOTUNE)
   return batches.prefetch(tf.data.AUTOTUNE)
 
@@ -109,4 +111,4 @@ def caption_dataset(folder: str, batch_size: int, mode: str,
             "caption_ids": targets, "caption_weights": weights}
 
   return example_batches(folder, batch_size, seed, input_context).map(
-      to_caption_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+      tracing.plain(to_caption_batch), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -18,6 +18,7 @@ from kaleido.dataloaders import transforms
 from kaleido.masking import agm
 from kaleido.masking import text_masking
 from kaleido.records import reader
+from kaleido.utils import tracing
 
 if TYPE_CHECKING:
   from kaleido.text import tokenizer as tokenizer_lib
@@ -58,8 +59,8 @@ def batch_transform(batch: dict[str, tf.Tensor], task_config: config_lib.Pretrai
 
 def seed_stream(seed: int | None, pipeline_id: int) -> tf.data.Dataset:
   """Endless `[random, pipeline_id]` int64 seeds: distinct across input pipelines."""
-  return tf.data.Dataset.random(seed=seed).map(lambda value: tf.stack(
-      [value, tf.constant(pipeline_id, tf.int64)]))
+  return tf.data.Dataset.random(seed=seed).map(tracing.plain(lambda value: tf.stack(
+      [value, tf.constant(pipeline_id, tf.int64)])))
 
 
 def pretraining_dataset(folder: str, global_or_per_replica_batch_size: int,
@@ -80,12 +81,12 @@ def pretraining_dataset(folder: str, global_or_per_replica_batch_size: int,
   examples = reader.make_dataset(folder, shuffle=True, repeat=True, seed=seed,
                                  input_context=input_context)
   examples = tf.data.Dataset.zip(examples, seed_stream(seed, pipeline_id)).map(
-      lambda example, example_seed: example_transform(example, task_config, special_ids,
-                                                       example_seed),
+      tracing.plain(lambda example, example_seed: example_transform(
+          example, task_config, special_ids, example_seed)),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   batches = examples.batch(batch_size, drop_remainder=True)
   batch_seed = None if seed is None else seed + 1
   batches = tf.data.Dataset.zip(batches, seed_stream(batch_seed, pipeline_id)).map(
-      lambda batch, seed_pair: batch_transform(batch, task_config, seed_pair),
+      tracing.plain(lambda batch, seed_pair: batch_transform(batch, task_config, seed_pair)),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return batches.prefetch(tf.data.AUTOTUNE)

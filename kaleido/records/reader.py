@@ -14,6 +14,7 @@ from kaleido.patches import cutting
 from kaleido.patches import kaleido_grid
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import schema
+from kaleido.utils import tracing
 
 PAD_INDEX = -1
 
@@ -118,7 +119,7 @@ def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = Fal
     dataset = dataset.repeat()
   if shuffle:
     dataset = dataset.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
-  dataset = dataset.map(lambda s: decode(s, config), num_parallel_calls=tf.data.AUTOTUNE,
+  dataset = dataset.map(tracing.plain(lambda s: decode(s, config)), num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=True)
   if batch_size:
     dataset = dataset.batch(batch_size, drop_remainder=repeat)

@@ -30,6 +30,7 @@ from kaleido.training import optimization
 from kaleido.utils import files
 from kaleido.utils import progress as progress_lib
 from kaleido.utils import restoring
+from kaleido.utils import tracing
 
 
 class TrainingError(errors.KaleidoError):
@@ -114,7 +115,7 @@ class Trainer:
     # Every worker takes part in a save; only the chief's copy is kept (see writer_dir).
     self._best = _BestCheckpoint(self.checkpoint, self._writer_dir, config.evaluation.keep_best,
                                  chief)
-    self._all_finite = tf.function(self._weights_are_finite)
+    self._all_finite = tracing.function(self._weights_are_finite)
 
   def _weights_are_finite(self) -> tf.Tensor:
     """Whether every model weight and optimizer variable (moments, step) is finite."""
@@ -152,7 +153,7 @@ class Trainer:
       return scaled, task.replica_metrics(batch, outputs), gradients
 
     if self.config.training.jit_compile:
-      forward_backward = tf.function(forward_backward, jit_compile=True)
+      forward_backward = tracing.function(forward_backward, jit_compile=True)
 
     def replica_step(batch, stop_requested):
       scaled, metrics, gradients = forward_backward(batch)
@@ -169,7 +170,7 @@ class Trainer:
       values = {k: v for k, v in {**scaled, **metrics}.items() if k in reported}
       return values, tf.identity(stop_requested)
 
-    @tf.function
+    @tracing.function
     def train_step(batch, stop_requested):
       values, stop = self.strategy.run(replica_step, args=(batch, stop_requested))
       self.step.assign_add(1)
@@ -188,7 +189,7 @@ class Trainer:
       values = {**task.replica_losses(batch, outputs), **task.replica_metrics(batch, outputs)}
       return {k: v for k, v in values.items() if k in reported}
 
-    @tf.function
+    @tracing.function
     def eval_step(batch):
       values = self.strategy.run(replica_step, args=(batch,))
       return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
