@@ -140,6 +140,10 @@ _MASKING = flags.DEFINE_enum("masking", "agm", list(config_lib.MASKING_MODES),
                              "Alignment guided masking or random masking.")
 _HARD_NEGATIVES = flags.DEFINE_bool("hard_negatives", False,
                                     "ITM negatives from the same subcategory when possible.")
+_ITM_UNMASKED = flags.DEFINE_bool(
+    "itm_unmasked", False, "ITM reads one more joint pass, over the text with its masked tokens "
+    "restored and the patches with none greyed or blanked (the other losses read the masked "
+    "pass, as in the paper).")
 
 CATALOG = "catalog"
 
@@ -171,7 +175,7 @@ def _flag_config() -> config_lib.ExperimentConfig:
           name=_TASK.value,
           pretraining=config_lib.PretrainingConfig(
               enabled=tuple(_TASKS.value), weights=_loss_weights(), masking=_MASKING.value,
-              hard_negatives=_HARD_NEGATIVES.value),
+              hard_negatives=_HARD_NEGATIVES.value, itm_unmasked=_ITM_UNMASKED.value),
           finetune=config_lib.FinetuneConfig(caption_mode=_CAPTION_MODE.value,
                                              retrieval_text=_RETRIEVAL_TEXT.value,
                                              itc_weight=_ITC_WEIGHT.value,

@@ -87,6 +87,9 @@ class PretrainingConfig:
   num_g2cm: int = 2  # L4 patches greyed
   num_b2cm: int = 3  # L5 patches blanked
   itm_negative_fraction: float = 0.5
+  # ITM reads a joint pass over the restored inputs (masked tokens and greyed/blanked patches
+  # back) instead of the masked pass the other losses read: one more encoder pass per step.
+  itm_unmasked: bool = False
   hard_negatives: bool = False  # negatives from the same subcategory when available
 
   def weight(self, name: str) -> float:
@@ -357,6 +360,8 @@ def _validate_pretraining(pretraining: PretrainingConfig) -> None:
            f"--loss_weights item {name}={weight} is not name=value with a name in "
            f"{', '.join(ALL_LOSSES)} and a value >= 0.")
   _one_of(pretraining.masking, MASKING_MODES, "masking")
+  _check(not pretraining.itm_unmasked or pretraining.is_enabled("itm"),
+         "--itm_unmasked needs itm in --tasks.")
 
 
 def _validate_kaleido_model(model: KaleidoBertConfig) -> None:

@@ -125,6 +125,34 @@ def test_blanked_pixels_reach_only_the_b2cm_targets(model):
       np.testing.assert_allclose(before[key], after[key], rtol=1e-6, atol=1e-6, err_msg=key)
 
 
+def _with_masked_tokens_changed(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  word_ids = batch["input_word_ids"].copy()
+  for example, (positions, weights) in enumerate(zip(batch["masked_lm_positions"],
+                                                     batch["masked_lm_weights"])):
+    real = positions[weights > 0]
+    word_ids[example, real] = 1 + word_ids[example, real] % (TINY.vocab_size - 1)
+  return dict(batch, input_word_ids=word_ids)
+
+
+def test_unmasked_itm_reads_the_restored_tokens_and_blanked_patches(model):
+  unmasked = kaleido_bert.build_pretrainer(TINY, dataclasses.replace(TASKS, itm_unmasked=True))
+  unmasked.set_weights(model.get_weights())
+  positions = np.tile(np.arange(1, TASKS.max_predictions + 1, dtype=np.int32), (BATCH, 1))
+  batch = dict(make_batch(), masked_lm_positions=positions)  # distinct, as real batches have
+  run = lambda pretrainer, inputs: pretrainer(model_inputs(pretrainer, inputs), training=False)
+  base, tokens, blanks = (run(unmasked, inputs) for inputs in (
+      batch, _with_masked_tokens_changed(batch), _with_blank_pixels_changed(batch)))
+  # The masked pass sees the tokens at masked positions and the other heads read it; ITM reads
+  # the original tokens (masked_lm_ids) there, and the blanked patches' pixels.
+  assert not np.allclose(base["rr_logits"], tokens["rr_logits"])
+  np.testing.assert_allclose(base["itm_logits"], tokens["itm_logits"], rtol=1e-5, atol=1e-6)
+  assert not np.allclose(base["itm_logits"], blanks["itm_logits"])
+  np.testing.assert_allclose(base["rr_logits"], blanks["rr_logits"], rtol=1e-5, atol=1e-6)
+  masked = run(model, batch)
+  np.testing.assert_allclose(base["rr_logits"], masked["rr_logits"], rtol=1e-5, atol=1e-6)
+  assert not np.allclose(base["itm_logits"], masked["itm_logits"])
+
+
 def test_without_b2cm_blank_positions_are_seen():
   tasks = config.PretrainingConfig(enabled=("amlm", "itm"))
   unblanked = kaleido_bert.build_pretrainer(TINY, tasks)

@@ -98,29 +98,32 @@ class KaleidoPretrainer(_TaskModel):
   targets those of the unblanked patches at blank_positions, both cut from the gradient.
   Blanking happens only when B2CM is enabled.
 
-  With a contrastive head (the itc loss), a second encoder pass under `unimodal_attention_mask`
-  reads the text with its masked tokens restored and the patch features with the greyed ones
-  restored and none blanked, and the head embeds its text and image halves.
+  The restored inputs are the text with its masked tokens restored and the patch features with
+  the greyed ones restored and none blanked (the camouflaged L3 patch stays). With a contrastive
+  head (the itc loss), a second encoder pass under `unimodal_attention_mask` reads them and the
+  head embeds its text and image halves. With `itm_unmasked`, ITM reads the pooled output of a
+  joint pass over them instead of the masked pass's.
   """
 
   PRETRAINING_KEYS = ENCODER_KEYS + ("blank_positions", "grey_positions", "grey_targets",
                                      "masked_lm_positions")
-  CONTRASTIVE_KEYS = ("masked_lm_ids", "masked_lm_weights")
+  RESTORE_KEYS = ("masked_lm_ids", "masked_lm_weights")
 
   def __init__(self, backbone: backbone_lib.KaleidoBackbone, heads: heads_lib.PretrainingHeads,
                num_patches: int = kaleido_grid.NUM_PATCHES, blank: bool = True,
-               kaleido_levels=kaleido_grid.LEVELS, **kwargs):
+               kaleido_levels=kaleido_grid.LEVELS, itm_unmasked: bool = False, **kwargs):
     super().__init__(backbone, **kwargs)
     self.heads = heads
     self._num_patches = num_patches
     self._blank = blank
+    self._itm_unmasked = itm_unmasked
     self._visible_patches = kaleido_grid.visible_patches(kaleido_levels)
 
   @property
   def input_keys(self) -> tuple[str, ...]:
-    if self.heads.contrastive is None:
+    if self.heads.contrastive is None and not self._itm_unmasked:
       return self.PRETRAINING_KEYS
-    return self.PRETRAINING_KEYS + self.CONTRASTIVE_KEYS
+    return self.PRETRAINING_KEYS + self.RESTORE_KEYS
 
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     all_features = self.backbone.patch_embedder(
@@ -137,19 +140,18 @@ class KaleidoPretrainer(_TaskModel):
     outputs["g2cm_targets"] = tf.stop_gradient(grey_features)
     outputs["b2cm_targets"] = tf.stop_gradient(
         tf.gather(patch_features, inputs["blank_positions"], batch_dims=1))
+    if self.heads.contrastive is None and not self._itm_unmasked:
+      return outputs
+    restored = {"input_word_ids": restore_masked_tokens(inputs),
+                "input_mask": inputs["input_mask"], "patch_boxes": inputs["patch_boxes"],
+                "patch_features": scatter_rows(patch_features, inputs["grey_positions"],
+                                               grey_features)}
+    if self._itm_unmasked:
+      outputs["itm_logits"] = self.heads.itm(self.backbone(restored)["pooled_output"])
     if self.heads.contrastive is not None:
-      outputs.update(self._contrastive(inputs, patch_features, grey_features))
+      outputs.update(contrastive_embeddings(self.backbone, self.heads.contrastive,
+                                            self._visible_patches, restored))
     return outputs
-
-  def _contrastive(self, inputs: dict[str, tf.Tensor], patch_features: tf.Tensor,
-                   grey_features: tf.Tensor) -> dict[str, tf.Tensor]:
-    """The ITC head on a unimodal pass over the unmasked text and patch features."""
-    return contrastive_embeddings(
-        self.backbone, self.heads.contrastive, self._visible_patches,
-        {"input_word_ids": restore_masked_tokens(inputs), "input_mask": inputs["input_mask"],
-         "patch_boxes": inputs["patch_boxes"],
-         "patch_features": scatter_rows(patch_features, inputs["grey_positions"],
-                                        grey_features)})
 
 
 def contrastive_embeddings(backbone: backbone_lib.KaleidoBackbone,
@@ -248,7 +250,7 @@ def pretraining_input_specs(model: config_lib.KaleidoBertConfig,
                             pretraining: config_lib.PretrainingConfig
                             ) -> dict[str, tf.TensorSpec]:
   """Shapes and dtypes of the pre-training model's inputs (the contract's non-label keys, and
-  the masked-LM labels when ITC restores the masked text)."""
+  the masked-LM labels when ITC or ITM reads the restored text)."""
   size = model.patch_size
   predictions = [None, pretraining.max_predictions]
   specs = {
@@ -258,7 +260,7 @@ def pretraining_input_specs(model: config_lib.KaleidoBertConfig,
       "grey_targets": tf.TensorSpec([None, pretraining.num_g2cm, size, size, 3], tf.uint8),
       "masked_lm_positions": tf.TensorSpec(predictions, tf.int32),
   }
-  if pretraining.is_enabled("itc"):
+  if pretraining.is_enabled("itc") or pretraining.itm_unmasked:
     specs["masked_lm_ids"] = tf.TensorSpec(predictions, tf.int32)
     specs["masked_lm_weights"] = tf.TensorSpec(predictions, tf.float32)
   return specs
@@ -288,7 +290,7 @@ def build_pretrainer(model: config_lib.KaleidoBertConfig,
   pretrainer = KaleidoPretrainer(
       backbone, _pretraining_heads(model, backbone, pretraining.is_enabled("itc")),
       model.num_patches, pretraining.is_enabled("b2cm"), model.kaleido_levels,
-      name="kaleido_bert_pretraining")
+      pretraining.itm_unmasked, name="kaleido_bert_pretraining")
   build_symbolically(pretrainer, pretraining_input_specs(model, pretraining))
   return pretrainer
 
