@@ -127,10 +127,9 @@ def test_blanked_pixels_reach_only_the_b2cm_targets(model):
 
 def _with_masked_tokens_changed(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   word_ids = batch["input_word_ids"].copy()
-  for example, (positions, weights) in enumerate(zip(batch["masked_lm_positions"],
-                                                     batch["masked_lm_weights"])):
-    real = positions[weights > 0]
-    word_ids[example, real] = 1 + word_ids[example, real] % (TINY.vocab_size - 1)
+  for example, positions in enumerate(batch["masked_lm_positions"]):
+    masked = positions[positions > 0]
+    word_ids[example, masked] = 1 + word_ids[example, masked] % (TINY.vocab_size - 1)
   return dict(batch, input_word_ids=word_ids)
 
 
@@ -139,11 +138,12 @@ def test_unmasked_itm_reads_the_restored_tokens_and_blanked_patches(model):
   unmasked.set_weights(model.get_weights())
   positions = np.tile(np.arange(1, TASKS.max_predictions + 1, dtype=np.int32), (BATCH, 1))
   batch = dict(make_batch(), masked_lm_positions=positions)  # distinct, as real batches have
+  batch["masked_lm_weights"][0] = 0  # an ITM negative: its text masked, its MLM not counted
   run = lambda pretrainer, inputs: pretrainer(model_inputs(pretrainer, inputs), training=False)
   base, tokens, blanks = (run(unmasked, inputs) for inputs in (
       batch, _with_masked_tokens_changed(batch), _with_blank_pixels_changed(batch)))
   # The masked pass sees the tokens at masked positions and the other heads read it; ITM reads
-  # the original tokens (masked_lm_ids) there, and the blanked patches' pixels.
+  # the original tokens (masked_lm_ids) there, negatives' too, and the blanked patches' pixels.
   assert not np.allclose(base["rr_logits"], tokens["rr_logits"])
   np.testing.assert_allclose(base["itm_logits"], tokens["itm_logits"], rtol=1e-5, atol=1e-6)
   assert not np.allclose(base["itm_logits"], blanks["itm_logits"])

@@ -174,11 +174,13 @@ def scatter_rows(values: tf.Tensor, positions: tf.Tensor, updates: tf.Tensor) ->
 
 
 def restore_masked_tokens(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
-  """input_word_ids with the original token back at every real masked-LM prediction."""
+  """input_word_ids with the original token back at every masked position. Padding entries
+  point at position 0 ([CLS], never masked); the masked_lm_weights are not read, since ITM
+  negatives have theirs zeroed but their text masked like any other."""
   word_ids = inputs["input_word_ids"]
   positions = inputs["masked_lm_positions"]
   current = tf.gather(word_ids, positions, batch_dims=1)
-  original = tf.where(inputs["masked_lm_weights"] > 0, inputs["masked_lm_ids"], current)
+  original = tf.where(positions > 0, inputs["masked_lm_ids"], current)
   return scatter_rows(word_ids, positions, original)
 
 
