@@ -223,12 +223,23 @@ def _demo_folders(vocab_file: str):
                                    log=lambda line: print(line, file=sys.stderr))
 
 
-def _data_folders(bert_vocab: str) -> tuple[str, str]:
+def _demo_vocab(config: config_lib.ExperimentConfig, bert_checkpoint) -> str:
+  """The vocabulary `demo` data is prepared with: the BERT checkpoint's, else the one the
+  --init_checkpoint run was trained with (a fine-tune of a pretrained-BERT start), else the
+  demo's own ("")."""
+  if bert_checkpoint:
+    return bert_checkpoint.vocab_file or ""
+  if config.init.init_checkpoint:
+    return config_lib.load(config.init.init_checkpoint).data.vocab_file
+  return ""
+
+
+def _data_folders(demo_vocab: str) -> tuple[str, str]:
   """(train_data, eval_data) folders; `demo` is resolved to the demo's train and development
-  splits, prepared with the BERT checkpoint's vocabulary when one is given."""
+  splits, prepared with `demo_vocab` when one is given."""
   train_data, eval_data = _TRAIN_DATA.value, _EVAL_DATA.value
   if "demo" in (train_data, eval_data):
-    demo = _demo_folders(bert_vocab)
+    demo = _demo_folders(demo_vocab)
     train_data = demo.train_dir if train_data == "demo" else train_data
     eval_data = demo.development_dir if eval_data == "demo" else eval_data
   return train_data, eval_data
@@ -295,8 +306,7 @@ def _experiment(config: config_lib.ExperimentConfig, strategy) -> config_lib.Exp
   from kaleido.utils import files  # pylint: disable=g-import-not-at-top
   bert_path = bert_init.resolve_bert_init(config.init.bert_init) if config.init.bert_init else ""
   bert_checkpoint = readers.read_bert_checkpoint(bert_path) if bert_path else None
-  train_data, eval_data = _data_folders(bert_checkpoint.vocab_file or ""
-                                        if bert_checkpoint else "")
+  train_data, eval_data = _data_folders(_demo_vocab(config, bert_checkpoint))
   manifest = manifest_lib.load(train_data)
   if files.file_sha256(manifest.vocab_file) != manifest.vocab_hash:
     raise errors.KaleidoError(

@@ -124,7 +124,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
   config = catalogs.tiny_experiment(data, str(tmp_path), train_steps=10, num_layers=1,
                                     dropout=0.1, training={"checkpoint_every": 1})
   trainer = trainer_lib.Trainer(config, factory.create_task(config))
-  real_step, calls = trainer._train_step, []  # pylint: disable=protected-access
+  real_step, calls = trainer._train_step, []
 
   def step_that_diverges(batch, stop_requested):
     calls.append(1)
@@ -171,3 +171,32 @@ def test_train_starts_from_bert_and_a_catalog_backbone_and_reports_progress(data
                           "--train_steps=1")
   assert result.returncode == 1 and len(errors) == 1
   assert "re-run data/prepare.py --vocab_file=" in errors[0]
+
+
+def test_a_finetune_prepares_demo_with_the_pretraining_runs_vocabulary(tmp_path):
+  """--train_data=demo in a fine-tune follows --init_checkpoint's vocabulary: a pretrained-BERT
+  start's gets its own prepared folders, the demo's own vocabulary the plain ones."""
+  import train  # pylint: disable=g-import-not-at-top  (defines train.py's flags)
+  demo_vocab = train._demo_vocab  # pylint: disable=protected-access
+  from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.demo import pipeline  # pylint: disable=g-import-not-at-top
+  demo_dir = tmp_path / "demo"
+  demo_dir.mkdir()
+  (demo_dir / "vocab.txt").write_text("[PAD]\n[UNK]\nshirt\n", encoding="utf-8")
+  (tmp_path / "bert").mkdir()
+  (tmp_path / "bert" / "vocab.txt").write_text("[PAD]\n[UNK]\nshirt\ndress\n", encoding="utf-8")
+
+  def finetune_of(vocab_file) -> config_lib.ExperimentConfig:
+    run_dir = str(tmp_path / f"run_{os.path.basename(os.path.dirname(vocab_file))}")
+    config_lib.save(config_lib.ExperimentConfig(
+        data=config_lib.DataConfig(vocab_file=str(vocab_file)),
+        training=config_lib.TrainingConfig(model_dir=run_dir)))
+    return config_lib.ExperimentConfig(init=config_lib.InitConfig(init_checkpoint=run_dir))
+
+  bert_start = demo_vocab(finetune_of(tmp_path / "bert" / "vocab.txt"), None)
+  assert bert_start == str(tmp_path / "bert" / "vocab.txt")
+  assert "prepared-vocab-" in pipeline.demo_paths(str(demo_dir), bert_start).train_dir
+  demo_start = demo_vocab(finetune_of(demo_dir / "vocab.txt"), None)
+  assert pipeline.demo_paths(str(demo_dir), demo_start).train_dir == str(
+      demo_dir / "prepared" / "train")
+  assert demo_vocab(config_lib.ExperimentConfig(), None) == ""
