@@ -1,4 +1,4 @@
-"""tools/seed_table.py averages each figure over the seeds' runs, named as run_demo.sh names them."""
+"""tools/seed_table.py averages each figure over the seeds' runs, as run_demo.sh names them."""
 
 import importlib.util
 import json
