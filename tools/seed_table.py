@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import summarize_run  # pylint: disable=g-import-not-at-top,wrong-import-position
+from kaleido.training.event_files import read_scalars
 
 _STARTS = flags.DEFINE_multi_string(
     "start", ["default:"], "NAME:SUFFIX, the run folders' suffix of one start (run_demo.sh: '' "
@@ -44,7 +42,7 @@ def seed_suffix(start_suffix: str, seed: int) -> str:
 
 
 def _pretraining_itm(model_dir: str) -> float | None:
-  points = summarize_run.read_scalars(model_dir).get(ITM_TAG) if os.path.isdir(model_dir) else None
+  points = read_scalars(model_dir).get(ITM_TAG) if os.path.isdir(model_dir) else None
   return 100.0 * points[-1][1] if points else None
 
 

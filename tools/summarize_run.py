@@ -6,34 +6,18 @@ best value) beside its held-out one (`validation/<name>`, last and best), one ro
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 
 from absl import app
 from absl import flags
 
+from kaleido.training.event_files import Series
+from kaleido.training.event_files import read_scalars
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "The --model_dir of a train.py run.")
 
 VALIDATION = "validation/"
-Series = dict[str, list[tuple[int, float]]]
-
-
-def read_scalars(model_dir: str) -> Series:
-  """{tag: [(step, value)] sorted by step} of the run's TensorBoard events (a resumed run adds
-  an events file; its steps continue)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
-  series: Series = {}
-  for path in sorted(glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*"))):
-    accumulator = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
-    accumulator.Reload()
-    for tag in accumulator.Tags()["tensors"]:
-      for event in accumulator.Tensors(tag):
-        proto = event.tensor_proto
-        if proto.dtype != tf.string.as_datatype_enum and not proto.tensor_shape.dim:
-          series.setdefault(tag, []).append((event.step, float(tf.make_ndarray(proto))))
-  return {tag: sorted(points) for tag, points in series.items()}
 
 
 def _best(tag: str, points: list[tuple[int, float]]) -> str:
