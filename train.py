@@ -77,6 +77,11 @@ _PATCH_NORM_FROM_TEXT = flags.DEFINE_bool(
     "patch_norm_from_text", False, "With --bert_init: the patch LayerNorm starts as the "
     "checkpoint's text LayerNorm (its scale and shift) instead of gamma 1, beta 0, so patch "
     "tokens enter the pretrained layers at the text tokens' scale.")
+_PATCH_PROJECTION_FROM_WORDS = flags.DEFINE_bool(
+    "patch_projection_from_words", False, "With --bert_init: every level's patch projection "
+    "starts as a ridge map, fitted on the --train_data crops, from patch features to the mean "
+    "word embedding of the product's text, so patches enter the pretrained layers where the "
+    "words describing them lie (instead of at random).")
 _FROZEN_PRETRAINED_STEPS = flags.DEFINE_integer(
     "frozen_pretrained_steps", 0, "Steps during which the weights --bert_init supplies stay fixed "
     "while the new patch embeddings and heads learn to speak to them (then they train at the "
@@ -194,7 +199,8 @@ def _flag_config() -> config_lib.ExperimentConfig:
                                  backbone_weights=_RESNET_WEIGHTS.value,
                                  bert_pooler=_BERT_POOLER.value,
                                  bert_reinit_layers=_BERT_REINIT_LAYERS.value,
-                                 patch_norm_from_text=_PATCH_NORM_FROM_TEXT.value),
+                                 patch_norm_from_text=_PATCH_NORM_FROM_TEXT.value,
+                                 patch_projection_from_words=_PATCH_PROJECTION_FROM_WORDS.value),
       optimizer=config_lib.OptimizerConfig(
           learning_rate=_LEARNING_RATE.value, warmup_steps=_WARMUP_STEPS.value,
           weight_decay=_WEIGHT_DECAY.value, clip_norm=_CLIP_NORM.value,

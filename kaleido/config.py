@@ -278,6 +278,9 @@ class InitConfig:
   # The patch LayerNorm starts as the checkpoint's text (embedding) LayerNorm instead of at
   # gamma 1, beta 0, so patch tokens enter the pretrained layers at the text tokens' scale.
   patch_norm_from_text: bool = False
+  # Every level's patch projection starts as a ridge map from the training crops' patch features
+  # to the mean word embedding of their texts (kaleido.pretrained.patch_words).
+  patch_projection_from_words: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -458,6 +461,9 @@ def _validate_init(config: ExperimentConfig) -> None:
   _check(init.bert_init or not init.patch_norm_from_text,
          "--patch_norm_from_text copies the LayerNorm of a --bert_init checkpoint; pass "
          "--bert_init or drop it.")
+  _check(init.bert_init or not init.patch_projection_from_words,
+         "--patch_projection_from_words maps patches into the word embeddings of a --bert_init "
+         "checkpoint; pass --bert_init or drop it.")
   if (isinstance(model, KaleidoBertConfig) and model.backbone == "resnet50" and
       not model.backbone_trainable and not init.backbone_weights and not init.init_checkpoint):
     raise ConfigError(

@@ -24,9 +24,10 @@ def bag_of_words(token_ids: tf.Tensor, vocab_size: int, excluded_ids: Sequence[i
   return present / tf.maximum(tf.reduce_sum(present), 1.0)
 
 
-def word_dataset(folder: str, batch_size: int, vocab_size: int, excluded_ids: Sequence[int],
-                 seed: int | None) -> tf.data.Dataset:
-  """Endless shuffled batches of {patches: (B, P, P, 3) uint8 L1 patches, targets: (B, V)}."""
+def word_examples(folder: str, vocab_size: int, excluded_ids: Sequence[int]
+                  ) -> tf.data.Dataset:
+  """One pass, in file order, of {patches: (P, P, 3) uint8 L1 patch, targets: (V,)} per
+  example of the prepared `folder`."""
   manifest = manifest_lib.load(folder)
 
   def example(serialized):
@@ -37,7 +38,12 @@ def word_dataset(folder: str, batch_size: int, vocab_size: int, excluded_ids: Se
             "targets": bag_of_words(tf.cast(parsed["token_ids"], tf.int32), vocab_size,
                                     excluded_ids)}
 
-  records = tf.data.TFRecordDataset(manifest.shard_paths(folder))
-  return (records.repeat().shuffle(2048, seed=seed)
-          .map(tracing.plain(example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return tf.data.TFRecordDataset(manifest.shard_paths(folder)).map(
+      tracing.plain(example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def word_dataset(folder: str, batch_size: int, vocab_size: int, excluded_ids: Sequence[int],
+                 seed: int | None) -> tf.data.Dataset:
+  """Endless shuffled batches of `word_examples`: {patches: (B, P, P, 3), targets: (B, V)}."""
+  return (word_examples(folder, vocab_size, excluded_ids).repeat().shuffle(2048, seed=seed)
           .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))

@@ -10,6 +10,7 @@ from kaleido.masking import text_masking
 from kaleido.model import backbone as backbone_lib
 from kaleido.model import kaleido_bert
 from kaleido.pretrained import bert_init
+from kaleido.pretrained import patch_words
 from kaleido.pretrained import readers
 from kaleido.pretrained import resnet
 from kaleido.text import vocab as vocab_lib
@@ -74,4 +75,7 @@ class KaleidoTask(base_task.Task):
                                                   reinit_layers=init.bert_reinit_layers,
                                                   patch_norm_from_text=init.patch_norm_from_text
                                                   ).summary())
+    if init.patch_projection_from_words:
+      notes.append(patch_words.initialize_patch_projections(
+          model, self.config.data.train_data, self.config.data.vocab_file))
     return "\n".join(notes) or "Starting from random weights."
