@@ -274,7 +274,8 @@ def _model_config(config: config_lib.ExperimentConfig, manifest,
   sizes = {"vocab_size": len(_vocab_tokens(manifest.vocab_file))}
   if bert_checkpoint is not None:
     bert_init.check_vocab(bert_checkpoint, manifest.vocab_hash)
-    sizes.update(bert_init.model_config_overrides(bert_checkpoint))
+    sizes.update(bert_init.model_config_overrides(bert_checkpoint,
+                                                    config.init.bert_reinit_layers))
   return dataclasses.replace(config.model, **sizes, max_seq_length=manifest.max_seq_length,
                              patch_size=manifest.patch_size)
 

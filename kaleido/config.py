@@ -454,10 +454,11 @@ def _validate_init(config: ExperimentConfig) -> None:
          "rerun resumes from --model_dir).")
   model = config.model
   if init.bert_reinit_layers:
-    layers = getattr(model, "num_layers", 0)
-    _check(init.bert_init and 0 < init.bert_reinit_layers <= layers,
+    # The bound is the checkpoint's layer count, checked when its sizes are known
+    # (kaleido.pretrained.bert_init.model_config_overrides).
+    _check(init.bert_init and init.bert_reinit_layers > 0,
            f"--bert_reinit_layers={init.bert_reinit_layers} re-initialises the top layers of a "
-           f"--bert_init checkpoint, so it needs --bert_init and at most its {layers} layers.")
+           "--bert_init checkpoint, so it needs --bert_init and a count above 0.")
   _check(init.bert_init or not init.patch_norm_from_text,
          "--patch_norm_from_text copies the LayerNorm of a --bert_init checkpoint; pass "
          "--bert_init or drop it.")

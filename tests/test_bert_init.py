@@ -291,6 +291,16 @@ def test_reinitialised_top_layer_keeps_its_initial_weights(google_dir, hf_weight
       name for name in checkpoint.weights if f"/layer_{top}/" in name}
 
 
+def test_reinitialising_more_layers_than_the_checkpoint_has_is_one_sentence(google_dir):
+  checkpoint = readers.read_bert_checkpoint(google_dir)
+  layers = checkpoint.sizes.num_layers
+  assert bert_init.model_config_overrides(checkpoint, layers)["num_layers"] == layers
+  with pytest.raises(errors.KaleidoError) as error:
+    bert_init.model_config_overrides(checkpoint, layers + 1)
+  assert_one_sentence(str(error.value))
+  assert f"exceeds the {layers} layers" in str(error.value)
+
+
 def test_patch_norm_from_text_starts_as_the_checkpoints_embedding_norm(google_dir):
   checkpoint = readers.read_bert_checkpoint(google_dir)
   model = kaleido_bert.build_pretrainer(model_config(checkpoint))

@@ -86,9 +86,15 @@ def resolve_bert_init(value: str) -> str:
   return value
 
 
-def model_config_overrides(checkpoint: canonical.BertCheckpoint) -> dict[str, Any]:
-  """ModelConfig fields that must come from the checkpoint: its sizes and activation."""
+def model_config_overrides(checkpoint: canonical.BertCheckpoint, reinit_layers: int = 0
+                           ) -> dict[str, Any]:
+  """ModelConfig fields that must come from the checkpoint: its sizes and activation. A
+  KaleidoError when `reinit_layers` (top layers left random) exceeds its layers."""
   sizes = checkpoint.sizes
+  if reinit_layers > sizes.num_layers:
+    raise errors.KaleidoError(
+        f"--bert_reinit_layers={reinit_layers} exceeds the {sizes.num_layers} layers of the "
+        "--bert_init checkpoint; pass at most that many.")
   return {"vocab_size": sizes.vocab_size, "hidden_size": sizes.hidden_size,
           "num_layers": sizes.num_layers, "num_heads": sizes.num_heads,
           "intermediate_size": sizes.intermediate_size, "hidden_act": sizes.hidden_act}
