@@ -1,19 +1,9 @@
-"""tools/summarize_run.py puts each held-out figure beside its training curve."""
-
-import importlib.util
-import os
+"""The run summary (tools/summarize_run.py) puts each held-out figure beside its training curve."""
 
 import tensorflow as tf
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tool():
-  spec = importlib.util.spec_from_file_location(
-      "summarize_run", os.path.join(REPO_ROOT, "tools", "summarize_run.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from kaleido.training.event_files import read_scalars
+from kaleido.training.event_files import summary_table
 
 
 def test_validation_figures_sit_beside_the_training_ones(tmp_path):
@@ -24,8 +14,7 @@ def test_validation_figures_sit_beside_the_training_ones(tmp_path):
       tf.summary.scalar("validation/itm", held_out, step=step)
       tf.summary.scalar("accuracy/itm_accuracy", 1 - train, step=step)
   writer.flush()
-  tool = _tool()
-  rows = tool.table(tool.read_scalars(str(tmp_path)))
+  rows = summary_table(read_scalars(str(tmp_path)))
   assert len(rows) == 3  # the header, loss/itm, accuracy/itm_accuracy
   itm = next(row for row in rows if row.startswith("loss/itm")).split()
   # training: first 0.9 (step 1), last 0.6 (step 3), best 0.5; validation: last 0.75, best 0.7
