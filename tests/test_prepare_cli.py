@@ -103,7 +103,7 @@ def test_workers_exit_when_prepare_is_killed(tmp_path):
   parent = psutil.Process(process.pid)
   deadline = time.monotonic() + 120
   children = []
-  while len([c for c in children if "resource_tracker" not in " ".join(c.cmdline())]) < 2:
+  while len([c for c in children if _is_worker(c)]) < 2:
     assert time.monotonic() < deadline and process.poll() is None, "no workers started"
     time.sleep(0.2)
     children = parent.children(recursive=True)
@@ -111,3 +111,11 @@ def test_workers_exit_when_prepare_is_killed(tmp_path):
   process.wait()
   _, alive = psutil.wait_procs(children, timeout=15)
   assert not alive, [" ".join(c.cmdline())[:120] for c in alive]
+
+
+def _is_worker(child: psutil.Process) -> bool:
+  """Whether a child of prepare is a live worker: not multiprocessing's tracker, not exited."""
+  try:
+    return "resource_tracker" not in " ".join(child.cmdline())
+  except (psutil.ZombieProcess, psutil.NoSuchProcess):
+    return False
