@@ -1,0 +1,43 @@
+"""Every train.py flag file in configs/ parses and passes config validation, with its recipe."""
+
+import json
+import os
+import subprocess
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Parses each flag file with train.py's flags and prints the validated config as JSON lines.
+_VALIDATE = """
+import json, sys
+from absl import flags
+import train
+from kaleido import config as config_lib
+for path in sys.argv[1:]:
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(["train.py", "--flagfile=" + path])
+  print(json.dumps(config_lib.to_json(config_lib.validate(train._flag_config()))))
+"""
+
+
+def _validated_configs() -> dict[str, dict]:
+  names = sorted(n for n in os.listdir(os.path.join(REPO_ROOT, "configs"))
+                 if n.endswith(".flags") and not n.startswith("aag_"))  # aag_*: data/train_aag.py
+  result = subprocess.run([sys.executable, "-c", _VALIDATE, *(f"configs/{n}" for n in names)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return dict(zip(names, map(json.loads, result.stdout.splitlines())))
+
+
+def test_flag_files_validate_and_hold_their_recipes():
+  configs = _validated_configs()
+  assert len(configs) >= 11
+  bert = configs["demo_pretrain_bert.flags"]
+  # The embeddings-only MiniLM start of issue #12 on top of the demo's pre-training recipe.
+  assert bert["init"]["bert_init"] == "all-MiniLM-L6-v2"
+  assert bert["init"]["bert_reinit_layers"] == 6 and bert["init"]["patch_norm_from_text"]
+  assert bert["optimizer"]["pretrained_lr_multiplier"] == 0.1
+  assert bert["training"]["train_steps"] == configs["demo_pretrain.flags"]["training"]["train_steps"]
+  paper = configs["pretrain_fashiongen.flags"]
+  assert paper["init"]["bert_reinit_layers"] == 0 and paper["training"]["batch_size"] == 256
+  assert configs["demo_retrieval_bert.flags"]["optimizer"]["learning_rate"] == 1e-4
