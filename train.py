@@ -118,6 +118,15 @@ _BACKBONE = flags.DEFINE_enum("backbone", "resnet50", list(config_lib.BACKBONES)
                               "Patch feature extractor (`small` for quick runs).")
 _BACKBONE_TRAINABLE = flags.DEFINE_bool("backbone_trainable", False,
                                         "Train the patch backbone (default: frozen).")
+_PATCH_FEATURES = flags.DEFINE_enum(
+    "patch_features", "auto", list(config_lib.PATCH_FEATURES), "What the patch embedder reads: "
+    "cached (the frozen backbone's features of every patch and transformed patch, computed "
+    "once per image on first use and reused by every run with the same weights and data), "
+    "pixels (the backbone runs at every step; needed for --backbone_trainable) or auto "
+    "(cached whenever the backbone is frozen). Both give the same batches.")
+_FEATURE_CACHE_DIR = flags.DEFINE_string(
+    "feature_cache_dir", "", "Where the feature caches go (default: a feature_cache folder "
+    "inside each prepared folder).")
 _RESNET_WEIGHTS = flags.DEFINE_string(
     "resnet_weights", "", "Weights of the patch backbone: the Keras ImageNet file "
     "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), a checkpoint or model_dir of this "
@@ -185,7 +194,9 @@ def _flag_config() -> config_lib.ExperimentConfig:
                                              retrieval_text=_RETRIEVAL_TEXT.value,
                                              itc_weight=_ITC_WEIGHT.value,
                                              num_classes=2)),
-      data=config_lib.DataConfig(train_data=_TRAIN_DATA.value, eval_data=_EVAL_DATA.value),
+      data=config_lib.DataConfig(train_data=_TRAIN_DATA.value, eval_data=_EVAL_DATA.value,
+                                 patch_features=_PATCH_FEATURES.value,
+                                 feature_cache_dir=_FEATURE_CACHE_DIR.value),
       model=config_lib.KaleidoBertConfig(
           hidden_size=_HIDDEN_SIZE.value, num_layers=_NUM_LAYERS.value,
           num_heads=_NUM_HEADS.value, intermediate_size=_INTERMEDIATE_SIZE.value,

@@ -3,11 +3,13 @@ r"""Pre-training speed against this machine's matmul peak (a benchmark, not a te
   python bench/bench_train.py                       # paper and demo sizes, fp32 and bf16
   python bench/bench_train.py --sizes paper --precisions none --steps 4 --jit_compile
 
-For each (size, precision) it runs, in a fresh process, the real training step of
+For each (size, precision, patch features) it runs, in a fresh process, the real training step of
 kaleido.training.trainer (model, seven losses, masking and the tf.data input pipeline on a prepared
 demo folder) and prints examples/s, the counted FLOPs per example (frozen ResNet forward once, the
 rest forward + backward = 3x forward) and the achieved FLOP/s as a share of the float32 matmul peak
-measured in the same run. It also prints the input pipeline's own examples/s.
+measured in the same run. It also prints the input pipeline's own examples/s. `--patch_features`
+measures the pixel path (the backbone at every step) and the cached path (features computed once
+by kaleido.feature_cache, whose one-time build it times) side by side, and their speed ratio.
 
 `--sizes reference` measures, the same way, the bare tf-models-official BertEncoderV2 training step
 of the issue's yardstick (paper-size encoder, 64 text + 55 patch positions fed as 119 token ids,
@@ -31,6 +33,8 @@ _PRECISIONS = flags.DEFINE_list("precisions", ["none", "mixed_bfloat16"], "Preci
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Global batch size.")
 _STEPS = flags.DEFINE_integer("steps", 6, "Timed steps (after 2 warm-up steps).")
 _JIT = flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward and backward pass.")
+_PATCH_FEATURES = flags.DEFINE_list("patch_features", ["pixels", "cached"],
+                                    "Input paths to measure: pixels, cached.")
 _DATA = flags.DEFINE_string("data", "", "A prepared folder (default: a fresh demo one).")
 _SINGLE = flags.DEFINE_string("single", "", "Internal: measure one `size,precision` and exit.")
 
@@ -78,11 +82,11 @@ def _training_flops(trainer, batch) -> tuple[float, float]:
   from kaleido.model import kaleido_bert  # pylint: disable=g-import-not-at-top
   backbone, rest = kaleido_bert.forward_flops(
       trainer.model, trainer.task.model_inputs(trainer.model, batch))
-  size = batch["patches"].shape[0]
+  size = batch["patch_boxes"].shape[0]
   return backbone / size, rest / size
 
 
-def measure_one(size: str, precision: str, data: str) -> dict:
+def measure_one(size: str, precision: str, patch_features: str, data: str) -> dict:
   """Runs the trainer's step on `data` and returns the figures (run in its own process)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -98,7 +102,9 @@ def measure_one(size: str, precision: str, data: str) -> dict:
         data=config_lib.DataConfig(train_data=data, vocab_file=manifest.vocab_file,
                                    vocab_hash=manifest.vocab_hash,
                                    max_seq_length=manifest.max_seq_length,
-                                   patch_size=manifest.patch_size),
+                                   patch_size=manifest.patch_size,
+                                   patch_features=patch_features,
+                                   feature_cache_dir=os.path.join(model_dir, "cache")),
         model=config_lib.KaleidoBertConfig(
             vocab_size=len(vocab.read_vocab(manifest.vocab_file)),
             max_seq_length=manifest.max_seq_length, patch_size=manifest.patch_size,
@@ -110,6 +116,9 @@ def measure_one(size: str, precision: str, data: str) -> dict:
                                            mixed_precision=precision, jit_compile=_JIT.value))
     task = factory.create_task(config_lib.validate(config))
     trainer = trainer_lib.Trainer(config, task)
+    cache_start = time.perf_counter()
+    task.prepare_inputs(trainer.model)
+    cache_seconds = time.perf_counter() - cache_start
     iterator = iter(task.dataset(_BATCH_SIZE.value, 0, None))
     pipeline_start = time.perf_counter()
     for _ in range(10):
@@ -122,7 +131,9 @@ def measure_one(size: str, precision: str, data: str) -> dict:
     rate = _examples_per_second(lambda: float(trainer._train_step(  # pylint: disable=protected-access
         next(distributed), no_stop)[0]["total"]))
   step_flops = backbone_flops + 3 * rest_flops
-  return {"size": size, "precision": precision, "examples_per_s": rate,
+  return {"size": size, "precision": precision, "patch_features": patch_features,
+          "cache_build_s": cache_seconds if patch_features == "cached" else 0.0,
+          "num_images": manifest.num_examples, "examples_per_s": rate,
           "gflop_per_example": step_flops / 1e9, "backbone_gflop": backbone_flops / 1e9,
           "rest_forward_gflop": rest_flops / 1e9, "fp32_peak_gflops": peak / 1e9,
           "share_of_fp32_peak": rate * step_flops / peak, "pipeline_examples_per_s": pipeline_rate}
@@ -160,7 +171,8 @@ def measure_reference(precision: str) -> dict:
 
   forward_flops = flops.function_flops(lambda x: encoder(x, training=False), inputs) / batch
   rate = _examples_per_second(lambda: step(inputs).numpy())
-  return {"size": "reference", "precision": precision, "examples_per_s": rate,
+  return {"size": "reference", "precision": precision, "patch_features": "-",
+          "cache_build_s": 0.0, "num_images": 0, "examples_per_s": rate,
           "gflop_per_example": 3 * forward_flops / 1e9, "backbone_gflop": 0.0,
           "rest_forward_gflop": forward_flops / 1e9, "fp32_peak_gflops": peak / 1e9,
           "share_of_fp32_peak": rate * 3 * forward_flops / peak,
@@ -177,14 +189,17 @@ def _demo_folder(tmp: str) -> str:
 def main(argv):
   del argv
   if _SINGLE.value:
-    size, precision = _SINGLE.value.split(",")
+    size, precision, patch_features = _SINGLE.value.split(",")
     result = (measure_reference(precision) if size == "reference"
-              else measure_one(size, precision, _DATA.value))
+              else measure_one(size, precision, patch_features, _DATA.value))
     print(json.dumps(result))
     return
   unknown = [size for size in _SIZES.value if size not in SIZES and size != "reference"]
   if unknown:
     raise app.UsageError(f"--sizes names unknown sizes {unknown}; use paper, demo or reference.")
+  paths = [path for path in _PATCH_FEATURES.value if path not in ("pixels", "cached")]
+  if paths:
+    raise app.UsageError(f"--patch_features names unknown paths {paths}; use pixels, cached.")
   with tempfile.TemporaryDirectory() as tmp:
     needs_data = any(size != "reference" for size in _SIZES.value)
     data = _DATA.value or (_demo_folder(tmp) if needs_data else "")
@@ -192,21 +207,36 @@ def main(argv):
           f"XLA {'on' if _JIT.value else 'off'}")
     for size in _SIZES.value:
       for precision in _PRECISIONS.value:
-        result = subprocess.run(
-            [sys.executable, __file__, f"--single={size},{precision}", f"--data={data}",
-             f"--batch_size={_BATCH_SIZE.value}", f"--steps={_STEPS.value}",
-             f"--jit_compile={_JIT.value}"],
-            capture_output=True, text=True, check=False)
-        if result.returncode:
-          print(f"{size} {precision}: failed\n{result.stderr[-2000:]}")
-          continue
-        r = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f"{size:5s} {precision:14s} {r['examples_per_s']:7.2f} examples/s  "
-              f"{r['gflop_per_example']:6.1f} GFLOP/example (backbone fwd "
-              f"{r['backbone_gflop']:.1f} + 3 x {r['rest_forward_gflop']:.1f})  "
-              f"{100 * r['share_of_fp32_peak']:5.1f}% of fp32 peak "
-              f"({r['fp32_peak_gflops']:.0f} GFLOP/s)  input pipeline "
-              f"{r['pipeline_examples_per_s']:.0f} examples/s")
+        rates = {}
+        for patch_features in (_PATCH_FEATURES.value if size != "reference" else ["-"]):
+          r = _measure_in_process(size, precision, patch_features, data)
+          if r is None:
+            continue
+          rates[patch_features] = r["examples_per_s"]
+          cache = (f"  cache built once in {r['cache_build_s']:.1f} s for {r['num_images']} "
+                   "images" if patch_features == "cached" else "")
+          print(f"{size:5s} {precision:14s} {patch_features:6s} {r['examples_per_s']:7.2f} "
+                f"examples/s  {r['gflop_per_example']:6.1f} GFLOP/example (backbone fwd "
+                f"{r['backbone_gflop']:.1f} + 3 x {r['rest_forward_gflop']:.1f})  "
+                f"{100 * r['share_of_fp32_peak']:5.1f}% of fp32 peak "
+                f"({r['fp32_peak_gflops']:.0f} GFLOP/s)  input pipeline "
+                f"{r['pipeline_examples_per_s']:.0f} examples/s{cache}")
+        if len(rates) == 2:
+          print(f"{size:5s} {precision:14s} cached / pixels: "
+                f"{rates['cached'] / rates['pixels']:.2f}x")
+
+
+def _measure_in_process(size: str, precision: str, patch_features: str, data: str):
+  """measure_one or measure_reference in a fresh process; None (with its error) on failure."""
+  result = subprocess.run(
+      [sys.executable, __file__, f"--single={size},{precision},{patch_features}",
+       f"--data={data}", f"--batch_size={_BATCH_SIZE.value}", f"--steps={_STEPS.value}",
+       f"--jit_compile={_JIT.value}"],
+      capture_output=True, text=True, check=False)
+  if result.returncode:
+    print(f"{size} {precision} {patch_features}: failed\n{result.stderr[-2000:]}")
+    return None
+  return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

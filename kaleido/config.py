@@ -65,6 +65,9 @@ SCHEDULES = ("linear", "constant")  # linear: warm-up, then linear decay to 0
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 INPUT_MODES = ("auto", "global", "files")
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
+# What the patch embedder reads: features of a frozen backbone computed once per image
+# (kaleido.feature_cache), the pixels at every step, or "auto": cached whenever it is frozen.
+PATCH_FEATURES = ("auto", "cached", "pixels")
 
 
 class ConfigError(errors.KaleidoError):
@@ -170,6 +173,8 @@ class DataConfig:
   max_seq_length: int = 64  # text positions: [CLS] text [SEP] + padding
   patch_size: int = 64
   label_names: tuple[str, ...] = ()  # category / subcategory names by class id
+  patch_features: str = "auto"  # one of PATCH_FEATURES
+  feature_cache_dir: str = ""  # where feature caches live; "": inside each prepared folder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,6 +343,14 @@ class ExperimentConfig:
   optimizer: OptimizerConfig = OptimizerConfig()
   training: TrainingConfig = TrainingConfig()
   evaluation: EvaluationConfig = EvaluationConfig()
+
+
+def uses_feature_cache(config: ExperimentConfig) -> bool:
+  """Whether a Kaleido-BERT run reads cached patch features instead of pixels."""
+  if not isinstance(config.model, KaleidoBertConfig):
+    return False
+  mode = config.data.patch_features
+  return mode == "cached" or (mode == "auto" and not config.model.backbone_trainable)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -518,6 +531,11 @@ def validate(config: ExperimentConfig, replicas: int = 1) -> ExperimentConfig:
     _one_of(task.foreground.masks, FOREGROUND_MASKS, "masks")
   if isinstance(config.model, KaleidoBertConfig):
     _validate_kaleido_model(config.model)
+    _one_of(config.data.patch_features, PATCH_FEATURES, "patch_features")
+    _check(config.data.patch_features != "cached" or not config.model.backbone_trainable,
+           "--patch_features=cached reads features a frozen backbone computed once, but "
+           "--backbone_trainable trains it; use --patch_features=pixels (or auto) with a "
+           "trainable backbone.")
   if isinstance(config.model, UNetConfig):
     _validate_unet(config.model)
   if isinstance(config.model, CaptionerConfig):

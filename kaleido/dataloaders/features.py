@@ -11,6 +11,7 @@ A pre-training batch (B examples, L = max_seq_length text positions, P = patch s
 | blank_positions | (B, 3) int32 | absolute patch indices (30..54) whose features the model zeroes (B2CM) |
 | grey_positions | (B, 2) int32 | absolute patch indices (14..29) that were greyed (G2CM) |
 | grey_targets | (B, 2, P, P, 3) uint8 | the untouched pixels of the greyed patches; their features are the G2CM targets |
+| patch_features, grey_target_features | (B, 55, F), (B, 2, F) float16 | with the feature cache, in place of patches and grey_targets: the frozen backbone's features of those pixels (kaleido.feature_cache) |
 | masked_lm_positions | (B, 10) int32 | text positions whose token is predicted (0 where padding) |
 | masked_lm_ids | (B, 10) int32 | the original token ids there |
 | masked_lm_weights | (B, 10) float32 | 1 for a real prediction, 0 for padding |
@@ -41,6 +42,18 @@ TEXT_KEYS = ("input_word_ids", "input_mask", "masked_lm_positions", "masked_lm_i
              "masked_lm_weights")
 IMAGE_KEYS = ("patches", "patch_boxes", "blank_positions", "grey_positions", "grey_targets",
               "rr_label", "jps_label", "cp_label", "cp_weight")
+# The pixel keys and the keys of their cached features (kaleido.feature_cache).
+FEATURE_KEYS = {"patches": "patch_features", "grey_targets": "grey_target_features"}
+
+
+def cached_keys(keys: tuple[str, ...], cached: bool) -> tuple[str, ...]:
+  """`keys` as a batch holds them: pixel keys renamed to their feature keys when `cached`."""
+  return tuple(FEATURE_KEYS.get(key, key) for key in keys) if cached else keys
+
+
+def is_cached(batch: dict) -> bool:
+  """Whether a batch or example holds cached patch features instead of pixels."""
+  return FEATURE_KEYS["patches"] in batch
 
 
 def product_key(product_id: tf.Tensor) -> tf.Tensor:

@@ -3,10 +3,13 @@
 Every batch holds the encoder inputs (input_word_ids, input_mask, patches, patch_boxes) and the
 task's labels: `itm_label` for retrieval (a share of the pairs get another product's image of the
 same subcategory), `label` for category / subcategory (-1: a class unknown to training), and
-`caption_ids` / `caption_weights` for captioning.
+`caption_ids` / `caption_weights` for captioning. With the folder's feature cache
+(kaleido.feature_cache), `patch_features` (B, 55, F) float16 replaces `patches`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
@@ -15,27 +18,44 @@ from kaleido.dataloaders import features
 from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.dataloaders import transforms
 from kaleido.masking import text_masking
+from kaleido.patches import kaleido_grid
 from kaleido.records import reader
 from kaleido.utils import tracing
+
+if TYPE_CHECKING:
+  from kaleido.feature_cache import store
 
 ENCODER_KEYS = ("input_word_ids", "input_mask", "patches", "patch_boxes")
 IMAGE_SIDE = ("patches", "patch_boxes")
 LABEL_KEYS = {"category": "category_id", "subcategory": "subcategory_id"}
 
 
+def _encoder_example(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+  """A reader example's encoder inputs, labels and product id (the cached features of the 55
+  patches as cut in place of their pixels)."""
+  if "patch_variants" in example:
+    example = {**example, "patch_features": example["patch_variants"][:kaleido_grid.NUM_PATCHES]}
+  keys = _encoder_keys(example)
+  return {key: example[key] for key in keys + ("category_id", "subcategory_id", "product_id")}
+
+
 def example_batches(folder: str, batch_size: int, seed: int | None,
                     input_context: tf.distribute.InputContext | None,
-                    name_as_text: bool = False) -> tf.data.Dataset:
+                    name_as_text: bool = False,
+                    cache: store.FeatureCache | None = None) -> tf.data.Dataset:
   """Endless shuffled batches of reader examples (encoder inputs, labels, product ids);
   `batch_size` is global, split across replicas when `input_context` is given."""
   batch_size = (input_context.get_per_replica_batch_size(batch_size) if input_context
                 else batch_size)
-  keys = ENCODER_KEYS + ("category_id", "subcategory_id", "product_id")
   examples = reader.make_dataset(folder, shuffle=True, repeat=True, seed=seed,
-                                 input_context=input_context, name_as_text=name_as_text)
-  return examples.map(tracing.plain(lambda example: {key: example[key] for key in keys}),
-                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
-                          batch_size, drop_remainder=True)
+                                 input_context=input_context, name_as_text=name_as_text,
+                                 cache=cache)
+  return examples.map(tracing.plain(_encoder_example), num_parallel_calls=tf.data.AUTOTUNE,
+                      deterministic=True).batch(batch_size, drop_remainder=True)
+
+
+def _encoder_keys(batch: dict[str, tf.Tensor]) -> tuple[str, ...]:
+  return features.cached_keys(ENCODER_KEYS, features.is_cached(batch))
 
 
 def _seeded(batches: tf.data.Dataset, seed: int | None,
@@ -47,28 +67,31 @@ def _seeded(batches: tf.data.Dataset, seed: int | None,
 
 def retrieval_dataset(folder: str, batch_size: int, finetune: config_lib.FinetuneConfig,
                       seed: int | None, input_context: tf.distribute.InputContext | None,
-                      name_as_text: bool) -> tf.data.Dataset:
+                      name_as_text: bool, cache: store.FeatureCache | None = None
+                      ) -> tf.data.Dataset:
   """Matched and negative pairs (`itm_label` 1 / 0) of the product names or texts, with the
   `product_key` of each text's product (for the contrastive loss)."""
 
   def with_negatives(batch, batch_seed):
-    batch = transforms.negative_pairs(batch, finetune.negative_fraction, True, IMAGE_SIDE,
+    image_side = features.cached_keys(IMAGE_SIDE, features.is_cached(batch))
+    batch = transforms.negative_pairs(batch, finetune.negative_fraction, True, image_side,
                                       batch_seed)
-    return {**{key: batch[key] for key in ENCODER_KEYS + ("itm_label",)},
+    return {**{key: batch[key] for key in _encoder_keys(batch) + ("itm_label",)},
             "product_key": features.product_key(batch["product_id"])}
 
-  batches = _seeded(example_batches(folder, batch_size, seed, input_context, name_as_text),
-                    None if seed is None else seed + 1, input_context)
+  batches = _seeded(example_batches(folder, batch_size, seed, input_context, name_as_text,
+                                    cache), None if seed is None else seed + 1, input_context)
   return batches.map(tracing.plain(with_negatives), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
       tf.data.AUTOTUNE)
 
 
 def classification_dataset(folder: str, batch_size: int, task: str, seed: int | None,
-                           input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
+                           input_context: tf.distribute.InputContext | None,
+                           cache: store.FeatureCache | None = None) -> tf.data.Dataset:
   """Encoder inputs with `label`, the category or subcategory id."""
   label_key = LABEL_KEYS[task]
-  batches = example_batches(folder, batch_size, seed, input_context).map(
-      tracing.plain(lambda batch: {**{key: batch[key] for key in ENCODER_KEYS},
+  batches = example_batches(folder, batch_size, seed, input_context, cache=cache).map(
+      tracing.plain(lambda batch: {**{key: batch[key] for key in _encoder_keys(batch)},
                                    "label": batch[label_key]}),
       num_parallel_calls=tf.data.AUTOTUNE)
   return batches.prefetch(tf.data.AUTOTUNE)
@@ -97,7 +120,8 @@ def caption_targets(word_ids: tf.Tensor, input_mask: tf.Tensor,
 
 def caption_dataset(folder: str, batch_size: int, mode: str,
                     special_ids: text_masking.SpecialIds, seed: int | None,
-                    input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
+                    input_context: tf.distribute.InputContext | None,
+                    cache: store.FeatureCache | None = None) -> tf.data.Dataset:
   """Encoder inputs as the decoder of `mode` sees them, with the caption's targets."""
 
   def to_caption_batch(batch):
@@ -106,9 +130,9 @@ def caption_dataset(folder: str, batch_size: int, mode: str,
     if mode == "one_shot":
       word_ids = one_shot_inputs(word_ids, special_ids.cls_id, special_ids.mask_id)
       input_mask = tf.ones_like(input_mask)
-    return {"input_word_ids": word_ids, "input_mask": input_mask,
-            "patches": batch["patches"], "patch_boxes": batch["patch_boxes"],
+    image = {key: batch[key] for key in _encoder_keys(batch)[2:]}  # patches and boxes
+    return {"input_word_ids": word_ids, "input_mask": input_mask, **image,
             "caption_ids": targets, "caption_weights": weights}
 
-  return example_batches(folder, batch_size, seed, input_context).map(
+  return example_batches(folder, batch_size, seed, input_context, cache=cache).map(
       tracing.plain(to_caption_batch), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -57,6 +57,7 @@ class KaleidoBackbone(tf_keras.layers.Layer):
     features = inputs.get("patch_features")
     if features is None:
       features = self.patch_embedder(inputs["patches"])
+    features = tf.cast(features, tf.float32)  # cached features are float16
     encoder_inputs = {key: inputs[key] for key in ("input_word_ids", "input_mask", "patch_boxes",
                                                    "blank_positions", "attention_mask")
                       if key in inputs}

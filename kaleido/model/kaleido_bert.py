@@ -89,14 +89,16 @@ class _TaskModel(tf_keras.Model):
     self.backbone = backbone
 
   def encode(self, inputs: dict[str, tf.Tensor], **extra: tf.Tensor) -> dict[str, tf.Tensor]:
-    return self.backbone({**{key: inputs[key] for key in ENCODER_KEYS if key in inputs}, **extra})
+    """The backbone on the encoder inputs (patches, or their cached `patch_features`)."""
+    keys = ENCODER_KEYS + ("patch_features",)
+    return self.backbone({**{key: inputs[key] for key in keys if key in inputs}, **extra})
 
 
 class KaleidoPretrainer(_TaskModel):
   """Contract batch (labels ignored) -> contract outputs. The patch embedder runs once on the 55
-  patches and the grey targets together; G2CM targets are the features of grey_targets, B2CM
-  targets those of the unblanked patches at blank_positions, both cut from the gradient.
-  Blanking happens only when B2CM is enabled.
+  patches and the grey targets together (or their cached features are read); G2CM targets are
+  the features of grey_targets, B2CM targets those of the unblanked patches at blank_positions,
+  both cut from the gradient. Blanking happens only when B2CM is enabled.
 
   The restored inputs are the text with its masked tokens restored and the patch features with
   the greyed ones restored and none blanked (the camouflaged L3 patch stays). With a contrastive
@@ -125,16 +127,23 @@ class KaleidoPretrainer(_TaskModel):
       return self.PRETRAINING_KEYS
     return self.PRETRAINING_KEYS + self.RESTORE_KEYS
 
-  def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+  def _features(self, inputs: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """(patch features, G2CM target features): cached, or the embedder on the pixels of both
+    in one pass."""
+    if "patch_features" in inputs:
+      return (tf.cast(inputs["patch_features"], tf.float32),
+              tf.cast(inputs["grey_target_features"], tf.float32))
     all_features = self.backbone.patch_embedder(
         tf.concat([inputs["patches"], inputs["grey_targets"]], axis=1))
-    patch_features = all_features[:, :self._num_patches]
-    grey_features = all_features[:, self._num_patches:]
+    return all_features[:, :self._num_patches], all_features[:, self._num_patches:]
+
+  def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    patch_features, grey_features = self._features(inputs)
     extra = {"patch_features": patch_features}
     if self._blank:
       extra["blank_positions"] = inputs["blank_positions"]
-    encoded = self.encode({key: inputs[key] for key in ENCODER_KEYS if key != "patches"},
-                          **extra)
+    encoded = self.encode({key: inputs[key] for key in ("input_word_ids", "input_mask",
+                                                         "patch_boxes")}, **extra)
     outputs = self.heads({**encoded, **{key: inputs[key] for key in (
         "masked_lm_positions", "grey_positions", "blank_positions")}})
     outputs["g2cm_targets"] = tf.stop_gradient(grey_features)
@@ -389,8 +398,11 @@ def legacy_pretraining_objects(model: _TaskModel) -> dict[str, tf.Module]:
 
 def forward_flops(model: _TaskModel, inputs: dict[str, tf.Tensor]) -> tuple[float, float]:
   """(patch embedder, everything else) FLOPs of one forward pass of `model` on `inputs` (batch
-  included), counted on the traced graphs (kaleido.utils.flops)."""
+  included), counted on the traced graphs (kaleido.utils.flops); the embedder's are 0 on cached
+  patch features."""
   total = flops.function_flops(lambda x: model(x, training=False), inputs)
+  if "patches" not in inputs:
+    return 0.0, float(total)
   patches = inputs["patches"]
   if "grey_targets" in inputs:  # pre-training embeds the G2CM targets in the same pass
     patches = tf.concat([patches, inputs["grey_targets"]], axis=1)

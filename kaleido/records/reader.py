@@ -1,7 +1,9 @@
 """Prepared TFRecords -> a `tf.data` pipeline of dense tensors.
 
 The 55 kaleido patches and their boxes are cut from the stored product crop as each example is
-read (kaleido.patches.cutting).
+read (kaleido.patches.cutting). With a feature cache (kaleido.feature_cache) each record is read
+with its cache record instead, and the example holds the cached features of every patch variant
+(`patch_variants`) in place of the pixels; no image is decoded.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from kaleido.feature_cache import store
 from kaleido.patches import cutting
 from kaleido.patches import kaleido_grid
 from kaleido.records import manifest as manifest_lib
@@ -17,6 +20,7 @@ from kaleido.records import schema
 from kaleido.utils import tracing
 
 PAD_INDEX = -1
+CACHE_MISMATCH = "the feature cache does not hold this example"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +40,24 @@ def _pad_to(values: tf.Tensor, length: int, pad_value) -> tf.Tensor:
   return tf.ensure_shape(tf.concat([values, padding], axis=0), [length])
 
 
-def decode(serialized: tf.Tensor, config: ReaderConfig) -> dict[str, tf.Tensor]:
-  """One serialized example -> dense, fixed-shape tensors."""
+def _image_side(parsed: dict[str, tf.Tensor], config: ReaderConfig,
+                cached: dict[str, tf.Tensor] | None) -> dict[str, tf.Tensor]:
+  """The 55 patches cut from the crop, or the cached features of their variants."""
+  if cached is None:
+    crop = tf.io.decode_jpeg(parsed["crop_jpeg"], channels=3)
+    return {"patches": tf.ensure_shape(cutting.cut_patches(crop, config.patch_size),
+                                       [kaleido_grid.NUM_PATCHES, config.patch_size,
+                                        config.patch_size, 3])}
+  check = tf.debugging.assert_equal(cached["image_id"], parsed["image_id"],
+                                    message=CACHE_MISMATCH)
+  with tf.control_dependencies([check]):
+    return {"patch_variants": tf.identity(cached["patch_variants"])}
+
+
+def decode(serialized: tf.Tensor, config: ReaderConfig,
+           cached: dict[str, tf.Tensor] | None = None) -> dict[str, tf.Tensor]:
+  """One serialized example -> dense, fixed-shape tensors; with its parsed cache record
+  (`store.parse`), the cached `patch_variants` instead of the `patches`."""
   parsed = schema.parse(serialized)
   token_ids, text = parsed["token_ids"], parsed["text"]
   if config.name_as_text:
@@ -45,7 +65,6 @@ def decode(serialized: tf.Tensor, config: ReaderConfig) -> dict[str, tf.Tensor]:
     token_ids = tf.cond(has_name, lambda: parsed["name_token_ids"], lambda: token_ids)
     text = tf.where(has_name, parsed["name"], text)
   token_ids = tf.cast(token_ids, tf.int32)
-  crop = tf.io.decode_jpeg(parsed["crop_jpeg"], channels=3)
   # Strongest pairs first, so the cut to max_alignments keeps the best ones.
   order = tf.argsort(parsed["align_score"], direction="DESCENDING", stable=True)
   align_token, align_patch, align_score = (
@@ -54,9 +73,7 @@ def decode(serialized: tf.Tensor, config: ReaderConfig) -> dict[str, tf.Tensor]:
   return {
       "input_word_ids": _pad_to(token_ids, config.max_seq_length, 0),
       "input_mask": _pad_to(tf.ones_like(token_ids), config.max_seq_length, 0),
-      "patches": tf.ensure_shape(cutting.cut_patches(crop, config.patch_size),
-                                 [kaleido_grid.NUM_PATCHES, config.patch_size,
-                                  config.patch_size, 3]),
+      **_image_side(parsed, config, cached),
       "patch_boxes": cutting.patch_boxes(parsed["crop_box"]),
       "category_id": tf.cast(parsed["category_id"], tf.int32),
       "subcategory_id": tf.cast(parsed["subcategory_id"], tf.int32),
@@ -84,16 +101,23 @@ def reader_config(manifest: manifest_lib.Manifest, max_alignments: int = 32,
                       max_alignments=max_alignments, name_as_text=name_as_text)
 
 
+def _zipped_shards(record_path: tf.Tensor, cache_path: tf.Tensor) -> tf.data.Dataset:
+  return tf.data.Dataset.zip(tf.data.TFRecordDataset(record_path),
+                             tf.data.TFRecordDataset(cache_path))
+
+
 def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = False,
                  repeat: bool = False, seed: int | None = None,
                  input_context: tf.distribute.InputContext | None = None,
-                 max_alignments: int = 32, name_as_text: bool = False) -> tf.data.Dataset:
+                 max_alignments: int = 32, name_as_text: bool = False,
+                 cache: store.FeatureCache | None = None) -> tf.data.Dataset:
   """Dataset of a prepared folder; with `input_context`, each input pipeline reads its own shards.
 
   `batch_size` is per input pipeline (per replica under a strategy); None gives single examples.
   The order is a function of `seed` alone (parallel steps keep their order), so runs with the
-  same seed see the same examples, whatever the number of replicas. `name_as_text` reads the
-  product names as the text (see ReaderConfig).
+  same seed see the same examples, whatever the number of replicas, and whether or not they read
+  the folder's feature `cache`. `name_as_text` reads the product names as the text (see
+  ReaderConfig).
   """
   manifest = manifest_lib.load(folder)
   if not manifest.num_examples:
@@ -103,7 +127,9 @@ def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = Fal
         f"were skipped ({reasons}); fix those rows and re-run python data/prepare.py.")
   manifest_lib.check_shards(folder, manifest)
   config = reader_config(manifest, max_alignments, name_as_text, folder)
-  files = tf.data.Dataset.from_tensor_slices(manifest.shard_paths(folder))
+  paths = manifest.shard_paths(folder)
+  files = tf.data.Dataset.from_tensor_slices(
+      paths if cache is None else (paths, list(cache.shard_paths)))
   if input_context and input_context.num_input_pipelines > 1:
     if len(manifest.shards) < input_context.num_input_pipelines:
       raise manifest_lib.ManifestError(
@@ -113,13 +139,19 @@ def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = Fal
     files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   if shuffle:
     files = files.shuffle(len(manifest.shards), seed=seed, reshuffle_each_iteration=True)
-  dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=4,
-                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  dataset = files.interleave(tf.data.TFRecordDataset if cache is None else _zipped_shards,
+                             cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE,
+                             deterministic=True)
   if repeat:
     dataset = dataset.repeat()
   if shuffle:
     dataset = dataset.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
-  dataset = dataset.map(tracing.plain(lambda s: decode(s, config)), num_parallel_calls=tf.data.AUTOTUNE,
+  if cache is None:
+    decode_fn = lambda serialized: decode(serialized, config)
+  else:
+    decode_fn = lambda serialized, cached: decode(serialized, config,
+                                                  store.parse(cached, cache.feature_size))
+  dataset = dataset.map(tracing.plain(decode_fn), num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=True)
   if batch_size:
     dataset = dataset.batch(batch_size, drop_remainder=repeat)

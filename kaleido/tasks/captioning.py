@@ -21,7 +21,7 @@ class CaptionTask(finetune.FinetuneTask):
   def dataset(self, batch_size, seed, input_context, training=True):
     return finetuning.caption_dataset(self.data_folder(training), batch_size,
                                       self.finetune.caption_mode, self.special_ids, seed,
-                                      input_context)
+                                      input_context, self.feature_cache(training))
 
   def terms(self, batch, outputs):
     return losses_lib.classification_terms(batch["caption_ids"], outputs["lm_logits"],

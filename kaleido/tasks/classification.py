@@ -14,7 +14,8 @@ class ClassificationTask(finetune.FinetuneTask):
 
   def dataset(self, batch_size, seed, input_context, training=True):
     return finetuning.classification_dataset(self.data_folder(training), batch_size,
-                                             self.config.task.name, seed, input_context)
+                                             self.config.task.name, seed, input_context,
+                                             self.feature_cache(training))
 
   def terms(self, batch, outputs):
     known = tf.cast(batch["label"] >= 0, tf.float32)

@@ -1,11 +1,15 @@
 """What pre-training and the downstream tasks share: the vocabulary's special ids, the
-learning-rate groups of the pretrained text side, and where the weights start."""
+learning-rate groups of the pretrained text side, where the weights start, and the patch feature
+caches of a frozen backbone."""
 
 from __future__ import annotations
 
 import tf_keras
 
 from kaleido import config as config_lib
+from kaleido.dataloaders import features
+from kaleido.feature_cache import builder as cache_builder
+from kaleido.feature_cache import store as cache_store
 from kaleido.masking import text_masking
 from kaleido.model import backbone as backbone_lib
 from kaleido.model import kaleido_bert
@@ -33,6 +37,32 @@ class KaleidoTask(base_task.Task):
     super().__init__(config)
     self.model_config: config_lib.KaleidoBertConfig = config.model
     self.special_ids = special_ids(config.data.vocab_file)
+    self._caches: dict[str, cache_store.FeatureCache] = {}
+
+  def prepare_inputs(self, model: tf_keras.Model, worker: int = 0) -> None:
+    """With a frozen backbone (config.uses_feature_cache), the feature caches of the training
+    and evaluation folders for the backbone's weights, built where missing."""
+    if not config_lib.uses_feature_cache(self.config):
+      return
+    data = self.config.data
+    for folder in dict.fromkeys(folder for folder in (data.train_data, data.eval_data) if folder):
+      self._caches[folder] = cache_builder.ensure_cache(
+          folder, model.backbone.patch_embedder, data.feature_cache_dir, first_shard=worker)
+
+  def feature_cache(self, training: bool = True) -> cache_store.FeatureCache | None:
+    """The feature cache `dataset` reads (None: pixels)."""
+    if not config_lib.uses_feature_cache(self.config):
+      return None
+    folder = self.data_folder(training)
+    if folder not in self._caches:
+      raise RuntimeError(f"The feature cache of {folder!r} is not prepared; call "
+                         "prepare_inputs(model) before dataset().")
+    return self._caches[folder]
+
+  def model_inputs(self, model: tf_keras.Model, batch):
+    """The batch's keys the model declares, the cached features in place of pixels."""
+    return {key: batch[key]
+            for key in features.cached_keys(model.input_keys, features.is_cached(batch))}
 
   def lr_rules(self) -> base_task.LrRules:
     """The BERT checkpoint's weights at the pretrained rate; a pooler or MLM transform it does

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from kaleido.dataloaders import features
 from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.model import kaleido_bert
 from kaleido.model import losses as losses_lib
@@ -17,6 +18,10 @@ NUM_PICTURES = 3
 
 class PretrainingTask(kaleido_task.KaleidoTask):
   """AMLM, ITM and the five kaleido tasks on the on-the-fly masked pipeline."""
+
+  def __init__(self, config):
+    super().__init__(config)
+    self._pictures_of = None  # (batch size, seed, input context) of the cached training data
 
   @property
   def reported(self) -> frozenset[str]:
@@ -31,9 +36,15 @@ class PretrainingTask(kaleido_task.KaleidoTask):
     return kaleido_bert.build_pretrainer(self.model_config, self.config.task.pretraining)
 
   def dataset(self, batch_size, seed, input_context, training=True) -> tf.data.Dataset:
+    cache = self.feature_cache(training)
+    if training and cache is not None:
+      self._pictures_of = (batch_size, seed, input_context)
+    return self._dataset(batch_size, seed, input_context, training, cache)
+
+  def _dataset(self, batch_size, seed, input_context, training, cache) -> tf.data.Dataset:
     return pretraining_inputs.pretraining_dataset(
         self.data_folder(training), batch_size, self.config.task.pretraining, self.special_ids,
-        seed=seed, input_context=input_context)
+        seed=seed, input_context=input_context, cache=cache)
 
   def replica_losses(self, batch, outputs):
     return losses_lib.replica_losses(batch, outputs, self.config.task.pretraining)
@@ -42,6 +53,16 @@ class PretrainingTask(kaleido_task.KaleidoTask):
     return losses_lib.replica_metrics(batch, outputs)
 
   def summary_images(self, model, batch):
+    """The first examples' patches after the transforms. A batch of cached features has no
+    pixels: the first call shows the first batch of the pixel pipeline with the same seed
+    (the same examples and transforms as the first training batch), later calls nothing."""
     del model
+    if features.is_cached(batch):
+      if self._pictures_of is None:
+        return {}
+      batch_size, seed, input_context = self._pictures_of
+      self._pictures_of = None
+      pixels = self._dataset(batch_size, seed, input_context, True, None).take(1)
+      batch = {"patches": next(iter(pixels))["patches"].numpy()}
     strips = [pictures.kaleido_strip(p) for p in batch["patches"][:NUM_PICTURES]]
     return {"kaleido_patches_after_transforms": np.stack(strips)}

@@ -49,7 +49,8 @@ class RetrievalTask(finetune.FinetuneTask):
 
   def dataset(self, batch_size, seed, input_context, training=True):
     return finetuning.retrieval_dataset(self.data_folder(training), batch_size, self.finetune,
-                                        seed, input_context, self.config.task.name_as_text)
+                                        seed, input_context, self.config.task.name_as_text,
+                                        self.feature_cache(training))
 
   def terms(self, batch, outputs):
     labels = batch["itm_label"]

@@ -39,6 +39,12 @@ class Task(abc.ABC):
     del model
     return ""
 
+  def prepare_inputs(self, model: tf_keras.Model, worker: int = 0) -> None:
+    """Work the inputs need once `model` holds its starting weights (the patch feature cache),
+    done before the first `dataset` call; `worker` is this process's index in a multi-worker
+    run (its share of that work starts there)."""
+    del model, worker
+
   @abc.abstractmethod
   def dataset(self, batch_size: int, seed: int | None,
               input_context: tf.distribute.InputContext | None,

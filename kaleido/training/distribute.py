@@ -69,6 +69,17 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   return "chief" not in cluster and resolver.task_type == "worker" and resolver.task_id == 0
 
 
+def worker_index(strategy: tf.distribute.Strategy) -> int:
+  """This process's place among the workers of a multi-worker run (the chief first); 0
+  outside one."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  cluster = resolver.cluster_spec().as_dict() if resolver else {}
+  if not cluster:
+    return 0
+  after_chief = int("chief" in cluster and resolver.task_type != "chief")
+  return (resolver.task_id or 0) + after_chief
+
+
 def writer_dir(strategy: tf.distribute.Strategy, model_dir: str) -> str:
   """`model_dir` for the chief; a private scratch folder inside it for the other workers, which
   must still take part in saving but whose copies are thrown away."""

@@ -24,6 +24,8 @@ import tf_keras
 
 from kaleido import config as config_lib
 from kaleido import errors
+from kaleido.feature_cache import store as cache_store
+from kaleido.records import reader
 from kaleido.training import base_task
 from kaleido.training import distribute
 from kaleido.training import optimization
@@ -217,10 +219,21 @@ class Trainer:
       return next(iterator)
     except tf.errors.DataLossError as error:
       folder = self.task.data_folder(training=True)
+      first_line = str(error).splitlines()[0][:200]
+      if cache_store.SHARD_PREFIX in first_line:
+        raise TrainingError(f"A feature cache shard is corrupt ({first_line}); delete that "
+                            "cache folder and rerun: it is rebuilt.") from error
       raise TrainingError(
-          f"A record of {folder} is corrupt ({str(error).splitlines()[0][:160]}); find the "
+          f"A record of {folder} is corrupt ({first_line[:160]}); find the "
           f"shard with python data/prepare.py --verify --output_dir {folder} and re-prepare "
           "it.") from error
+    except tf.errors.InvalidArgumentError as error:
+      if reader.CACHE_MISMATCH not in str(error):
+        raise
+      raise TrainingError(
+          f"A feature cache of {self.task.data_folder(training=True)} does not match its "
+          "records (an example of another image); delete the folder's feature_cache/ (or "
+          "--feature_cache_dir) and rerun: it is rebuilt.") from error
 
   def _restore(self) -> int:
     latest = self._resume_from
@@ -274,6 +287,7 @@ class Trainer:
       print(f"Nothing to do: the checkpoint is already at step {start} >= --train_steps.",
             file=sys.stderr)
       return TrainResult(step=start, losses={})
+    self.task.prepare_inputs(self.model, distribute.worker_index(self.strategy))
     # A resumed run draws new examples and masks instead of replaying those of the first steps.
     self._data_seed = train.seed * 1_000_003 + start
     iterator = iter(distribute.distribute_dataset(self.strategy, self._dataset_fn,
