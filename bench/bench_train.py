@@ -120,10 +120,12 @@ def measure_one(size: str, precision: str, patch_features: str, data: str) -> di
     task.prepare_inputs(trainer.model)
     cache_seconds = time.perf_counter() - cache_start
     iterator = iter(task.dataset(_BATCH_SIZE.value, 0, None))
-    pipeline_start = time.perf_counter()
-    for _ in range(10):
+    for _ in range(3):  # the shuffle buffer fills first
       next(iterator)
-    pipeline_rate = 10 * _BATCH_SIZE.value / (time.perf_counter() - pipeline_start)
+    pipeline_start = time.perf_counter()
+    for _ in range(20):
+      next(iterator)
+    pipeline_rate = 20 * _BATCH_SIZE.value / (time.perf_counter() - pipeline_start)
     backbone_flops, rest_flops = _training_flops(trainer, next(iterator))
     distributed = iter(trainer.strategy.distribute_datasets_from_function(
         lambda context: task.dataset(_BATCH_SIZE.value, 0, context)))

@@ -95,8 +95,9 @@ def tiny_experiment(data: str, model_dir: str, task: str = "pretrain", train_ste
                     batch_size: int = 4, num_layers: int = 2, dropout: float = 0.0,
                     training: dict | None = None, optimizer: dict | None = None,
                     eval_data: str = "", evaluation: dict | None = None,
-                    finetune: dict | None = None):
-  """A validated experiment config of a tiny Kaleido-BERT (H=32, small backbone) on `data`."""
+                    finetune: dict | None = None, data_options: dict | None = None):
+  """A validated experiment config of a tiny Kaleido-BERT (H=32, small backbone) on `data`
+  (`data_options`: further DataConfig fields)."""
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
   from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
@@ -109,7 +110,7 @@ def tiny_experiment(data: str, model_dir: str, task: str = "pretrain", train_ste
                                  vocab_file=manifest.vocab_file,
                                  vocab_hash=manifest.vocab_hash,
                                  max_seq_length=manifest.max_seq_length,
-                                 patch_size=manifest.patch_size),
+                                 patch_size=manifest.patch_size, **(data_options or {})),
       model=config_lib.KaleidoBertConfig(
           vocab_size=len(vocab.read_vocab(manifest.vocab_file)), hidden_size=32,
           num_layers=num_layers, num_heads=2, intermediate_size=64,

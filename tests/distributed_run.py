@@ -14,9 +14,10 @@ import json
 
 def train(data: str, model_dir: str, strategy=None, strategy_name: str = "one_device",
           steps: int = 3, batch_size: int = 8, eval_every: int = 0, keep_best: str = "",
-          **training) -> dict:
+          data_options: dict | None = None, dropout: float = 0.0, **training) -> dict:
   """Trains the tiny experiment; {"step", "losses", "interrupted", "validation"}. `training`
-  overrides TrainingConfig fields (input_mode, checkpoint_every, mixed_precision, jit_compile)."""
+  overrides TrainingConfig fields (input_mode, checkpoint_every, mixed_precision, jit_compile),
+  `data_options` DataConfig fields (patch_features)."""
   from kaleido.tasks import factory  # pylint: disable=g-import-not-at-top
   from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
   from tests import catalogs  # pylint: disable=g-import-not-at-top
@@ -25,7 +26,8 @@ def train(data: str, model_dir: str, strategy=None, strategy_name: str = "one_de
       training={"strategy": strategy_name, "checkpoint_every": 1000, "summary_every": 1,
                 "image_summary_every": 1000, **training},
       eval_data=data if eval_every else "",
-      evaluation={"eval_every": eval_every, "eval_steps": 2, "keep_best": keep_best})
+      evaluation={"eval_every": eval_every, "eval_steps": 2, "keep_best": keep_best},
+      data_options=data_options, dropout=dropout)
   result = trainer.Trainer(config, factory.create_task(config), strategy).run()
   return {"step": result.step, "losses": result.losses, "interrupted": result.interrupted,
           "validation": result.validation}

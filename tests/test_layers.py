@@ -10,7 +10,7 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Lowest first: a package may import its own modules and those of packages on its level or below.
 LAYERS = (
-    ("errors",), ("utils",), ("config",), ("data", "metrics"), ("text", "patches"), ("records",),
+    ("errors",), ("utils",), ("config",), ("data", "metrics"), ("text", "patches"), ("records", "feature_cache"),
     ("demo",), ("masking", "model"), ("pretrained", "dataloaders"), ("alignment",),
     ("training",), ("tasks",), ("evaluation",), ("serving", "search"),
 )

@@ -61,7 +61,7 @@ def test_retrieval_total_is_itm_plus_the_weighted_contrastive_loss(setup):
       result.losses["itm"] + 0.5 * result.losses["itc"], rel=1e-5)
   batch = next(iter(task.dataset(8, 0, None)))
   model = task.build_model()
-  outputs = model({key: batch[key] for key in model.input_keys}, training=False)
+  outputs = model(task.model_inputs(model, batch), training=False)
   numpy = {key: np.asarray(value) for key, value in {**batch, **outputs}.items()}
   expected, accuracy = test_losses.np_contrastive(numpy, numpy)
   assert float(task.replica_losses(batch, outputs)["itc"]) == pytest.approx(expected, rel=1e-5)
@@ -72,10 +72,10 @@ def test_contrastive_embeddings_see_only_their_own_side(setup):
   _, _, _, task, _ = setup
   model = task.build_model()
   batch = next(iter(task.dataset(4, 0, None)))
-  inputs = {key: batch[key] for key in kaleido_bert.ENCODER_KEYS}
+  inputs = task.model_inputs(model, batch)  # the cached patch features of a frozen backbone
   swapped_text = {**inputs, "input_word_ids": tf.reverse(inputs["input_word_ids"], [0]),
                   "input_mask": tf.reverse(inputs["input_mask"], [0])}
-  swapped_image = {**inputs, "patches": tf.reverse(inputs["patches"], [0]),
+  swapped_image = {**inputs, "patch_features": tf.reverse(inputs["patch_features"], [0]),
                    "patch_boxes": tf.reverse(inputs["patch_boxes"], [0])}
   base, texts, images = (model(x, training=False) for x in (inputs, swapped_text, swapped_image))
   np.testing.assert_allclose(texts["itc_image"], base["itc_image"], atol=1e-6)

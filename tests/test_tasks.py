@@ -126,6 +126,7 @@ def test_autoregressive_caption_model_is_causal_in_text_and_patches_ignore_text(
   config = _config(data, tmp_path, "caption")
   task = factory.create_task(config)
   model = task.build_model()
+  task.prepare_inputs(model)
   batch = next(iter(task.dataset(2, seed=1, input_context=None)))
   inputs_ = task.model_inputs(model, batch)
   base = model(inputs_)["lm_logits"].numpy()

@@ -1,4 +1,4 @@
-"""Kaleido pixel transforms, CP camouflage, ITM negatives and the whole pre-training pipeline."""
+"""Kaleido transforms (the variant table and its rows), CP camouflage, ITM negatives and the whole pre-training pipeline."""
 
 import os
 
@@ -13,6 +13,7 @@ from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.dataloaders import transforms
 from kaleido.masking import agm
 from kaleido.masking import text_masking
+from kaleido.patches import variants
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import schema
 
@@ -31,10 +32,18 @@ def _choice(grey=(16, 25), cp=7, blank=(30, 41, 54)) -> agm.MaskChoice:
                         blank_positions=tf.constant(blank))
 
 
+def _image(original: np.ndarray, rotation: int = 0, jigsaw: int = 0, grey=(16, 25),
+           greyed: bool = False) -> np.ndarray:
+  """The patches `variant_rows` picks from the pixel variant table."""
+  rows = variants.variant_rows(tf.constant(rotation), tf.constant(jigsaw), tf.constant(grey),
+                               greyed)
+  return tf.gather(variants.pixel_variants(tf.constant(original)), rows).numpy()
+
+
 @pytest.mark.parametrize("rotation", [0, 1, 2, 3])
 def test_rotation_label_undoes_the_l1_rotation(rotation):
   original = _patches()
-  rotated = transforms.rotate_l1(tf.constant(original), tf.constant(rotation)).numpy()
+  rotated = _image(original, rotation=rotation)
   np.testing.assert_array_equal(np.rot90(rotated[0], -rotation), original[0])
   np.testing.assert_array_equal(rotated[0], np.rot90(original[0], rotation))  # counter-clockwise
   np.testing.assert_array_equal(rotated[1:], original[1:])
@@ -43,7 +52,7 @@ def test_rotation_label_undoes_the_l1_rotation(rotation):
 def test_jigsaw_label_inverse_restores_l2():
   original = _patches()
   for label, permutation in enumerate(features.JIGSAW_PERMUTATIONS):
-    shuffled = transforms.permute_l2(tf.constant(original), tf.constant(label)).numpy()
+    shuffled = _image(original, jigsaw=label)
     restored = shuffled.copy()
     restored[1 + np.array(permutation)] = shuffled[1:5]
     np.testing.assert_array_equal(restored, original)
@@ -51,11 +60,9 @@ def test_jigsaw_label_inverse_restores_l2():
       assert not np.array_equal(shuffled, original)
 
 
-def test_grey_patches_are_grey_and_targets_are_the_originals():
+def test_greyed_patches_are_grey_and_the_rest_untouched():
   original = _patches()
-  greyed, targets = transforms.grey_patches(tf.constant(original), tf.constant([16, 25]))
-  greyed, targets = greyed.numpy(), targets.numpy()
-  np.testing.assert_array_equal(targets, original[[16, 25]])
+  greyed = _image(original, greyed=True)
   for index in (16, 25):
     patch = greyed[index]
     assert (patch[..., 0] == patch[..., 1]).all() and (patch[..., 1] == patch[..., 2]).all()
@@ -65,9 +72,21 @@ def test_grey_patches_are_grey_and_targets_are_the_originals():
   np.testing.assert_array_equal(greyed[unchanged], original[unchanged])
 
 
+def test_variant_table_holds_every_l1_turn_and_every_greyed_l4_patch():
+  original = _patches()
+  table = variants.pixel_variants(tf.constant(original)).numpy()
+  assert table.shape[0] == variants.NUM_VARIANTS == 74
+  np.testing.assert_array_equal(table[:55], original)
+  for turns in (1, 2, 3):
+    np.testing.assert_array_equal(table[54 + turns], np.rot90(original[0], turns))
+  for index in range(14, 30):  # L4
+    np.testing.assert_array_equal(table[58 + index - 14],
+                                  variants.grey(tf.constant(original[index])).numpy())
+
+
 def test_example_image_labels_and_disabled_tasks():
   original = _patches()
-  image = transforms.example_image(tf.constant(original), _choice(), config_lib.PretrainingConfig(),
+  image = transforms.example_image(variants.pixel_variants(tf.constant(original)), _choice(), config_lib.PretrainingConfig(),
                                    SEED)
   patches = image["patches"].numpy()
   rr, jps = int(image["rr_label"]), int(image["jps_label"])
@@ -81,7 +100,7 @@ def test_example_image_labels_and_disabled_tasks():
   np.testing.assert_array_equal(patches[5:14], original[5:14])
 
   config = config_lib.PretrainingConfig(enabled=("amlm", "itm", "b2cm"))
-  plain = transforms.example_image(tf.constant(original), _choice(), config, SEED)
+  plain = transforms.example_image(variants.pixel_variants(tf.constant(original)), _choice(), config, SEED)
   np.testing.assert_array_equal(plain["patches"], original)
   assert [int(plain[k]) for k in ("rr_label", "jps_label", "cp_label")] == [0, 0, 0]
 

@@ -17,13 +17,12 @@ import glob
 import os
 import re
 import sys
-from typing import Callable, Iterator
+from typing import Callable
 
 import tensorflow as tf
 import tf_keras
 
 from kaleido.feature_cache import store
-from kaleido.model import patch_embedder as patch_embedder_lib
 from kaleido.patches import variants
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
@@ -53,35 +52,9 @@ class Plan:
     return store.shard_path(self.folder, self.record_paths[index])
 
 
-@contextlib.contextmanager
-def _float32_policy() -> Iterator[None]:
-  previous = tf_keras.mixed_precision.global_policy()
-  tf_keras.mixed_precision.set_global_policy("float32")
-  try:
-    yield
-  finally:
-    tf_keras.mixed_precision.set_global_policy(previous)
-
-
-def new_embedder(backbone: str, patch_size: int, feature_size: int
-                 ) -> patch_embedder_lib.PatchEmbedder:
-  """A frozen float32 patch embedder (whatever the global precision policy), random weights."""
-  with _float32_policy():
-    return patch_embedder_lib.PatchEmbedder(backbone, patch_size, feature_size, trainable=False,
-                                            name="cache_embedder")
-
-
-def float32_copy(embedder: patch_embedder_lib.PatchEmbedder) -> patch_embedder_lib.PatchEmbedder:
-  """A float32 embedder with `embedder`'s weights: the cache does not depend on the precision
-  a run trains in."""
-  config = embedder.get_config()
-  copy = new_embedder(config["backbone"], config["patch_size"], config["feature_size"])
-  copy.backbone.set_weights(embedder.backbone.get_weights())
-  return copy
-
-
-def fingerprint(embedder: patch_embedder_lib.PatchEmbedder) -> str:
-  """store.backbone_fingerprint of the embedder's backbone."""
+def fingerprint(embedder: tf_keras.layers.Layer) -> str:
+  """store.backbone_fingerprint of a patch embedder's backbone (kaleido.model.patch_embedder:
+  its `backbone` model and its `backbone` and `patch_size` settings)."""
   config = embedder.get_config()
   return store.backbone_fingerprint(embedder.backbone, config["backbone"], config["patch_size"])
 
@@ -99,8 +72,8 @@ def plan(data_folder: str, backbone_digest: str, feature_size: int, root: str = 
               num_examples=tuple(shard["num_examples"] for shard in manifest.shards))
 
 
-def embed_function(embedder: patch_embedder_lib.PatchEmbedder) -> Embed:
-  """The traced forward pass of a float32 embedder."""
+def embed_function(embedder: tf_keras.layers.Layer) -> Embed:
+  """The traced forward pass of a frozen patch embedder."""
   return tf.function(lambda patches: embedder(patches, training=False), reduce_retracing=True)
 
 
@@ -206,10 +179,11 @@ def build(cache_plan: Plan, embed: Embed, batch_size: int = 16, first_shard: int
   return finish(cache_plan)
 
 
-def ensure_cache(data_folder: str, embedder: patch_embedder_lib.PatchEmbedder, root: str = "",
+def ensure_cache(data_folder: str, embedder: tf_keras.layers.Layer, root: str = "",
                  batch_size: int = 16, first_shard: int = 0,
                  log: Callable[[str], None] | None = None) -> store.FeatureCache:
-  """The feature cache of `data_folder` for `embedder`'s current weights, built on first use."""
-  copy = float32_copy(embedder)
-  cache_plan = plan(data_folder, fingerprint(copy), copy.get_config()["feature_size"], root)
-  return build(cache_plan, embed_function(copy), batch_size, first_shard, log)
+  """The feature cache of `data_folder` for the frozen patch `embedder`'s current weights
+  (a float32 one: kaleido.model.patch_embedder.float32_copy), built on first use."""
+  cache_plan = plan(data_folder, fingerprint(embedder), embedder.get_config()["feature_size"],
+                    root)
+  return build(cache_plan, embed_function(embedder), batch_size, first_shard, log)

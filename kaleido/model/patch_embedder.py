@@ -91,3 +91,19 @@ class PatchEmbedder(tf_keras.layers.Layer):
     features = tf.reshape(tf.cast(features, tf.float32),
                           tf.concat([leading, [self._feature_size]], axis=0))
     return features if self.trainable else tf.stop_gradient(features)
+
+
+def float32_copy(embedder: PatchEmbedder) -> PatchEmbedder:
+  """A frozen embedder computing in float32 whatever the global precision policy, with
+  `embedder`'s weights: what the feature cache (kaleido.feature_cache) runs, so its features do
+  not depend on the precision a run trains in."""
+  config = embedder.get_config()
+  previous = tf_keras.mixed_precision.global_policy()
+  tf_keras.mixed_precision.set_global_policy("float32")
+  try:
+    copy = PatchEmbedder(config["backbone"], config["patch_size"], config["feature_size"],
+                         trainable=False, name="float32_embedder")
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+  copy.backbone.set_weights(embedder.backbone.get_weights())
+  return copy

@@ -13,6 +13,7 @@ from kaleido.feature_cache import store as cache_store
 from kaleido.masking import text_masking
 from kaleido.model import backbone as backbone_lib
 from kaleido.model import kaleido_bert
+from kaleido.model import patch_embedder as patch_embedder_lib
 from kaleido.pretrained import bert_init
 from kaleido.pretrained import patch_words
 from kaleido.pretrained import readers
@@ -45,9 +46,10 @@ class KaleidoTask(base_task.Task):
     if not config_lib.uses_feature_cache(self.config):
       return
     data = self.config.data
+    embedder = patch_embedder_lib.float32_copy(model.backbone.patch_embedder)
     for folder in dict.fromkeys(folder for folder in (data.train_data, data.eval_data) if folder):
-      self._caches[folder] = cache_builder.ensure_cache(
-          folder, model.backbone.patch_embedder, data.feature_cache_dir, first_shard=worker)
+      self._caches[folder] = cache_builder.ensure_cache(folder, embedder, data.feature_cache_dir,
+                                                        first_shard=worker)
 
   def feature_cache(self, training: bool = True) -> cache_store.FeatureCache | None:
     """The feature cache `dataset` reads (None: pixels)."""

@@ -1,0 +1,178 @@
+"""The feature cache: cached batches equal the backbone on the pixel batches, losses match,
+stale caches are never read, interrupted builds resume, bad caches get one sentence."""
+
+import dataclasses
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kaleido import config as config_lib
+from kaleido.feature_cache import builder
+from kaleido.feature_cache import store
+from kaleido.model import patch_embedder
+from kaleido.patches import variants
+from kaleido.records import manifest as manifest_lib
+from kaleido.records import reader
+from kaleido.tasks import factory
+from tests import catalogs
+from tests import distributed_run
+
+FLOAT16_TOLERANCE = 4e-3  # half an ulp of float16 at |x| < 8, with slack for float32 sums
+
+
+@pytest.fixture(scope="module", name="data")
+def fixture_data(tmp_path_factory):
+  """A tiny prepared demo folder in 2 shards (16-pixel patches)."""
+  return catalogs.prepared_demo(str(tmp_path_factory.mktemp("cache_data")), 12, seed=5,
+                                num_shards=2)
+
+
+def _task_and_model(data, tmp_path, patch_features, task="pretrain"):
+  config = catalogs.tiny_experiment(
+      data, str(tmp_path / patch_features), task=task,
+      data_options={"patch_features": patch_features,
+                    "feature_cache_dir": str(tmp_path / "caches")})
+  task_object = factory.create_task(config)
+  model = task_object.build_model()
+  task_object.prepare_inputs(model)
+  return task_object, model
+
+
+def _embed(model, pixels):
+  """The frozen backbone of `model` on (B, N, P, P, 3) pixels."""
+  return model.backbone.patch_embedder(tf.constant(pixels), training=False).numpy()
+
+
+def test_each_variant_feature_is_the_backbone_on_those_pixels(data, tmp_path):
+  task, model = _task_and_model(data, tmp_path, "cached")
+  cache = task.feature_cache()
+  manifest = manifest_lib.load(data)
+  pixels = next(iter(tf.data.TFRecordDataset(manifest.shard_paths(data)[0]).map(
+      lambda record: reader.decode(record, reader.reader_config(manifest)))))
+  (cached,) = tf.data.TFRecordDataset(cache.shard_paths[0]).take(1).map(
+      lambda record: store.parse(record, cache.feature_size))
+  assert cached["image_id"].numpy() == pixels["image_id"].numpy()
+  assert cached["patch_variants"].dtype == tf.float16
+  table = variants.pixel_variants(pixels["patches"])[tf.newaxis]
+  expected = _embed(model, table)[0]
+  np.testing.assert_allclose(cached["patch_variants"].numpy(), expected,
+                             atol=FLOAT16_TOLERANCE * max(1.0, np.abs(expected).max()))
+  assert np.abs(expected[55] - expected[0]).max() > 1e-3  # a turned L1 patch is another feature
+
+
+def test_cached_batches_are_the_pixel_batches_with_the_backbone_applied(data, tmp_path):
+  cached_task, model = _task_and_model(data, tmp_path, "cached")
+  pixel_task, _ = _task_and_model(data, tmp_path, "pixels")
+  cached = next(iter(cached_task.dataset(6, 11, None)))
+  pixels = next(iter(pixel_task.dataset(6, 11, None)))
+  assert set(cached) - {"patch_features", "grey_target_features"} == (
+      set(pixels) - {"patches", "grey_targets"})
+  for key in set(cached) & set(pixels):
+    np.testing.assert_array_equal(cached[key], pixels[key], err_msg=key)
+  for feature_key, pixel_key in (("patch_features", "patches"),
+                                 ("grey_target_features", "grey_targets")):
+    expected = _embed(model, pixels[pixel_key])
+    np.testing.assert_allclose(cached[feature_key].numpy(), expected,
+                               atol=FLOAT16_TOLERANCE * max(1.0, np.abs(expected).max()),
+                               err_msg=feature_key)
+  assert 0 < int(tf.reduce_sum(pixels["rr_label"])) and 0 < int(tf.reduce_sum(pixels["jps_label"]))
+  assert 0 < int(tf.reduce_sum(1 - pixels["itm_label"]))  # negatives swapped whole image sides
+
+
+def test_finetuning_batches_read_the_same_features(data, tmp_path):
+  cached_task, model = _task_and_model(data, tmp_path, "cached", task="retrieval")
+  pixel_task, _ = _task_and_model(data, tmp_path, "pixels", task="retrieval")
+  cached = next(iter(cached_task.dataset(4, 2, None)))
+  pixels = next(iter(pixel_task.dataset(4, 2, None)))
+  np.testing.assert_array_equal(cached["itm_label"], pixels["itm_label"])
+  np.testing.assert_array_equal(cached["input_word_ids"], pixels["input_word_ids"])
+  expected = _embed(model, pixels["patches"])
+  np.testing.assert_allclose(cached["patch_features"].numpy(), expected,
+                             atol=FLOAT16_TOLERANCE * max(1.0, np.abs(expected).max()))
+
+
+def _losses_at(data, model_dir, patch_features, step):
+  distributed_run.train(data, str(model_dir), steps=step, batch_size=6, dropout=0.1,
+                        data_options={"patch_features": patch_features})
+  from tests.test_training import _step_losses  # pylint: disable=g-import-not-at-top
+  return _step_losses(str(model_dir), step)
+
+
+def test_thirty_steps_give_the_same_losses_from_pixels_and_from_the_cache(data, tmp_path):
+  pixels = _losses_at(data, tmp_path / "pixels", "pixels", 30)
+  cached = _losses_at(data, tmp_path / "cached", "cached", 30)
+  for name, value in pixels.items():
+    assert cached[name] == pytest.approx(value, rel=1e-3, abs=1e-5), name
+  assert glob.glob(os.path.join(data, store.DEFAULT_ROOT, "*", "features-*"))
+
+
+def _count_embeds(embed):
+  calls = []
+
+  def counted(patches):
+    calls.append(int(patches.shape[0]))
+    return embed(patches)
+  return counted, calls
+
+
+def test_cache_is_reused_and_a_new_backbone_or_new_records_get_a_new_one(data, tmp_path):
+  embedder = patch_embedder.PatchEmbedder("small", 16, 64)
+  root = str(tmp_path / "caches")
+  first = builder.ensure_cache(data, embedder, root, log=lambda _: None)
+  plan = builder.plan(data, builder.fingerprint(embedder), 64, root)
+  counted, calls = _count_embeds(builder.embed_function(embedder))
+  assert builder.build(plan, counted, log=lambda _: None) == first and not calls  # reused
+  weight = embedder.backbone.weights[0]
+  weight.assign(weight + 1.0)
+  assert builder.ensure_cache(data, embedder, root, log=lambda _: None).folder != first.folder
+  manifest = manifest_lib.load(data)
+  reprepared = dataclasses.replace(manifest, shards=[
+      {**manifest.shards[0], "sha256": "0" * 64}, *manifest.shards[1:]])
+  assert (store.records_fingerprint(data, reprepared) !=
+          store.records_fingerprint(data, manifest))  # shards of other bytes: another cache
+
+
+def test_a_killed_build_resumes_at_its_missing_shard(data, tmp_path):
+  embedder = patch_embedder.PatchEmbedder("small", 16, 64)
+  plan = builder.plan(data, builder.fingerprint(embedder), 64, str(tmp_path))
+  embed = builder.embed_function(embedder)
+
+  def dies_on_the_second_shard(patches):
+    if os.path.exists(plan.output_path(0)):
+      raise KeyboardInterrupt
+    return embed(patches)
+
+  with pytest.raises(KeyboardInterrupt):
+    builder.build(plan, dies_on_the_second_shard, batch_size=4, log=lambda _: None)
+  assert plan.pending() == [1] and not store.load(plan.folder, plan.identity)
+  dead = plan.output_path(1) + ".tmp-999999999"  # what kill -9 mid-shard leaves behind
+  with open(dead, "wb") as f:
+    f.write(b"partial")
+  counted, calls = _count_embeds(embed)
+  cache = builder.build(plan, counted, batch_size=4, log=lambda _: None)
+  assert sum(calls) == plan.num_examples[1] and not os.path.exists(dead)
+  assert len(cache.shard_paths) == 2
+
+
+def test_a_truncated_cache_shard_is_refused_in_one_sentence(data, tmp_path):
+  embedder = patch_embedder.PatchEmbedder("small", 16, 64)
+  cache = builder.ensure_cache(data, embedder, str(tmp_path), log=lambda _: None)
+  with open(cache.shard_paths[0], "r+b") as shard:
+    shard.truncate(100)
+  with pytest.raises(store.FeatureCacheError, match="delete .* and rerun"):
+    builder.ensure_cache(data, embedder, str(tmp_path), log=lambda _: None)
+
+
+def test_cached_features_with_a_trainable_backbone_are_refused(data, tmp_path):
+  config = catalogs.tiny_experiment(data, str(tmp_path))
+  trainable = dataclasses.replace(
+      config, model=dataclasses.replace(config.model, backbone_trainable=True))
+  cached = dataclasses.replace(
+      trainable, data=dataclasses.replace(config.data, patch_features="cached"))
+  with pytest.raises(config_lib.ConfigError, match="--patch_features=pixels"):
+    config_lib.validate(cached)
+  assert config_lib.uses_feature_cache(config)  # auto: cached while the backbone is frozen
+  assert not config_lib.uses_feature_cache(config_lib.validate(trainable))
