@@ -40,6 +40,7 @@ from kaleido.evaluation import classification
 from kaleido.evaluation import report
 from kaleido.evaluation import retrieval
 from kaleido.evaluation import sampling
+from kaleido.feature_cache import flags as feature_cache_flags
 from kaleido.metrics import captioning as caption_metrics
 from kaleido.metrics import classification as classification_metrics
 from kaleido.utils import cli
@@ -61,6 +62,7 @@ _MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "none", ["none", "mixed_bfloat16"], "Compute dtype of the model "
     "(bfloat16 where the hardware has it; weights stay float32; rankings may differ where "
     "scores are within bfloat16's precision).")
+_PATCH_FEATURES = feature_cache_flags.define_patch_features_flag()
 _BEAM_SIZE = flags.DEFINE_integer("beam_size", 1, "Captioning: beam width (1: greedy).")
 _CAPTION_CACHE = flags.DEFINE_bool(
     "caption_cache", True, "Captioning: decode with the key/value cache (--nocaption_cache "
@@ -149,7 +151,7 @@ def _load_model():
     ) from error
   return evaluation_model.load(_CHECKPOINT.value, _eval_data(), _BATCH_SIZE.value,
                                _RETRIEVAL_TEXT.value or "", _CAPTION_CACHE.value,
-                               _MIXED_PRECISION.value)
+                               _MIXED_PRECISION.value, _PATCH_FEATURES.value)
 
 
 def _beside_output(suffix: str) -> str:
@@ -231,7 +233,8 @@ def _evaluate_model() -> tuple[dict, int]:
 def _settings() -> dict:
   names = ("task", "checkpoint", "eval_data", "demo_split", "predictions", "protocol",
            "rerank", "fusion_weight", "num_queries", "num_draws", "seed", "index_file",
-           "batch_size", "retrieval_text", "beam_size", "caption_cache", "mixed_precision")
+           "batch_size", "retrieval_text", "beam_size", "caption_cache", "mixed_precision",
+           "patch_features")
   return {name: flags.FLAGS[name].value for name in names}
 
 

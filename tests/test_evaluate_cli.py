@@ -72,8 +72,9 @@ class FakeRetrievalModel(FakeEvaluationModel):
 
 
 def fake_load(checkpoint, eval_data, batch_size, retrieval_text, caption_cache,
-              mixed_precision):
+              mixed_precision, patch_features):
   assert caption_cache and mixed_precision == "none"
+  assert patch_features == "", patch_features  # the run's own unless --patch_features
   assert batch_size == 16, batch_size
   assert retrieval_text == "", retrieval_text  # the run's own unless --retrieval_text
   assert os.path.isdir(eval_data), eval_data

@@ -2,24 +2,31 @@
 stale caches are never read, interrupted builds resume, bad caches get one sentence."""
 
 import dataclasses
+import functools
 import glob
 import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kaleido import config as config_lib
+from kaleido.feature_cache import beam_builder
 from kaleido.feature_cache import builder
 from kaleido.feature_cache import store
 from kaleido.model import patch_embedder
 from kaleido.patches import variants
+from kaleido.pretrained import resnet
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
 from kaleido.tasks import factory
 from tests import catalogs
 from tests import distributed_run
 
+BUILD_TOOL = str(pathlib.Path(__file__).resolve().parent.parent / "data" / "build_feature_cache.py")
 FLOAT16_TOLERANCE = 4e-3  # half an ulp of float16 at |x| < 8, with slack for float32 sums
 
 
@@ -176,3 +183,26 @@ def test_cached_features_with_a_trainable_backbone_are_refused(data, tmp_path):
     config_lib.validate(cached)
   assert config_lib.uses_feature_cache(config)  # auto: cached while the backbone is frozen
   assert not config_lib.uses_feature_cache(config_lib.validate(trainable))
+
+
+def test_beam_and_the_tool_write_the_caches_train_py_reuses(data, tmp_path):
+  weights = str(tmp_path / "small.h5")
+  patch_embedder.PatchEmbedder("small", 16, 64).backbone.save_weights(weights)
+  make_embedder = functools.partial(resnet.frozen_embedder, "small", 16, 64, weights)
+  embedder = make_embedder()
+  local = builder.ensure_cache(data, embedder, str(tmp_path / "local"), log=lambda _: None)
+  plan = builder.plan(data, builder.fingerprint(embedder), 64, str(tmp_path / "beam"))
+  on_beam = beam_builder.build(plan, make_embedder, batch_size=4, runner="DirectRunner")
+  for a, b in zip(local.shard_paths, on_beam.shard_paths):
+    with open(a, "rb") as first, open(b, "rb") as second:
+      assert first.read() == second.read()
+  result = subprocess.run(
+      [sys.executable, BUILD_TOOL, f"--data={data}", "--backbone=small", "--feature_size=64",
+       f"--backbone_weights={weights}", f"--feature_cache_dir={tmp_path / 'tool'}"],
+      capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  # A run whose frozen backbone holds those weights finds the tool's cache complete.
+  counted, calls = _count_embeds(builder.embed_function(embedder))
+  reused = builder.build(builder.plan(data, builder.fingerprint(embedder), 64,
+                                      str(tmp_path / "tool")), counted, log=lambda _: None)
+  assert not calls and reused.folder in result.stdout

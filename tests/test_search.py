@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kaleido.evaluation import encoders as encoders_lib
 from kaleido.evaluation import model as evaluation_model
 from kaleido.evaluation import two_stage
 from kaleido.model import kaleido_bert
@@ -110,6 +111,30 @@ def test_index_resumes_after_an_interruption_and_refuses_another_build(setup, mo
   assert a.thumbnails == b.thumbnails and a.thumbnails[0][:2] == b"\xff\xd8"  # JPEG
   with pytest.raises(index_lib.SearchIndexError, match="another chunk size"):
     index_lib.build_index(str(base / "run"), data, str(base / "whole"), chunk_size=5)
+
+
+def test_index_and_evaluation_read_the_feature_cache_and_equal_the_pixel_path(setup, monkeypatch):
+  base, data, _, _, _ = setup
+  run = str(base / "run")
+  pixels = evaluation_model.load(run, data, patch_features="pixels")
+  rows = np.arange(pixels.num_examples)
+  expected_margins = pixels.matched_margin(rows, rows[::-1])
+  index_lib.build_index(run, data, str(base / "from_pixels"), chunk_size=8,
+                        patch_features="pixels")
+
+  def no_embedding(*args):
+    raise AssertionError("an image was embedded although its features are cached")
+
+  monkeypatch.setattr(encoders_lib.RetrievalEncoders, "patch_features", no_embedding)
+  cached = evaluation_model.load(run, data)  # the run's own setting: a frozen backbone, cached
+  cached._embed = no_embedding  # pylint: disable=protected-access
+  np.testing.assert_allclose(cached.matched_margin(rows, rows[::-1]), expected_margins,
+                             atol=1e-3)
+  index_lib.build_index(run, data, str(base / "from_cache"), chunk_size=8)
+  a, b = (index_lib.load_index(str(base / name)) for name in ("from_pixels", "from_cache"))
+  np.testing.assert_allclose(b.patch_features.astype(np.float32),
+                             a.patch_features.astype(np.float32), atol=4e-3)
+  np.testing.assert_allclose(b.image_embeddings, a.image_embeddings, atol=1e-3)
 
 
 def test_search_ranks_as_the_evaluation_model_and_refuses_another_checkpoint(setup):

@@ -5,7 +5,8 @@ r"""Builds the search index of a prepared folder with a trained run (kaleido.sea
 
 Every image's ITC embedding, its patch features (the re-ranker's image side) and a thumbnail,
 and every text's embedding, in chunks written atomically: rerun the same command after an
-interruption and it continues at the first missing chunk. The run needs the contrastive head
+interruption and it continues at the first missing chunk. A run with a frozen patch backbone reads
+the patch features from the folder's feature cache (kaleido.feature_cache), built on first use. The run needs the contrastive head
 (train.py --task=retrieval --itc_weight=1, or pre-training with --tasks=...,itc).
 """
 
@@ -13,6 +14,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from kaleido.feature_cache import flags as feature_cache_flags
 from kaleido.utils import cli
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
@@ -25,6 +27,7 @@ _CHUNK_SIZE = flags.DEFINE_integer("chunk_size", 1024, "Images per chunk file (t
 _RETRIEVAL_TEXT = flags.DEFINE_enum(
     "retrieval_text", None, ["name", "description"], "The text side: product names or the "
     "prepared texts; default: what the run was fine-tuned on (names for pre-training runs).")
+_PATCH_FEATURES = feature_cache_flags.define_patch_features_flag()
 
 
 @cli.user_errors_as_messages
@@ -33,7 +36,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   from kaleido.search import index  # pylint: disable=g-import-not-at-top
   info = index.build_index(_CHECKPOINT.value, _DATA.value, _OUTPUT.value, _BATCH_SIZE.value,
-                           _CHUNK_SIZE.value, _RETRIEVAL_TEXT.value or "")
+                           _CHUNK_SIZE.value, _RETRIEVAL_TEXT.value or "",
+                           patch_features=_PATCH_FEATURES.value)
   print(f"Index of {info['num_images']} images ({info['retrieval_text']} texts, "
         f"{info['embedding_size']}-d embeddings) in {_OUTPUT.value}, built with "
         f"{info['checkpoint']}.")

@@ -18,7 +18,6 @@ from kaleido.dataloaders import features
 from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.dataloaders import transforms
 from kaleido.masking import text_masking
-from kaleido.patches import kaleido_grid
 from kaleido.records import reader
 from kaleido.utils import tracing
 
@@ -34,7 +33,7 @@ def _encoder_example(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
   """A reader example's encoder inputs, labels and product id (the cached features of the 55
   patches as cut in place of their pixels)."""
   if "patch_variants" in example:
-    example = {**example, "patch_features": example["patch_variants"][:kaleido_grid.NUM_PATCHES]}
+    example = {**example, "patch_features": reader.patch_features(example)}
   keys = _encoder_keys(example)
   return {key: example[key] for key in keys + ("category_id", "subcategory_id", "product_id")}
 

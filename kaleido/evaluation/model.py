@@ -22,6 +22,7 @@ from kaleido.dataloaders import finetuning
 from kaleido.evaluation import caption_decoding
 from kaleido.evaluation import encoders
 from kaleido.evaluation import two_stage
+from kaleido.feature_cache import store as cache_store
 from kaleido.masking import text_masking
 from kaleido.model import caption_decoder
 from kaleido.model import kaleido_bert
@@ -82,10 +83,13 @@ class EvaluationModel:
   """Scores, labels and captions of a trained model on an evaluation folder."""
 
   def __init__(self, run: config_lib.ExperimentConfig, checkpoint_path: str, eval_data: str,
-               batch_size: int, retrieval_text: str = "", caption_cache: bool = True):
+               batch_size: int, retrieval_text: str = "", caption_cache: bool = True,
+               patch_features: str = ""):
     """`retrieval_text` (name or description) overrides the run's own (names for runs that were
     not fine-tuned for retrieval); `caption_cache` decodes autoregressive captions with the
-    key/value cache (kaleido.model.caption_decoder) instead of re-running the encoder."""
+    key/value cache (kaleido.model.caption_decoder) instead of re-running the encoder;
+    `patch_features` (config.PATCH_FEATURES) overrides the run's own: with a frozen backbone,
+    the patch features are read from the folder's feature cache (built on first use)."""
     manifest = manifest_lib.load(eval_data)
     check_vocabulary(run, manifest, eval_data)
     if run.task.name not in TASKS_OF_RUN:
@@ -106,7 +110,7 @@ class EvaluationModel:
     self._reader_config = reader.reader_config(manifest, name_as_text=self.retrieval_text == "name",
                                                folder=eval_data)
     self._examples = _read_examples(eval_data, self._reader_config)
-    self._features: dict[int, np.ndarray] = {}
+    self._features: dict[int, np.ndarray] = self._cached_features(eval_data, patch_features)
     self._embeddings: tuple[np.ndarray, np.ndarray] | None = None
     self._retrieval = (encoders.RetrievalEncoders(self._model, batch_size)
                        if isinstance(self._model, kaleido_bert.KaleidoMatcher) else None)
@@ -122,6 +126,19 @@ class EvaluationModel:
       decoder = caption_decoder.CachedDecoder(self._model, ids.cls_id, ids.sep_id, ids.pad_id,
                                               run.model.kaleido_levels)
       self._cached_search = tf.function(decoder.beam_search, reduce_retracing=True)
+
+  def _cached_features(self, eval_data: str, patch_features: str) -> dict[int, np.ndarray]:
+    """{example index: (55, F) float16 features} from the folder's feature cache when the run
+    reads one (kaleido.feature_cache), else empty (`patch_features` embeds them on demand)."""
+    cache = feature_cache(self.run, self._model, eval_data, patch_features)
+    if cache is None:
+      return {}
+    image_ids, features = cache_store.read_patch_features(cache)
+    if image_ids != self._examples.image_ids:
+      raise cache_store.FeatureCacheError(
+          f"The feature cache {cache.folder!r} does not hold the examples of {eval_data!r} in "
+          "their order; delete it and rerun: it is rebuilt.")
+    return dict(enumerate(features))
 
   @property
   def product_ids(self) -> np.ndarray:
@@ -404,6 +421,19 @@ def restored_model(run: config_lib.ExperimentConfig,
   return model
 
 
+def feature_cache(run: config_lib.ExperimentConfig, model: tf_keras.Model, folder: str,
+                  patch_features: str = "") -> cache_store.FeatureCache | None:
+  """The feature cache of `folder` for the frozen patch embedder of the restored `model` when
+  the run reads cached features (its --patch_features, or `patch_features` when given), built on
+  first use; None when the patches are embedded from their pixels."""
+  if patch_features:
+    run = dataclasses.replace(run, data=dataclasses.replace(run.data,
+                                                             patch_features=patch_features))
+  if not config_lib.uses_feature_cache(run):
+    return None
+  return kaleido_task.feature_caches(model, [folder], run.data.feature_cache_dir)[folder]
+
+
 def _checkpoint_step(checkpoint_path: str) -> int:
   """`.../ckpt-1200` -> 1200 (0 for other names)."""
   suffix = checkpoint_path.rsplit("-", 1)[-1]
@@ -412,10 +442,11 @@ def _checkpoint_step(checkpoint_path: str) -> int:
 
 def load(checkpoint: str, eval_data: str, batch_size: int = 32,
          retrieval_text: str = "", caption_cache: bool = True,
-         mixed_precision: str = "none") -> EvaluationModel:
+         mixed_precision: str = "none", patch_features: str = "") -> EvaluationModel:
   """The model of a train.py model_dir (or one of its checkpoints) on a prepared folder;
-  `retrieval_text` and `caption_cache` as in EvaluationModel; `mixed_precision` the compute
-  policy it is built under (config.MIXED_PRECISION; weights stay float32)."""
+  `retrieval_text`, `caption_cache` and `patch_features` as in EvaluationModel;
+  `mixed_precision` the compute policy it is built under (config.MIXED_PRECISION; weights stay
+  float32)."""
   if not os.path.exists(checkpoint) and not os.path.isfile(checkpoint + ".index"):
     raise errors.KaleidoError(f"--checkpoint={checkpoint!r} does not exist; pass the --model_dir "
                               "of a train.py run or one of its checkpoints.")
@@ -423,4 +454,4 @@ def load(checkpoint: str, eval_data: str, batch_size: int = 32,
   tf_keras.mixed_precision.set_global_policy(
       "float32" if mixed_precision == "none" else mixed_precision)
   return EvaluationModel(run, restoring.latest_checkpoint(checkpoint), eval_data, batch_size,
-                         retrieval_text, caption_cache)
+                         retrieval_text, caption_cache, patch_features)

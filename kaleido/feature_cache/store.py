@@ -135,3 +135,16 @@ def load(folder: str, expected: dict) -> FeatureCache | None:
           "rerun: the cache is rebuilt.")
     paths.append(path)
   return FeatureCache(folder=folder, feature_size=info["feature_size"], shard_paths=tuple(paths))
+
+
+def read_patch_features(cache: FeatureCache) -> tuple[list[str], np.ndarray]:
+  """(image ids, (N, 55, F) float16 features of the patches as cut) of every example of the
+  cache, in record order (what evaluation and index building read instead of embedding)."""
+  examples = tf.data.TFRecordDataset(list(cache.shard_paths)).map(
+      lambda record: parse(record, cache.feature_size), num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True).batch(256)
+  image_ids, features = [], [np.zeros([0, variants.NUM_PATCHES, cache.feature_size], DTYPE)]
+  for batch in examples:
+    image_ids += [image_id.decode("utf-8") for image_id in batch["image_id"].numpy()]
+    features.append(batch["patch_variants"][:, :variants.NUM_PATCHES].numpy())
+  return image_ids, np.concatenate(features)

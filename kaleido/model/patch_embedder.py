@@ -93,17 +93,22 @@ class PatchEmbedder(tf_keras.layers.Layer):
     return features if self.trainable else tf.stop_gradient(features)
 
 
-def float32_copy(embedder: PatchEmbedder) -> PatchEmbedder:
-  """A frozen embedder computing in float32 whatever the global precision policy, with
-  `embedder`'s weights: what the feature cache (kaleido.feature_cache) runs, so its features do
-  not depend on the precision a run trains in."""
-  config = embedder.get_config()
+def frozen_float32(backbone: str, patch_size: int, feature_size: int) -> PatchEmbedder:
+  """A frozen embedder computing in float32 whatever the global precision policy (random
+  weights): the feature cache's (kaleido.feature_cache), whose features must not depend on the
+  precision a run trains in."""
   previous = tf_keras.mixed_precision.global_policy()
   tf_keras.mixed_precision.set_global_policy("float32")
   try:
-    copy = PatchEmbedder(config["backbone"], config["patch_size"], config["feature_size"],
-                         trainable=False, name="float32_embedder")
+    return PatchEmbedder(backbone, patch_size, feature_size, trainable=False,
+                         name="float32_embedder")
   finally:
     tf_keras.mixed_precision.set_global_policy(previous)
+
+
+def float32_copy(embedder: PatchEmbedder) -> PatchEmbedder:
+  """`frozen_float32` with `embedder`'s weights."""
+  config = embedder.get_config()
+  copy = frozen_float32(config["backbone"], config["patch_size"], config["feature_size"])
   copy.backbone.set_weights(embedder.backbone.get_weights())
   return copy

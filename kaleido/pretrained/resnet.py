@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import errors
+from kaleido.model import patch_embedder as patch_embedder_lib
 
 IMAGENET = "imagenet"
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -123,3 +124,14 @@ def _restore_checkpoint(backbone: tf_keras.Model, prefix: str) -> None:
         f"The backbone in {prefix!r} does not fit the {backbone.name} backbone "
         f"({str(error).splitlines()[0][:200]}); pass a checkpoint with the same backbone."
     ) from error
+
+
+def frozen_embedder(backbone: str, patch_size: int, feature_size: int,
+                    weights: str = "") -> patch_embedder_lib.PatchEmbedder:
+  """A frozen float32 patch embedder with the backbone `weights` (a path `load_backbone_weights`
+  takes; "" leaves them random): what the feature cache is computed with outside a training run
+  (data/build_feature_cache.py, its Beam workers)."""
+  embedder = patch_embedder_lib.frozen_float32(backbone, patch_size, feature_size)
+  if weights:
+    load_backbone_weights(embedder.backbone, weights)
+  return embedder

@@ -106,6 +106,29 @@ def _zipped_shards(record_path: tf.Tensor, cache_path: tf.Tensor) -> tf.data.Dat
                              tf.data.TFRecordDataset(cache_path))
 
 
+def decoder(config: ReaderConfig, cache: store.FeatureCache | None = None):
+  """`decode` of the elements of `ordered_records` / `make_dataset` before decoding: a
+  serialized record, or with a feature `cache` a (record, cache record) pair."""
+  if cache is None:
+    return lambda serialized: decode(serialized, config)
+  return lambda serialized, cached: decode(serialized, config,
+                                           store.parse(cached, cache.feature_size))
+
+
+def ordered_records(folder: str, cache: store.FeatureCache | None = None) -> tf.data.Dataset:
+  """Every record of a prepared folder in manifest order, unparsed; with its feature `cache`,
+  (record, cache record) pairs (decode either with `decoder`)."""
+  paths = manifest_lib.load(folder).shard_paths(folder)
+  if cache is None:
+    return tf.data.TFRecordDataset(paths)
+  return _zipped_shards(paths, list(cache.shard_paths))
+
+
+def patch_features(example: dict[str, tf.Tensor]) -> tf.Tensor:
+  """The cached features of the 55 patches as cut, from a decoded example with a cache."""
+  return example["patch_variants"][..., :kaleido_grid.NUM_PATCHES, :]
+
+
 def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = False,
                  repeat: bool = False, seed: int | None = None,
                  input_context: tf.distribute.InputContext | None = None,
@@ -144,11 +167,7 @@ def make_dataset(folder: str, batch_size: int | None = None, shuffle: bool = Fal
                              deterministic=True)
   if repeat:
     dataset = dataset.repeat()
-  if cache is None:
-    decode_fn = lambda serialized: decode(serialized, config)
-  else:
-    decode_fn = lambda serialized, cached: decode(serialized, config,
-                                                  store.parse(cached, cache.feature_size))
+  decode_fn = decoder(config, cache)
   # Pixels are shuffled as records (a decoded example is far larger), cached features once
   # decoded (shuffling their ~300 KB records is 10x slower than shuffling the decoded
   # tensors); a shuffle's order depends only on the seed and the count, so both give the

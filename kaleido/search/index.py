@@ -26,6 +26,7 @@ from kaleido import config as config_lib
 from kaleido import errors
 from kaleido.evaluation import encoders as encoders_lib
 from kaleido.evaluation import model as evaluation_model
+from kaleido.feature_cache import store as cache_store
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
 from kaleido.records import schema
@@ -84,23 +85,24 @@ def _check_same_build(output: str, identity: dict) -> dict:
   return existing
 
 
-def _examples(data: str, config: reader.ReaderConfig, start: int,
-              batch_size: int) -> tf.data.Dataset:
+def _examples(data: str, config: reader.ReaderConfig, start: int, batch_size: int,
+              cache: cache_store.FeatureCache | None) -> tf.data.Dataset:
   """Batches of the folder's examples from record `start` on, in record order, with the
-  thumbnail of each crop."""
-  manifest = manifest_lib.load(data)
+  thumbnail of each crop; the patches' pixels, or their features from the feature `cache`."""
+  decode_example = reader.decoder(config, cache)
 
-  def decode(serialized):
-    example = reader.decode(serialized, config)
+  def decode(serialized, *cached):
+    example = decode_example(serialized, *cached)
     crop = tf.io.decode_jpeg(schema.parse(serialized)["crop_jpeg"], channels=3)
     thumbnail = tf.image.resize(crop, [THUMBNAIL_SIDE, THUMBNAIL_SIDE], preserve_aspect_ratio=True,
                                 antialias=True)
-    keys = ("input_word_ids", "input_mask", "patches", "patch_boxes", "product_id", "image_id",
-            "text")
-    return {**{key: example[key] for key in keys},
+    image = ({"patches": example["patches"]} if cache is None
+             else {"patch_features": reader.patch_features(example)})
+    keys = ("input_word_ids", "input_mask", "patch_boxes", "product_id", "image_id", "text")
+    return {**{key: example[key] for key in keys}, **image,
             "thumbnail": tf.io.encode_jpeg(tf.cast(tf.round(thumbnail), tf.uint8), quality=85)}
 
-  return (tf.data.TFRecordDataset(manifest.shard_paths(data)).skip(start)
+  return (reader.ordered_records(data, cache).skip(start)
           .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
           .batch(batch_size).prefetch(1))
 
@@ -113,7 +115,8 @@ def _write_chunk(path: str, batches: list[dict], encoders: encoders_lib.Retrieva
                  first_row: int) -> int:
   """Embeds and writes one chunk of decoded batches; returns its number of examples."""
   joined = {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
-  features = encoders.patch_features(joined["patches"])
+  features = (joined["patch_features"] if "patch_features" in joined
+              else encoders.patch_features(joined["patches"]))
   text_embeddings, image_embeddings = encoders.embeddings(
       joined["input_word_ids"], joined["input_mask"], joined["patch_boxes"], features)
   thumbnails = list(joined["thumbnail"])
@@ -137,11 +140,13 @@ def _write_chunk(path: str, batches: list[dict], encoders: encoders_lib.Retrieva
 
 def build_index(checkpoint: str, data: str, output: str, batch_size: int = 32,
                 chunk_size: int = 1024, retrieval_text: str = "",
-                progress_stream: TextIO | None = None) -> dict:
+                progress_stream: TextIO | None = None, patch_features: str = "") -> dict:
   """Builds (or resumes building) the index of prepared folder `data` with the model of
   `checkpoint` (a train.py model_dir or checkpoint) in `output`; returns its index.json.
 
   `retrieval_text`: the text side (name or description; default the run's own, as evaluate.py).
+  `patch_features` (config.PATCH_FEATURES; default the run's own): with a frozen backbone, the
+  patch features come from the folder's feature cache (built on first use).
   """
   if chunk_size < 1 or batch_size < 1:
     raise SearchIndexError(f"--chunk_size={chunk_size} and --batch_size={batch_size} must be >= 1.")
@@ -161,6 +166,7 @@ def build_index(checkpoint: str, data: str, output: str, batch_size: int = 32,
   if existing.get("complete"):
     return existing
   model = evaluation_model.restored_model(run, checkpoint_path)
+  cache = evaluation_model.feature_cache(run, model, data, patch_features)
   encoders = encoders_lib.RetrievalEncoders(model, batch_size)
   encoders.require_first_stage()
   files.write_json(os.path.join(output, INDEX_NAME), {**identity, "complete": False})
@@ -179,7 +185,7 @@ def build_index(checkpoint: str, data: str, output: str, batch_size: int = 32,
                                  number * chunk_size))
     number += 1
 
-  for batch in _examples(data, config, done * chunk_size, batch_size):
+  for batch in _examples(data, config, done * chunk_size, batch_size, cache):
     pending.append({key: value.numpy() for key, value in batch.items()})
     pending_count += len(pending[-1]["image_id"])
     while pending_count >= chunk_size:

@@ -4,6 +4,8 @@ caches of a frozen backbone."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import tf_keras
 
 from kaleido import config as config_lib
@@ -31,6 +33,16 @@ def special_ids(vocab_file: str) -> text_masking.SpecialIds:
                                  mask_id=ids["[MASK]"], vocab_size=len(tokens))
 
 
+def feature_caches(model: tf_keras.Model, folders: Sequence[str], cache_dir: str = "",
+                   worker: int = 0) -> dict[str, cache_store.FeatureCache]:
+  """{folder: its feature cache} for the frozen patch embedder of `model` (a Kaleido-BERT task
+  model), built where missing (`cache_dir`: DataConfig.feature_cache_dir; `worker`: the shard
+  this process starts at)."""
+  embedder = patch_embedder_lib.float32_copy(model.backbone.patch_embedder)
+  return {folder: cache_builder.ensure_cache(folder, embedder, cache_dir, first_shard=worker)
+          for folder in dict.fromkeys(folder for folder in folders if folder)}
+
+
 class KaleidoTask(base_task.Task):
   """A Kaleido-BERT task: `config.model` is a KaleidoBertConfig."""
 
@@ -46,10 +58,8 @@ class KaleidoTask(base_task.Task):
     if not config_lib.uses_feature_cache(self.config):
       return
     data = self.config.data
-    embedder = patch_embedder_lib.float32_copy(model.backbone.patch_embedder)
-    for folder in dict.fromkeys(folder for folder in (data.train_data, data.eval_data) if folder):
-      self._caches[folder] = cache_builder.ensure_cache(folder, embedder, data.feature_cache_dir,
-                                                        first_shard=worker)
+    self._caches = feature_caches(model, (data.train_data, data.eval_data),
+                                  data.feature_cache_dir, worker)
 
   def feature_cache(self, training: bool = True) -> cache_store.FeatureCache | None:
     """The feature cache `dataset` reads (None: pixels)."""
