@@ -30,7 +30,8 @@ from absl import flags
 _SIZES = flags.DEFINE_list("sizes", ["paper", "demo"],
                            "Model sizes to measure: paper, demo, reference (bare BertEncoderV2).")
 _PRECISIONS = flags.DEFINE_list("precisions", ["none", "mixed_bfloat16"], "Precision policies.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Global batch size.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 0, "Global batch size (0: each size's own, "
+                                   "the demo flag file's 32, 16 at paper size).")
 _STEPS = flags.DEFINE_integer("steps", 6, "Timed steps (after 2 warm-up steps).")
 _JIT = flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward and backward pass.")
 _PATCH_FEATURES = flags.DEFINE_list("patch_features", ["pixels", "cached"],
@@ -41,9 +42,15 @@ _SINGLE = flags.DEFINE_string("single", "", "Internal: measure one `size,precisi
 SIZES = {
     "paper": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
                   backbone="resnet50"),
-    "demo": dict(hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512,
+    # configs/demo_pretrain.flags
+    "demo": dict(hidden_size=128, num_layers=3, num_heads=4, intermediate_size=512,
                  backbone="small"),
 }
+BATCH_SIZES = {"paper": 16, "demo": 32, "reference": 16}
+
+
+def _batch_size(size: str) -> int:
+  return _BATCH_SIZE.value or BATCH_SIZES[size]
 
 
 def matmul_peak(dtype, size: int = 2048, chain: int = 8, repeats: int = 4) -> float:
@@ -67,14 +74,14 @@ def matmul_peak(dtype, size: int = 2048, chain: int = 8, repeats: int = 4) -> fl
   return best
 
 
-def _examples_per_second(run_step) -> float:
+def _examples_per_second(run_step, batch_size: int) -> float:
   """Examples/s of `run_step()` (one blocking training step), after two warm-up steps."""
   for _ in range(2):
     run_step()
   start = time.perf_counter()
   for _ in range(_STEPS.value):
     run_step()
-  return _STEPS.value * _BATCH_SIZE.value / (time.perf_counter() - start)
+  return _STEPS.value * batch_size / (time.perf_counter() - start)
 
 
 def _training_flops(trainer, batch) -> tuple[float, float]:
@@ -97,6 +104,7 @@ def measure_one(size: str, precision: str, patch_features: str, data: str) -> di
 
   peak = matmul_peak(tf.float32)
   manifest = manifest_lib.load(data)
+  batch_size = _batch_size(size)
   with tempfile.TemporaryDirectory() as model_dir:
     config = config_lib.ExperimentConfig(
         data=config_lib.DataConfig(train_data=data, vocab_file=manifest.vocab_file,
@@ -112,26 +120,26 @@ def measure_one(size: str, precision: str, patch_features: str, data: str) -> di
         init=config_lib.InitConfig(backbone_weights="random"),
         optimizer=config_lib.OptimizerConfig(warmup_steps=10),
         training=config_lib.TrainingConfig(model_dir=model_dir, train_steps=1000,
-                                           batch_size=_BATCH_SIZE.value,
+                                           batch_size=batch_size,
                                            mixed_precision=precision, jit_compile=_JIT.value))
     task = factory.create_task(config_lib.validate(config))
     trainer = trainer_lib.Trainer(config, task)
     cache_start = time.perf_counter()
     task.prepare_inputs(trainer.model)
     cache_seconds = time.perf_counter() - cache_start
-    iterator = iter(task.dataset(_BATCH_SIZE.value, 0, None))
+    iterator = iter(task.dataset(batch_size, 0, None))
     for _ in range(3):  # the shuffle buffer fills first
       next(iterator)
     pipeline_start = time.perf_counter()
     for _ in range(20):
       next(iterator)
-    pipeline_rate = 20 * _BATCH_SIZE.value / (time.perf_counter() - pipeline_start)
+    pipeline_rate = 20 * batch_size / (time.perf_counter() - pipeline_start)
     backbone_flops, rest_flops = _training_flops(trainer, next(iterator))
     distributed = iter(trainer.strategy.distribute_datasets_from_function(
-        lambda context: task.dataset(_BATCH_SIZE.value, 0, context)))
+        lambda context: task.dataset(batch_size, 0, context)))
     no_stop = tf.constant(0.0)
     rate = _examples_per_second(lambda: float(trainer._train_step(  # pylint: disable=protected-access
-        next(distributed), no_stop)[0]["total"]))
+        next(distributed), no_stop)[0]["total"]), batch_size)
   step_flops = backbone_flops + 3 * rest_flops
   return {"size": size, "precision": precision, "patch_features": patch_features,
           "cache_build_s": cache_seconds if patch_features == "cached" else 0.0,
@@ -157,7 +165,7 @@ def measure_reference(precision: str) -> dict:
       num_attention_heads=size["num_heads"], inner_dim=size["intermediate_size"],
       max_sequence_length=512)
   optimizer = tf_keras.optimizers.AdamW(learning_rate=2e-5, weight_decay=1e-4)
-  batch = _BATCH_SIZE.value
+  batch = _batch_size("reference")
   inputs = {"input_word_ids": tf.random.uniform([batch, length], 0, 30522, tf.int32),
             "input_mask": tf.ones([batch, length], tf.int32),
             "input_type_ids": tf.zeros([batch, length], tf.int32)}
@@ -172,7 +180,7 @@ def measure_reference(precision: str) -> dict:
     return loss
 
   forward_flops = flops.function_flops(lambda x: encoder(x, training=False), inputs) / batch
-  rate = _examples_per_second(lambda: step(inputs).numpy())
+  rate = _examples_per_second(lambda: step(inputs).numpy(), batch)
   return {"size": "reference", "precision": precision, "patch_features": "-",
           "cache_build_s": 0.0, "num_images": 0, "examples_per_s": rate,
           "gflop_per_example": 3 * forward_flops / 1e9, "backbone_gflop": 0.0,
@@ -205,7 +213,8 @@ def main(argv):
   with tempfile.TemporaryDirectory() as tmp:
     needs_data = any(size != "reference" for size in _SIZES.value)
     data = _DATA.value or (_demo_folder(tmp) if needs_data else "")
-    print(f"batch {_BATCH_SIZE.value}, {_STEPS.value} timed steps, {os.cpu_count()} cpus, "
+    print(f"batch {_BATCH_SIZE.value or BATCH_SIZES}, {_STEPS.value} timed steps, "
+          f"{os.cpu_count()} cpus, "
           f"XLA {'on' if _JIT.value else 'off'}")
     for size in _SIZES.value:
       for precision in _PRECISIONS.value:

@@ -11,9 +11,12 @@ recipe's flag files process, and divides by 8 GPUs x an assumed sustained rate:
   66.8% of this CPU's fp32 matmul peak; large-matmul GPU kernels do about as well);
 - mixed_float16: 125 TFLOP/s tensor-core peak at 30% sustained (memory-bound LayerNorm, softmax
   and the optimizer keep mixed-precision BERT training far below the tensor-core peak).
-Training costs the frozen ResNet-50 forward once plus 3 x the forward of everything else
-(backward = 2 x forward); evaluation is forward only, with the patch features of an image
-computed once and reused for all its candidates, as evaluate.py does.
+With the feature cache (the default, `--patch_features=cached`) the frozen ResNet-50 runs once per
+image on its 74 patch variants (kaleido.feature_cache), training and evaluation read them, and a
+training example costs 3 x the forward of everything else (backward = 2 x forward); with
+`--patch_features=pixels` every training example also runs ResNet-50 on its 57 patches.
+Evaluation is forward only, each image's patch features computed once and reused for all its
+candidates, as evaluate.py does.
 """
 
 import os
@@ -27,6 +30,9 @@ _TRAIN_IMAGES = flags.DEFINE_integer("train_images", 260_490,
 _VALIDATION_IMAGES = flags.DEFINE_integer("validation_images", 32_528,
                                           "Rows of fashiongen_256_256_validation.h5.")
 _GPUS = flags.DEFINE_integer("gpus", 8, "GPUs of the run.")
+_PATCH_FEATURES = flags.DEFINE_enum("patch_features", "cached", ["cached", "pixels"],
+                                    "train.py's --patch_features (cached: the default with the "
+                                    "paper's frozen ResNet-50).")
 
 # (name, flag file) of each training stage of the recipe.
 STAGES = (("pre-training", "configs/pretrain_fashiongen.flags"),
@@ -81,22 +87,30 @@ def main(argv):
   tasks = {"pre-training": "pretrain", "retrieval fine-tune": "retrieval",
            "category fine-tune": "category", "subcategory fine-tune": "subcategory",
            "caption fine-tune": "caption"}
+  from kaleido.patches import variants  # pylint: disable=g-import-not-at-top
   costs = {task: forward_flops(task) for task in set(tasks.values())}
+  cached = _PATCH_FEATURES.value == "cached"
+  per_patch = costs["retrieval"][0] / variants.NUM_PATCHES
+  images = _TRAIN_IMAGES.value + _VALIDATION_IMAGES.value
   rows = []
+  if cached:
+    per_image = variants.NUM_VARIANTS * per_patch
+    rows.append(("feature cache (once)", f"{images:,} images", per_image, images * per_image))
   for stage, flag_file in STAGES:
     values = flag_values(os.path.join(repo, flag_file))
     examples = int(values["train_steps"]) * int(values["batch_size"])
     backbone, rest = costs[tasks[stage]]
-    per_example = backbone + 3 * rest
+    per_example = (0.0 if cached else backbone) + 3 * rest
     rows.append((stage, f"{examples / _TRAIN_IMAGES.value:.1f} epochs", per_example,
                  examples * per_example))
-  backbone, rest = costs["retrieval"]
+  validation_backbone = 0.0 if cached else _VALIDATION_IMAGES.value * costs["retrieval"][0]
+  rest = costs["retrieval"][1]
   rows.append(("ITR + TIR sample-100", f"{RETRIEVAL_PAIRS:,} pairs", rest,
-               RETRIEVAL_PAIRS * rest + _VALIDATION_IMAGES.value * backbone))
-  backbone, rest = costs["caption"]
+               RETRIEVAL_PAIRS * rest + validation_backbone))
+  rest = costs["caption"][1]
   max_steps = TEXT_POSITIONS - 1
   rows.append(("captioning (greedy)", f"{_VALIDATION_IMAGES.value:,} images", max_steps * rest,
-               _VALIDATION_IMAGES.value * (backbone + max_steps * rest)))
+               _VALIDATION_IMAGES.value * max_steps * rest + validation_backbone))
   print(f"{'stage':24s} {'work':>18s} {'GFLOP/example':>14s} {'PFLOP':>9s} "
         f"{'h fp32':>8s} {'h fp16 mixed':>13s}   ({_GPUS.value} x V100)")
   total = 0.0
