@@ -34,6 +34,22 @@ _ITC_WEIGHT = flags.DEFINE_float(
     "ITM, which gives the independent embeddings of tools/build_index.py and the first stage of "
     "tools/search.py and evaluate.py --rerank (0: off, the paper's fine-tuning). A pre-training "
     "run with --tasks=...,itc hands its contrastive head over.")
+_NEGATIVE_SAME_SUBCATEGORY = flags.DEFINE_float(
+    "negative_same_subcategory", 1.0, "--task=retrieval: the share of ITM negatives drawn from "
+    "the positive's subcategory when the batch has one (1: all, as the sample-100 protocol's "
+    "negatives; 0: any other product, as a whole gallery's).")
+_NEGATIVES_PER_POSITIVE = flags.DEFINE_integer(
+    "negatives_per_positive", 0, "--task=retrieval: K > 0 draws the ITM negatives inside the "
+    "training step from the global batch, K negative images per text and K negative texts per "
+    "image, all scored in one joint pass (0: a share --negative_fraction of the input pairs get "
+    "another product's image, the paper-style pointwise pairs).")
+_MINED_NEGATIVES = flags.DEFINE_bool(
+    "mined_negatives", False, "--task=retrieval with --negatives_per_positive: draw negatives in "
+    "proportion to the ITC similarity (needs --itc_weight > 0), as ALBEF and BLIP do.")
+_ITM_LOSS = flags.DEFINE_enum(
+    "itm_loss", "binary", list(config_lib.ITM_LOSSES), "--task=retrieval: binary cross-entropy "
+    "of every pair, or listwise (softmax over a positive and its K negatives, both directions; "
+    "needs --negatives_per_positive).")
 _INIT_CHECKPOINT = flags.DEFINE_string(
     "init_checkpoint", "", "Fine-tuning: the pre-training --model_dir (or one of its checkpoints) "
     "to start from; its model sizes replace the size flags.")
@@ -124,6 +140,11 @@ _PATCH_FEATURES = flags.DEFINE_enum(
     "once per image on first use and reused by every run with the same weights and data), "
     "pixels (the backbone runs at every step; needed for --backbone_trainable) or auto "
     "(cached whenever the backbone is frozen). Both give the same batches.")
+_TRIM_TEXT = flags.DEFINE_bool(
+    "trim_text", True, "Cut each batch's text positions to its longest text (rounded up to 16): "
+    "the same outputs at every real position, less work (product names fill a fifth of 64 "
+    "positions); --notrim_text keeps every batch at --max_seq_length, for accelerators that "
+    "need static shapes (TPU).")
 _FEATURE_CACHE_DIR = flags.DEFINE_string(
     "feature_cache_dir", "", "Where the feature caches go (default: a feature_cache folder "
     "inside each prepared folder).")
@@ -193,10 +214,17 @@ def _flag_config() -> config_lib.ExperimentConfig:
           finetune=config_lib.FinetuneConfig(caption_mode=_CAPTION_MODE.value,
                                              retrieval_text=_RETRIEVAL_TEXT.value,
                                              itc_weight=_ITC_WEIGHT.value,
+                                             negative_same_subcategory=(
+                                                 _NEGATIVE_SAME_SUBCATEGORY.value),
+                                             negatives_per_positive=(
+                                                 _NEGATIVES_PER_POSITIVE.value),
+                                             mined_negatives=_MINED_NEGATIVES.value,
+                                             itm_loss=_ITM_LOSS.value,
                                              num_classes=2)),
       data=config_lib.DataConfig(train_data=_TRAIN_DATA.value, eval_data=_EVAL_DATA.value,
                                  patch_features=_PATCH_FEATURES.value,
-                                 feature_cache_dir=_FEATURE_CACHE_DIR.value),
+                                 feature_cache_dir=_FEATURE_CACHE_DIR.value,
+                                 trim_text=_TRIM_TEXT.value),
       model=config_lib.KaleidoBertConfig(
           hidden_size=_HIDDEN_SIZE.value, num_layers=_NUM_LAYERS.value,
           num_heads=_NUM_HEADS.value, intermediate_size=_INTERMEDIATE_SIZE.value,

@@ -65,6 +65,9 @@ SCHEDULES = ("linear", "constant")  # linear: warm-up, then linear decay to 0
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 INPUT_MODES = ("auto", "global", "files")
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
+# Retrieval fine-tuning's ITM loss: binary cross-entropy of every pair, or listwise (softmax
+# over a positive and its K in-step negatives; needs negatives_per_positive > 0).
+ITM_LOSSES = ("binary", "listwise")
 # What the patch embedder reads: features of a frozen backbone computed once per image
 # (kaleido.feature_cache), the pixels at every step, or "auto": cached whenever it is frozen.
 PATCH_FEATURES = ("auto", "cached", "pixels")
@@ -109,7 +112,16 @@ class FinetuneConfig:
   num_classes: int = 0  # category / subcategory: size of the label map
   caption_mode: str = "autoregressive"  # or "one_shot" (the paper's: all positions [MASK])
   classifier_dropout: float = 0.1
-  negative_fraction: float = 0.5  # retrieval: share of pairs given a same-subcategory negative
+  negative_fraction: float = 0.5  # retrieval: share of pairs given another product's image
+  # retrieval: share of those negatives drawn from the same subcategory (when the batch has one;
+  # the rest from any other product): 1.0 matches the paper's sample-100 negatives.
+  negative_same_subcategory: float = 1.0
+  # retrieval: K > 0 makes the ITM negatives inside the training step instead (kaleido.tasks.
+  # itm_groups): K negative images per text and K negative texts per image from the global batch;
+  # `mined_negatives` draws them in proportion to the ITC similarity (needs itc_weight > 0).
+  negatives_per_positive: int = 0
+  mined_negatives: bool = False
+  itm_loss: str = "binary"  # one of ITM_LOSSES: over every pair, or softmax over each group
   retrieval_text: str = "name"  # retrieval: one of RETRIEVAL_TEXTS
   # retrieval: weight of the image-text contrastive loss trained beside ITM (the first stage of
   # two-stage search, kaleido.search); 0: off, the paper's fine-tuning.
@@ -175,6 +187,9 @@ class DataConfig:
   label_names: tuple[str, ...] = ()  # category / subcategory names by class id
   patch_features: str = "auto"  # one of PATCH_FEATURES
   feature_cache_dir: str = ""  # where feature caches live; "": inside each prepared folder
+  # Cut each batch's text positions to its longest text (rounded up to 16): the same outputs at
+  # every real position, less work; never on a TPU, which needs static shapes (`trims_text`).
+  trim_text: bool = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +360,11 @@ class ExperimentConfig:
   evaluation: EvaluationConfig = EvaluationConfig()
 
 
+def trims_text(config: ExperimentConfig) -> bool:
+  """Whether the input pipelines cut each batch's text to its longest (DataConfig.trim_text)."""
+  return config.data.trim_text and config.training.strategy != "tpu"
+
+
 def uses_feature_cache(config: ExperimentConfig) -> bool:
   """Whether a Kaleido-BERT run reads cached patch features instead of pixels."""
   if not isinstance(config.model, KaleidoBertConfig):
@@ -360,6 +380,22 @@ def uses_feature_cache(config: ExperimentConfig) -> bool:
 def _check(condition: bool, message: str) -> None:
   if not condition:
     raise ConfigError(message)
+
+
+def _validate_retrieval_negatives(finetune: FinetuneConfig, batch_size: int) -> None:
+  _check(0.0 <= finetune.negative_same_subcategory <= 1.0,
+         f"--negative_same_subcategory={finetune.negative_same_subcategory} is a share; pass a "
+         "value from 0 (negatives of any other product) to 1 (same subcategory).")
+  _one_of(finetune.itm_loss, ITM_LOSSES, "itm_loss")
+  k = finetune.negatives_per_positive
+  _check(0 <= k < batch_size, f"--negatives_per_positive={k} must be from 0 (negatives in the "
+         f"input pipeline) to the global batch size minus one ({batch_size - 1}).")
+  _check(k > 0 or (finetune.itm_loss == "binary" and not finetune.mined_negatives),
+         "--itm_loss=listwise and --mined_negatives draw the negatives inside the training "
+         "step; pass --negatives_per_positive=K (K >= 1) with them.")
+  _check(not finetune.mined_negatives or finetune.itc_weight > 0,
+         "--mined_negatives draws negatives by the ITC similarity, which needs the contrastive "
+         "head; pass --itc_weight > 0 with it.")
 
 
 def _one_of(value: str, allowed: tuple[str, ...], flag: str) -> None:
@@ -523,6 +559,7 @@ def validate(config: ExperimentConfig, replicas: int = 1) -> ExperimentConfig:
                                               not task.finetune.itc_weight),
            f"--itc_weight={task.finetune.itc_weight} must be >= 0 and is read by "
            "--task=retrieval only.")
+    _validate_retrieval_negatives(task.finetune, config.training.batch_size)
     if task.name in ("category", "subcategory"):
       _check(task.finetune.num_classes >= 2,
              f"The {task.name} labels of --train_data are not the ids 0..N-1 of at least two "

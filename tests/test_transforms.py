@@ -185,6 +185,24 @@ def test_hard_negatives_share_the_subcategory_when_possible():
     assert all(subcategories[s] == subcategories[i] for i, s in enumerate(sources[:11]))
 
 
+def test_a_share_of_same_subcategory_negatives():
+  subcategories = tf.constant([i % 8 for i in range(64)])  # 8 products in each subcategory
+  products = tf.range(64)
+  same = lambda share, draw: (tf.gather(subcategories, transforms.pick_partners(
+      products, subcategories, share, tf.constant([draw, 3], tf.int64))[0]) ==
+                              subcategories).numpy()
+  shares = {share: np.mean([same(share, draw).mean() for draw in range(10)])
+            for share in (0.0, 0.5, 1.0)}
+  assert shares[1.0] == 1.0 and 0.4 < shares[0.5] < 0.65 and shares[0.0] < 0.3  # 7/63 by chance
+  for draw in range(3):  # a share of 1: the best random score within the subcategory, as before
+    seed = tf.constant([draw, 3], tf.int64)
+    score = tf.random.stateless_uniform([64, 64], seed).numpy()
+    score += subcategories.numpy()[:, None] == subcategories.numpy()[None, :]
+    np.fill_diagonal(score, -1.0)
+    np.testing.assert_array_equal(
+        transforms.pick_partners(products, subcategories, 1.0, seed)[0], score.argmax(1))
+
+
 def test_single_product_batches_stay_matched_and_disabled_tasks_untouched():
   batch = _batch([7, 7, 7, 7])
   out = transforms.batch_transforms(batch, config_lib.PretrainingConfig(), SEED)

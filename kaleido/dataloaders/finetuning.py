@@ -4,7 +4,8 @@ Every batch holds the encoder inputs (input_word_ids, input_mask, patches, patch
 task's labels: `itm_label` for retrieval (a share of the pairs get another product's image of the
 same subcategory), `label` for category / subcategory (-1: a class unknown to training), and
 `caption_ids` / `caption_weights` for captioning. With the folder's feature cache
-(kaleido.feature_cache), `patch_features` (B, 55, F) float16 replaces `patches`.
+(kaleido.feature_cache), `patch_features` (B, 55, F) float16 replaces `patches`; with
+`trim_text`, each batch's text positions end at its longest text (features.trim_text).
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def _encoder_keys(batch: dict[str, tf.Tensor]) -> tuple[str, ...]:
   return features.cached_keys(ENCODER_KEYS, features.is_cached(batch))
 
 
+def _finished(batches: tf.data.Dataset, trim_text: bool) -> tf.data.Dataset:
+  """`batches`, each cut to its longest text when `trim_text` (features.trim_text), prefetched."""
+  if trim_text:
+    batches = batches.map(tracing.plain(features.trim_text))
+  return batches.prefetch(tf.data.AUTOTUNE)
+
+
 def _seeded(batches: tf.data.Dataset, seed: int | None,
             input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
   """`(batch, (2,) seed)` pairs for per-batch random draws."""
@@ -66,34 +74,44 @@ def _seeded(batches: tf.data.Dataset, seed: int | None,
 
 def retrieval_dataset(folder: str, batch_size: int, finetune: config_lib.FinetuneConfig,
                       seed: int | None, input_context: tf.distribute.InputContext | None,
-                      name_as_text: bool, cache: store.FeatureCache | None = None
-                      ) -> tf.data.Dataset:
+                      name_as_text: bool, cache: store.FeatureCache | None = None,
+                      trim_text: bool = False) -> tf.data.Dataset:
   """Matched and negative pairs (`itm_label` 1 / 0) of the product names or texts, with the
-  `product_key` of each text's product (for the contrastive loss)."""
+  `product_key` of each text's product (for the contrastive loss). With
+  `finetune.negatives_per_positive` the pairs are all matched, and the training step makes the
+  negatives (kaleido.tasks.itm_groups) from their `subcategory_id` and `pair_seed` (B, 2)."""
+  in_step = finetune.negatives_per_positive > 0
 
   def with_negatives(batch, batch_seed):
     image_side = features.cached_keys(IMAGE_SIDE, features.is_cached(batch))
-    batch = transforms.negative_pairs(batch, finetune.negative_fraction, True, image_side,
-                                      batch_seed)
+    fraction = 0.0 if in_step else finetune.negative_fraction
+    batch = transforms.negative_pairs(batch, fraction, finetune.negative_same_subcategory,
+                                      image_side, batch_seed)
+    extra = {}
+    if in_step:
+      size = tf.shape(batch["product_id"])[0]
+      extra = {"subcategory_id": batch["subcategory_id"],
+               "pair_seed": tf.random.experimental.stateless_split(batch_seed, size)}
     return {**{key: batch[key] for key in _encoder_keys(batch) + ("itm_label",)},
-            "product_key": features.product_key(batch["product_id"])}
+            "product_key": features.product_key(batch["product_id"]), **extra}
 
   batches = _seeded(example_batches(folder, batch_size, seed, input_context, name_as_text,
                                     cache), None if seed is None else seed + 1, input_context)
-  return batches.map(tracing.plain(with_negatives), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-      tf.data.AUTOTUNE)
+  return _finished(batches.map(tracing.plain(with_negatives),
+                               num_parallel_calls=tf.data.AUTOTUNE), trim_text)
 
 
 def classification_dataset(folder: str, batch_size: int, task: str, seed: int | None,
                            input_context: tf.distribute.InputContext | None,
-                           cache: store.FeatureCache | None = None) -> tf.data.Dataset:
+                           cache: store.FeatureCache | None = None,
+                           trim_text: bool = False) -> tf.data.Dataset:
   """Encoder inputs with `label`, the category or subcategory id."""
   label_key = LABEL_KEYS[task]
   batches = example_batches(folder, batch_size, seed, input_context, cache=cache).map(
       tracing.plain(lambda batch: {**{key: batch[key] for key in _encoder_keys(batch)},
                                    "label": batch[label_key]}),
       num_parallel_calls=tf.data.AUTOTUNE)
-  return batches.prefetch(tf.data.AUTOTUNE)
+  return _finished(batches, trim_text)
 
 
 def one_shot_inputs(word_ids: tf.Tensor, cls_id: int, mask_id: int) -> tf.Tensor:
@@ -120,7 +138,8 @@ def caption_targets(word_ids: tf.Tensor, input_mask: tf.Tensor,
 def caption_dataset(folder: str, batch_size: int, mode: str,
                     special_ids: text_masking.SpecialIds, seed: int | None,
                     input_context: tf.distribute.InputContext | None,
-                    cache: store.FeatureCache | None = None) -> tf.data.Dataset:
+                    cache: store.FeatureCache | None = None,
+                    trim_text: bool = False) -> tf.data.Dataset:
   """Encoder inputs as the decoder of `mode` sees them, with the caption's targets."""
 
   def to_caption_batch(batch):
@@ -133,5 +152,5 @@ def caption_dataset(folder: str, batch_size: int, mode: str,
     return {"input_word_ids": word_ids, "input_mask": input_mask, **image,
             "caption_ids": targets, "caption_weights": weights}
 
-  return example_batches(folder, batch_size, seed, input_context, cache=cache).map(
-      tracing.plain(to_caption_batch), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+  return _finished(example_batches(folder, batch_size, seed, input_context, cache=cache).map(
+      tracing.plain(to_caption_batch), num_parallel_calls=tf.data.AUTOTUNE), trim_text)

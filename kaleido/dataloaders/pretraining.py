@@ -75,13 +75,15 @@ def pretraining_dataset(folder: str, global_or_per_replica_batch_size: int,
                         task_config: config_lib.PretrainingConfig,
                         special_ids: SpecialIds, seed: int | None,
                         input_context: tf.distribute.InputContext | None = None,
-                        cache: store.FeatureCache | None = None) -> tf.data.Dataset:
+                        cache: store.FeatureCache | None = None,
+                        trim_text: bool = False) -> tf.data.Dataset:
   """Endless, shuffled pre-training batches of a prepared folder.
 
   Without `input_context` the batch size is that of the batches; with it (from
   `strategy.distribute_datasets_from_function`) it is the global batch size, split over the
   replicas, and each input pipeline reads its own shards. Batches have static shapes. With the
-  folder's feature `cache`, batches hold features (features.FEATURE_KEYS) instead of pixels.
+  folder's feature `cache`, batches hold features (features.FEATURE_KEYS) instead of pixels;
+  with `trim_text` each batch's text positions end at its longest text (features.trim_text).
   """
   agm.check_config(task_config)
   batch_size = (input_context.get_per_replica_batch_size(global_or_per_replica_batch_size)
@@ -98,4 +100,6 @@ def pretraining_dataset(folder: str, global_or_per_replica_batch_size: int,
   batches = tf.data.Dataset.zip(batches, seed_stream(batch_seed, pipeline_id)).map(
       tracing.plain(lambda batch, seed_pair: batch_transform(batch, task_config, seed_pair)),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if trim_text:
+    batches = batches.map(tracing.plain(features.trim_text))
   return batches.prefetch(tf.data.AUTOTUNE)

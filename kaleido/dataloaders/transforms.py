@@ -58,18 +58,26 @@ def example_image(table: tf.Tensor, choice: agm.MaskChoice, config: config_lib.P
   }
 
 
-def pick_partners(product_id: tf.Tensor, subcategory_id: tf.Tensor, same_subcategory: bool,
-                  seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def pick_partners(product_id: tf.Tensor, subcategory_id: tf.Tensor,
+                  same_subcategory: float | bool, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   """For each example of a batch, a random other example of a different product.
 
-  With `same_subcategory`, one of the same subcategory when there is one. Returns the (B,)
-  partner indices and (B,) whether a different product exists (else the partner is itself).
+  `same_subcategory` (a share in [0, 1]; True is 1): that share of the examples, drawn at random,
+  get one of the same subcategory when the batch has one; the others any other product. Returns
+  the (B,) partner indices and (B,) whether a different product exists (else the partner is
+  itself).
   """
   different = product_id[:, None] != product_id[None, :]
   size = tf.shape(product_id)[0]
   score = tf.random.stateless_uniform([size, size], seed)
-  if same_subcategory:
-    score += tf.cast(subcategory_id[:, None] == subcategory_id[None, :], tf.float32)
+  share = float(same_subcategory)
+  if share > 0:
+    same = tf.cast(subcategory_id[:, None] == subcategory_id[None, :], tf.float32)
+    if share < 1:
+      chooser = tf.random.stateless_uniform([size], tf.random.experimental.stateless_fold_in(
+          seed, 1))
+      same *= tf.cast(chooser < share, tf.float32)[:, None]
+    score += same
   score = tf.where(different, score, -1.0)
   found = tf.reduce_any(different, axis=1)
   partner = tf.where(found, tf.argmax(score, axis=1, output_type=tf.int32), tf.range(size))
@@ -92,8 +100,9 @@ def camouflage(batch: dict[str, tf.Tensor], seed: tf.Tensor,
           "cp_weight": tf.cast(found, tf.float32)}
 
 
-def negative_pairs(batch: dict[str, tf.Tensor], fraction: float, same_subcategory: bool,
-                   image_keys: Sequence[str], seed: tf.Tensor) -> dict[str, tf.Tensor]:
+def negative_pairs(batch: dict[str, tf.Tensor], fraction: float,
+                   same_subcategory: float | bool, image_keys: Sequence[str],
+                   seed: tf.Tensor) -> dict[str, tf.Tensor]:
   """round(fraction * B) random examples of a batch get another product's image side.
 
   The `image_keys` of a negative come from its partner (see `pick_partners`); itm_label is 1 for

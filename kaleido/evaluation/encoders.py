@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from kaleido import errors
+from kaleido.dataloaders import features
 from kaleido.model import heads as heads_lib
 from kaleido.model import kaleido_bert
 from kaleido.patches import kaleido_grid
@@ -50,12 +51,15 @@ class RetrievalEncoders:
                            .numpy() for start in range(0, len(patches), self.batch_size)])
 
   def _batches(self, function, word_ids, input_mask, patch_boxes, patch_features):
+    """`function` on each batch of pairs, its text cut to its longest (features.trim_text: the
+    same scores, less work)."""
     results = []
     for start in range(0, len(word_ids), self.batch_size):
       rows = slice(start, start + self.batch_size)
+      text = features.trim_text({"input_word_ids": tf.constant(word_ids[rows], tf.int32),
+                                 "input_mask": tf.constant(input_mask[rows], tf.int32)})
       results.append(function({
-          "input_word_ids": tf.constant(word_ids[rows], tf.int32),
-          "input_mask": tf.constant(input_mask[rows], tf.int32),
+          **text,
           "patch_boxes": tf.constant(patch_boxes[rows], tf.float32),
           "patch_features": tf.constant(patch_features[rows], tf.float32)}))
     return results

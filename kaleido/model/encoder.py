@@ -118,7 +118,7 @@ class KaleidoEncoder(tf_keras.layers.Layer):
     """(B, L + 55, H) -> (B, H): the [CLS] state, or the mean of the real text states."""
     if self._config["pooling"] == "cls":
       return sequence[:, 0]
-    return masked_mean(sequence[:, :self._config["max_seq_length"]], input_mask)
+    return masked_mean(sequence[:, :tf.shape(input_mask)[1]], input_mask)
 
   def get_embedding_table(self) -> tf.Variable:
     return self.embeddings.word_embeddings.embeddings

@@ -60,13 +60,11 @@ class PretrainingHeads(tf_keras.layers.Layer):
   heads, but reads a pass of its own: the model calls it.
   """
 
-  def __init__(self, embedding_table: tf.Variable, max_seq_length: int = 64,
-               feature_size: int = 2048, hidden_act: str = "gelu_approximate",
-               initializer_range: float = 0.02, contrastive: ContrastiveHead | None = None,
-               **kwargs):
+  def __init__(self, embedding_table: tf.Variable, feature_size: int = 2048,
+               hidden_act: str = "gelu_approximate", initializer_range: float = 0.02,
+               contrastive: ContrastiveHead | None = None, **kwargs):
     super().__init__(**kwargs)
     self.contrastive = contrastive
-    self._text_length = max_seq_length
     self.masked_lm = masked_lm_head(embedding_table, hidden_act, initializer_range)
     self.itm = linear_head(NUM_CLASSES_ITM, "itm", initializer_range)
     self.rr = linear_head(kaleido_grid.NUM_ROTATIONS, "rr", initializer_range)
@@ -77,7 +75,7 @@ class PretrainingHeads(tf_keras.layers.Layer):
 
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     sequence = inputs["sequence_output"]
-    patches = sequence[:, self._text_length:]
+    patches = sequence[:, -kaleido_grid.NUM_PATCHES:]  # after the text, however long
     mlm_logits = self.masked_lm(sequence, masked_positions=inputs["masked_lm_positions"])
     return {
         "mlm_logits": tf.cast(mlm_logits, tf.float32),
@@ -121,10 +119,9 @@ class ContrastiveHead(tf_keras.layers.Layer):
 
   MAX_LOGIT_SCALE = 100.0
 
-  def __init__(self, dim: int = 256, temperature: float = 0.07, max_seq_length: int = 64,
+  def __init__(self, dim: int = 256, temperature: float = 0.07,
                kaleido_levels=kaleido_grid.LEVELS, initializer_range: float = 0.02, **kwargs):
     super().__init__(**kwargs)
-    self._text_length = max_seq_length
     self._visible_patches = kaleido_grid.visible_patches(kaleido_levels)
     self._initial_log_scale = float(np.log(1.0 / temperature))
     self.text_projection = linear_head(dim, "text_projection", initializer_range)
@@ -138,8 +135,9 @@ class ContrastiveHead(tf_keras.layers.Layer):
 
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     sequence = tf.cast(inputs["sequence_output"], tf.float32)
-    text = encoder_lib.masked_mean(sequence[:, :self._text_length], inputs["input_mask"])
-    patches = sequence[:, self._text_length:]
+    text_length = tf.shape(inputs["input_mask"])[1]
+    text = encoder_lib.masked_mean(sequence[:, :text_length], inputs["input_mask"])
+    patches = sequence[:, text_length:]
     visible = tf.tile(tf.constant(self._visible_patches)[tf.newaxis], [tf.shape(patches)[0], 1])
     image = encoder_lib.masked_mean(patches, visible)
     scale = tf.minimum(tf.exp(self.log_logit_scale), self.MAX_LOGIT_SCALE)

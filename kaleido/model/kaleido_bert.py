@@ -165,15 +165,15 @@ class KaleidoPretrainer(_TaskModel):
 
 def contrastive_embeddings(backbone: backbone_lib.KaleidoBackbone,
                            head: heads_lib.ContrastiveHead, visible_patches,
-                           inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+                           inputs: dict[str, tf.Tensor], training=None) -> dict[str, tf.Tensor]:
   """The ITC head's outputs on one encoder pass under `unimodal_attention_mask` over
   {input_word_ids, input_mask, patch_boxes, patch_features}: itc_text depends on the text
   alone, itc_image on the patches alone (either may be a placeholder when only the other is
   wanted)."""
   unimodal = backbone({**inputs, "attention_mask": unimodal_attention_mask(
-      inputs["input_mask"], visible_patches)})
+      inputs["input_mask"], visible_patches)}, training=training)
   return head({"sequence_output": unimodal["sequence_output"],
-               "input_mask": inputs["input_mask"]})
+               "input_mask": inputs["input_mask"]}, training=training)
 
 
 def scatter_rows(values: tf.Tensor, positions: tf.Tensor, updates: tf.Tensor) -> tf.Tensor:
@@ -213,11 +213,32 @@ class KaleidoMatcher(_TaskModel):
     encoded = self.encode(inputs)
     outputs = {"itm_logits": self.itm(encoded["pooled_output"])}
     if self.contrastive is not None:
-      outputs.update(contrastive_embeddings(
-          self.backbone, self.contrastive, self.visible_patches,
-          {"input_word_ids": inputs["input_word_ids"], "input_mask": inputs["input_mask"],
-           "patch_boxes": inputs["patch_boxes"], "patch_features": encoded["patch_features"]}))
+      outputs.update(self.contrastive_outputs({**inputs,
+                                               "patch_features": encoded["patch_features"]}))
     return outputs
+
+  def pair_features(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """`inputs` with the float32 patch features in place of the patches (embedded once, so
+    pairs made of them in any combination need no second embedding)."""
+    features = inputs.get("patch_features")
+    if features is None:
+      features = self.backbone.patch_embedder(inputs["patches"])
+    return {**{key: inputs[key] for key in ("input_word_ids", "input_mask", "patch_boxes")},
+            "patch_features": tf.cast(features, tf.float32)}
+
+  def itm_logits(self, inputs: dict[str, tf.Tensor], training=None) -> tf.Tensor:
+    """(B, 2) ITM logits of one joint pass over {text, patch_features, patch_boxes} pairs
+    (outside `call`: `training` as the caller's)."""
+    return self.itm(self.backbone(inputs, training=training)["pooled_output"])
+
+  def contrastive_outputs(self, inputs: dict[str, tf.Tensor],
+                          training=None) -> dict[str, tf.Tensor]:
+    """The ITC head's outputs (itc_text, itc_image, itc_logit_scale) on the unimodal pass over
+    {text, patch_features, patch_boxes}."""
+    return contrastive_embeddings(self.backbone, self.contrastive, self.visible_patches,
+                                  {key: inputs[key] for key in ("input_word_ids", "input_mask",
+                                                                "patch_boxes", "patch_features")},
+                                  training)
 
 
 class KaleidoClassifier(_TaskModel):
@@ -281,16 +302,16 @@ def _pretraining_heads(model: config_lib.KaleidoBertConfig,
                        backbone: backbone_lib.KaleidoBackbone,
                        contrastive: bool) -> heads_lib.PretrainingHeads:
   return heads_lib.PretrainingHeads(
-      backbone.get_embedding_table(), model.max_seq_length, model.feature_size,
-      model.hidden_act, model.initializer_range,
+      backbone.get_embedding_table(), model.feature_size, model.hidden_act,
+      model.initializer_range,
       contrastive_head(model) if contrastive else None, name="heads")
 
 
 def contrastive_head(model: config_lib.KaleidoBertConfig) -> heads_lib.ContrastiveHead:
   """The ITC head of `model`'s sizes."""
   return heads_lib.ContrastiveHead(model.contrastive_dim, model.contrastive_temperature,
-                                   model.max_seq_length, model.kaleido_levels,
-                                   model.initializer_range, dtype=tf.float32, name="contrastive")
+                                   model.kaleido_levels, model.initializer_range,
+                                   dtype=tf.float32, name="contrastive")
 
 
 def build_pretrainer(model: config_lib.KaleidoBertConfig,

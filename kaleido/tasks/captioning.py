@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from kaleido import config as config_lib
 from kaleido.dataloaders import finetuning
 from kaleido.model import losses as losses_lib
 from kaleido.tasks import finetune
@@ -21,7 +22,8 @@ class CaptionTask(finetune.FinetuneTask):
   def dataset(self, batch_size, seed, input_context, training=True):
     return finetuning.caption_dataset(self.data_folder(training), batch_size,
                                       self.finetune.caption_mode, self.special_ids, seed,
-                                      input_context, self.feature_cache(training))
+                                      input_context, self.feature_cache(training),
+                                      config_lib.trims_text(self.config))
 
   def terms(self, batch, outputs):
     return losses_lib.classification_terms(batch["caption_ids"], outputs["lm_logits"],

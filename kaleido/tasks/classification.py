@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from kaleido import config as config_lib
 from kaleido.dataloaders import finetuning
 from kaleido.model import losses as losses_lib
 from kaleido.tasks import finetune
@@ -15,7 +16,8 @@ class ClassificationTask(finetune.FinetuneTask):
   def dataset(self, batch_size, seed, input_context, training=True):
     return finetuning.classification_dataset(self.data_folder(training), batch_size,
                                              self.config.task.name, seed, input_context,
-                                             self.feature_cache(training))
+                                             self.feature_cache(training),
+                                             config_lib.trims_text(self.config))
 
   def terms(self, batch, outputs):
     known = tf.cast(batch["label"] >= 0, tf.float32)

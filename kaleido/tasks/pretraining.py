@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from kaleido import config as config_lib
 from kaleido.dataloaders import features
 from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.model import kaleido_bert
@@ -44,7 +45,8 @@ class PretrainingTask(kaleido_task.KaleidoTask):
   def _dataset(self, batch_size, seed, input_context, training, cache) -> tf.data.Dataset:
     return pretraining_inputs.pretraining_dataset(
         self.data_folder(training), batch_size, self.config.task.pretraining, self.special_ids,
-        seed=seed, input_context=input_context, cache=cache)
+        seed=seed, input_context=input_context, cache=cache,
+        trim_text=config_lib.trims_text(self.config))
 
   def replica_losses(self, batch, outputs):
     return losses_lib.replica_losses(batch, outputs, self.config.task.pretraining)

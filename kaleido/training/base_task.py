@@ -58,6 +58,11 @@ class Task(abc.ABC):
     """What the model is called with: by default the batch's keys the model declares."""
     return {key: batch[key] for key in model.input_keys}
 
+  def forward(self, model: tf_keras.Model, batch: dict[str, tf.Tensor], training: bool) -> Any:
+    """The model's outputs on a batch, in the training and the held-out steps (call in a replica
+    context): by default one call on `model_inputs`."""
+    return model(self.model_inputs(model, batch), training=training)
+
   @abc.abstractmethod
   def replica_losses(self, batch: dict[str, tf.Tensor], outputs: Any) -> dict[str, tf.Tensor]:
     """This replica's share of every loss, with "total" the one minimised."""

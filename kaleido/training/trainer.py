@@ -145,7 +145,7 @@ class Trainer:
 
     def forward_backward(batch):
       with tf.GradientTape() as tape:
-        outputs = self.model(task.model_inputs(self.model, batch), training=True)
+        outputs = task.forward(self.model, batch, training=True)
         scaled = task.replica_losses(batch, outputs)
         total = scaled["total"]
         loss_for_gradient = self.optimizer.get_scaled_loss(total) if float16 else total
@@ -172,7 +172,9 @@ class Trainer:
       values = {k: v for k, v in {**scaled, **metrics}.items() if k in reported}
       return values, tf.identity(stop_requested)
 
-    @tracing.function
+    # Batches whose text is cut to its longest (DataConfig.trim_text) differ in length: one
+    # trace with that axis unknown serves them all.
+    @tracing.function(reduce_retracing=True)
     def train_step(batch, stop_requested):
       values, stop = self.strategy.run(replica_step, args=(batch, stop_requested))
       self.step.assign_add(1)
@@ -187,11 +189,11 @@ class Trainer:
     task, reported = self.task, self.task.reported
 
     def replica_step(batch):
-      outputs = self.model(task.model_inputs(self.model, batch), training=False)
+      outputs = task.forward(self.model, batch, training=False)
       values = {**task.replica_losses(batch, outputs), **task.replica_metrics(batch, outputs)}
       return {k: v for k, v in values.items() if k in reported}
 
-    @tracing.function
+    @tracing.function(reduce_retracing=True)
     def eval_step(batch):
       values = self.strategy.run(replica_step, args=(batch,))
       return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)

@@ -1,0 +1,128 @@
+"""ITM candidate groups made inside the training step (retrieval fine-tuning).
+
+For each matched pair of the batch: K negative images for its text and K negative texts for its
+image, drawn from the global batch (every replica's examples, gathered) among other products:
+- at random, the chosen share of queries from their own subcategory first
+  (`FinetuneConfig.negative_same_subcategory`), or
+- mined: in proportion to the softmax of the ITC similarity (`mined_negatives`, as ALBEF and BLIP
+  draw them), so the cross-encoder trains where the first stage is unsure.
+Draws are without replacement (Gumbel top-k) from the global batch's seed, the same draws
+whatever the number of replicas. All 1 + 2K pairs of every query go through the cross-encoder in
+one joint pass, in the order: the B positives, the B x K text -> image negatives, the B x K
+image -> text negatives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+TEXT_KEYS = ("input_word_ids", "input_mask")
+IMAGE_KEYS = ("patch_features", "patch_boxes")
+_NONE = -1e9  # the score of a candidate that may not be drawn (the query's own product)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+  """The global batch's pairs, every replica's in replica order, and where this replica's sit."""
+  inputs: dict[str, tf.Tensor]  # TEXT_KEYS and IMAGE_KEYS, (G, ...)
+  product_key: tf.Tensor  # (G,)
+  subcategory_id: tf.Tensor  # (G,)
+  own: tf.Tensor  # (B,) rows of this replica's pairs
+  seed: tf.Tensor  # (2,) the global batch's seed
+
+
+def global_pool(inputs: dict[str, tf.Tensor], batch: dict[str, tf.Tensor]) -> Pool:
+  """Gathers the pairs of every replica (call in a replica context, also the default one). The
+  gathered patch features carry no gradient: each replica's own images get theirs through its
+  positives."""
+  context = tf.distribute.get_replica_context()
+  size = tf.shape(batch["product_key"])[0]
+  local = {**{key: inputs[key] for key in TEXT_KEYS + ("patch_boxes",)},
+           "patch_features": tf.stop_gradient(inputs["patch_features"]),
+           "product_key": batch["product_key"], "subcategory_id": batch["subcategory_id"],
+           "pair_seed": batch["pair_seed"], "size": size[tf.newaxis]}
+  gathered = context.all_gather(local, axis=0)
+  offset = tf.reduce_sum(gathered.pop("size")[:context.replica_id_in_sync_group])
+  product_key, subcategory_id = gathered.pop("product_key"), gathered.pop("subcategory_id")
+  seed = gathered.pop("pair_seed")[0]
+  return Pool(inputs=gathered, product_key=product_key, subcategory_id=subcategory_id,
+              own=offset + tf.range(size), seed=seed)
+
+
+def _own_rows_of_uniform(pool: Pool, seed: tf.Tensor, **kwargs) -> tf.Tensor:
+  """(B, G) rows of a (G, G) uniform draw of the global seed: this replica's queries' rows."""
+  total = tf.shape(pool.product_key)[0]
+  return tf.gather(tf.random.stateless_uniform([total, total], seed, **kwargs), pool.own)
+
+
+def random_scores(pool: Pool, same_subcategory: float, seed: tf.Tensor) -> tf.Tensor:
+  """(B, G) scores whose top k are k random other products, the share `same_subcategory` of
+  queries (drawn at random) taking those of their own subcategory first."""
+  score_seed, chooser_seed = tf.unstack(tf.random.split(seed, 2))
+  scores = _own_rows_of_uniform(pool, score_seed)
+  if same_subcategory > 0:
+    own_subcategory = tf.gather(pool.subcategory_id, pool.own)
+    same = tf.cast(own_subcategory[:, None] == pool.subcategory_id[None, :], tf.float32)
+    chooser = tf.random.stateless_uniform(tf.shape(pool.product_key), chooser_seed)
+    chosen = tf.gather(chooser, pool.own) < same_subcategory
+    scores += same * tf.cast(chosen, tf.float32)[:, None]
+  return scores
+
+
+def mined_scores(pool: Pool, similarity: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """(B, G) logits plus Gumbel noise: their top k are k draws without replacement in proportion
+  to softmax(`similarity`) (the ITC logits: scaled cosines)."""
+  uniform = _own_rows_of_uniform(pool, seed, minval=1e-20, maxval=1.0)
+  return tf.cast(similarity, tf.float32) - tf.math.log(-tf.math.log(uniform))
+
+
+def top_negatives(pool: Pool, scores: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
+  """((B, k) pool rows of the k best-scoring other products, (B, k) 1.0 where such a product
+  exists): a query's own product (all its pairs) is never drawn."""
+  own_key = tf.gather(pool.product_key, pool.own)
+  same_product = own_key[:, None] == pool.product_key[None, :]
+  values, rows = tf.math.top_k(tf.where(same_product, _NONE, scores), k)
+  return rows, tf.cast(values > _NONE / 2, tf.float32)
+
+
+def pair_inputs(pool: Pool, text_rows: tf.Tensor, image_rows: tf.Tensor) -> dict[str, tf.Tensor]:
+  """The cross-encoder inputs of the pairs (text of pool row text_rows[n], image of
+  image_rows[n])."""
+  return {**{key: tf.gather(pool.inputs[key], text_rows) for key in TEXT_KEYS},
+          **{key: tf.gather(pool.inputs[key], image_rows) for key in IMAGE_KEYS}}
+
+
+def group_rows(pool: Pool, image_negatives: tf.Tensor,
+               text_negatives: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """(text rows, image rows) of the B positives, then for each query its K negative images
+  (text -> image), then its K negative texts (image -> text): B (1 + 2K) pairs."""
+  own = pool.own
+  k = tf.shape(image_negatives)[1]
+  repeated = tf.reshape(tf.tile(own[:, None], [1, k]), [-1])
+  text_rows = tf.concat([own, repeated, tf.reshape(text_negatives, [-1])], axis=0)
+  image_rows = tf.concat([own, tf.reshape(image_negatives, [-1]), repeated], axis=0)
+  return text_rows, image_rows
+
+
+def split_margins(margins: tf.Tensor, size: int | tf.Tensor,
+                  k: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """(N,) margins in `group_rows` order -> ((B,) positives, (B, K) text -> image negatives,
+  (B, K) image -> text negatives)."""
+  positives = margins[:size]
+  text_to_image = tf.reshape(margins[size:size + size * k], [size, k])
+  image_to_text = tf.reshape(margins[size + size * k:], [size, k])
+  return positives, text_to_image, image_to_text
+
+
+def listwise_losses(positives: tf.Tensor, negatives: tf.Tensor,
+                    valid: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """((B,) softmax cross-entropy of each positive against its valid negatives' margins, (B,) 1.0
+  where the positive ranks first)."""
+  negatives = tf.where(valid > 0, tf.cast(negatives, tf.float32), -tf.float32.max)
+  positives = tf.cast(positives, tf.float32)
+  group = tf.concat([positives[:, None], negatives], axis=1)
+  loss = tf.reduce_logsumexp(group, axis=1) - positives
+  first = tf.cast(positives > tf.reduce_max(negatives, axis=1), tf.float32)
+  return loss, first

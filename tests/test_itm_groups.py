@@ -1,0 +1,117 @@
+"""ITM groups made in the training step: negatives are other products, same subcategory first
+when asked, drawn more often the higher their ITC similarity when mined; the listwise loss; a
+retrieval run with mined listwise groups gives the same losses on two replicas as on one."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kaleido import config as config_lib
+from kaleido.tasks import itm_groups
+from tests import catalogs
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRODUCTS = np.array([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])  # product 0 has two images
+SUBCATEGORIES = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+
+
+def _pool(seed=(1, 2)) -> itm_groups.Pool:
+  size = len(PRODUCTS)
+  return itm_groups.Pool(inputs={}, product_key=tf.constant(PRODUCTS, tf.int64),
+                         subcategory_id=tf.constant(SUBCATEGORIES), own=tf.range(size),
+                         seed=tf.constant(seed, tf.int64))
+
+
+def test_random_negatives_are_other_products_of_the_same_subcategory_first():
+  pool = _pool()
+  for draw in range(5):
+    seed = tf.constant([draw, 7], tf.int64)
+    same, _ = itm_groups.top_negatives(pool, itm_groups.random_scores(pool, 1.0, seed), 2)
+    anywhere, valid = itm_groups.top_negatives(pool, itm_groups.random_scores(pool, 0.0, seed),
+                                               2)
+    for rows in (same.numpy(), anywhere.numpy()):
+      assert (PRODUCTS[rows] != PRODUCTS[:, None]).all()  # never the query's own product
+    assert valid.numpy().all()
+    # Subcategory 0 holds products 0, 1, 2: a query there has 2 other products in it.
+    np.testing.assert_array_equal(SUBCATEGORIES[same.numpy()[:4]], np.zeros([4, 2]))
+    for query in range(4, 10):  # the others have 2 other products in theirs
+      assert (SUBCATEGORIES[same.numpy()[query]] == SUBCATEGORIES[query]).all()
+
+
+def test_too_few_other_products_leave_negatives_invalid():
+  pool = itm_groups.Pool(inputs={}, product_key=tf.constant([0, 0, 1], tf.int64),
+                         subcategory_id=tf.constant([0, 0, 0]), own=tf.range(3),
+                         seed=tf.constant([0, 0], tf.int64))
+  rows, valid = itm_groups.top_negatives(
+      pool, itm_groups.random_scores(pool, 0.0, tf.constant([3, 3], tf.int64)), 2)
+  np.testing.assert_array_equal(valid.numpy(), [[1, 0], [1, 0], [1, 1]])
+  np.testing.assert_array_equal(rows.numpy()[:2, 0], [2, 2])
+
+
+def test_mined_negatives_follow_the_similarity():
+  pool = _pool()
+  similarity = np.zeros([10, 10], np.float32)
+  similarity[:, 5] = 3.0  # everyone's likeliest negative: product 4 (row 5)
+  similarity[:, 9] = -3.0  # and the least likely: product 8 (row 9)
+  counts = np.zeros(10)
+  for draw in range(200):
+    scores = itm_groups.mined_scores(pool, tf.constant(similarity), tf.constant([draw, 1]))
+    rows = itm_groups.top_negatives(pool, scores, 1)[0].numpy()[:, 0]
+    assert (PRODUCTS[rows] != PRODUCTS).all()
+    counts += np.bincount(rows[[2, 3, 4]], minlength=10)  # queries whose candidates are rows 0-9
+  # Per query, softmax weights e^3 : e^0 (x7) : e^-3 over its 9 other rows: 74.1% for row 5,
+  # 0.2% for row 9.
+  assert 0.7 < counts[5] / counts.sum() < 0.83 and counts[9] < 0.01 * counts.sum()
+
+
+def test_listwise_loss_and_first_rank():
+  positives = tf.constant([2.0, 0.0])
+  negatives = tf.constant([[1.0, -1.0], [0.5, 9.0]])
+  valid = tf.constant([[1.0, 1.0], [1.0, 0.0]])  # the 9.0 is no negative
+  loss, first = itm_groups.listwise_losses(positives, negatives, valid)
+  expected = [np.log(np.exp(2) + np.exp(1) + np.exp(-1)) - 2, np.log(1 + np.exp(0.5))]
+  np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-6)
+  np.testing.assert_array_equal(first.numpy(), [1.0, 0.0])
+
+
+def test_in_step_negatives_need_k_and_mining_needs_the_contrastive_head(tmp_path):
+  data = str(tmp_path)  # not read: validation fails first
+  for finetune, message in (({"itm_loss": "listwise"}, "negatives_per_positive=K"),
+                            ({"negatives_per_positive": 2, "mined_negatives": True},
+                             "itc_weight > 0"),
+                            ({"negatives_per_positive": 8}, "minus one")):
+    config = config_lib.ExperimentConfig(
+        task=config_lib.TaskConfig(name="retrieval",
+                                   finetune=config_lib.FinetuneConfig(**finetune)),
+        data=config_lib.DataConfig(train_data=data),
+        training=config_lib.TrainingConfig(model_dir=data, batch_size=8))
+    with pytest.raises(config_lib.ConfigError, match=message):
+      config_lib.validate(config)
+
+
+def _retrieval_run(data, model_dir, *args):
+  finetune = {"negatives_per_positive": 2, "itm_loss": "listwise", "mined_negatives": True,
+              "itc_weight": 0.5}
+  result = subprocess.run(
+      [sys.executable, "-m", "tests.distributed_run", f"--data={data}", f"--model_dir={model_dir}",
+       "--task=retrieval", f"--finetune={json.dumps(finetune)}", "--steps=2", "--eval_every=2",
+       *args], capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=400)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_mined_listwise_groups_give_the_same_losses_on_two_replicas(tmp_path):
+  data = catalogs.prepared_demo(str(tmp_path / "data"), 10, seed=4, num_shards=2)
+  one = _retrieval_run(data, str(tmp_path / "one"))
+  two = _retrieval_run(data, str(tmp_path / "two"), "--strategy=mirrored", "--logical_cpus=2")
+  assert set(one["losses"]) == {"total", "itm", "itm_accuracy", "itc", "itc_accuracy"}
+  assert np.isfinite(one["losses"]["itm"]) and one["losses"]["itm"] > 0
+  for name, value in one["losses"].items():
+    assert two["losses"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+  for name, value in one["validation"].items():
+    assert two["validation"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
