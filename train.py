@@ -39,16 +39,17 @@ _NEGATIVE_SAME_SUBCATEGORY = flags.DEFINE_float(
     "the positive's subcategory when the batch has one (1: all, as the sample-100 protocol's "
     "negatives; 0: any other product, as a whole gallery's).")
 _NEGATIVES_PER_POSITIVE = flags.DEFINE_integer(
-    "negatives_per_positive", 0, "--task=retrieval: K > 0 draws the ITM negatives inside the "
-    "training step from the global batch, K negative images per text and K negative texts per "
-    "image, all scored in one joint pass (0: a share --negative_fraction of the input pairs get "
-    "another product's image, the paper-style pointwise pairs).")
+    "negatives_per_positive", 0, "Retrieval fine-tuning and pre-training: K > 0 draws the ITM "
+    "negatives inside the training step from the global batch, K negative images per text and "
+    "K negative texts per image, all scored in one joint pass (in pre-training over the restored "
+    "text and patches, and the input pairs all stay matched); 0: a share of the input pairs get "
+    "another product's image, the paper's pointwise pairs.")
 _MINED_NEGATIVES = flags.DEFINE_bool(
     "mined_negatives", False, "--task=retrieval with --negatives_per_positive: draw negatives in "
     "proportion to the ITC similarity (needs --itc_weight > 0), as ALBEF and BLIP do.")
 _ITM_LOSS = flags.DEFINE_enum(
-    "itm_loss", "binary", list(config_lib.ITM_LOSSES), "--task=retrieval: binary cross-entropy "
-    "of every pair, or listwise (softmax over a positive and its K negatives, both directions; "
+    "itm_loss", "binary", list(config_lib.ITM_LOSSES), "ITM's loss: binary cross-entropy of "
+    "every pair, or listwise (softmax over a positive and its K negatives, both directions; "
     "needs --negatives_per_positive).")
 _INIT_CHECKPOINT = flags.DEFINE_string(
     "init_checkpoint", "", "Fine-tuning: the pre-training --model_dir (or one of its checkpoints) "
@@ -210,7 +211,9 @@ def _flag_config() -> config_lib.ExperimentConfig:
           name=_TASK.value,
           pretraining=config_lib.PretrainingConfig(
               enabled=tuple(_TASKS.value), weights=_loss_weights(), masking=_MASKING.value,
-              hard_negatives=_HARD_NEGATIVES.value, itm_unmasked=_ITM_UNMASKED.value),
+              hard_negatives=_HARD_NEGATIVES.value, itm_unmasked=_ITM_UNMASKED.value,
+              itm_negatives_per_positive=_NEGATIVES_PER_POSITIVE.value,
+              itm_loss=_ITM_LOSS.value),
           finetune=config_lib.FinetuneConfig(caption_mode=_CAPTION_MODE.value,
                                              retrieval_text=_RETRIEVAL_TEXT.value,
                                              itc_weight=_ITC_WEIGHT.value,

@@ -97,6 +97,12 @@ class PretrainingConfig:
   # back) instead of the masked pass the other losses read: one more encoder pass per step.
   itm_unmasked: bool = False
   hard_negatives: bool = False  # negatives from the same subcategory when available
+  # K > 0: no negative pairs in the input pipeline; ITM scores groups made in the step instead
+  # (kaleido.tasks.itm_groups): each pair's restored text with K other images of the global
+  # batch and its restored image with K other texts, in one more joint pass; `itm_loss` (one of
+  # ITM_LOSSES) over them.
+  itm_negatives_per_positive: int = 0
+  itm_loss: str = "binary"
 
   def weight(self, name: str) -> float:
     """Loss weight of `name`; 0 when the task is disabled."""
@@ -414,6 +420,12 @@ def _validate_pretraining(pretraining: PretrainingConfig) -> None:
   _one_of(pretraining.masking, MASKING_MODES, "masking")
   _check(not pretraining.itm_unmasked or pretraining.is_enabled("itm"),
          "--itm_unmasked needs itm in --tasks.")
+  _one_of(pretraining.itm_loss, ITM_LOSSES, "itm_loss")
+  _check(pretraining.itm_negatives_per_positive == 0 or pretraining.is_enabled("itm"),
+         "--negatives_per_positive makes ITM's negatives; it needs itm in --tasks.")
+  _check(pretraining.itm_negatives_per_positive > 0 or pretraining.itm_loss == "binary",
+         "--itm_loss=listwise scores groups made in the training step; pass "
+         "--negatives_per_positive=K (K >= 1) with it.")
 
 
 def _validate_kaleido_model(model: KaleidoBertConfig) -> None:
@@ -552,6 +564,10 @@ def validate(config: ExperimentConfig, replicas: int = 1) -> ExperimentConfig:
   if task.name == PRETRAIN:
     _validate_pretraining(task.pretraining)
     _validate_levels(config)
+    k = task.pretraining.itm_negatives_per_positive
+    _check(0 <= k < config.training.batch_size,
+           f"--negatives_per_positive={k} must be from 0 to the global batch size minus one "
+           f"({config.training.batch_size - 1}).")
   if task.is_finetune:
     _one_of(task.finetune.caption_mode, CAPTION_MODES, "caption_mode")
     _one_of(task.finetune.retrieval_text, RETRIEVAL_TEXTS, "retrieval_text")

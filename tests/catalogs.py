@@ -95,17 +95,20 @@ def tiny_experiment(data: str, model_dir: str, task: str = "pretrain", train_ste
                     batch_size: int = 4, num_layers: int = 2, dropout: float = 0.0,
                     training: dict | None = None, optimizer: dict | None = None,
                     eval_data: str = "", evaluation: dict | None = None,
-                    finetune: dict | None = None, data_options: dict | None = None):
+                    finetune: dict | None = None, data_options: dict | None = None,
+                    pretraining: dict | None = None):
   """A validated experiment config of a tiny Kaleido-BERT (H=32, small backbone) on `data`
-  (`data_options`: further DataConfig fields)."""
+  (`data_options`, `finetune`, `pretraining`: further fields of those configs)."""
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
   from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
   manifest = manifest_lib.load(data)
   label_names = manifest_lib.label_names(manifest, task)
   return config_lib.validate(config_lib.ExperimentConfig(
-      task=config_lib.TaskConfig(name=task, finetune=config_lib.FinetuneConfig(
-          num_classes=len(label_names), **(finetune or {}))),
+      task=config_lib.TaskConfig(
+          name=task, pretraining=config_lib.PretrainingConfig(**(pretraining or {})),
+          finetune=config_lib.FinetuneConfig(num_classes=len(label_names),
+                                             **(finetune or {}))),
       data=config_lib.DataConfig(train_data=data, eval_data=eval_data, label_names=label_names,
                                  vocab_file=manifest.vocab_file,
                                  vocab_hash=manifest.vocab_hash,

@@ -15,11 +15,11 @@ import json
 def train(data: str, model_dir: str, strategy=None, strategy_name: str = "one_device",
           steps: int = 3, batch_size: int = 8, eval_every: int = 0, keep_best: str = "",
           data_options: dict | None = None, dropout: float = 0.0, task: str = "pretrain",
-          finetune: dict | None = None, **training) -> dict:
+          finetune: dict | None = None, pretraining: dict | None = None, **training) -> dict:
   """Trains the tiny experiment of `task`; {"step", "losses", "interrupted", "validation"}.
   `training` overrides TrainingConfig fields (input_mode, checkpoint_every, mixed_precision,
-  jit_compile), `data_options` DataConfig fields (patch_features), `finetune` FinetuneConfig
-  fields."""
+  jit_compile), `data_options` DataConfig fields (patch_features), `finetune` and `pretraining`
+  FinetuneConfig and PretrainingConfig fields."""
   from kaleido.tasks import factory  # pylint: disable=g-import-not-at-top
   from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
   from tests import catalogs  # pylint: disable=g-import-not-at-top
@@ -29,7 +29,8 @@ def train(data: str, model_dir: str, strategy=None, strategy_name: str = "one_de
                 "image_summary_every": 1000, **training},
       eval_data=data if eval_every else "",
       evaluation={"eval_every": eval_every, "eval_steps": 2, "keep_best": keep_best},
-      data_options=data_options, dropout=dropout, task=task, finetune=finetune)
+      data_options=data_options, dropout=dropout, task=task, finetune=finetune,
+      pretraining=pretraining)
   result = trainer.Trainer(config, factory.create_task(config), strategy).run()
   return {"step": result.step, "losses": result.losses, "interrupted": result.interrupted,
           "validation": result.validation}
@@ -48,6 +49,7 @@ def main() -> None:
   parser.add_argument("--keep_best", default="")
   parser.add_argument("--task", default="pretrain")
   parser.add_argument("--finetune", default="{}", help="FinetuneConfig fields as JSON")
+  parser.add_argument("--pretraining", default="{}", help="PretrainingConfig fields as JSON")
   args = parser.parse_args()
 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -60,7 +62,8 @@ def main() -> None:
   strategy = distribute.create_strategy(args.strategy)  # before any other TensorFlow work
   print(json.dumps(train(args.data, args.model_dir, strategy, args.strategy, args.steps,
                          args.batch_size, args.eval_every, args.keep_best, task=args.task,
-                         finetune=json.loads(args.finetune), input_mode=args.input_mode)))
+                         finetune=json.loads(args.finetune),
+                         pretraining=json.loads(args.pretraining), input_mode=args.input_mode)))
 
 
 if __name__ == "__main__":

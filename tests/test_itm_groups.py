@@ -115,3 +115,22 @@ def test_mined_listwise_groups_give_the_same_losses_on_two_replicas(tmp_path):
     assert two["losses"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
   for name, value in one["validation"].items():
     assert two["validation"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+
+
+def test_pretraining_with_in_step_groups(tmp_path):
+  """Pre-training with ITM groups: the input pairs all matched, ITM over the groups (K = 2,
+  listwise), every loss finite, the same on two replicas as on one."""
+  data = catalogs.prepared_demo(str(tmp_path / "data"), 10, seed=4, num_shards=2)
+  runs = []
+  for name, extra in (("one", ()), ("two", ("--strategy=mirrored", "--logical_cpus=2"))):
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.distributed_run", f"--data={data}",
+         f"--model_dir={tmp_path / name}", "--steps=2",
+         '--pretraining={"itm_negatives_per_positive": 2, "itm_loss": "listwise"}', *extra],
+        capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs.append(json.loads(result.stdout.strip().splitlines()[-1])["losses"])
+  assert all(np.isfinite(value) for value in runs[0].values())
+  assert runs[0]["itm"] > 0 and 0 <= runs[0]["itm_accuracy"] <= 1
+  for name, value in runs[0].items():
+    assert runs[1][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name

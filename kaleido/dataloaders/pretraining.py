@@ -62,7 +62,13 @@ def batch_transform(batch: dict[str, tf.Tensor], task_config: config_lib.Pretrai
   cached = features.is_cached(batch)
   batch = transforms.batch_transforms(batch, task_config, seed, cached)
   batch["product_key"] = features.product_key(batch["product_id"])
-  return {key: batch[key] for key in features.cached_keys(OUTPUT_KEYS, cached)}
+  in_step = {}
+  if task_config.itm_negatives_per_positive:  # what the step's ITM groups are made from
+    size = tf.shape(batch["product_id"])[0]
+    in_step = {"subcategory_id": batch["subcategory_id"],
+               "pair_seed": tf.random.experimental.stateless_split(
+                   tf.random.experimental.stateless_fold_in(seed, 2), size)}
+  return {**{key: batch[key] for key in features.cached_keys(OUTPUT_KEYS, cached)}, **in_step}
 
 
 def seed_stream(seed: int | None, pipeline_id: int) -> tf.data.Dataset:

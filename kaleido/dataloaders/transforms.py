@@ -136,12 +136,13 @@ def itm_negatives(batch: dict[str, tf.Tensor], config: config_lib.PretrainingCon
 
 def batch_transforms(batch: dict[str, tf.Tensor], config: config_lib.PretrainingConfig,
                      seed: tf.Tensor, cached: bool = False) -> dict[str, tf.Tensor]:
-  """CP camouflage then ITM negatives, each only when enabled; itm_label is always set."""
+  """CP camouflage then ITM negatives, each only when enabled (and not made in the training
+  step: itm_negatives_per_positive); itm_label is always set."""
   camouflage_seed, itm_seed = tf.unstack(tf.random.split(seed, 2))
   if config.is_enabled("cp"):
     batch = camouflage(batch, camouflage_seed, features.cached_keys(("patches",), cached)[0])
   else:
     batch = {**batch, "cp_weight": tf.zeros_like(batch["cp_label"], tf.float32)}
-  if config.is_enabled("itm"):
+  if config.is_enabled("itm") and not config.itm_negatives_per_positive:
     return itm_negatives(batch, config, itm_seed, cached)
   return {**batch, "itm_label": tf.ones_like(batch["cp_label"])}

@@ -104,7 +104,8 @@ class KaleidoPretrainer(_TaskModel):
   the greyed ones restored and none blanked (the camouflaged L3 patch stays). With a contrastive
   head (the itc loss), a second encoder pass under `unimodal_attention_mask` reads them and the
   head embeds its text and image halves. With `itm_unmasked`, ITM reads the pooled output of a
-  joint pass over them instead of the masked pass's.
+  joint pass over them instead of the masked pass's. With `restored_outputs` they are outputs
+  too (`restored_word_ids`, `restored_patch_features`: what in-step ITM groups are made of).
   """
 
   PRETRAINING_KEYS = ENCODER_KEYS + ("blank_positions", "grey_positions", "grey_targets",
@@ -113,19 +114,29 @@ class KaleidoPretrainer(_TaskModel):
 
   def __init__(self, backbone: backbone_lib.KaleidoBackbone, heads: heads_lib.PretrainingHeads,
                num_patches: int = kaleido_grid.NUM_PATCHES, blank: bool = True,
-               kaleido_levels=kaleido_grid.LEVELS, itm_unmasked: bool = False, **kwargs):
+               kaleido_levels=kaleido_grid.LEVELS, itm_unmasked: bool = False,
+               restored_outputs: bool = False, **kwargs):
     super().__init__(backbone, **kwargs)
     self.heads = heads
     self._num_patches = num_patches
     self._blank = blank
     self._itm_unmasked = itm_unmasked
+    self._restored_outputs = restored_outputs
     self._visible_patches = kaleido_grid.visible_patches(kaleido_levels)
 
   @property
+  def _restores(self) -> bool:
+    """Whether a call builds the restored inputs."""
+    return self.heads.contrastive is not None or self._itm_unmasked or self._restored_outputs
+
+  @property
   def input_keys(self) -> tuple[str, ...]:
-    if self.heads.contrastive is None and not self._itm_unmasked:
-      return self.PRETRAINING_KEYS
-    return self.PRETRAINING_KEYS + self.RESTORE_KEYS
+    return self.PRETRAINING_KEYS + (self.RESTORE_KEYS if self._restores else ())
+
+  def itm_logits(self, inputs: dict[str, tf.Tensor], training=None) -> tf.Tensor:
+    """(B, 2) ITM logits of one joint pass over {text, patch_features, patch_boxes} pairs
+    (outside `call`: `training` as the caller's)."""
+    return self.heads.itm(self.backbone(inputs, training=training)["pooled_output"])
 
   def _features(self, inputs: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
     """(patch features, G2CM target features): cached, or the embedder on the pixels of both
@@ -149,12 +160,15 @@ class KaleidoPretrainer(_TaskModel):
     outputs["g2cm_targets"] = tf.stop_gradient(grey_features)
     outputs["b2cm_targets"] = tf.stop_gradient(
         tf.gather(patch_features, inputs["blank_positions"], batch_dims=1))
-    if self.heads.contrastive is None and not self._itm_unmasked:
+    if not self._restores:
       return outputs
     restored = {"input_word_ids": restore_masked_tokens(inputs),
                 "input_mask": inputs["input_mask"], "patch_boxes": inputs["patch_boxes"],
                 "patch_features": scatter_rows(patch_features, inputs["grey_positions"],
                                                grey_features)}
+    if self._restored_outputs:
+      outputs["restored_word_ids"] = restored["input_word_ids"]
+      outputs["restored_patch_features"] = restored["patch_features"]
     if self._itm_unmasked:
       outputs["itm_logits"] = self.heads.itm(self.backbone(restored)["pooled_output"])
     if self.heads.contrastive is not None:
@@ -292,7 +306,8 @@ def pretraining_input_specs(model: config_lib.KaleidoBertConfig,
       "grey_targets": tf.TensorSpec([None, pretraining.num_g2cm, size, size, 3], tf.uint8),
       "masked_lm_positions": tf.TensorSpec(predictions, tf.int32),
   }
-  if pretraining.is_enabled("itc") or pretraining.itm_unmasked:
+  if (pretraining.is_enabled("itc") or pretraining.itm_unmasked or
+      pretraining.itm_negatives_per_positive):
     specs["masked_lm_ids"] = tf.TensorSpec(predictions, tf.int32)
     specs["masked_lm_weights"] = tf.TensorSpec(predictions, tf.float32)
   return specs
@@ -322,7 +337,8 @@ def build_pretrainer(model: config_lib.KaleidoBertConfig,
   pretrainer = KaleidoPretrainer(
       backbone, _pretraining_heads(model, backbone, pretraining.is_enabled("itc")),
       model.num_patches, pretraining.is_enabled("b2cm"), model.kaleido_levels,
-      pretraining.itm_unmasked, name="kaleido_bert_pretraining")
+      pretraining.itm_unmasked, pretraining.itm_negatives_per_positive > 0,
+      name="kaleido_bert_pretraining")
   build_symbolically(pretrainer, pretraining_input_specs(model, pretraining))
   return pretrainer
 

@@ -123,10 +123,13 @@ def contrastive_examples(batch: dict[str, tf.Tensor],
 
 
 def loss_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
-               task_config: config_lib.PretrainingConfig) -> dict[str, Term]:
-  """(numerator, denominator) of every enabled task's loss on this batch (or replica)."""
+               task_config: config_lib.PretrainingConfig,
+               itm: Term | None = None) -> dict[str, Term]:
+  """(numerator, denominator) of every enabled task's loss on this batch (or replica); `itm`
+  replaces ITM's term (ITM scored on pairs other than the batch's, e.g. in-step groups)."""
   weights = _weights(batch)
-  terms = {name: weighted_term(_per_prediction_loss(name, batch, outputs), weights[name])
+  terms = {name: (itm if name == "itm" and itm is not None else
+                  weighted_term(_per_prediction_loss(name, batch, outputs), weights[name]))
            for name in config_lib.PAPER_LOSSES if task_config.is_enabled(name)}
   if task_config.is_enabled("itc"):
     terms["itc"] = weighted_term(contrastive_examples(batch, outputs)[0], weights["itc"])
@@ -161,21 +164,26 @@ def pretraining_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor
 
 
 def replica_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
-                   task_config: config_lib.PretrainingConfig) -> dict[str, tf.Tensor]:
+                   task_config: config_lib.PretrainingConfig,
+                   itm: Term | None = None) -> dict[str, tf.Tensor]:
   """This replica's share of the global-batch losses (same keys); call in a replica context.
 
   Summing any value over replicas gives the mean over the global batch; with one replica it
-  equals `pretraining_losses`.
+  equals `pretraining_losses`. `itm` as in `loss_terms`.
   """
-  return _with_total(replica_shares(loss_terms(batch, outputs, task_config)), task_config)
+  return _with_total(replica_shares(loss_terms(batch, outputs, task_config, itm)), task_config)
 
 
-def metric_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor]) -> dict[str, Term]:
+def metric_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
+                 itm: Term | None = None) -> dict[str, Term]:
   """(correct, count) of the itm/mlm/rr/jps/cp (and itc) accuracies, counted as their losses
-  are."""
+  are; `itm` replaces ITM's (correct, count)."""
   weights = _weights(batch)
   terms = {}
   for name, (label, logits, accuracy) in CLASSIFIERS.items():
+    if name == "itm" and itm is not None:
+      terms[accuracy] = itm
+      continue
     predicted = tf.argmax(outputs[logits], axis=-1, output_type=tf.int32)
     correct = tf.cast(tf.equal(predicted, batch[label]), tf.float32)
     terms[accuracy] = weighted_term(correct, weights[name])
@@ -191,7 +199,7 @@ def pretraining_metrics(batch: dict[str, tf.Tensor],
   return _ratios(metric_terms(batch, outputs))
 
 
-def replica_metrics(batch: dict[str, tf.Tensor],
-                    outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+def replica_metrics(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
+                    itm: Term | None = None) -> dict[str, tf.Tensor]:
   """This replica's share of the global-batch accuracies; sum over replicas as the losses."""
-  return replica_shares(metric_terms(batch, outputs))
+  return replica_shares(metric_terms(batch, outputs, itm))

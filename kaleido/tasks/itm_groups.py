@@ -15,8 +15,11 @@ image -> text negatives.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import tensorflow as tf
+
+from kaleido.model import heads as heads_lib
 
 TEXT_KEYS = ("input_word_ids", "input_mask")
 IMAGE_KEYS = ("patch_features", "patch_boxes")
@@ -126,3 +129,48 @@ def listwise_losses(positives: tf.Tensor, negatives: tf.Tensor,
   loss = tf.reduce_logsumexp(group, axis=1) - positives
   first = tf.cast(positives > tf.reduce_max(negatives, axis=1), tf.float32)
   return loss, first
+
+
+ScoresFn = Callable[[Pool, str, tf.Tensor], tf.Tensor]  # (pool, side drawn, seed) -> (B, G)
+
+
+def group_outputs(inputs: dict[str, tf.Tensor], batch: dict[str, tf.Tensor], k: int,
+                  scores: ScoresFn,
+                  pair_logits: Callable[[dict[str, tf.Tensor]], tf.Tensor]
+                  ) -> dict[str, tf.Tensor]:
+  """The groups of this replica's matched pairs (`inputs`: text and patch features; `batch`:
+  product_key, subcategory_id, pair_seed) scored by `pair_logits` in one joint pass:
+  {itm_logits (B (1 + 2K), 2) in `group_rows` order, itm_group_labels (1 for the B positives, 0
+  for the negatives), itm_group_weights (1.0, 0.0 where no negative could be drawn)}."""
+  pool = global_pool(inputs, batch)
+  text_seed, image_seed = tf.unstack(tf.random.split(pool.seed, 2))
+  image_negatives, image_valid = top_negatives(pool, scores(pool, "image", image_seed), k)
+  text_negatives, text_valid = top_negatives(pool, scores(pool, "text", text_seed), k)
+  text_rows, image_rows = group_rows(pool, image_negatives, text_negatives)
+  size = tf.shape(pool.own)[0]
+  return {"itm_logits": pair_logits(pair_inputs(pool, text_rows, image_rows)),
+          "itm_group_labels": tf.concat([tf.ones([size], tf.int32),
+                                         tf.zeros([2 * size * k], tf.int32)], axis=0),
+          "itm_group_weights": tf.concat([tf.ones([size], tf.float32),
+                                          tf.reshape(image_valid, [-1]),
+                                          tf.reshape(text_valid, [-1])], axis=0)}
+
+
+def group_terms(outputs: dict[str, tf.Tensor], listwise: bool, k: int):
+  """((B (1 + 2K),) or (B,) per-prediction ITM loss, its accuracy, its weights) of
+  `group_outputs`: binary cross-entropy and correctness of every pair, or per query the mean over
+  its two directions of the listwise loss and of its positive ranking first."""
+  logits, weights = outputs["itm_logits"], outputs["itm_group_weights"]
+  if not listwise:
+    labels = outputs["itm_group_labels"]
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
+    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels),
+                      tf.float32)
+    return loss, correct, weights
+  margins = heads_lib.itm_margin(logits)
+  size = tf.shape(margins)[0] // (1 + 2 * k)
+  positives, text_to_image, image_to_text = split_margins(margins, size, k)
+  _, image_valid, text_valid = split_margins(weights, size, k)
+  loss_t, first_t = listwise_losses(positives, text_to_image, image_valid)
+  loss_i, first_i = listwise_losses(positives, image_to_text, text_valid)
+  return (loss_t + loss_i) / 2, (first_t + first_i) / 2, tf.ones([size], tf.float32)

@@ -12,6 +12,7 @@ from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.model import kaleido_bert
 from kaleido.model import losses as losses_lib
 from kaleido.patches import pictures
+from kaleido.tasks import itm_groups
 from kaleido.tasks import kaleido_task
 
 NUM_PICTURES = 3
@@ -48,11 +49,38 @@ class PretrainingTask(kaleido_task.KaleidoTask):
         seed=seed, input_context=input_context, cache=cache,
         trim_text=config_lib.trims_text(self.config))
 
+  def forward(self, model, batch, training):
+    """The pre-training pass; with in-step ITM groups (itm_negatives_per_positive), ITM's
+    logits are those of the groups made from the restored pairs (itm_groups.group_outputs)."""
+    outputs = super().forward(model, batch, training)
+    pretraining = self.config.task.pretraining
+    k = pretraining.itm_negatives_per_positive
+    if not k:
+      return outputs
+    restored = {"input_word_ids": outputs.pop("restored_word_ids"),
+                "input_mask": batch["input_mask"], "patch_boxes": batch["patch_boxes"],
+                "patch_features": outputs.pop("restored_patch_features")}
+    share = float(pretraining.hard_negatives)
+    groups = itm_groups.group_outputs(
+        restored, batch, k, lambda pool, side, seed: itm_groups.random_scores(pool, share, seed),
+        lambda pairs: model.itm_logits(pairs, training=training))
+    return {**outputs, **groups}
+
+  def _itm_terms(self, outputs):
+    """(loss term, accuracy term) of the in-step ITM groups; None with the batch's own pairs."""
+    if "itm_group_labels" not in outputs:
+      return None, None
+    pretraining = self.config.task.pretraining
+    loss, correct, weights = itm_groups.group_terms(
+        outputs, pretraining.itm_loss == "listwise", pretraining.itm_negatives_per_positive)
+    return (losses_lib.weighted_term(loss, weights), losses_lib.weighted_term(correct, weights))
+
   def replica_losses(self, batch, outputs):
-    return losses_lib.replica_losses(batch, outputs, self.config.task.pretraining)
+    return losses_lib.replica_losses(batch, outputs, self.config.task.pretraining,
+                                     self._itm_terms(outputs)[0])
 
   def replica_metrics(self, batch, outputs):
-    return losses_lib.replica_metrics(batch, outputs)
+    return losses_lib.replica_metrics(batch, outputs, self._itm_terms(outputs)[1])
 
   def summary_images(self, model, batch):
     """The first examples' patches after the transforms. A batch of cached features has no

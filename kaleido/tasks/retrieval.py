@@ -8,7 +8,6 @@ import tensorflow as tf
 
 from kaleido import config as config_lib
 from kaleido.dataloaders import finetuning
-from kaleido.model import heads as heads_lib
 from kaleido.model import losses as losses_lib
 from kaleido.tasks import finetune
 from kaleido.tasks import itm_groups
@@ -58,9 +57,8 @@ class RetrievalTask(finetune.FinetuneTask):
 
   def forward(self, model, batch, training):
     """Input pairs as they are, or each matched pair with K negative images for its text and K
-    negative texts for its image drawn from the global batch, all in one joint pass:
-    `itm_logits` (B (1 + 2K), 2) in itm_groups.group_rows order and `itm_valid` (same rows, 1.0
-    where a negative exists)."""
+    negative texts for its image drawn from the global batch, all in one joint pass
+    (itm_groups.group_outputs)."""
     k = self._group_size
     if not k:
       return super().forward(model, batch, training)
@@ -68,18 +66,11 @@ class RetrievalTask(finetune.FinetuneTask):
     outputs = {}
     if model.contrastive is not None:
       outputs = model.contrastive_outputs(inputs, training=training)
-    pool = itm_groups.global_pool(inputs, batch)
-    text_seed, image_seed = tf.unstack(tf.random.split(pool.seed, 2))
-    image_negatives, image_valid = itm_groups.top_negatives(
-        pool, self._negative_scores(pool, outputs, "image", image_seed), k)
-    text_negatives, text_valid = itm_groups.top_negatives(
-        pool, self._negative_scores(pool, outputs, "text", text_seed), k)
-    text_rows, image_rows = itm_groups.group_rows(pool, image_negatives, text_negatives)
-    logits = model.itm_logits(itm_groups.pair_inputs(pool, text_rows, image_rows),
-                              training=training)
-    valid = tf.concat([tf.ones_like(pool.own, tf.float32), tf.reshape(image_valid, [-1]),
-                       tf.reshape(text_valid, [-1])], axis=0)
-    return {**outputs, "itm_logits": logits, "itm_valid": valid}
+    groups = itm_groups.group_outputs(
+        inputs, batch, k, lambda pool, side, seed: self._negative_scores(pool, outputs, side,
+                                                                          seed),
+        lambda pairs: model.itm_logits(pairs, training=training))
+    return {**outputs, **groups}
 
   def _negative_scores(self, pool, outputs, side: str, seed):
     """(B, G) scores of the pool's `side` (its images for a text query, its texts for an image
@@ -105,15 +96,6 @@ class RetrievalTask(finetune.FinetuneTask):
       labels = batch["itm_label"]
       return losses_lib.classification_terms(labels, outputs["itm_logits"],
                                              tf.ones_like(labels, tf.float32))
-    size = tf.shape(batch["product_key"])[0]
-    if self.finetune.itm_loss == "binary":
-      labels = tf.concat([tf.ones([size], tf.int32), tf.zeros([2 * size * k], tf.int32)], 0)
-      return losses_lib.classification_terms(labels, outputs["itm_logits"], outputs["itm_valid"])
-    margins = heads_lib.itm_margin(outputs["itm_logits"])
-    positives, text_to_image, image_to_text = itm_groups.split_margins(margins, size, k)
-    _, image_valid, text_valid = itm_groups.split_margins(outputs["itm_valid"], size, k)
-    loss_t, first_t = itm_groups.listwise_losses(positives, text_to_image, image_valid)
-    loss_i, first_i = itm_groups.listwise_losses(positives, image_to_text, text_valid)
-    weights = tf.ones([size], tf.float32)
-    return (losses_lib.weighted_term((loss_t + loss_i) / 2, weights),
-            losses_lib.weighted_term((first_t + first_i) / 2, weights))
+    loss, correct, weights = itm_groups.group_terms(outputs, self.finetune.itm_loss == "listwise",
+                                                    k)
+    return losses_lib.weighted_term(loss, weights), losses_lib.weighted_term(correct, weights)
