@@ -12,12 +12,12 @@ typed in.
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app
 from absl import flags
 
+from kaleido.evaluation import run_results
 from kaleido.training.event_files import read_scalars
 
 _OUT = flags.DEFINE_string("out", "runs/matching_ablation", "tools/matching_ablation.sh's OUT.")
@@ -29,13 +29,9 @@ FULL = (("ITC", "full_itc"), ("top 20 by margin", "full_rerank20"),
 
 
 def recalls(run: str, name: str) -> dict[str, float] | None:
-  """{R@1, R@5, R@10} of `run`/`name`.json (the first direction it holds), None if absent."""
-  path = os.path.join(run, f"{name}.json")
-  if not os.path.isfile(path):
-    return None
-  with open(path, encoding="utf-8") as f:
-    (result,) = json.load(f)["results"].values()
-  return {key: result[key] for key in ("R@1", "R@5", "R@10")}
+  """{R@1, R@5, R@10} of `run`/`name`.json, None if absent."""
+  result = run_results.result(run, name)
+  return {key: result[key] for key in run_results.RECALLS} if result else None
 
 
 def held_out_itm(run: str) -> float | None:

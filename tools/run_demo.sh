@@ -15,6 +15,13 @@
 #   TASKS="retrieval caption"    the downstream tasks to run (default: all four)
 #   NO_PRETRAIN=1                fine-tune from random weights instead (the "not pre-trained" baseline)
 #   PRETRAIN_FLAGS="--masking=random"   more pre-training flags (e.g. other data or masking)
+#   RETRIEVAL_FLAGS="--itc_weight=1"    more retrieval fine-tuning flags
+# A retrieval run with an ITC head is also scored on the full gallery: ITC alone, its top 20
+# re-ranked by the ITM margin, and fused (margin + 20 x cosine). Every command run is listed in
+# runs/demo_eval<suffix>/commands.txt.
+#   RECIPE=paper                 the paper's ITM training instead of the demo flag files' (issue #33:
+#                                negatives in the input pipeline, same subcategory in retrieval,
+#                                binary loss, no ITC); its folders get _paper
 #   SUFFIX=_x                    suffix of every run folder (default: from the variables above)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,11 +32,30 @@ eval_split="${EVAL_SPLIT:-validation}"
 # Pre-training does not depend on the retrieval text, so runs that differ only in it share one.
 default_suffix=""
 [[ -n "${BERT_INIT:-}" ]] && default_suffix+="_bert"
+[[ -n "${RECIPE:-}" ]] && default_suffix+="_${RECIPE}"
 [[ "$seed" != 0 ]] && default_suffix+="_seed${seed}"
 pretrain_suffix="${SUFFIX-$default_suffix}"
 [[ "$retrieval_text" != name ]] && default_suffix+="_${retrieval_text}"
 suffix="${SUFFIX-$default_suffix}"
+out="runs/demo_eval${suffix}"
+[[ "${NO_PRETRAIN:-0}" == 1 ]] && out="runs/demo_eval_scratch${suffix}"
+[[ "$eval_split" != validation ]] && out+="_${eval_split}"
+mkdir -p "$out"
+: > "$out/commands.txt"
+run() {  # runs a command and records it in $out/commands.txt
+  printf '%q ' "$@" >> "$out/commands.txt"
+  echo >> "$out/commands.txt"
+  "$@"
+}
+case "${RECIPE:-}" in
+  "") recipe_pretrain=(); recipe_retrieval=() ;;
+  paper) recipe_pretrain=(--negatives_per_positive=0 --itm_loss=binary)
+         recipe_retrieval=(--negatives_per_positive=0 --itm_loss=binary --nomined_negatives
+                           --itc_weight=0 --negative_same_subcategory=1) ;;
+  *) echo "RECIPE=${RECIPE} is not a recipe; use paper (or leave it unset)." >&2; exit 2 ;;
+esac
 read -r -a pretrain_flags <<< "${PRETRAIN_FLAGS:-}"
+pretrain_flags=(${recipe_pretrain[@]+"${recipe_pretrain[@]}"} ${pretrain_flags[@]+"${pretrain_flags[@]}"})
 pretrain_flagfile=configs/demo_pretrain.flags
 if [[ -n "${BERT_INIT:-}" ]]; then
   pretrain_flagfile=configs/demo_pretrain_bert.flags
@@ -39,12 +65,12 @@ init=(--init_checkpoint="runs/demo_pretrain${pretrain_suffix}")
 if [[ "${NO_PRETRAIN:-0}" == 1 ]]; then
   suffix="_scratch${suffix}"
   # The same word-pretrained small backbone as the pre-training run has (same data and seed).
-  python tools/pretrain_backbone.py --train_data=workdir/demo/prepared/train \
+  run python tools/pretrain_backbone.py --train_data=workdir/demo/prepared/train \
       --output="runs/demo_backbone_words_seed${seed}.h5" --seed="$seed"
   init=(--init_checkpoint= --backbone=small --resnet_weights="runs/demo_backbone_words_seed${seed}.h5"
         --hidden_size=128 --num_layers=3 --num_heads=4 --intermediate_size=512)
 else
-  python train.py --flagfile="$pretrain_flagfile" --model_dir="runs/demo_pretrain${pretrain_suffix}" \
+  run python train.py --flagfile="$pretrain_flagfile" --model_dir="runs/demo_pretrain${pretrain_suffix}" \
       --seed="$seed" ${pretrain_flags[@]+"${pretrain_flags[@]}"}
 fi
 finetune_flagfile() {  # task -> its flag file (a pretrained-BERT start has its own rates)
@@ -54,21 +80,39 @@ finetune_flagfile() {  # task -> its flag file (a pretrained-BERT start has its 
     echo "configs/demo_${1}.flags"
   fi
 }
+read -r -a retrieval_flags <<< "${RETRIEVAL_FLAGS:-}"
+retrieval_flags=(${recipe_retrieval[@]+"${recipe_retrieval[@]}"} ${retrieval_flags[@]+"${retrieval_flags[@]}"})
 for task in $tasks; do
-  python train.py --flagfile="$(finetune_flagfile "$task")" "${init[@]}" --seed="$seed" \
-      --retrieval_text="$retrieval_text" --model_dir="runs/demo_${task}${suffix}"
+  extra=()
+  [[ "$task" == retrieval ]] && extra=(${retrieval_flags[@]+"${retrieval_flags[@]}"})
+  run python train.py --flagfile="$(finetune_flagfile "$task")" "${init[@]}" --seed="$seed" \
+      --retrieval_text="$retrieval_text" --model_dir="runs/demo_${task}${suffix}" \
+      ${extra[@]+"${extra[@]}"}
 done
-out="runs/demo_eval${suffix}"
-[[ "$eval_split" != validation ]] && out+="_${eval_split}"
-mkdir -p "$out"
-evaluate() {  # task, checkpoint
-  python evaluate.py --task="$1" --checkpoint="$2" --eval_data=demo --demo_dir=workdir/demo \
-      --demo_split="$eval_split" --output_json="$out/$1.json" --summary_dir="$out/tensorboard" \
-      --index_file="$out/draws.json" --num_draws=2
+evaluate() {  # task, checkpoint, [name, more evaluate.py flags]
+  local task="$1" checkpoint="$2" name="${3:-$1}"
+  run python evaluate.py --task="$task" --checkpoint="$checkpoint" --eval_data=demo \
+      --demo_dir=workdir/demo --demo_split="$eval_split" --output_json="$out/$name.json" \
+      --summary_dir="$out/tensorboard" --index_file="$out/draws.json" --num_draws=2 "${@:4}"
 }
 for task in $tasks; do
   case "$task" in
-    retrieval) evaluate itr "runs/demo_retrieval${suffix}"; evaluate tir "runs/demo_retrieval${suffix}" ;;
+    retrieval)
+      for direction in itr tir; do
+        evaluate "$direction" "runs/demo_retrieval${suffix}"
+        if python -c "import sys; from kaleido import config; sys.exit(not config.load(
+            'runs/demo_retrieval${suffix}').task.has_contrastive_head)"; then
+          full=(--protocol=full --index_file="$out/draws_full.json")
+          evaluate "$direction" "runs/demo_retrieval${suffix}" "full_itc_$direction" "${full[@]}" --rerank=0
+          evaluate "$direction" "runs/demo_retrieval${suffix}" "full_rerank20_$direction" "${full[@]}" --rerank=20
+          evaluate "$direction" "runs/demo_retrieval${suffix}" "full_fused20_$direction" "${full[@]}" --rerank=20 --fusion_weight=20
+        fi
+      done ;;
     *) evaluate "$task" "runs/demo_${task}${suffix}" ;;
   esac
 done
+# Pre-training ITM on the development split with the paper's random negatives.
+if [[ "${NO_PRETRAIN:-0}" != 1 ]]; then
+  run python tools/pretraining_itm.py --run="runs/demo_pretrain${pretrain_suffix}" \
+      --eval_data=workdir/demo/prepared/development --output_json="$out/pretraining_itm.json"
+fi

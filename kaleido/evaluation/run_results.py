@@ -1,0 +1,48 @@
+"""The figures of one demo pipeline's evaluation folder (tools/run_demo.sh's
+runs/demo_eval<suffix>/), read from the files evaluate.py and tools/pretraining_itm.py wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+
+RECALLS = ("R@1", "R@5", "R@10")
+FULL = {"itc": "full_itc", "rerank20_margin": "full_rerank20", "rerank20_fused": "full_fused20"}
+
+
+def result(folder: str, name: str) -> dict | None:
+  """The one result of `folder`/`name`.json, None when the file is absent."""
+  path = os.path.join(folder, f"{name}.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    (result,) = json.load(f)["results"].values()
+  return result
+
+
+def _directions(folder: str, prefix: str) -> dict | None:
+  itr, tir = result(folder, f"{prefix}itr"), result(folder, f"{prefix}tir")
+  if itr is None or tir is None:
+    return None
+  return {direction: {key: figures[key] for key in RECALLS}
+          for direction, figures in (("itr", itr), ("tir", tir))}
+
+
+def run_figures(folder: str) -> dict:
+  """{commands, pretrain_development_itm_accuracy, sample100, full, caption_cider,
+  category_accuracy} of one pipeline's evaluation folder (Rank@K in percent as evaluate.py
+  writes them; a figure whose file is absent is left out or None)."""
+  with open(os.path.join(folder, "pretraining_itm.json"), encoding="utf-8") as f:
+    pretraining = json.load(f)
+  with open(os.path.join(folder, "commands.txt"), encoding="utf-8") as f:
+    commands = [line.strip() for line in f if line.strip()]
+  full = {name: _directions(folder, f"{prefix}_") for name, prefix in FULL.items()}
+  caption, category = result(folder, "caption"), result(folder, "category")
+  return {
+      "commands": commands,
+      "pretrain_development_itm_accuracy": pretraining["values"]["itm_accuracy"],
+      "sample100": _directions(folder, ""),
+      "full": {name: value for name, value in full.items() if value is not None},
+      "caption_cider": caption["CIDEr"] if caption else None,
+      "category_accuracy": category["accuracy"] if category else None,
+  }
