@@ -2,6 +2,8 @@ r"""Pre-training speed against this machine's matmul peak (a benchmark, not a te
 
   python bench/bench_train.py                       # paper and demo sizes, fp32 and bf16
   python bench/bench_train.py --sizes paper --precisions none --steps 4 --jit_compile
+  python bench/bench_train.py --sizes demo --precisions none --patch_features cached \
+      --itm_negatives 0,1,3 --text full,trimmed
 
 For each (size, precision, patch features) it runs, in a fresh process, the real training step of
 kaleido.training.trainer (model, seven losses, masking and the tf.data input pipeline on a prepared
@@ -10,6 +12,9 @@ rest forward + backward = 3x forward) and the achieved FLOP/s as a share of the 
 measured in the same run. It also prints the input pipeline's own examples/s. `--patch_features`
 measures the pixel path (the backbone at every step) and the cached path (features computed once
 by kaleido.feature_cache, whose one-time build it times) side by side, and their speed ratio.
+`--itm_negatives` measures ITM groups made in the step (--negatives_per_positive=K, listwise; 0:
+the pipeline's negatives) and `--text` the text cut to each batch's longest (--trim_text) or kept
+at full length, each against the first value listed.
 
 `--sizes reference` measures, the same way, the bare tf-models-official BertEncoderV2 training step
 of the issue's yardstick (paper-size encoder, 64 text + 55 patch positions fed as 119 token ids,
@@ -36,8 +41,11 @@ _STEPS = flags.DEFINE_integer("steps", 6, "Timed steps (after 2 warm-up steps)."
 _JIT = flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward and backward pass.")
 _PATCH_FEATURES = flags.DEFINE_list("patch_features", ["pixels", "cached"],
                                     "Input paths to measure: pixels, cached.")
+_ITM_NEGATIVES = flags.DEFINE_list("itm_negatives", ["0"],
+                                   "ITM negatives made in the step per positive (0: pipeline's).")
+_TEXT = flags.DEFINE_list("text", ["trimmed"], "Text positions: trimmed, full.")
 _DATA = flags.DEFINE_string("data", "", "A prepared folder (default: a fresh demo one).")
-_SINGLE = flags.DEFINE_string("single", "", "Internal: measure one `size,precision` and exit.")
+_SINGLE = flags.DEFINE_string("single", "", "Internal: measure one `size,precision,features,K,text` and exit.")
 
 SIZES = {
     "paper": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
@@ -93,7 +101,8 @@ def _training_flops(trainer, batch) -> tuple[float, float]:
   return backbone / size, rest / size
 
 
-def measure_one(size: str, precision: str, patch_features: str, data: str) -> dict:
+def measure_one(size: str, precision: str, patch_features: str, data: str,
+                itm_negatives: int = 0, text: str = "trimmed") -> dict:
   """Runs the trainer's step on `data` and returns the figures (run in its own process)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -111,13 +120,16 @@ def measure_one(size: str, precision: str, patch_features: str, data: str) -> di
                                    vocab_hash=manifest.vocab_hash,
                                    max_seq_length=manifest.max_seq_length,
                                    patch_size=manifest.patch_size,
-                                   patch_features=patch_features,
+                                   patch_features=patch_features, trim_text=text == "trimmed",
                                    feature_cache_dir=os.path.join(model_dir, "cache")),
         model=config_lib.KaleidoBertConfig(
             vocab_size=len(vocab.read_vocab(manifest.vocab_file)),
             max_seq_length=manifest.max_seq_length, patch_size=manifest.patch_size,
             **SIZES[size]),
         init=config_lib.InitConfig(backbone_weights="random"),
+        task=config_lib.TaskConfig(pretraining=config_lib.PretrainingConfig(
+            itm_negatives_per_positive=itm_negatives,
+            itm_loss="listwise" if itm_negatives else "binary")),
         optimizer=config_lib.OptimizerConfig(warmup_steps=10),
         training=config_lib.TrainingConfig(model_dir=model_dir, train_steps=1000,
                                            batch_size=batch_size,
@@ -199,9 +211,10 @@ def _demo_folder(tmp: str) -> str:
 def main(argv):
   del argv
   if _SINGLE.value:
-    size, precision, patch_features = _SINGLE.value.split(",")
+    size, precision, patch_features, itm_negatives, text = _SINGLE.value.split(",")
     result = (measure_reference(precision) if size == "reference"
-              else measure_one(size, precision, patch_features, _DATA.value))
+              else measure_one(size, precision, patch_features, _DATA.value,
+                               int(itm_negatives), text))
     print(json.dumps(result))
     return
   unknown = [size for size in _SIZES.value if size not in SIZES and size != "reference"]
@@ -210,6 +223,10 @@ def main(argv):
   paths = [path for path in _PATCH_FEATURES.value if path not in ("pixels", "cached")]
   if paths:
     raise app.UsageError(f"--patch_features names unknown paths {paths}; use pixels, cached.")
+  if [text for text in _TEXT.value if text not in ("trimmed", "full")]:
+    raise app.UsageError(f"--text names {_TEXT.value}; use trimmed, full.")
+  if not all(k.isdigit() for k in _ITM_NEGATIVES.value):
+    raise app.UsageError(f"--itm_negatives must be counts >= 0, not {_ITM_NEGATIVES.value}.")
   with tempfile.TemporaryDirectory() as tmp:
     needs_data = any(size != "reference" for size in _SIZES.value)
     data = _DATA.value or (_demo_folder(tmp) if needs_data else "")
@@ -219,28 +236,44 @@ def main(argv):
     for size in _SIZES.value:
       for precision in _PRECISIONS.value:
         rates = {}
-        for patch_features in (_PATCH_FEATURES.value if size != "reference" else ["-"]):
-          r = _measure_in_process(size, precision, patch_features, data)
+        for variant in _variants(size):
+          r = _measure_in_process(size, precision, data, *variant)
           if r is None:
             continue
-          rates[patch_features] = r["examples_per_s"]
+          rates[variant] = r["examples_per_s"]
+          patch_features, itm_negatives, text = variant
           cache = (f"  cache built once in {r['cache_build_s']:.1f} s for {r['num_images']} "
                    "images" if patch_features == "cached" else "")
-          print(f"{size:5s} {precision:14s} {patch_features:6s} {r['examples_per_s']:7.2f} "
+          groups = (f"  ITM groups K={itm_negatives} (their extra pass is not in the FLOPs)"
+                    if itm_negatives else "")
+          print(f"{size:5s} {precision:14s} {patch_features:6s} {text:7s} "
+                f"{r['examples_per_s']:7.2f} "
                 f"examples/s  {r['gflop_per_example']:6.1f} GFLOP/example (backbone fwd "
                 f"{r['backbone_gflop']:.1f} + 3 x {r['rest_forward_gflop']:.1f})  "
                 f"{100 * r['share_of_fp32_peak']:5.1f}% of fp32 peak "
                 f"({r['fp32_peak_gflops']:.0f} GFLOP/s)  input pipeline "
-                f"{r['pipeline_examples_per_s']:.0f} examples/s{cache}")
-        if len(rates) == 2:
-          print(f"{size:5s} {precision:14s} cached / pixels: "
-                f"{rates['cached'] / rates['pixels']:.2f}x")
+                f"{r['pipeline_examples_per_s']:.0f} examples/s{groups}{cache}")
+        if len(rates) > 1:
+          first, *others = rates
+          for other in others:
+            print(f"{size:5s} {precision:14s} {' '.join(map(str, other))} / "
+                  f"{' '.join(map(str, first))}: {rates[other] / rates[first]:.2f}x")
 
 
-def _measure_in_process(size: str, precision: str, patch_features: str, data: str):
+def _variants(size: str) -> list[tuple[str, int, str]]:
+  """(patch features, ITM negatives, text) combinations measured at `size`."""
+  if size == "reference":
+    return [("-", 0, "full")]
+  return [(patch_features, int(k), text) for patch_features in _PATCH_FEATURES.value
+          for k in _ITM_NEGATIVES.value for text in _TEXT.value]
+
+
+def _measure_in_process(size: str, precision: str, data: str, patch_features: str,
+                        itm_negatives: int, text: str):
   """measure_one or measure_reference in a fresh process; None (with its error) on failure."""
   result = subprocess.run(
-      [sys.executable, __file__, f"--single={size},{precision},{patch_features}",
+      [sys.executable, __file__,
+       f"--single={size},{precision},{patch_features},{itm_negatives},{text}",
        f"--data={data}", f"--batch_size={_BATCH_SIZE.value}", f"--steps={_STEPS.value}",
        f"--jit_compile={_JIT.value}"],
       capture_output=True, text=True, check=False)

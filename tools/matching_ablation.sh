@@ -26,8 +26,11 @@ declare -A flags=(
   [itc]="--itc_weight=1"
   [itc_k1_mined]="--itc_weight=1 --negatives_per_positive=1 --mined_negatives"
   [itc_k3_listwise_mined]="--itc_weight=1 --negatives_per_positive=3 --itm_loss=listwise --mined_negatives"
+  [k1_listwise]="--negatives_per_positive=1 --itm_loss=listwise --negative_same_subcategory=0"
+  [k3_binary]="--negatives_per_positive=3 --negative_same_subcategory=0"
+  [itc_k3_listwise]="--itc_weight=1 --negatives_per_positive=3 --itm_loss=listwise --negative_same_subcategory=0"
 )
-recipes="${RECIPES:-paper random mixed k1_binary k3_listwise itc itc_k1_mined itc_k3_listwise_mined}"
+recipes="${RECIPES:-paper random mixed k1_binary k3_listwise itc itc_k1_mined itc_k3_listwise_mined k1_listwise k3_binary itc_k3_listwise}"
 mkdir -p "$out"
 for recipe in $recipes; do
   [[ -v "flags[$recipe]" ]] || { echo "Unknown recipe $recipe; known: ${!flags[*]}" >&2; exit 2; }
