@@ -44,6 +44,10 @@ _NEGATIVES_PER_POSITIVE = flags.DEFINE_integer(
     "K negative texts per image, all scored in one joint pass (in pre-training over the restored "
     "text and patches, and the input pairs all stay matched); 0: a share of the input pairs get "
     "another product's image, the paper's pointwise pairs.")
+_GROUP_EVERY = flags.DEFINE_integer(
+    "group_every", 1, "With --negatives_per_positive: one pair in this many of each replica's "
+    "batch is a query with a group (the negatives still come from the whole global batch); the "
+    "group pass costs 1/N as much.")
 _MINED_NEGATIVES = flags.DEFINE_bool(
     "mined_negatives", False, "--task=retrieval with --negatives_per_positive: draw negatives in "
     "proportion to the ITC similarity (needs --itc_weight > 0), as ALBEF and BLIP do.")
@@ -213,7 +217,7 @@ def _flag_config() -> config_lib.ExperimentConfig:
               enabled=tuple(_TASKS.value), weights=_loss_weights(), masking=_MASKING.value,
               hard_negatives=_HARD_NEGATIVES.value, itm_unmasked=_ITM_UNMASKED.value,
               itm_negatives_per_positive=_NEGATIVES_PER_POSITIVE.value,
-              itm_loss=_ITM_LOSS.value),
+              itm_loss=_ITM_LOSS.value, itm_group_every=_GROUP_EVERY.value),
           finetune=config_lib.FinetuneConfig(caption_mode=_CAPTION_MODE.value,
                                              retrieval_text=_RETRIEVAL_TEXT.value,
                                              itc_weight=_ITC_WEIGHT.value,
@@ -223,6 +227,7 @@ def _flag_config() -> config_lib.ExperimentConfig:
                                                  _NEGATIVES_PER_POSITIVE.value),
                                              mined_negatives=_MINED_NEGATIVES.value,
                                              itm_loss=_ITM_LOSS.value,
+                                             group_every=_GROUP_EVERY.value,
                                              num_classes=2)),
       data=config_lib.DataConfig(train_data=_TRAIN_DATA.value, eval_data=_EVAL_DATA.value,
                                  patch_features=_PATCH_FEATURES.value,

@@ -103,6 +103,7 @@ class PretrainingConfig:
   # ITM_LOSSES) over them.
   itm_negatives_per_positive: int = 0
   itm_loss: str = "binary"
+  itm_group_every: int = 1  # one pair in this many of each replica's batch gets a group
 
   def weight(self, name: str) -> float:
     """Loss weight of `name`; 0 when the task is disabled."""
@@ -128,6 +129,7 @@ class FinetuneConfig:
   negatives_per_positive: int = 0
   mined_negatives: bool = False
   itm_loss: str = "binary"  # one of ITM_LOSSES: over every pair, or softmax over each group
+  group_every: int = 1  # one pair in this many of each replica's batch gets a group
   retrieval_text: str = "name"  # retrieval: one of RETRIEVAL_TEXTS
   # retrieval: weight of the image-text contrastive loss trained beside ITM (the first stage of
   # two-stage search, kaleido.search); 0: off, the paper's fine-tuning.
@@ -404,6 +406,13 @@ def _validate_retrieval_negatives(finetune: FinetuneConfig, batch_size: int) -> 
          "head; pass --itc_weight > 0 with it.")
 
 
+def _validate_group_every(every: int, batch_size: int, replicas: int) -> None:
+  per_replica = batch_size // max(replicas, 1)
+  _check(every >= 1 and per_replica % every == 0,
+         f"--group_every={every} must divide the batch of each replica ({per_replica}), so that "
+         "every replica has the same queries whatever their number; pass 1, 2, 4, ...")
+
+
 def _one_of(value: str, allowed: tuple[str, ...], flag: str) -> None:
   _check(value in allowed, f"--{flag}={value!r} is not one of {', '.join(allowed)}.")
 
@@ -568,6 +577,7 @@ def validate(config: ExperimentConfig, replicas: int = 1) -> ExperimentConfig:
     _check(0 <= k < config.training.batch_size,
            f"--negatives_per_positive={k} must be from 0 to the global batch size minus one "
            f"({config.training.batch_size - 1}).")
+    _validate_group_every(task.pretraining.itm_group_every, config.training.batch_size, replicas)
   if task.is_finetune:
     _one_of(task.finetune.caption_mode, CAPTION_MODES, "caption_mode")
     _one_of(task.finetune.retrieval_text, RETRIEVAL_TEXTS, "retrieval_text")
@@ -576,6 +586,7 @@ def validate(config: ExperimentConfig, replicas: int = 1) -> ExperimentConfig:
            f"--itc_weight={task.finetune.itc_weight} must be >= 0 and is read by "
            "--task=retrieval only.")
     _validate_retrieval_negatives(task.finetune, config.training.batch_size)
+    _validate_group_every(task.finetune.group_every, config.training.batch_size, replicas)
     if task.name in ("category", "subcategory"):
       _check(task.finetune.num_classes >= 2,
              f"The {task.name} labels of --train_data are not the ids 0..N-1 of at least two "

@@ -79,12 +79,45 @@ def test_listwise_loss_and_first_rank():
   np.testing.assert_array_equal(first.numpy(), [1.0, 0.0])
 
 
+def test_one_query_in_every_n_pairs_gets_a_group():
+  """group_every = 4 over a batch of 8: rows 0 and 4 are the queries, each with K = 2 negative
+  images and 2 negative texts drawn from all 8 rows (never its own product)."""
+  products = np.array([0, 0, 1, 2, 3, 4, 5, 6])
+  rows = tf.range(8)
+  inputs = {"input_word_ids": rows[:, None], "input_mask": tf.ones([8, 1], tf.int32),
+            "patch_features": tf.cast(rows, tf.float32)[:, None, None],
+            "patch_boxes": tf.zeros([8, 1, 4])}
+  batch = {"product_key": tf.constant(products, tf.int64), "subcategory_id": tf.zeros([8], tf.int32),
+           "pair_seed": tf.constant([[5, 6]] * 8, tf.int64)}
+
+  def pair_logits(pairs):  # logit 1 encodes the pair as 10 x text row + image row
+    code = 10 * pairs["input_word_ids"][:, 0] + tf.cast(pairs["patch_features"][:, 0, 0],
+                                                         tf.int32)
+    return tf.stack([tf.zeros_like(code), code], axis=1)
+
+  outputs = itm_groups.group_outputs(
+      inputs, batch, 2, lambda pool, side, seed: itm_groups.random_scores(pool, 0.0, seed),
+      pair_logits, every=4)
+  codes = outputs["itm_logits"].numpy()[:, 1]
+  np.testing.assert_array_equal(outputs["itm_group_labels"].numpy(), [1, 1] + [0] * 8)
+  texts, images = codes // 10, codes % 10
+  np.testing.assert_array_equal(texts[:2], [0, 4])
+  np.testing.assert_array_equal(images[:2], [0, 4])
+  np.testing.assert_array_equal(texts[2:6], [0, 0, 4, 4])  # text -> image negatives
+  np.testing.assert_array_equal(images[6:], [0, 0, 4, 4])  # image -> text negatives
+  negatives = np.concatenate([images[2:6], texts[6:]])
+  queries = np.array([0, 0, 4, 4] * 2)
+  assert (products[negatives] != products[queries]).all()
+  assert len(set(negatives[:2])) == 2 and len(set(negatives[2:4])) == 2  # without replacement
+
+
 def test_in_step_negatives_need_k_and_mining_needs_the_contrastive_head(tmp_path):
   data = str(tmp_path)  # not read: validation fails first
   for finetune, message in (({"itm_loss": "listwise"}, "negatives_per_positive=K"),
                             ({"negatives_per_positive": 2, "mined_negatives": True},
                              "itc_weight > 0"),
-                            ({"negatives_per_positive": 8}, "minus one")):
+                            ({"negatives_per_positive": 8}, "minus one"),
+                            ({"negatives_per_positive": 2, "group_every": 3}, "divide")):
     config = config_lib.ExperimentConfig(
         task=config_lib.TaskConfig(name="retrieval",
                                    finetune=config_lib.FinetuneConfig(**finetune)),
@@ -119,14 +152,16 @@ def test_mined_listwise_groups_give_the_same_losses_on_two_replicas(tmp_path):
 
 def test_pretraining_with_in_step_groups(tmp_path):
   """Pre-training with ITM groups: the input pairs all matched, ITM over the groups (K = 2,
-  listwise), every loss finite, the same on two replicas as on one."""
+  listwise, one query in 2 pairs of each replica), every loss finite, the same on two replicas as
+  on one."""
   data = catalogs.prepared_demo(str(tmp_path / "data"), 10, seed=4, num_shards=2)
   runs = []
   for name, extra in (("one", ()), ("two", ("--strategy=mirrored", "--logical_cpus=2"))):
     result = subprocess.run(
         [sys.executable, "-m", "tests.distributed_run", f"--data={data}",
          f"--model_dir={tmp_path / name}", "--steps=2",
-         '--pretraining={"itm_negatives_per_positive": 2, "itm_loss": "listwise"}', *extra],
+         '--pretraining={"itm_negatives_per_positive": 2, "itm_loss": "listwise", '
+         '"itm_group_every": 2}', *extra],
         capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     runs.append(json.loads(result.stdout.strip().splitlines()[-1])["losses"])

@@ -1,4 +1,4 @@
-"""ITM candidate groups made inside the training step (retrieval fine-tuning).
+"""ITM candidate groups made inside the training step (retrieval fine-tuning, pre-training).
 
 For each matched pair of the batch: K negative images for its text and K negative texts for its
 image, drawn from the global batch (every replica's examples, gathered) among other products:
@@ -7,9 +7,10 @@ image, drawn from the global batch (every replica's examples, gathered) among ot
 - mined: in proportion to the softmax of the ITC similarity (`mined_negatives`, as ALBEF and BLIP
   draw them), so the cross-encoder trains where the first stage is unsure.
 Draws are without replacement (Gumbel top-k) from the global batch's seed, the same draws
-whatever the number of replicas. All 1 + 2K pairs of every query go through the cross-encoder in
-one joint pass, in the order: the B positives, the B x K text -> image negatives, the B x K
-image -> text negatives.
+whatever the number of replicas. With `every` > 1 only one pair in `every` of each replica's
+batch is a query (the pool stays the whole global batch): the group pass costs 1/`every` as much.
+All 1 + 2K pairs of every query go through the cross-encoder in one joint pass, in the order: the
+Q positives, the Q x K text -> image negatives, the Q x K image -> text negatives.
 """
 
 from __future__ import annotations
@@ -136,16 +137,20 @@ ScoresFn = Callable[[Pool, str, tf.Tensor], tf.Tensor]  # (pool, side drawn, see
 
 def group_outputs(inputs: dict[str, tf.Tensor], batch: dict[str, tf.Tensor], k: int,
                   scores: ScoresFn,
-                  pair_logits: Callable[[dict[str, tf.Tensor]], tf.Tensor]
-                  ) -> dict[str, tf.Tensor]:
+                  pair_logits: Callable[[dict[str, tf.Tensor]], tf.Tensor],
+                  every: int = 1) -> dict[str, tf.Tensor]:
   """The groups of this replica's matched pairs (`inputs`: text and patch features; `batch`:
-  product_key, subcategory_id, pair_seed) scored by `pair_logits` in one joint pass:
-  {itm_logits (B (1 + 2K), 2) in `group_rows` order, itm_group_labels (1 for the B positives, 0
-  for the negatives), itm_group_weights (1.0, 0.0 where no negative could be drawn)}."""
+  product_key, subcategory_id, pair_seed), one query in `every`, scored by `pair_logits` in one
+  joint pass: {itm_logits (Q (1 + 2K), 2) in `group_rows` order, itm_group_labels (1 for the Q
+  positives, 0 for the negatives), itm_group_weights (1.0, 0.0 where no negative could be
+  drawn)}."""
   pool = global_pool(inputs, batch)
   text_seed, image_seed = tf.unstack(tf.random.split(pool.seed, 2))
-  image_negatives, image_valid = top_negatives(pool, scores(pool, "image", image_seed), k)
-  text_negatives, text_valid = top_negatives(pool, scores(pool, "text", text_seed), k)
+  image_scores = scores(pool, "image", image_seed)[::every]
+  text_scores = scores(pool, "text", text_seed)[::every]
+  pool = dataclasses.replace(pool, own=pool.own[::every])
+  image_negatives, image_valid = top_negatives(pool, image_scores, k)
+  text_negatives, text_valid = top_negatives(pool, text_scores, k)
   text_rows, image_rows = group_rows(pool, image_negatives, text_negatives)
   size = tf.shape(pool.own)[0]
   return {"itm_logits": pair_logits(pair_inputs(pool, text_rows, image_rows)),
@@ -157,7 +162,7 @@ def group_outputs(inputs: dict[str, tf.Tensor], batch: dict[str, tf.Tensor], k: 
 
 
 def group_terms(outputs: dict[str, tf.Tensor], listwise: bool, k: int):
-  """((B (1 + 2K),) or (B,) per-prediction ITM loss, its accuracy, its weights) of
+  """((Q (1 + 2K),) or (Q,) per-prediction ITM loss, its accuracy, its weights) of
   `group_outputs`: binary cross-entropy and correctness of every pair, or per query the mean over
   its two directions of the listwise loss and of its positive ranking first."""
   logits, weights = outputs["itm_logits"], outputs["itm_group_weights"]

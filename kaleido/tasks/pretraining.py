@@ -63,7 +63,7 @@ class PretrainingTask(kaleido_task.KaleidoTask):
     share = float(pretraining.hard_negatives)
     groups = itm_groups.group_outputs(
         restored, batch, k, lambda pool, side, seed: itm_groups.random_scores(pool, share, seed),
-        lambda pairs: model.itm_logits(pairs, training=training))
+        lambda pairs: model.itm_logits(pairs, training=training), pretraining.itm_group_every)
     return {**outputs, **groups}
 
   def _itm_terms(self, outputs):

@@ -69,7 +69,7 @@ class RetrievalTask(finetune.FinetuneTask):
     groups = itm_groups.group_outputs(
         inputs, batch, k, lambda pool, side, seed: self._negative_scores(pool, outputs, side,
                                                                           seed),
-        lambda pairs: model.itm_logits(pairs, training=training))
+        lambda pairs: model.itm_logits(pairs, training=training), self.finetune.group_every)
     return {**outputs, **groups}
 
   def _negative_scores(self, pool, outputs, side: str, seed):
