@@ -404,6 +404,7 @@ def main(argv):
   if result.validation:
     validation = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.validation.items()))
     print(f"Validation ({config.data.eval_data}): {validation}")
+  trainer.stop_if_interrupted(result)
 
 
 if __name__ == "__main__":

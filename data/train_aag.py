@@ -107,6 +107,7 @@ def main(argv: list[str]) -> None:
   config = _experiment()
   captioner_dir.copy_vocab(FLAGS.output_dir, config.data.vocab_file)
   result = trainer.Trainer(config, alignment_captioner.CaptionerTask(config), strategy).run()
+  trainer.stop_if_interrupted(result)
   summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.losses.items()))
   print(f"trained to step {result.step}{'; ' + summary if summary else ''}; checkpoint "
         f"{FLAGS.output_dir}")

@@ -96,6 +96,7 @@ def _train_and_evaluate() -> None:
         f"({len(data.heldout_products)} products), {data.skipped} rows skipped; masks: "
         f"{FLAGS.masks}", file=sys.stderr)
   result = trainer.Trainer(config, foreground_unet.ForegroundTask(config, data), strategy).run()
+  trainer.stop_if_interrupted(result)
   estimator = unet_foreground.UNetForeground.from_checkpoint(FLAGS.output_dir)
   mask_iou, box_iou = _evaluate(estimator, data.heldout_images, data.heldout_masks)
   with tf.summary.create_file_writer(os.path.join(FLAGS.output_dir, "heldout")).as_default():

@@ -23,8 +23,10 @@ import tf_keras
 from tensorboard.backend.event_processing import event_accumulator
 
 from kaleido import config as config_lib
+from kaleido import errors
 from kaleido.tasks import factory
 from kaleido.training import trainer as trainer_lib
+from kaleido.utils import cli
 from tests import catalogs
 from tests import distributed_run
 
@@ -168,6 +170,45 @@ def test_sigterm_saves_a_checkpoint_at_the_step_it_stopped(data, tmp_path):
   # value from a checkpoint is test_resume_restores_every_variable_and_optimizer_slot_and_continues.
   saved = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints", f"ckpt-{stopped_at}"))
   assert saved.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == stopped_at
+
+
+def test_ctrl_c_and_sigterm_request_a_stop_and_a_second_ctrl_c_interrupts():
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+  try:
+    for number, description in ((signal.SIGINT, "Ctrl-C (SIGINT)"), (signal.SIGTERM, "SIGTERM")):
+      with trainer_lib._StopRequest() as stop:  # pylint: disable=protected-access
+        assert not stop.requested
+        os.kill(os.getpid(), number)
+        time.sleep(0.1)
+        assert stop.requested and stop.description == description
+        with pytest.raises(errors.Stopped) as stopped:
+          trainer_lib.stop_if_interrupted(trainer_lib.TrainResult(
+              step=3, losses={}, interrupted=True, stop_signal=stop.signal_number))
+        assert stopped.value.exit_status == 128 + number
+        if number == signal.SIGINT:  # an impatient second Ctrl-C
+          with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+  finally:
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_commands_end_in_one_line_and_the_signal_status(capsys):
+  def interrupted(argv):
+    del argv
+    raise KeyboardInterrupt
+
+  def stopped(argv):
+    del argv
+    raise errors.Stopped(143)
+
+  for main, status in ((interrupted, 130), (stopped, 143)):
+    with pytest.raises(SystemExit) as exit_:
+      cli.user_errors_as_messages(main)([])
+    assert exit_.value.code == status
+  assert capsys.readouterr().err == ("Interrupted by Ctrl-C; finished work is kept (the same "
+                                     "command goes on from it).\n")
 
 
 def test_mixed_bfloat16_matches_float32(data, single_device, tmp_path):

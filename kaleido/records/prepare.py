@@ -183,8 +183,9 @@ def _ordered_map(fn: Callable[[T], R], tasks: Iterable[T], workers: int) -> Iter
     return
   context = multiprocessing.get_context("spawn")
   window = 4 * workers
-  with concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=context, initializer=worker.initialize_worker) as executor:
+  executor = concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=context, initializer=worker.initialize_worker)
+  try:
     pending: collections.deque = collections.deque()
     for task in tasks:
       pending.append(executor.submit(fn, task))
@@ -192,6 +193,8 @@ def _ordered_map(fn: Callable[[T], R], tasks: Iterable[T], workers: int) -> Iter
         yield pending.popleft().result()
     while pending:
       yield pending.popleft().result()
+  finally:  # on Ctrl-C or an error: the tasks not started are dropped, not run
+    executor.shutdown(wait=True, cancel_futures=True)
 
 
 class _ShardWriter:

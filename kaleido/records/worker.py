@@ -88,9 +88,11 @@ def _exit_with_parent() -> None:
 
 def initialize_worker(in_child: bool = True) -> None:
   """Keeps OpenCV single-threaded (parallelism comes from the worker processes) and, in a
-  worker process, ties its life to its parent's."""
+  worker process, ties its life to its parent's and leaves Ctrl-C to the parent (which stops
+  handing out work and keeps every finished shard)."""
   cv2.setNumThreads(1)
   if in_child:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
 
 

@@ -116,5 +116,6 @@ def train_and_export(config: config_lib.ExperimentConfig, output_path: str,
   task = BackboneWordsTask(config)
   trainer = trainer_lib.Trainer(config, task, strategy)
   result = trainer.run()
+  trainer_lib.stop_if_interrupted(result)
   export_backbone(trainer.model, output_path)
   return result.losses

@@ -51,28 +51,52 @@ class TrainResult:
   step: int
   losses: dict[str, float]
   interrupted: bool = False
+  stop_signal: int = 0  # the signal that stopped it early (SIGTERM or SIGINT), 0 if none
   validation: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
+def stop_if_interrupted(result: TrainResult) -> None:
+  """Raises errors.Stopped when `result`'s run was stopped early by a signal, so that callers do
+  no work that needs the finished run (its checkpoint is saved; a rerun goes on from it)."""
+  if result.interrupted:
+    raise errors.Stopped(128 + (result.stop_signal or signal.SIGTERM))
+
+
 class _StopRequest:
-  """Turns SIGTERM into a flag the loop checks after each step (it then saves and exits)."""
+  """Turns SIGTERM and the first SIGINT (Ctrl-C) into a request the loop checks after each step
+  (it then saves and exits); a second Ctrl-C raises KeyboardInterrupt at once. A signal the
+  process ignores (SIGINT of a background job) stays ignored."""
+
+  SIGNALS = {"SIGTERM": "SIGTERM", "SIGINT": "Ctrl-C (SIGINT)"}
 
   def __init__(self):
-    self.requested = False
-    self._previous = None
+    self.signal_number = 0
+    self._previous = {}
+
+  @property
+  def requested(self) -> bool:
+    return self.signal_number != 0
+
+  @property
+  def description(self) -> str:
+    return self.SIGNALS[signal.Signals(self.signal_number).name]
 
   def __enter__(self):
-    if hasattr(signal, "SIGTERM"):
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    for name in self.SIGNALS:
+      number = getattr(signal, name, None)
+      if number is not None and signal.getsignal(number) != signal.SIG_IGN:
+        self._previous[number] = signal.signal(number, self._handle)
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
+    del frame
+    if signum == signal.SIGINT and self.signal_number == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signal_number = self.signal_number or signum
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for number, previous in self._previous.items():
+      signal.signal(number, previous)
 
 
 class Trainer:
@@ -333,9 +357,11 @@ class Trainer:
     if not chief:
       shutil.rmtree(self._writer_dir, ignore_errors=True)
     if stopped:
-      print(f"Stopped by SIGTERM at step {step}; checkpoint saved.", file=sys.stderr)
+      cause = stop.description if stop.requested else "a stop request on another worker"
+      print(f"Stopped by {cause} at step {step}; checkpoint saved (the same command goes on "
+            "from it).", file=sys.stderr)
     return TrainResult(step=step, losses=last or window.means(), interrupted=stopped,
-                       validation=validation)
+                       stop_signal=stop.signal_number if stopped else 0, validation=validation)
 
 
 class _Window:
