@@ -89,12 +89,13 @@ def test_broken_jsonl_rows_are_counted_and_good_rows_kept(tmp_path):
   lines = [{**base, "image": f"img{i}.png", "product_id": f"p{i}"} for i in range(4)]
   lines += [{**base, "image": "missing.png", "product_id": "p9"},
             {**base, "image": "corrupt.jpg", "product_id": "p8"},
-            "this is not json", {**base, "image": "img0.png", "product_id": "p7", "text": ""}]
+            "this is not json", {**base, "image": "img0.png", "product_id": "p7", "text": ""},
+            {**base, "image": "img1.png", "product_id": "p6", "text": "\u200b\u00a0\u3000\ufeff"}]
   path = catalogs.write_jsonl(str(tmp_path), lines)
   manifest = prepare.prepare_catalog(
       _config(path, str(tmp_path / "out"), catalogs.write_vocab(str(tmp_path)), num_shards=2))
   assert manifest.num_examples == 4
-  assert manifest.skipped_reasons == {"corrupt_image": 1, "empty_text": 1, "invalid_json": 1,
+  assert manifest.skipped_reasons == {"corrupt_image": 1, "empty_text": 2, "invalid_json": 1,
                                       "missing_image_file": 1}
   ids = sorted(e["product_id"] for e in reader.make_dataset(str(tmp_path / "out"))
                .as_numpy_iterator())

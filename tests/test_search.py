@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kaleido import errors
 from kaleido.evaluation import encoders as encoders_lib
 from kaleido.evaluation import model as evaluation_model
 from kaleido.evaluation import two_stage
@@ -158,6 +159,8 @@ def test_search_ranks_as_the_evaluation_model_and_refuses_another_checkpoint(set
   reranked = [hit.row for hit in first[:3]]
   assert sorted(hit.row for hit in two[:3]) == sorted(reranked)
   assert [hit.row for hit in two[3:]] == [hit.row for hit in first[3:]]
+  with pytest.raises(errors.KaleidoError, match="shows no character"):
+    searcher.search_text("\u200b\u3000", top_k=5)
   with pytest.raises(index_lib.SearchIndexError, match="was built with the checkpoint"):
     searcher_lib.Searcher(index_dir, str(base / "run" / "checkpoints" / "ckpt-1"))
 

@@ -13,6 +13,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from kaleido import errors
+from kaleido.utils import text_validity
 
 # Which text of a product the model reads (`text_field` in the data config).
 TEXT_FIELDS = ("description", "name", "name_and_description")
@@ -43,12 +44,12 @@ class CatalogRow:
   def text(self, field: str) -> str:
     """The product text chosen by `field` (one of TEXT_FIELDS)."""
     if field == "description":
-      return self.description.strip()
+      return text_validity.clean(self.description)
     if field == "name":
-      return self.name.strip()
+      return text_validity.clean(self.name)
     if field == "name_and_description":
-      parts = [p.strip() for p in (self.name, self.description) if p.strip()]
-      return ". ".join(parts)
+      parts = [text_validity.clean(p) for p in (self.name, self.description)]
+      return ". ".join(part for part in parts if part)
     raise ValueError(f"Unknown text field {field!r}; use one of {TEXT_FIELDS}.")
 
 

@@ -20,6 +20,7 @@ import os
 from kaleido.data import catalog
 from kaleido.data import images
 from kaleido.utils import filesystems
+from kaleido.utils import text_validity
 
 REQUIRED_FIELDS = ("image", "text", "product_id", "category", "subcategory")
 OPTIONAL_FIELDS = ("name", "pose")
@@ -38,7 +39,7 @@ def _field_value(record: dict, field: str) -> tuple[str, str | None]:
   integer = isinstance(value, int) and not isinstance(value, bool)
   if integer and field in ("product_id", "category", "subcategory"):
     return str(value), None
-  if not isinstance(value, str) or (field in _IDENTIFIERS and not value.strip()):
+  if not isinstance(value, str) or (field in _IDENTIFIERS and text_validity.is_empty(value)):
     return "", f"invalid_{field}"
   return value, None
 

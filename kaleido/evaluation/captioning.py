@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from kaleido import errors
 from kaleido.utils import files
+from kaleido.utils import text_validity
 
 _FIELDS = ("id", "caption", "references")
 
@@ -40,7 +41,7 @@ def _parse_line(path: str, number: int, line: bytes) -> tuple[str, str, list[str
   if not isinstance(caption, str):
     raise _line_error(path, number, "has a caption that is not a string")
   if (not isinstance(references, list) or not references or
-      not all(isinstance(r, str) and r.strip() for r in references)):
+      not all(isinstance(r, str) and not text_validity.is_empty(r) for r in references)):
     raise _line_error(path, number, "has references that are not a non-empty list of "
                       "non-empty strings")
   return str(key), caption, references

@@ -26,6 +26,7 @@ from pycocoevalcap.rouge import rouge
 from pycocoevalcap.tokenizer import ptbtokenizer
 
 from kaleido import errors
+from kaleido.utils import text_validity
 
 METRIC_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 NO_JAVA_NOTE = ("Java is not installed (no working `java` on PATH), so METEOR was skipped and "
@@ -147,7 +148,8 @@ def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Seq
   metrics["tokenizer"] = "ptb" if use_java else "simple"
   metrics["num_captions"] = len(predictions)
   metrics["notes"] = [] if use_java else [NO_JAVA_NOTE]
-  empty = sorted((key for key, caption in predictions.items() if not caption.strip()), key=str)
+  empty = sorted((key for key, caption in predictions.items()
+                  if text_validity.is_empty(caption)), key=str)
   metrics["num_empty_captions"] = len(empty)
   if empty:
     metrics["notes"].append(f"{len(empty)} of the {len(predictions)} captions are empty (e.g. "

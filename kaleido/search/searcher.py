@@ -24,6 +24,7 @@ from kaleido.records import prepare
 from kaleido.search import index as index_lib
 from kaleido.text import tokenizer as tokenizer_lib
 from kaleido.utils import restoring
+from kaleido.utils import text_validity
 
 BLOCK = 65536  # indexed items per first-stage matrix product
 
@@ -103,7 +104,10 @@ class Searcher:
                   fusion_weight: float = 0.0) -> list[Hit]:
     """The indexed images that best show `query` (re-ranked by ITM margin + `fusion_weight` x
     first-stage cosine)."""
-    ids = self.tokenizer.encode_batch([query]).token_ids[0]
+    if text_validity.is_empty(query):
+      raise errors.KaleidoError(f"The text query {query!r} shows no character (only spaces, "
+                                "zero-width or control characters); give words to search for.")
+    ids = self.tokenizer.encode_batch([text_validity.clean(query)]).token_ids[0]
     word_ids, input_mask = encoders_lib.empty_texts(1, self.tokenizer.max_seq_length)
     word_ids[0, :len(ids)] = ids
     input_mask[0, :len(ids)] = 1

@@ -18,6 +18,7 @@ from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as voc
 from kaleido import errors
 from kaleido.data import catalogs
 from kaleido.utils import files
+from kaleido.utils import text_validity
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Word splitting shared by learning and tokenisation: case folding, NFD, accent stripping.
@@ -70,7 +71,7 @@ def learn_vocab(texts: Iterable[str], vocab_size: int, min_token_count: int = 10
         f"vocab_size {vocab_size} leaves no room beside the {len(SPECIAL_TOKENS)} special "
         "tokens; ask for a few thousand tokens.")
   texts = list(texts)
-  if not any(text.strip() for text in texts):
+  if all(text_validity.is_empty(text) for text in texts):
     raise VocabError(f"None of the {len(texts)} texts has a word to learn a vocabulary from.")
   dataset = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(batch_size)
   return vocab_learner.bert_vocab_from_dataset(
