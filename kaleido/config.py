@@ -693,7 +693,8 @@ def load(path: str) -> ExperimentConfig:
   if not os.path.isfile(config_path):
     raise ConfigError(f"{model_dir!r} has no {RUN_CONFIG_NAME}, so it is not a model_dir written "
                       "by train.py; pass the --model_dir of a training run.")
-  payload = files.read_json(config_path)
+  payload = files.read_json(config_path, "restore it from a copy, or train into a new "
+                            "--model_dir (the checkpoints alone do not say how the run was made)")
   if payload.get("format") == _OLD_FORMAT:
     return _from_old_run_config(payload, model_dir)
   return from_json(payload, repr(config_path))

@@ -141,6 +141,26 @@ def test_interrupted_run_resumes_to_identical_output(fashiongen_catalog, tmp_pat
   assert not glob.glob(os.path.join(interrupted, "*.incomplete"))
 
 
+@pytest.mark.parametrize("record", ["progress/shard-00001.json", prepare.SETTINGS_NAME])
+def test_a_damaged_resume_record_redoes_its_part(fashiongen_catalog, tmp_path, record):
+  """A truncated shard record redoes that shard, unreadable settings the whole preparation; the
+  output is the same as an undisturbed run's."""
+  catalog_path, vocab_file = fashiongen_catalog
+  reference = str(tmp_path / "reference")
+  prepare.prepare_catalog(_config(catalog_path, reference, vocab_file))
+  damaged = str(tmp_path / "damaged")
+  prepare.prepare_catalog(_config(catalog_path, damaged, vocab_file))
+  os.remove(os.path.join(damaged, manifest_lib.MANIFEST_NAME))  # as if cut before the end
+  path = os.path.join(damaged, record)
+  with open(path, "rb") as f:
+    content = f.read()
+  with open(path, "wb") as f:
+    f.write(content[:len(content) // 2])
+  manifest = prepare.prepare_catalog(_config(catalog_path, damaged, vocab_file))
+  assert manifest == manifest_lib.load(reference)
+  assert _all_records(damaged) == _all_records(reference)
+
+
 def test_changed_settings_are_refused_unless_overwrite(fashiongen_catalog, tmp_path):
   catalog_path, vocab_file = fashiongen_catalog
   out = str(tmp_path / "out")

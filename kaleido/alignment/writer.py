@@ -58,11 +58,12 @@ def _progress_path(folder: str, shard_file: str) -> str:
 
 
 def _finished(folder: str, shard_file: str, fingerprint: str) -> ShardCounts | None:
-  path = _progress_path(folder, shard_file)
-  if not os.path.isfile(path):
+  payload = files.read_json_or_none(_progress_path(folder, shard_file))
+  try:  # a missing or damaged resume record: the shard is redone
+    counts = ShardCounts(**payload) if payload is not None else None
+  except TypeError:
     return None
-  counts = ShardCounts(**files.read_json(path))
-  return counts if counts.fingerprint == fingerprint else None
+  return counts if counts is not None and counts.fingerprint == fingerprint else None
 
 
 def _align_shard(path: str, aligner: generator_lib.AlignmentGenerator, batch_size: int,

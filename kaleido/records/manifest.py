@@ -89,7 +89,8 @@ def load(folder: str) -> Manifest:
   if not os.path.exists(path):
     raise ManifestError(f"{folder!r} has no {MANIFEST_NAME}, so its preparation never finished; "
                         "re-run python data/prepare.py with the same --output_dir to complete it.")
-  payload = files.read_json(path)
+  payload = files.read_json(path, _REPREPARE)
+  _check_types(payload, path)
   fields = dataclasses.fields(Manifest)
   known = {field.name for field in fields}
   required = {field.name for field in fields if field.default is dataclasses.MISSING}
@@ -107,6 +108,23 @@ def load(folder: str) -> Manifest:
     raise ManifestError(f"{folder!r} is missing shard {os.path.basename(absent[0])!r} listed in "
                         f"its manifest ({len(absent)} missing); re-run python data/prepare.py.")
   return manifest
+
+
+_REPREPARE = ("re-run python data/prepare.py with the same flags and --overwrite to write the "
+              "folder again")
+_JSON_TYPES = {"int": int, "str": str, "dict": dict, "list": list}
+
+
+def _check_types(payload: dict[str, Any], path: str) -> None:
+  """A ManifestError when a field holds a JSON value of the wrong type (a damaged manifest)."""
+  for field in dataclasses.fields(Manifest):
+    expected = _JSON_TYPES.get(str(field.type).split("[")[0])
+    value = payload.get(field.name)
+    if value is None or expected is None:
+      continue
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+      raise ManifestError(f"{path!r} is damaged ({field.name} holds a JSON "
+                          f"{type(value).__name__}, not a {expected.__name__}); {_REPREPARE}.")
 
 
 def _reprepare_hint(folder: str, manifest: Manifest) -> str:

@@ -57,7 +57,9 @@ def folder_patch_config(folder: str) -> generator.PatchConfig | None:
   path = os.path.join(folder, SETTINGS_NAME)
   if not os.path.isfile(path):
     return None
-  patch = dict(files.read_json(path)["patch"])
+  settings = files.read_json(path, f"re-run python data/prepare.py --output_dir {folder} "
+                             "--overwrite")
+  patch = dict(settings["patch"])
   patch["foreground"] = foreground.ForegroundConfig(**patch["foreground"])
   return generator.PatchConfig(**patch)
 
@@ -162,8 +164,9 @@ def _clear_output(output_dir: str) -> None:
 def _check_or_start(config: PrepareConfig, settings: dict) -> None:
   os.makedirs(os.path.join(config.output_dir, PROGRESS_DIR), exist_ok=True)
   settings_path = os.path.join(config.output_dir, SETTINGS_NAME)
-  if os.path.exists(settings_path) and not config.overwrite:
-    previous = files.read_json(settings_path)
+  # Unreadable settings (a damaged resume record) start the preparation again.
+  previous = files.read_json_or_none(settings_path)
+  if previous is not None and not config.overwrite:
     changed = [key for key in settings if previous.get(key) != settings[key]]
     if changed:
       raise PrepareError(
@@ -231,11 +234,18 @@ def _finished_shards(config: PrepareConfig, num_shards: int) -> dict[int, ShardS
   finished = {}
   for shard in range(num_shards):
     path = _progress_path(config, shard)
-    if os.path.exists(path):
-      stats = ShardStats(**files.read_json(path))
-      if os.path.exists(os.path.join(config.output_dir, stats.file)):
-        finished[shard] = stats
+    stats = _shard_stats(files.read_json_or_none(path))
+    if stats is not None and os.path.exists(os.path.join(config.output_dir, stats.file)):
+      finished[shard] = stats
   return finished
+
+
+def _shard_stats(payload: dict | None) -> ShardStats | None:
+  """A shard's resume record, or None when it is missing or damaged (the shard is redone)."""
+  try:
+    return ShardStats(**payload) if payload is not None else None
+  except TypeError:
+    return None
 
 
 class _ExampleEncoder:

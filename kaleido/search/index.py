@@ -75,7 +75,8 @@ def _check_same_build(output: str, identity: dict) -> dict:
       raise SearchIndexError(f"{output!r} is not empty and holds no {INDEX_NAME}; pass an empty "
                              "or new --output folder.")
     return {}
-  existing = files.read_json(path)
+  existing = files.read_json(path, "delete the folder or pass a new --output to build the index "
+                             "again")
   for key in IDENTITY_KEYS:
     if existing.get(key) != identity[key]:
       raise SearchIndexError(
@@ -244,7 +245,7 @@ def load_index(folder: str) -> SearchIndex:
     raise SearchIndexError(f"{folder!r} holds no {INDEX_NAME}; build the index with python "
                       "tools/build_index.py --checkpoint RUN --data PREPARED --output "
                       f"{folder}.")
-  info = files.read_json(path)
+  info = files.read_json(path, "rebuild the index with tools/build_index.py into a new --output")
   if info.get("format") != FORMAT:
     raise SearchIndexError(f"{path!r} is not a {FORMAT} index; rebuild it with tools/build_index.py.")
   if not info.get("complete"):

@@ -395,7 +395,8 @@ class _BestCheckpoint:
                      if metric else None)
     self._chief = chief
     record = os.path.join(self._directory, BEST_RECORD)
-    self._value = files.read_json(record)["value"] if metric and os.path.isfile(record) else None
+    payload = files.read_json_or_none(record) if metric else None
+    self._value = payload.get("value") if payload is not None else None
 
   def _better(self, value: float) -> bool:
     if self._value is None:

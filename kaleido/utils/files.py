@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written file under its final name."""
+"""Atomic file writes (a reader never sees a half-written file under its final name) and checked
+JSON reads (a missing or damaged file is one sentence naming it and the fix)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import hashlib
 import json
 import os
 from typing import Any, Iterator
+
+from kaleido import errors
+
+
+class DamagedFileError(errors.KaleidoError):
+  """A file the project wrote is missing or cannot be read back; the message says how to fix it."""
 
 
 @contextlib.contextmanager
@@ -29,9 +36,35 @@ def write_json(path: str, payload: Any) -> None:
       f.write("\n")
 
 
-def read_json(path: str) -> Any:
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
+def read_json(path: str, fix: str = "rebuild it with the command that wrote it",
+              kind: type = dict) -> Any:
+  """The JSON value of type `kind` in `path`; a DamagedFileError naming the file and `fix` when
+  it is missing, not UTF-8 JSON (truncated, zeroed, garbled) or of another type."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      payload = json.load(f)
+  except FileNotFoundError as error:
+    raise DamagedFileError(f"{path!r} is missing; {fix}.") from error
+  except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    raise DamagedFileError(f"{path!r} is damaged (not readable JSON: {_first_line(error)}); "
+                           f"{fix}.") from error
+  if not isinstance(payload, kind):
+    raise DamagedFileError(f"{path!r} is damaged (it holds a JSON {type(payload).__name__}, not "
+                           f"a {kind.__name__}); {fix}.")
+  return payload
+
+
+def read_json_or_none(path: str, kind: type = dict) -> Any:
+  """The JSON value in `path`, or None when it is missing or damaged (for files a rerun
+  rebuilds, such as resume records)."""
+  try:
+    return read_json(path, kind=kind)
+  except DamagedFileError:
+    return None
+
+
+def _first_line(error: Exception) -> str:
+  return (str(error).splitlines() or [type(error).__name__])[0][:120]
 
 
 def file_sha256(path: str) -> str:

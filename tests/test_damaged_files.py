@@ -1,0 +1,71 @@
+"""Damaged or missing JSON files the project wrote are one sentence naming the file and the fix:
+truncated, zeroed, garbled (not UTF-8) and wrongly typed, for the checked reader and for the
+manifest, the run config and the search index that go through it."""
+
+import dataclasses
+import os
+
+import pytest
+
+from kaleido import config as config_lib
+from kaleido import errors
+from kaleido.records import manifest as manifest_lib
+from kaleido.search import index as index_lib
+from kaleido.utils import files
+
+DAMAGE = {
+    "truncated": lambda content: content[:len(content) // 2],
+    "zeroed": lambda content: b"\0" * len(content),
+    "garbled": lambda content: b"\xff\xfe" + content[2:],
+    "a list": lambda content: b"[1, 2]",
+}
+
+
+def _damage(path: str, how: str) -> None:
+  with open(path, "rb") as f:
+    content = f.read()
+  with open(path, "wb") as f:
+    f.write(DAMAGE[how](content))
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_read_json_names_the_damaged_file_and_the_fix(tmp_path, how):
+  path = str(tmp_path / "state.json")
+  files.write_json(path, {"step": 3, "note": "fine"})
+  _damage(path, how)
+  with pytest.raises(files.DamagedFileError, match=r"state\.json' is damaged .*; rerun X\.$"):
+    files.read_json(path, "rerun X")
+  assert files.read_json_or_none(path) is None
+  with pytest.raises(files.DamagedFileError, match=r"missing\.json' is missing; rerun X\.$"):
+    files.read_json(str(tmp_path / "missing.json"), "rerun X")
+
+
+def _manifest_payload() -> dict:
+  values = {"int": 1, "str": "x", "dict": {}, "list": []}
+  return {field.name: values[str(field.type).split("[")[0]]
+          for field in dataclasses.fields(manifest_lib.Manifest)}
+
+
+@pytest.mark.parametrize("how", [*DAMAGE, "wrong field type"])
+def test_a_damaged_manifest_is_one_sentence(tmp_path, how):
+  path = str(tmp_path / manifest_lib.MANIFEST_NAME)
+  files.write_json(path, _manifest_payload())
+  if how == "wrong field type":
+    files.write_json(path, {**_manifest_payload(), "num_examples": "12"})
+  else:
+    _damage(path, how)
+  with pytest.raises(errors.KaleidoError, match="is damaged .*data/prepare.py"):
+    manifest_lib.load(str(tmp_path))
+
+
+def test_a_damaged_run_config_and_search_index_are_one_sentence(tmp_path):
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / config_lib.RUN_CONFIG_NAME).write_text('{"format": "kaleido-')
+  with pytest.raises(errors.KaleidoError, match="run_config.json' is damaged .*new --model_dir"):
+    config_lib.load(str(run))
+  index = tmp_path / "index"
+  index.mkdir()
+  (index / index_lib.INDEX_NAME).write_bytes(b"\0" * 40)
+  with pytest.raises(errors.KaleidoError, match="is damaged .*tools/build_index.py"):
+    index_lib.load_index(str(index))
