@@ -3,6 +3,10 @@ index (resumable, bound to its checkpoint), the search over it against the evalu
 the results page. (tools/search.py itself is a thin flag layer over these, not run here to keep
 the suite short.)"""
 
+import glob
+import os
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -163,6 +167,20 @@ def test_search_ranks_as_the_evaluation_model_and_refuses_another_checkpoint(set
     searcher.search_text("\u200b\u3000", top_k=5)
   with pytest.raises(index_lib.SearchIndexError, match="was built with the checkpoint"):
     searcher_lib.Searcher(index_dir, str(base / "run" / "checkpoints" / "ckpt-1"))
+  for damage in ("truncated", "zeroed", "deleted"):  # one sentence, not a numpy traceback
+    damaged = str(base / f"index_{damage}")
+    shutil.copytree(index_dir, damaged)
+    chunk = sorted(glob.glob(os.path.join(damaged, "chunk-*")))[1]
+    size = os.path.getsize(chunk)
+    if damage == "deleted":
+      os.remove(chunk)
+    elif damage == "truncated":
+      os.truncate(chunk, size // 2)
+    else:
+      with open(chunk, "r+b") as f:
+        f.write(b"\0" * size)
+    with pytest.raises(index_lib.SearchIndexError, match="is missing or damaged.*build_index"):
+      index_lib.load_index(damaged)
 
 
 def test_image_search_and_the_results_page(setup, tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import zipfile
 from typing import TextIO
 
 import numpy as np
@@ -253,12 +254,25 @@ def load_index(folder: str) -> SearchIndex:
                       "same tools/build_index.py command again to finish it.")
   parts: dict[str, list] = {}
   thumbnails: list[bytes] = []
-  for number in range(info["num_chunks"]):
-    with np.load(_chunk_path(folder, number), allow_pickle=False) as chunk:
-      for key in chunk.files:
-        if key not in ("thumbnails", "thumbnail_offsets", "rows"):
-          parts.setdefault(key, []).append(chunk[key])
-      data, offsets = chunk["thumbnails"].tobytes(), chunk["thumbnail_offsets"]
-      thumbnails += [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-  joined = {key: np.concatenate(values) for key, values in parts.items()}
-  return SearchIndex(info=info, thumbnails=thumbnails, **joined)
+  for number in range(info.get("num_chunks", 0)):
+    path = _chunk_path(folder, number)
+    try:
+      with np.load(path, allow_pickle=False) as chunk:
+        for key in chunk.files:
+          if key not in ("thumbnails", "thumbnail_offsets", "rows"):
+            parts.setdefault(key, []).append(chunk[key])
+        data, offsets = chunk["thumbnails"].tobytes(), chunk["thumbnail_offsets"]
+        thumbnails += [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+      raise SearchIndexError(_damaged(path, error)) from error
+  try:
+    joined = {key: np.concatenate(values) for key, values in parts.items()}
+    return SearchIndex(info=info, thumbnails=thumbnails, **joined)
+  except (TypeError, ValueError) as error:
+    raise SearchIndexError(_damaged(os.path.join(folder, "chunk-*"), error)) from error
+
+
+def _damaged(path: str, error: Exception) -> str:
+  reason = (str(error).splitlines() or [type(error).__name__])[0][:120]
+  return (f"The index file {path!r} is missing or damaged ({reason}); rebuild the index with "
+          "tools/build_index.py into a new --output.")
