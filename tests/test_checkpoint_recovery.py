@@ -68,6 +68,19 @@ def test_a_damaged_newest_checkpoint_is_moved_aside_for_the_older_one(trained, t
   assert trainer.manager.latest_checkpoint.endswith("ckpt-1")
 
 
+@pytest.mark.parametrize("garbage", [b"\xff\xfe\x00garbage", b"\0" * 40,
+                                     b'model_checkpoint_path: "ckpt-'])
+def test_a_damaged_checkpoint_list_is_rebuilt_from_the_files(trained, tmp_path, garbage, capfd):
+  config = _copy(trained, tmp_path / "run")
+  checkpoints = os.path.join(config.training.model_dir, "checkpoints")
+  with open(os.path.join(checkpoints, restoring.STATE_FILE), "wb") as f:
+    f.write(garbage)
+  trainer = trainer_lib.Trainer(config, factory.create_task(config))
+  assert trainer._restore() == 2  # pylint: disable=protected-access
+  assert "was damaged" in capfd.readouterr().err
+  assert trainer.manager.latest_checkpoint.endswith("ckpt-2")
+
+
 def test_training_goes_on_from_the_older_checkpoint_and_unfinished_saves_go(trained, tmp_path,
                                                                            capfd):
   config = _copy(trained, tmp_path / "run", train_steps=3)

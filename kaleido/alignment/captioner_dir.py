@@ -17,8 +17,6 @@ import json
 import os
 import shutil
 
-import tensorflow as tf
-
 from kaleido import config as config_lib
 from kaleido.alignment import captioner as captioner_lib
 from kaleido.alignment import config as align_config
@@ -111,7 +109,7 @@ def check_matches_data(config: config_lib.CaptionerConfig, directory: str, vocab
 
 def latest_checkpoint(directory: str) -> str:
   """Path prefix of the newest checkpoint in `directory`."""
-  latest = tf.train.latest_checkpoint(os.path.join(directory, CHECKPOINT_DIR))
+  latest = restoring.newest_readable(os.path.join(directory, CHECKPOINT_DIR), set_aside=False)
   if not latest:
     raise align_config.AlignmentError(f"AAG checkpoint directory {directory!r} holds no trained "
                                     f"weights yet; {TRAIN_HINT}.")

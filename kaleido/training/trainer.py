@@ -129,6 +129,7 @@ class Trainer:
     if chief:
       for folder in (self._checkpoint_dir, os.path.join(self._writer_dir, BEST_DIR)):
         restoring.remove_unfinished_saves(folder)
+        restoring.repair_state_file(folder)
     # Damaged newer checkpoints are moved aside (by the chief) before the manager reads the
     # checkpoint list, so it goes on from the newest one that reads in full.
     self._resume_from = restoring.newest_readable(self._checkpoint_dir, set_aside=chief)

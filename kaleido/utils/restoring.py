@@ -12,10 +12,12 @@ import sys
 from typing import Callable
 
 import tensorflow as tf
+from google.protobuf import text_format
 
 from kaleido import errors
 
 DAMAGED_DIR = "damaged"  # where damaged checkpoints of a folder are moved, never deleted
+STATE_FILE = "checkpoint"  # tf.train's list of a folder's checkpoints
 _STEP = re.compile(r"ckpt-(\d+)\.index$")
 
 
@@ -48,15 +50,46 @@ def remove_unfinished_saves(directory: str) -> list[str]:
   return removed
 
 
+def _log_to_stderr(line: str) -> None:
+  print(line, file=sys.stderr)
+
+
+def _checkpoints(directory: str) -> list[tuple[int, str]]:
+  """(step, prefix) of every ckpt-N checkpoint in `directory`, oldest first."""
+  return sorted((int(m.group(1)), path[:-len(".index")]) for path in
+                glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index"))
+                if (m := _STEP.search(path)))
+
+
+def repair_state_file(directory: str, log: Callable[[str], None] = _log_to_stderr) -> None:
+  """Rebuilds `directory`'s checkpoint list (the `checkpoint` state file) from the checkpoint
+  files there when it cannot be read (garbage, zeroed or cut) or names no checkpoint that is
+  there, with one `log` sentence."""
+  state = os.path.join(directory, STATE_FILE)
+  if not os.path.exists(state):
+    return
+  prefixes = [path for _, path in _checkpoints(directory)]
+  try:
+    listed = tf.train.get_checkpoint_state(directory)
+    newest = listed.model_checkpoint_path if listed is not None else ""
+    if not prefixes or (newest and os.path.exists(newest + ".index")):
+      return
+    cause = f"it names {newest or 'no checkpoint'!r}"
+  except (UnicodeDecodeError, ValueError, text_format.ParseError, tf.errors.OpError) as error:
+    cause = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+  os.remove(state)
+  if prefixes:
+    tf.compat.v1.train.update_checkpoint_state(directory, prefixes[-1], prefixes)
+  log(f"The checkpoint list {state} was damaged ({cause}); it was rebuilt from the "
+      f"{len(prefixes)} checkpoints in that folder.")
+
+
 def newest_readable(directory: str, set_aside: bool = True,
-                    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
-                    ) -> str | None:
+                    log: Callable[[str], None] = _log_to_stderr) -> str | None:
   """The newest checkpoint of `directory` that reads in full, or None. Newer damaged ones are
   moved to DAMAGED_DIR when `set_aside` (the chief of a run does it) and the checkpoint state
   file is rewritten to list the remaining ones; each gets one `log` sentence."""
-  steps = sorted((int(m.group(1)), path[:-len(".index")]) for path in
-                 glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index"))
-                 if (m := _STEP.search(path)))
+  steps = _checkpoints(directory)
   readable, damaged = None, []
   for _, path in reversed(steps):
     cause = damage(path)
@@ -71,8 +104,8 @@ def newest_readable(directory: str, set_aside: bool = True,
     remaining = [path for _, path in steps if path not in damaged]
     if remaining:
       tf.compat.v1.train.update_checkpoint_state(directory, remaining[-1], remaining)
-    elif os.path.exists(os.path.join(directory, "checkpoint")):
-      os.remove(os.path.join(directory, "checkpoint"))
+    elif os.path.exists(os.path.join(directory, STATE_FILE)):
+      os.remove(os.path.join(directory, STATE_FILE))
   return readable
 
 
