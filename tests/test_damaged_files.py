@@ -12,6 +12,7 @@ from kaleido import errors
 from kaleido.records import manifest as manifest_lib
 from kaleido.search import index as index_lib
 from kaleido.utils import files
+from tests import catalogs
 
 DAMAGE = {
     "truncated": lambda content: content[:len(content) // 2],
@@ -69,3 +70,18 @@ def test_a_damaged_run_config_and_search_index_are_one_sentence(tmp_path):
   (index / index_lib.INDEX_NAME).write_bytes(b"\0" * 40)
   with pytest.raises(errors.KaleidoError, match="is damaged .*tools/build_index.py"):
     index_lib.load_index(str(index))
+
+
+def test_a_damaged_shard_is_one_sentence_for_evaluation_too(tmp_path):
+  folder = catalogs.prepared_demo(str(tmp_path), 3, seed=1)
+  manifest = manifest_lib.load(folder)
+  assert len(manifest_lib.read_records(folder, manifest)) == manifest.num_examples
+  path = manifest.shard_paths(folder)[0]
+  size = os.path.getsize(path)
+  with open(path, "r+b") as f:  # zeroed in place: the size the manifest lists still holds
+    f.write(b"\0" * size)
+  with pytest.raises(manifest_lib.ManifestError, match="is damaged .*re-prepare it"):
+    manifest_lib.read_records(folder, manifest)
+  os.truncate(path, size // 2)
+  with pytest.raises(manifest_lib.ManifestError, match="truncated or changed .*re-prepare it"):
+    manifest_lib.check_shards(folder, manifest)

@@ -56,8 +56,8 @@ class _Examples:
 
 def _read_examples(folder: str, reader_config: reader.ReaderConfig) -> _Examples:
   manifest = manifest_lib.load(folder)
-  serialized = [record.numpy() for record in
-                tf.data.TFRecordDataset(manifest.shard_paths(folder))]
+  manifest_lib.check_shards(folder, manifest)
+  serialized = manifest_lib.read_records(folder, manifest)
   fields = {key: [] for key in ("input_word_ids", "input_mask", "patch_boxes", "category_id",
                                 "subcategory_id", "product_id", "image_id", "text")}
   decode = tf.function(reduce_retracing=True)(lambda records: tf.map_fn(

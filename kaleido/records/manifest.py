@@ -6,6 +6,8 @@ import dataclasses
 import os
 from typing import Any
 
+import tensorflow as tf
+
 from kaleido import errors
 from kaleido.records import schema
 from kaleido.utils import files
@@ -147,6 +149,19 @@ def check_shards(folder: str, manifest: Manifest, sha256: bool = False) -> None:
       raise ManifestError(
           f"Shard {path!r} does not have the SHA-256 its manifest lists (its bytes changed "
           f"since it was written); {_reprepare_hint(folder, manifest)}.")
+
+
+def read_records(folder: str, manifest: Manifest) -> list[bytes]:
+  """Every serialized example of `folder`'s shards in order; a ManifestError naming the shard
+  and the fix when one fails its checksums (damaged bytes of an unchanged size)."""
+  records = []
+  for path in manifest.shard_paths(folder):
+    try:
+      records += [record.numpy() for record in tf.data.TFRecordDataset(path)]
+    except tf.errors.DataLossError as error:
+      raise ManifestError(f"Shard {path!r} is damaged (its records fail their checksums); "
+                          f"{_reprepare_hint(folder, manifest)}.") from error
+  return records
 
 
 def shard_record(path: str, num_examples: int) -> dict[str, Any]:
