@@ -566,6 +566,7 @@ def validate(config: ExperimentConfig, replicas: int = 1) -> ExperimentConfig:
   """`config` when it can run on `replicas` replicas; otherwise a ConfigError naming the setting
   and the fix."""
   task = config.task
+  _validate_training(config.training)  # first: the task checks below read the batch size
   _one_of(task.name, TASK_NAMES, "task")
   _check(config.model.kind == TASK_MODEL_KINDS[task.name],
          f"The task {task.name} needs a {TASK_MODEL_KINDS[task.name]} model, not "
@@ -607,7 +608,6 @@ def validate(config: ExperimentConfig, replicas: int = 1) -> ExperimentConfig:
     captioner = task.captioner
     _check(captioner.attention_reg >= 0 and 0.0 <= captioner.word_dropout < 1.0,
            "--attention_reg must be >= 0 and --word_dropout in [0, 1).")
-  _validate_training(config.training)
   _validate_optimizer(config.optimizer, config.training.train_steps)
   _validate_replicas(config.training, replicas)
   _validate_init(config)

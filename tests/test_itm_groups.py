@@ -127,6 +127,15 @@ def test_in_step_negatives_need_k_and_mining_needs_the_contrastive_head(tmp_path
       config_lib.validate(config)
 
 
+@pytest.mark.parametrize("task", ["pretrain", "retrieval"])
+def test_a_bad_batch_size_is_named_before_the_checks_that_read_it(tmp_path, task):
+  config = config_lib.ExperimentConfig(
+      task=config_lib.TaskConfig(name=task), data=config_lib.DataConfig(train_data=str(tmp_path)),
+      training=config_lib.TrainingConfig(model_dir=str(tmp_path), batch_size=0))
+  with pytest.raises(config_lib.ConfigError, match="--batch_size=0"):
+    config_lib.validate(config)
+
+
 def _retrieval_run(data, model_dir, *args):
   finetune = {"negatives_per_positive": 2, "itm_loss": "listwise", "mined_negatives": True,
               "itc_weight": 0.5}

@@ -3,8 +3,10 @@ label maps come from the rows written; shards are byte-reproducible and checked 
 
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
 
 import cv2
 import numpy as np
@@ -80,6 +82,36 @@ def test_truncated_and_corrupt_files_are_told_apart_and_whole_ones_decode():
   png = cv2.imencode(".png", picture)[1].tobytes()
   assert images.decode(png)[1] is None and images.decode(png[:-4]) == (None, images.TRUNCATED)
   assert images.decode(b"\xff\xd8 not a jpeg") == (None, images.CORRUPT)
+  assert images.decode(b"") == (None, images.CORRUPT)  # a 0-byte file
+
+
+def _with_declared_size(png: bytes, width: int, height: int) -> bytes:
+  """`png` whose IHDR claims another size (CRC fixed), as a decompression bomb's header does."""
+  header = png[12:16] + struct.pack(">II", width, height) + png[24:29]
+  return png[:8] + png[8:12] + header + struct.pack(">I", zlib.crc32(header)) + png[33:]
+
+
+def test_huge_declared_sizes_are_refused_before_decoding_and_odd_formats_become_rgb():
+  small = cv2.imencode(".png", np.full((4, 4, 3), 200, np.uint8))[1].tobytes()
+  assert images.declared_size(small) == (4, 4)
+  bomb = _with_declared_size(small, 20000, 20000)
+  assert images.declared_size(bomb) == (20000, 20000)
+  assert images.decode(bomb) == (None, images.TOO_LARGE)
+  jpeg = cv2.imencode(".jpg", np.full((30, 50, 3), 90, np.uint8))[1].tobytes()
+  assert images.declared_size(jpeg) == (50, 30)
+  # RGBA: a transparent background is white, an opaque product keeps its colour (BGR in, RGB out).
+  rgba = np.zeros((8, 8, 4), np.uint8)
+  rgba[..., :3] = (255, 0, 0)  # blue under every pixel, as exporters leave it
+  rgba[2:6, 2:6, 3] = 255
+  decoded, problem = images.decode(cv2.imencode(".png", rgba)[1].tobytes())
+  assert problem is None
+  np.testing.assert_array_equal(decoded[0, 0], [255, 255, 255])
+  np.testing.assert_array_equal(decoded[3, 3], [0, 0, 255])
+  sixteen = np.full((6, 6, 3), 0x8001, np.uint16)
+  grey = np.full((6, 6), 77, np.uint8)
+  for picture, value in ((sixteen, 0x80), (grey, 77)):
+    decoded, problem = images.decode(cv2.imencode(".png", picture)[1].tobytes())
+    assert problem is None and decoded.shape == (6, 6, 3) and (decoded == value).all()
 
 
 def test_labels_come_from_written_rows_and_conflicts_keep_the_first(tmp_path):
@@ -163,3 +195,14 @@ def test_a_folder_of_no_examples_is_one_sentence(tmp_path):
   prepare.prepare_catalog(_config(path, str(tmp_path / "out"), catalogs.write_vocab(str(tmp_path))))
   with pytest.raises(manifest_lib.ManifestError, match="holds no examples.*invalid_json: 2"):
     reader.make_dataset(str(tmp_path / "out"))
+
+
+def test_a_large_photo_is_judged_at_the_working_size_with_the_same_box():
+  from kaleido.patches import foreground  # pylint: disable=g-import-not-at-top
+  image = np.full((3000, 2000, 3), 250, np.uint8)
+  image[600:2400, 500:1500] = (40, 60, 160)  # a product on a light background
+  mask = foreground.ClassicalForeground().mask(image)
+  assert mask.shape == (3000, 2000)
+  rows, cols = np.nonzero(mask)
+  assert abs(rows.min() - 600) <= 3 and abs(rows.max() - 2399) <= 3
+  assert abs(cols.min() - 500) <= 3 and abs(cols.max() - 1499) <= 3

@@ -34,6 +34,9 @@ class ForegroundConfig:
   min_area_fraction: float = 0.005
 
 
+WORKING_SIZE = 1024  # ClassicalForeground judges larger images at this longest side
+
+
 class ForegroundEstimator(Protocol):
   """Produces a boolean foreground mask per image."""
 
@@ -51,7 +54,19 @@ class ClassicalForeground:
     self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
   def mask(self, image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (H, W) bool mask of the largest foreground component."""
+    """(H, W, 3) uint8 -> (H, W) bool mask of the largest foreground component. An image larger
+    than WORKING_SIZE on a side is judged at that size (the border width and the kernel are set
+    for product photos of a few hundred pixels; memory is ~50 bytes per pixel judged)."""
+    height, width = image.shape[:2]
+    scale = WORKING_SIZE / max(height, width)
+    if scale >= 1.0:
+      return self._mask(image)
+    small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    mask = self._mask(small).astype(np.uint8)
+    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+  def _mask(self, image: np.ndarray) -> np.ndarray:
     width = self._config.border_width
     pixels = image.astype(np.float32)
     border = np.concatenate([
