@@ -14,10 +14,6 @@ the shards are rewritten by a Beam pipeline, one shard per element, with the sam
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import app
 from absl import flags
 

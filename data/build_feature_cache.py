@@ -19,9 +19,6 @@ Interrupted builds (kill -9 included) resume at the missing shards.
 import functools
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 

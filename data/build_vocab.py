@@ -12,8 +12,6 @@ import time
 from absl import app
 from absl import flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # Before TensorFlow is imported.
-
 from kaleido import errors
 from kaleido.data import catalog as catalog_lib
 from kaleido.text import vocab as vocab_lib

@@ -6,10 +6,6 @@ chosen L3 (red), L4 (yellow) and L5 (cyan) patches.
       --aag_checkpoint runs/aag_demo --output alignments.png [--count 6] [--skip 0]
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import app
 from absl import flags
 
