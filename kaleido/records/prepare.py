@@ -353,8 +353,12 @@ def _check_config(config: PrepareConfig) -> None:
   if config.max_seq_length < 3:
     raise PrepareError(f"--max_seq_length={config.max_seq_length} leaves no room for text "
                        "between [CLS] and [SEP]; use 3 or more (64 by default).")
-  if config.workers < 0 or config.num_shards < 0 or config.chunk_rows < 1:
-    raise PrepareError("--workers and --num_shards must be >= 0 and --chunk_rows >= 1.")
+  for name in ("workers", "num_shards"):
+    if getattr(config, name) < 0:
+      raise PrepareError(f"--{name}={getattr(config, name)} must be >= 0 (0: "
+                         f"{'in this process' if name == 'workers' else 'one per 2,048 images'}).")
+  if config.chunk_rows < 1:
+    raise PrepareError(f"chunk_rows={config.chunk_rows} must be >= 1.")
 
 
 @dataclasses.dataclass(frozen=True)
