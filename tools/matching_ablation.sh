@@ -30,6 +30,9 @@ declare -A flags=(
   [k3_binary]="--negatives_per_positive=3 --negative_same_subcategory=0"
   [itc_k3_listwise]="--itc_weight=1 --negatives_per_positive=3 --itm_loss=listwise --negative_same_subcategory=0"
 )
+# Every recipe starts from the paper's ITM training (the demo flag file's own recipe is overridden)
+paper=(--negatives_per_positive=0 --itm_loss=binary --nomined_negatives --itc_weight=0
+       --negative_same_subcategory=1)
 recipes="${RECIPES:-paper random mixed k1_binary k3_listwise itc itc_k1_mined itc_k3_listwise_mined k1_listwise k3_binary itc_k3_listwise}"
 mkdir -p "$out"
 for recipe in $recipes; do
@@ -37,7 +40,7 @@ for recipe in $recipes; do
   run="$out/$recipe"
   read -r -a extra <<< "${flags[$recipe]}"
   python train.py --flagfile=configs/demo_retrieval.flags --init_checkpoint="$pretrain" \
-      --seed="$seed" --model_dir="$run" ${extra[@]+"${extra[@]}"}
+      --seed="$seed" --model_dir="$run" "${paper[@]}" ${extra[@]+"${extra[@]}"}
   score() {  # name, evaluate.py flags...
     local name="$1"; shift
     python evaluate.py --checkpoint="$run" --eval_data=demo --demo_dir=workdir/demo \
