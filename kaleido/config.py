@@ -682,6 +682,19 @@ def save(config: ExperimentConfig) -> str:
   return path
 
 
+def vocab_file_of(run: ExperimentConfig) -> str:
+  """The vocabulary file `run` was trained with; a ConfigError naming it when it is gone (the
+  run's word embeddings are indexed by it, so only that file will do)."""
+  path = run.data.vocab_file
+  if not os.path.isfile(path):
+    raise ConfigError(
+        f"The vocabulary {path!r} that the run {run.training.model_dir!r} was trained with "
+        f"(data.vocab_file of its {RUN_CONFIG_NAME}) is missing; put that file back (its SHA-256 "
+        f"begins {run.data.vocab_hash[:12]}): no other vocabulary fits the run's word "
+        "embeddings.")
+  return path
+
+
 def load(path: str) -> ExperimentConfig:
   """The config of a model_dir (or of the model_dir holding checkpoint `path`)."""
   from kaleido.utils import files  # pylint: disable=g-import-not-at-top

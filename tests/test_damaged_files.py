@@ -85,3 +85,14 @@ def test_a_damaged_shard_is_one_sentence_for_evaluation_too(tmp_path):
   os.truncate(path, size // 2)
   with pytest.raises(manifest_lib.ManifestError, match="truncated or changed .*re-prepare it"):
     manifest_lib.check_shards(folder, manifest)
+
+
+def test_a_runs_missing_vocabulary_is_named_with_its_fix(tmp_path):
+  run = config_lib.ExperimentConfig(
+      data=config_lib.DataConfig(vocab_file=str(tmp_path / "vocab.txt"), vocab_hash="ab" * 32),
+      training=config_lib.TrainingConfig(model_dir=str(tmp_path / "run")))
+  with pytest.raises(config_lib.ConfigError, match=r"vocab\.txt' that the run .* is missing; "
+                     r"put that file back \(its SHA-256 begins abababababab\)"):
+    config_lib.vocab_file_of(run)
+  (tmp_path / "vocab.txt").write_text("[PAD]\n")
+  assert config_lib.vocab_file_of(run) == str(tmp_path / "vocab.txt")

@@ -99,9 +99,9 @@ class EvaluationModel:
     self.run = run
     self.batch_size = batch_size
     self.step = _checkpoint_step(checkpoint_path)  # the TensorBoard step of the metrics
-    self.tokenizer = tokenizer_lib.KaleidoTokenizer(run.data.vocab_file,
-                                                    run.model.max_seq_length)
-    self.special_ids = kaleido_task.special_ids(run.data.vocab_file)
+    vocab_file = config_lib.vocab_file_of(run)
+    self.tokenizer = tokenizer_lib.KaleidoTokenizer(vocab_file, run.model.max_seq_length)
+    self.special_ids = kaleido_task.special_ids(vocab_file)
     self._model = restored_model(run, checkpoint_path)
     retrieval_text = retrieval_text or (run.task.finetune.retrieval_text
                                         if run.task.name == "retrieval"

@@ -72,7 +72,7 @@ class Searcher:
           "checkpoint.")
     self.encoders = encoders_lib.RetrievalEncoders(
         evaluation_model.restored_model(self.run, checkpoint_path), batch_size)
-    self.tokenizer = tokenizer_lib.KaleidoTokenizer(self.run.data.vocab_file,
+    self.tokenizer = tokenizer_lib.KaleidoTokenizer(config_lib.vocab_file_of(self.run),
                                                     info["max_seq_length"])
     # One text per product for image -> text search: the first indexed example of each.
     _, self._product_rows = np.unique(self.index.product_ids, return_index=True)

@@ -189,7 +189,7 @@ def export(checkpoint: str, output_dir: str, mixed_precision: str = "none") -> d
   os.makedirs(parent, exist_ok=True)
   work = tempfile.mkdtemp(prefix=".export-", dir=parent)
   try:
-    vocab_file = _normalised_vocab(run.data.vocab_file, work)
+    vocab_file = _normalised_vocab(config_lib.vocab_file_of(run), work)
     module = KaleidoServingModule(run, model, vocab_file, patch_config)
     staged = os.path.join(work, "saved_model")
     tf.saved_model.save(module, staged, signatures=module.signatures())
