@@ -1,8 +1,12 @@
 """tools/matching_results.py reads each figure from the evaluation files it names
-(kaleido.evaluation.run_results)."""
+(kaleido.evaluation.run_results); tools/pretraining_table.py reads the ITM objective from the run's
+config and the scores from its pretraining_itm.json."""
 
+import importlib.util
 import json
+import pathlib
 
+from kaleido import config as config_lib
 from kaleido.evaluation import run_results
 
 
@@ -32,3 +36,22 @@ def test_figures_come_from_the_runs_files(tmp_path):
   assert figures["caption_cider"] == 80.5 and figures["category_accuracy"] == 99.1
   assert figures["pretrain_development_itm_accuracy"] == 0.86
   assert figures["commands"] == ["python train.py --a", "python evaluate.py --b"]
+
+
+def test_the_pretraining_table_reads_the_objective_and_the_scores(tmp_path):
+  spec = importlib.util.spec_from_file_location(
+      "pretraining_table", pathlib.Path(__file__).parents[1] / "tools" / "pretraining_table.py")
+  pretraining_table = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(pretraining_table)
+  run_dir = tmp_path / "run"
+  config_lib.save(config_lib.ExperimentConfig(
+      task=config_lib.TaskConfig(pretraining=config_lib.PretrainingConfig(
+          itm_negatives_per_positive=3, itm_loss="listwise",
+          weights=(("amlm", 1.0), ("itm", 3.0)))),
+      training=config_lib.TrainingConfig(model_dir=str(run_dir), train_steps=700)))
+  _write(run_dir, "pretraining_itm", {"run": "r", "eval_data": "dev", "batches": 10,
+                                      "values": {"itm_accuracy": 0.87, "mlm_accuracy": 0.4}})
+  entry = pretraining_table.row(str(run_dir))
+  assert (entry["negatives_per_positive"], entry["itm_loss"], entry["itm_weight"],
+          entry["train_steps"], entry["itm_accuracy"]) == (3, "listwise", 3.0, 700, 0.87)
+  assert pretraining_table._objective(entry) == "groups K = 3, listwise, ITM weight 3"  # pylint: disable=protected-access
