@@ -119,3 +119,27 @@ def _is_worker(child: psutil.Process) -> bool:
     return "resource_tracker" not in " ".join(child.cmdline())
   except (psutil.ZombieProcess, psutil.NoSuchProcess):
     return False
+
+
+def test_ctrl_c_of_the_process_group_is_one_line_and_the_rerun_finishes(tmp_path):
+  """Ctrl-C reaches prepare.py and its workers (the terminal signals the whole group): the workers
+  leave it to prepare.py, which stops in one line with status 130; the rerun completes."""
+  catalog_path = str(tmp_path / "catalog.h5")
+  fashiongen.write_fashiongen(catalog_path, catalogs.fashiongen_products(150))
+  out = tmp_path / "out"
+  args = [f"--input={catalog_path}", f"--output_dir={out}",
+          f"--vocab_file={catalogs.write_vocab(str(tmp_path))}", "--workers=2", "--patch_size=16",
+          "--num_shards=4"]
+  process = subprocess.Popen([sys.executable, PREPARE, *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+  deadline = time.monotonic() + 120
+  while not list(out.glob("examples-*")):  # the workers have cut images
+    assert time.monotonic() < deadline and process.poll() is None, "no shard was started"
+    time.sleep(0.05)
+  os.killpg(process.pid, signal.SIGINT)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 130 and "Interrupted by Ctrl-C" in stderr, stderr[-2000:]
+  assert "Traceback" not in stderr, stderr[-2000:]
+  rerun = _run(*args)
+  assert rerun.returncode == 0, rerun.stderr
+  assert manifest_lib.load(str(out)).num_examples == len(list(reader.make_dataset(str(out))))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -437,11 +438,12 @@ def _write_with_process_pool(config: PrepareConfig, plan: Plan) -> None:
       yield encoder.encode(results)
       progress.update(len(results))
 
-  chunks = _ordered_map(worker.process_chunk, plan.chunk_tasks(config, plan.pending),
-                        config.workers)
-  for shard, of_shard in itertools.groupby(chunks, key=lambda results: plan.shard_of_row(
-      results[0].index)):
-    write_shard(config, plan, shard, encoded(of_shard))
+  # closing(): on Ctrl-C or an error the worker pool shuts down here, not later in a collector.
+  with contextlib.closing(_ordered_map(worker.process_chunk, plan.chunk_tasks(
+      config, plan.pending), config.workers)) as chunks:
+    for shard, of_shard in itertools.groupby(chunks, key=lambda results: plan.shard_of_row(
+        results[0].index)):
+      write_shard(config, plan, shard, encoded(of_shard))
   progress.close()
 
 
