@@ -125,11 +125,11 @@ def test_ctrl_c_of_the_process_group_is_one_line_and_the_rerun_finishes(tmp_path
   """Ctrl-C reaches prepare.py and its workers (the terminal signals the whole group): the workers
   leave it to prepare.py, which stops in one line with status 130; the rerun completes."""
   catalog_path = str(tmp_path / "catalog.h5")
-  fashiongen.write_fashiongen(catalog_path, catalogs.fashiongen_products(150))
+  fashiongen.write_fashiongen(catalog_path, catalogs.fashiongen_products(500))
   out = tmp_path / "out"
   args = [f"--input={catalog_path}", f"--output_dir={out}",
-          f"--vocab_file={catalogs.write_vocab(str(tmp_path))}", "--workers=2", "--patch_size=16",
-          "--num_shards=4"]
+          f"--vocab_file={catalogs.write_vocab(str(tmp_path))}", "--workers=2", "--patch_size=32",
+          "--num_shards=8"]
   process = subprocess.Popen([sys.executable, PREPARE, *args], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
   deadline = time.monotonic() + 120

@@ -27,6 +27,7 @@ from kaleido import errors
 from kaleido.tasks import factory
 from kaleido.training import trainer as trainer_lib
 from kaleido.utils import cli
+from kaleido.utils import interrupts
 from tests import catalogs
 from tests import distributed_run
 
@@ -176,7 +177,7 @@ def test_ctrl_c_and_sigterm_request_a_stop_and_a_second_ctrl_c_interrupts():
   previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
   try:
     for number, description in ((signal.SIGINT, "Ctrl-C (SIGINT)"), (signal.SIGTERM, "SIGTERM")):
-      with trainer_lib._StopRequest() as stop:  # pylint: disable=protected-access
+      with interrupts.StopRequest() as stop:
         assert not stop.requested
         os.kill(os.getpid(), number)
         time.sleep(0.1)

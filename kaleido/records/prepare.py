@@ -24,6 +24,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import tensorflow as tf
@@ -42,6 +43,7 @@ from kaleido.records import worker
 from kaleido.text import tokenizer as tokenizer_lib
 from kaleido.utils import files
 from kaleido.utils import filesystems
+from kaleido.utils import interrupts
 from kaleido.utils import progress as progress_lib
 
 PROGRESS_DIR = "progress"
@@ -187,10 +189,18 @@ def _ordered_map(fn: Callable[[T], R], tasks: Iterable[T], workers: int) -> Iter
     return
   context = multiprocessing.get_context("spawn")
   window = 4 * workers
-  executor = concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=context, initializer=worker.initialize_worker)
+  tasks = iter(tasks)
+  # The pool starts a worker per submitted task up to `workers`: started while this process
+  # ignores Ctrl-C, they inherit that and never take it mid-start-up (the parent handles it).
+  previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
   try:
-    pending: collections.deque = collections.deque()
+    executor = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=worker.initialize_worker)
+    pending = collections.deque(executor.submit(fn, task)
+                                for task in itertools.islice(tasks, workers))
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  try:
     for task in tasks:
       pending.append(executor.submit(fn, task))
       if len(pending) >= window:
@@ -435,12 +445,14 @@ def _write_with_process_pool(config: PrepareConfig, plan: Plan) -> None:
 
   def encoded(chunks: Iterable[list[worker.RowResult]]) -> Iterator[tuple[list[bytes], ShardStats]]:
     for results in chunks:
+      if stop.requested:  # Ctrl-C, taken between chunks (finished shards are kept)
+        raise KeyboardInterrupt
       yield encoder.encode(results)
       progress.update(len(results))
 
   # closing(): on Ctrl-C or an error the worker pool shuts down here, not later in a collector.
-  with contextlib.closing(_ordered_map(worker.process_chunk, plan.chunk_tasks(
-      config, plan.pending), config.workers)) as chunks:
+  with interrupts.StopRequest(("SIGINT",)) as stop, contextlib.closing(_ordered_map(
+      worker.process_chunk, plan.chunk_tasks(config, plan.pending), config.workers)) as chunks:
     for shard, of_shard in itertools.groupby(chunks, key=lambda results: plan.shard_of_row(
         results[0].index)):
       write_shard(config, plan, shard, encoded(of_shard))

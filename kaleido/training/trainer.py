@@ -30,6 +30,7 @@ from kaleido.training import base_task
 from kaleido.training import distribute
 from kaleido.training import optimization
 from kaleido.utils import files
+from kaleido.utils import interrupts
 from kaleido.utils import progress as progress_lib
 from kaleido.utils import restoring
 from kaleido.utils import tracing
@@ -60,43 +61,6 @@ def stop_if_interrupted(result: TrainResult) -> None:
   no work that needs the finished run (its checkpoint is saved; a rerun goes on from it)."""
   if result.interrupted:
     raise errors.Stopped(128 + (result.stop_signal or signal.SIGTERM))
-
-
-class _StopRequest:
-  """Turns SIGTERM and the first SIGINT (Ctrl-C) into a request the loop checks after each step
-  (it then saves and exits); a second Ctrl-C raises KeyboardInterrupt at once. A signal the
-  process ignores (SIGINT of a background job) stays ignored."""
-
-  SIGNALS = {"SIGTERM": "SIGTERM", "SIGINT": "Ctrl-C (SIGINT)"}
-
-  def __init__(self):
-    self.signal_number = 0
-    self._previous = {}
-
-  @property
-  def requested(self) -> bool:
-    return self.signal_number != 0
-
-  @property
-  def description(self) -> str:
-    return self.SIGNALS[signal.Signals(self.signal_number).name]
-
-  def __enter__(self):
-    for name in self.SIGNALS:
-      number = getattr(signal, name, None)
-      if number is not None and signal.getsignal(number) != signal.SIG_IGN:
-        self._previous[number] = signal.signal(number, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    if signum == signal.SIGINT and self.signal_number == signal.SIGINT:
-      raise KeyboardInterrupt
-    self.signal_number = self.signal_number or signum
-
-  def __exit__(self, *exc):
-    for number, previous in self._previous.items():
-      signal.signal(number, previous)
 
 
 class Trainer:
@@ -332,7 +296,7 @@ class Trainer:
     validation: dict[str, float] = {}
     eval_every = self.config.evaluation.eval_every
     step, stopped = start, False
-    with _StopRequest() as stop:
+    with interrupts.StopRequest() as stop:
       while step < train.train_steps and not stopped:
         batch = self._next_batch(iterator)
         if chief and (step == start or step % train.image_summary_every == 0):
