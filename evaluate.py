@@ -40,6 +40,7 @@ from kaleido.evaluation import classification
 from kaleido.evaluation import report
 from kaleido.evaluation import retrieval
 from kaleido.evaluation import sampling
+from kaleido.evaluation import two_stage
 from kaleido.feature_cache import flags as feature_cache_flags
 from kaleido.metrics import captioning as caption_metrics
 from kaleido.metrics import classification as classification_metrics
@@ -78,13 +79,15 @@ _PROTOCOL = flags.DEFINE_enum("protocol", "sample100", list(sampling.PROTOCOLS),
                               "Retrieval: 1 positive + 100 negatives of the same subcategory "
                               "(the paper's), or every query against the whole gallery.")
 _RERANK = flags.DEFINE_integer(
-    "rerank", -1, "Retrieval: -1 ranks every candidate with the ITM cross-encoder; 0 with the "
+    "rerank", None, "Retrieval: -1 ranks every candidate with the ITM cross-encoder; 0 with the "
     "independent ITC embeddings alone (a checkpoint trained with --itc_weight or itc); N > 0 "
     "re-ranks each query's best N by ITC with the cross-encoder (two-stage search, "
-    "kaleido/evaluation/two_stage.py).")
+    "kaleido/evaluation/two_stage.py). Default: -1 in sample-100 (the paper's) and for a run "
+    "without an ITC head; 20 in the full gallery (measured best, issue #33).")
 _FUSION_WEIGHT = flags.DEFINE_float(
-    "fusion_weight", 0.0, "Retrieval: re-ranked candidates are ordered by ITM margin + this x "
-    "ITC cosine (0: the margin alone, the paper's score); needs an ITC head.", lower_bound=0.0)
+    "fusion_weight", None, "Retrieval: re-ranked candidates are ordered by ITM margin + this x "
+    "ITC cosine (0: the margin alone, the paper's score); needs an ITC head. Default: 20 when "
+    "--rerank is left to its full-gallery default, else 0.", lower_bound=0.0)
 _NUM_QUERIES = flags.DEFINE_integer("num_queries", 1000,
                                     "Retrieval queries (products) per draw.")
 _NUM_DRAWS = flags.DEFINE_integer("num_draws", 5, "Retrieval draws, averaged.")
@@ -104,10 +107,10 @@ def _check_flags() -> None:
                       ("batch_size", _BATCH_SIZE.value), ("beam_size", _BEAM_SIZE.value)):
     if value < 1:
       raise errors.KaleidoError(f"--{name}={value} must be at least 1.")
-  if _RERANK.value < -1:
+  if _RERANK.value is not None and _RERANK.value < -1:
     raise errors.KaleidoError(f"--rerank={_RERANK.value} must be -1 (the cross-encoder alone), "
                               "0 (the first stage alone) or the number of candidates to re-rank.")
-  if _FUSION_WEIGHT.value and not _RERANK.value:
+  if _FUSION_WEIGHT.value and _RERANK.value == 0:
     raise errors.KaleidoError("--fusion_weight weighs the ITC cosine in the re-ranking score, "
                               "and --rerank=0 re-ranks nothing; pass --rerank=N or -1.")
   if _PREDICTIONS.value:
@@ -161,18 +164,30 @@ def _beside_output(suffix: str) -> str:
   return f"{os.path.splitext(_OUTPUT_JSON.value)[0]}.{suffix}"
 
 
+def _ranking(model) -> tuple[int, float]:
+  """(rerank, fusion weight): the flags, or their defaults for the protocol and the run."""
+  two_stages = (_PROTOCOL.value == "full" and model.run.task.name == "retrieval" and
+                model.run.task.has_contrastive_head)
+  default_rerank = two_stage.DEFAULT_RERANK if two_stages else two_stage.WHOLE_GALLERY
+  rerank = _RERANK.value if _RERANK.value is not None else default_rerank
+  default_weight = (two_stage.DEFAULT_FUSION_WEIGHT
+                    if two_stages and _RERANK.value is None else 0.0)
+  return rerank, _FUSION_WEIGHT.value if _FUSION_WEIGHT.value is not None else default_weight
+
+
 def _retrieval(model, direction: str) -> dict:
+  rerank, fusion_weight = _ranking(model)
   result = retrieval.evaluate_retrieval(
-      model.retrieval_scorer(direction, _RERANK.value, _FUSION_WEIGHT.value), model.product_ids,
+      model.retrieval_scorer(direction, rerank, fusion_weight), model.product_ids,
       model.subcategory_ids, direction, protocol=_PROTOCOL.value, num_queries=_NUM_QUERIES.value,
       num_draws=_NUM_DRAWS.value, seed=_SEED.value, index_file=_INDEX_FILE.value or None)
-  if _RERANK.value != -1:
+  if rerank != two_stage.WHOLE_GALLERY:
     result["notes"].append(
-        "ranked by the ITC embeddings alone (--rerank=0)" if not _RERANK.value else
+        "ranked by the ITC embeddings alone (--rerank=0)" if not rerank else
         f"ranked in two stages: the ITC embeddings over every candidate, the ITM cross-encoder "
-        f"re-ranking the best {_RERANK.value} (--rerank)")
-  if _FUSION_WEIGHT.value:
-    result["notes"].append(f"re-ranking score: ITM margin + {_FUSION_WEIGHT.value:g} x ITC "
+        f"re-ranking the best {rerank} (--rerank)")
+  if fusion_weight:
+    result["notes"].append(f"re-ranking score: ITM margin + {fusion_weight:g} x ITC "
                            "cosine (--fusion_weight)")
   return result
 

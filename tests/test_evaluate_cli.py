@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -71,6 +72,16 @@ class FakeRetrievalModel(FakeEvaluationModel):
     return task in ("itr", "tir")
 
 
+class FakeTwoStageModel(FakeRetrievalModel):
+  """A retrieval checkpoint with an ITC head: any ranking is accepted and reported."""
+  run = types.SimpleNamespace(task=types.SimpleNamespace(name="retrieval",
+                                                         has_contrastive_head=True))
+
+  def retrieval_scorer(self, direction, rerank, fusion_weight):
+    print(f"ranking: rerank {rerank}, fusion weight {fusion_weight:g}")
+    return lambda q, c: (self.product_ids[c] == self.product_ids[q][:, None]).astype(float)
+
+
 def fake_load(checkpoint, eval_data, batch_size, retrieval_text, caption_cache,
               mixed_precision, patch_features):
   assert caption_cache and mixed_precision == "none"
@@ -79,7 +90,8 @@ def fake_load(checkpoint, eval_data, batch_size, retrieval_text, caption_cache,
   assert retrieval_text == "", retrieval_text  # the run's own unless --retrieval_text
   assert os.path.isdir(eval_data), eval_data
   models = {"runs/fake/checkpoints": FakeEvaluationModel,
-            "runs/fake_retrieval/checkpoints": FakeRetrievalModel}
+            "runs/fake_retrieval/checkpoints": FakeRetrievalModel,
+            "runs/fake_itc/checkpoints": FakeTwoStageModel}
   return models[checkpoint]()
 
 
@@ -194,3 +206,16 @@ def test_all_tasks_are_those_the_checkpoint_was_trained_for(tmp_path):
   assert ("--task=all: the checkpoint was not trained for category, subcategory, caption; "
           "evaluating itr, tir.") in result.stdout
   assert sorted(json.loads(output.read_text())["results"]) == ["itr", "retrieval", "tir"]
+
+
+def test_the_full_gallery_defaults_to_the_fused_top_20_and_sample100_to_the_cross_encoder(
+    tmp_path):
+  def ranking(*extra):
+    result = _run("--task=itr", "--checkpoint=runs/fake_itc/checkpoints", f"--eval_data={tmp_path}",
+                  "--batch_size=16", "--num_queries=10", "--num_draws=1", *extra, fake=True)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if line.startswith("ranking:")][0]
+
+  assert ranking("--protocol=full") == "ranking: rerank 20, fusion weight 20"
+  assert ranking("--protocol=full", "--rerank=20") == "ranking: rerank 20, fusion weight 0"
+  assert ranking("--protocol=sample100") == "ranking: rerank -1, fusion weight 0"

@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from kaleido.evaluation import two_stage
 from kaleido.utils import cli
 
 _INDEX = flags.DEFINE_string("index", None, "An index folder of tools/build_index.py.")
@@ -24,12 +25,13 @@ _QUERY = flags.DEFINE_multi_string("query", [], "A text query (repeatable): find
 _IMAGE = flags.DEFINE_multi_string("image", [], "An image file query (repeatable): finds the "
                                    "catalog's texts, one per product.")
 _TOP_K = flags.DEFINE_integer("top_k", 10, "Hits per query.")
-_RERANK = flags.DEFINE_integer("rerank", 100, "First-stage hits re-ranked by the cross-encoder "
-                               "(0: the first stage alone; -1: the cross-encoder over every "
-                               "item, slow beyond a few thousand).")
+_RERANK = flags.DEFINE_integer(
+    "rerank", two_stage.DEFAULT_RERANK, "First-stage hits re-ranked by the cross-encoder (0: "
+    "the first stage alone; -1: the cross-encoder over every item, slow beyond a few thousand; "
+    "the default measured best, issue #33).")
 _FUSION_WEIGHT = flags.DEFINE_float(
-    "fusion_weight", 0.0, "The re-ranked hits are ordered by ITM margin + this x first-stage "
-    "cosine (0: the cross-encoder's margin alone).", lower_bound=0.0)
+    "fusion_weight", two_stage.DEFAULT_FUSION_WEIGHT, "The re-ranked hits are ordered by ITM "
+    "margin + this x first-stage cosine (0: the cross-encoder's margin alone).", lower_bound=0.0)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "", "The run to search with (default: the one "
                                   "the index was built with; another is refused).")
 _OUTPUT = flags.DEFINE_string("output", "", "JSON-lines file of the hits (default: stdout).")
