@@ -12,3 +12,8 @@ class Stopped(Exception):
   def __init__(self, exit_status: int):
     super().__init__(exit_status)
     self.exit_status = exit_status
+
+
+def first_line(error: BaseException, limit: int = 160) -> str:
+  """The first line of `error`'s message (its type's name when it has none), cut to `limit`."""
+  return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]

@@ -273,6 +273,5 @@ def load_index(folder: str) -> SearchIndex:
 
 
 def _damaged(path: str, error: Exception) -> str:
-  reason = (str(error).splitlines() or [type(error).__name__])[0][:120]
-  return (f"The index file {path!r} is missing or damaged ({reason}); rebuild the index with "
-          "tools/build_index.py into a new --output.")
+  return (f"The index file {path!r} is missing or damaged ({errors.first_line(error, 120)}); "
+          "rebuild the index with tools/build_index.py into a new --output.")

@@ -46,7 +46,8 @@ def read_json(path: str, fix: str = "rebuild it with the command that wrote it",
   except FileNotFoundError as error:
     raise DamagedFileError(f"{path!r} is missing; {fix}.") from error
   except (UnicodeDecodeError, json.JSONDecodeError) as error:
-    raise DamagedFileError(f"{path!r} is damaged (not readable JSON: {_first_line(error)}); "
+    raise DamagedFileError(f"{path!r} is damaged (not readable JSON: "
+                           f"{errors.first_line(error, 120)}); "
                            f"{fix}.") from error
   if not isinstance(payload, kind):
     raise DamagedFileError(f"{path!r} is damaged (it holds a JSON {type(payload).__name__}, not "
@@ -62,9 +63,6 @@ def read_json_or_none(path: str, kind: type = dict) -> Any:
   except DamagedFileError:
     return None
 
-
-def _first_line(error: Exception) -> str:
-  return (str(error).splitlines() or [type(error).__name__])[0][:120]
 
 
 def file_sha256(path: str) -> str:

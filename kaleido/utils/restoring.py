@@ -29,7 +29,7 @@ def damage(path: str) -> str | None:
     for name in reader.get_variable_to_shape_map():
       reader.get_tensor(name)
   except (tf.errors.OpError, IndexError, ValueError) as error:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    return errors.first_line(error)
   return None
 
 
@@ -76,7 +76,7 @@ def repair_state_file(directory: str, log: Callable[[str], None] = _log_to_stder
       return
     cause = f"it names {newest or 'no checkpoint'!r}"
   except (UnicodeDecodeError, ValueError, text_format.ParseError, tf.errors.OpError) as error:
-    cause = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    cause = errors.first_line(error)
   os.remove(state)
   if prefixes:
     tf.compat.v1.train.update_checkpoint_state(directory, prefixes[-1], prefixes)
