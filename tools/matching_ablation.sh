@@ -11,12 +11,14 @@
 #   SPLIT=development             the demo split scored (development for choices, validation to report)
 #   OUT=runs/matching_ablation    where runs and figures go
 #   RECIPES="paper random"        which of the recipes below to run (default: all)
+#   FLAGS="--train_steps=1800"    more fine-tuning flags, after each recipe's (e.g. a longer run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pretrain="${PRETRAIN:-runs/demo_pretrain}"
 seed="${SEED:-0}"
 split="${SPLIT:-development}"
 out="${OUT:-runs/matching_ablation}"
+read -r -a more <<< "${FLAGS:-}"
 declare -A flags=(
   [paper]=""
   [random]="--negative_same_subcategory=0"
@@ -40,7 +42,7 @@ for recipe in $recipes; do
   run="$out/$recipe"
   read -r -a extra <<< "${flags[$recipe]}"
   python train.py --flagfile=configs/demo_retrieval.flags --init_checkpoint="$pretrain" \
-      --seed="$seed" --model_dir="$run" "${paper[@]}" ${extra[@]+"${extra[@]}"}
+      --seed="$seed" --model_dir="$run" "${paper[@]}" ${extra[@]+"${extra[@]}"} ${more[@]+"${more[@]}"}
   score() {  # name, evaluate.py flags...
     local name="$1"; shift
     python evaluate.py --checkpoint="$run" --eval_data=demo --demo_dir=workdir/demo \
