@@ -51,6 +51,10 @@ _GROUP_EVERY = flags.DEFINE_integer(
 _MINED_NEGATIVES = flags.DEFINE_bool(
     "mined_negatives", False, "--task=retrieval with --negatives_per_positive: draw negatives in "
     "proportion to the ITC similarity (needs --itc_weight > 0), as ALBEF and BLIP do.")
+_SUBCATEGORY_RUNS = flags.DEFINE_integer(
+    "subcategory_runs", 0, "--task=retrieval: build each batch from runs of this many examples "
+    "of one subcategory (e.g. 8: four subcategories in a batch of 32), so the in-batch ITC "
+    "negatives and the step's ITM negatives include near neighbours; 0: shuffled batches.")
 _ITM_LOSS = flags.DEFINE_enum(
     "itm_loss", "binary", list(config_lib.ITM_LOSSES), "ITM's loss: binary cross-entropy of "
     "every pair, or listwise (softmax over a positive and its K negatives, both directions; "
@@ -226,6 +230,7 @@ def _flag_config() -> config_lib.ExperimentConfig:
                                              negatives_per_positive=(
                                                  _NEGATIVES_PER_POSITIVE.value),
                                              mined_negatives=_MINED_NEGATIVES.value,
+                                             subcategory_runs=_SUBCATEGORY_RUNS.value,
                                              itm_loss=_ITM_LOSS.value,
                                              group_every=_GROUP_EVERY.value,
                                              num_classes=2)),

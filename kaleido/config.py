@@ -128,6 +128,9 @@ class FinetuneConfig:
   # `mined_negatives` draws them in proportion to the ITC similarity (needs itc_weight > 0).
   negatives_per_positive: int = 0
   mined_negatives: bool = False
+  # retrieval: > 0 builds each batch from runs of this many examples of one subcategory, so the
+  # in-batch negatives of ITC and of the step's groups include near neighbours; 0: shuffled.
+  subcategory_runs: int = 0
   itm_loss: str = "binary"  # one of ITM_LOSSES: over every pair, or softmax over each group
   group_every: int = 1  # one pair in this many of each replica's batch gets a group
   retrieval_text: str = "name"  # retrieval: one of RETRIEVAL_TEXTS
@@ -401,6 +404,9 @@ def _validate_retrieval_negatives(finetune: FinetuneConfig, batch_size: int) -> 
   _check(k > 0 or (finetune.itm_loss == "binary" and not finetune.mined_negatives),
          "--itm_loss=listwise and --mined_negatives draw the negatives inside the training "
          "step; pass --negatives_per_positive=K (K >= 1) with them.")
+  _check(0 <= finetune.subcategory_runs <= batch_size,
+         f"--subcategory_runs={finetune.subcategory_runs} is a number of examples per run of one "
+         f"subcategory; pass 0 (shuffled batches) to the batch size {batch_size}.")
   _check(not finetune.mined_negatives or finetune.itc_weight > 0,
          "--mined_negatives draws negatives by the ITC similarity, which needs the contrastive "
          "head; pass --itc_weight > 0 with it.")

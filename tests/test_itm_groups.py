@@ -117,7 +117,8 @@ def test_in_step_negatives_need_k_and_mining_needs_the_contrastive_head(tmp_path
                             ({"negatives_per_positive": 2, "mined_negatives": True},
                              "itc_weight > 0"),
                             ({"negatives_per_positive": 8}, "minus one"),
-                            ({"negatives_per_positive": 2, "group_every": 3}, "divide")):
+                            ({"negatives_per_positive": 2, "group_every": 3}, "divide"),
+                            ({"subcategory_runs": 9}, "subcategory_runs=9")):
     config = config_lib.ExperimentConfig(
         task=config_lib.TaskConfig(name="retrieval",
                                    finetune=config_lib.FinetuneConfig(**finetune)),

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from kaleido import config as config_lib
 from kaleido.dataloaders import features
+from kaleido.dataloaders import finetuning
 from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.dataloaders import transforms
 from kaleido.masking import agm
@@ -271,3 +272,16 @@ def test_pipeline_yields_the_contract_batches(prepared_folder):
   per_replica = pretraining_inputs.pretraining_dataset(prepared_folder, 4, config_lib.PretrainingConfig(), IDS,
                                            seed=5, input_context=context)
   assert per_replica.element_spec["patches"].shape[0] == 2
+
+
+def test_subcategory_runs_make_batches_of_one_subcategory_runs(prepared_folder):
+  def subcategories(runs: int) -> list[list[int]]:
+    dataset = finetuning.example_batches(prepared_folder, 4, seed=5, input_context=None,
+                                         subcategory_runs=runs)
+    return [list(b["subcategory_id"]) for b in dataset.take(8).as_numpy_iterator()]
+
+  # Runs of 2 of one subcategory each (the folder alternates two subcategories example by example).
+  in_runs = subcategories(2)
+  assert all(batch[0] == batch[1] and batch[2] == batch[3] for batch in in_runs)
+  # Shuffled batches mix them within the first two positions at least once.
+  assert any(batch[0] != batch[1] for batch in subcategories(0))

@@ -42,16 +42,25 @@ def _encoder_example(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 def example_batches(folder: str, batch_size: int, seed: int | None,
                     input_context: tf.distribute.InputContext | None,
                     name_as_text: bool = False,
-                    cache: store.FeatureCache | None = None) -> tf.data.Dataset:
+                    cache: store.FeatureCache | None = None,
+                   subcategory_runs: int = 0) -> tf.data.Dataset:
   """Endless shuffled batches of reader examples (encoder inputs, labels, product ids);
-  `batch_size` is global, split across replicas when `input_context` is given."""
+  `batch_size` is global, split across replicas when `input_context` is given. With
+  `subcategory_runs` > 0, each batch is made of runs of that many examples of one subcategory
+  (in the shuffled order in which each run fills)."""
   batch_size = (input_context.get_per_replica_batch_size(batch_size) if input_context
                 else batch_size)
   examples = reader.make_dataset(folder, shuffle=True, repeat=True, seed=seed,
                                  input_context=input_context, name_as_text=name_as_text,
                                  cache=cache)
-  return examples.map(tracing.plain(_encoder_example), num_parallel_calls=tf.data.AUTOTUNE,
-                      deterministic=True).batch(batch_size, drop_remainder=True)
+  examples = examples.map(tracing.plain(_encoder_example), num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+  if subcategory_runs:
+    examples = examples.group_by_window(
+        key_func=lambda example: tf.cast(example["subcategory_id"], tf.int64),
+        reduce_func=lambda _, run: run.batch(subcategory_runs),
+        window_size=subcategory_runs).unbatch()
+  return examples.batch(batch_size, drop_remainder=True)
 
 
 def _encoder_keys(batch: dict[str, tf.Tensor]) -> tuple[str, ...]:
@@ -96,7 +105,8 @@ def retrieval_dataset(folder: str, batch_size: int, finetune: config_lib.Finetun
             "product_key": features.product_key(batch["product_id"]), **extra}
 
   batches = _seeded(example_batches(folder, batch_size, seed, input_context, name_as_text,
-                                    cache), None if seed is None else seed + 1, input_context)
+                                    cache, finetune.subcategory_runs),
+                    None if seed is None else seed + 1, input_context)
   return _finished(batches.map(tracing.plain(with_negatives),
                                num_parallel_calls=tf.data.AUTOTUNE), trim_text)
 
