@@ -5,6 +5,7 @@ import collections
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -180,6 +181,32 @@ def test_rerun_skips_shards_done_with_the_same_generator(aligned):
   writer.write_alignments(folder, stub, "stub-2", "stub")  # another generator: redone
   assert [os.path.getmtime(p) for p in paths] != mtimes
   assert manifest_lib.load(folder).num_alignment_pairs == manifest.num_alignment_pairs
+
+
+def test_ctrl_c_finishes_the_shard_in_hand_and_the_rerun_does_the_rest(prepared, tmp_path):
+  folder = str(tmp_path / "data")
+  shutil.copytree(prepared, folder)
+  stub = _StubAligner(folder, _chosen_word(folder))
+  align = stub.align
+
+  def ctrl_c_once(images, token_ids):
+    if not sent:
+      sent.append(True)
+      os.kill(os.getpid(), signal.SIGINT)
+    return align(images, token_ids)
+
+  sent = []
+  stub.align = ctrl_c_once
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      writer.write_alignments(folder, stub, "stub-1", "stub", batch_size=2)
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  paths = manifest_lib.load(folder).shard_paths(folder)
+  assert writer.pending_shards(folder, "stub-1") == paths[1:]  # the first finished, whole
+  manifest = writer.write_alignments(folder, stub, "stub-1", "stub")
+  assert manifest.num_with_alignments > 0 and not writer.pending_shards(folder, "stub-1")
 
 
 def test_a_captioner_with_nothing_usable_gives_no_pairs_and_is_counted(prepared, tmp_path):

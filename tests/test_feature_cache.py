@@ -6,6 +6,7 @@ import functools
 import glob
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 
@@ -162,6 +163,30 @@ def test_a_killed_build_resumes_at_its_missing_shard(data, tmp_path):
   cache = builder.build(plan, counted, batch_size=4, log=lambda _: None)
   assert sum(calls) == plan.num_examples[1] and not os.path.exists(dead)
   assert len(cache.shard_paths) == 2
+
+
+def test_ctrl_c_finishes_the_shard_in_hand_and_stops(data, tmp_path, capsys):
+  embedder = patch_embedder.PatchEmbedder("small", 16, 64)
+  plan = builder.plan(data, builder.fingerprint(embedder), 64, str(tmp_path))
+  embed = builder.embed_function(embedder)
+
+  def ctrl_c_on_the_first_batch(patches):
+    if not os.path.exists(plan.output_path(0)) and not sent:
+      sent.append(True)
+      os.kill(os.getpid(), signal.SIGINT)
+    return embed(patches)
+
+  sent = []
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      builder.build(plan, ctrl_c_on_the_first_batch, batch_size=4, log=lambda _: None)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  assert sent and plan.pending() == [1]  # the shard in hand was finished, the next not begun
+  assert "stopping after the shard in hand" in capsys.readouterr().err
+  assert len(builder.build(plan, embed, batch_size=4, log=lambda _: None).shard_paths) == 2
 
 
 def test_a_truncated_cache_shard_is_refused_in_one_sentence(data, tmp_path):

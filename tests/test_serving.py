@@ -5,20 +5,25 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
 
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kaleido.data import catalogs as catalog_files
 from kaleido.evaluation import model as evaluation_model
 from kaleido.serving import export
+from kaleido.serving import preprocessing
 from kaleido.tasks import factory
 from kaleido.training import trainer
+from kaleido.utils import text_validity
 from tests import catalogs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_IMAGES = 6
+INVISIBLE_TEXT = "\u200b \u3000"  # a zero-width space, a space and an ideographic space
 
 
 @pytest.fixture(scope="module", name="setup")
@@ -54,7 +59,8 @@ def fixture_served(setup):
            for task, reference in references.items()}
   rows = np.arange(NUM_IMAGES)
   requests = {
-      "retrieval": {"images": images, "texts": [texts["retrieval"][i] for i in np.roll(rows, 1)],
+      "retrieval": {"images": images, "texts": [texts["retrieval"][i] for i in np.roll(rows, 1)
+                                                 ][:-1] + [INVISIBLE_TEXT],
                     "signatures": ["score", "embed_image"]},
       "caption": {"images": images, "signatures": ["caption", "caption_beam"], "beam_size": 3},
       "category": {"images": images, "texts": list(texts["category"][:NUM_IMAGES]),
@@ -76,11 +82,15 @@ def test_score_and_embed_image_equal_the_evaluation_model(served):
   reference, outputs = served["retrieval"]
   rows = np.arange(NUM_IMAGES)
   assert outputs["signatures"] == ["embed_image", "score"]
-  margins = reference.matched_margin(np.roll(rows, 1), rows)
-  np.testing.assert_allclose(outputs["score"]["itm_logit_margin"], margins, atol=1e-3)
-  np.testing.assert_allclose(outputs["score"]["matched_probability"],
-                             reference.matched_probability(np.roll(rows, 1), rows), atol=1e-3)
-  assert np.argsort(outputs["score"]["itm_logit_margin"]).tolist() == np.argsort(margins).tolist()
+  margins = reference.matched_margin(np.roll(rows, 1), rows)[:-1]
+  served_margins = outputs["score"]["itm_logit_margin"]
+  np.testing.assert_allclose(served_margins[:-1], margins, atol=1e-3)
+  np.testing.assert_allclose(outputs["score"]["matched_probability"][:-1],
+                             reference.matched_probability(np.roll(rows, 1), rows)[:-1], atol=1e-3)
+  assert np.argsort(served_margins[:-1]).tolist() == np.argsort(margins).tolist()
+  # The last text shows no character: flagged, and it matches nothing.
+  assert outputs["score"]["empty_text"] == [False] * (NUM_IMAGES - 1) + [True]
+  assert served_margins[-1] == -np.inf and outputs["score"]["matched_probability"][-1] == 0
   # Evaluation keeps the features as float16 (11 significant bits), and crops larger than the
   # 5 x 16-pixel L5 grid are shrunk by TensorFlow's area resampling instead of OpenCV's, which
   # moves a few pixels by a level or two.
@@ -105,6 +115,17 @@ def test_classify_equals_the_evaluation_models_probabilities(served):
   assert outputs["classify"]["top_class"] == np.argmax(expected, axis=-1).tolist()
   names = reference.run.data.label_names
   assert outputs["classify"]["top_class_name"] == [names[i] for i in outputs["classify"]["top_class"]]
+
+
+def test_the_graphs_empty_text_rule_is_text_validitys():
+  # Every character assigned in Python's Unicode version alone, then texts of several.
+  characters = [chr(c) for c in range(0x110000)
+                if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
+  texts = characters + ["", " \u200b\u3000\t\r\n\ufeff", "\u200ba\u200b", "\u00a0 x", "\u2028\u2029"]
+  served = preprocessing.empty_texts(tf.constant([t.encode("utf-8") for t in texts])).numpy()
+  expected = [text_validity.is_empty(text) for text in texts]
+  assert served.tolist() == expected
+  assert sum(expected) > 200  # separators, format and control characters, and the empty texts
 
 
 def test_export_refuses_an_existing_folder(tmp_path):

@@ -24,6 +24,7 @@ from kaleido.alignment import inputs
 from kaleido.alignment import pairs
 from kaleido.records import manifest as manifest_lib
 from kaleido.utils import files
+from kaleido.utils import interrupts
 from kaleido.utils import progress as progress_lib
 
 PROGRESS_DIR = "progress"
@@ -135,7 +136,7 @@ def write_alignments(folder: str, aligner: generator_lib.AlignmentGenerator, fin
       shard["num_examples"] for path, shard in zip(manifest.shard_paths(folder), manifest.shards)
       if path in pending)
   progress = progress_lib.Progress(manifest.num_examples, "align", unit="examples", initial=done)
-  for path in pending:
+  for path in interrupts.stopping_between(pending, "shard", "shards"):
     align_and_record(path, aligner, batch_size, fingerprint, progress)
   progress.close()
   return finish_alignments(folder, fingerprint, checkpoint_name)

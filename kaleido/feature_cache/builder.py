@@ -27,6 +27,7 @@ from kaleido.patches import variants
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
 from kaleido.utils import files
+from kaleido.utils import interrupts
 from kaleido.utils import progress as progress_lib
 
 Embed = Callable[[tf.Tensor], tf.Tensor]  # (B, NUM_VARIANTS, P, P, 3) uint8 -> (B, .., F)
@@ -172,7 +173,7 @@ def build(cache_plan: Plan, embed: Embed, batch_size: int = 16, first_shard: int
       f"{cache_plan.folder} (reused by every run with this backbone).")
   progress = progress_lib.Progress(sum(cache_plan.num_examples), "feature cache", unit="images",
                                    initial=done)
-  for index in pending:
+  for index in interrupts.stopping_between(pending, "shard", "shards"):
     if not os.path.exists(cache_plan.output_path(index)):  # another process may have done it
       build_shard(cache_plan, index, embed, batch_size, progress)
   progress.close()

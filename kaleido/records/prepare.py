@@ -445,13 +445,14 @@ def _write_with_process_pool(config: PrepareConfig, plan: Plan) -> None:
 
   def encoded(chunks: Iterable[list[worker.RowResult]]) -> Iterator[tuple[list[bytes], ShardStats]]:
     for results in chunks:
-      if stop.requested:  # Ctrl-C, taken between chunks (finished shards are kept)
-        raise KeyboardInterrupt
+      stop.raise_if_requested()  # Ctrl-C, taken between chunks (finished shards are kept)
       yield encoder.encode(results)
       progress.update(len(results))
 
   # closing(): on Ctrl-C or an error the worker pool shuts down here, not later in a collector.
-  with interrupts.StopRequest(("SIGINT",)) as stop, contextlib.closing(_ordered_map(
+  notice = ("Ctrl-C: stopping after the chunk in hand (finished shards are kept); Ctrl-C again "
+            "stops at once.")
+  with interrupts.StopRequest(("SIGINT",), notice) as stop, contextlib.closing(_ordered_map(
       worker.process_chunk, plan.chunk_tasks(config, plan.pending), config.workers)) as chunks:
     for shard, of_shard in itertools.groupby(chunks, key=lambda results: plan.shard_of_row(
         results[0].index)):

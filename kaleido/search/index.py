@@ -32,6 +32,7 @@ from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
 from kaleido.records import schema
 from kaleido.utils import files
+from kaleido.utils import interrupts
 from kaleido.utils import progress as progress_lib
 from kaleido.utils import restoring
 
@@ -187,7 +188,8 @@ def build_index(checkpoint: str, data: str, output: str, batch_size: int = 32,
                                  number * chunk_size))
     number += 1
 
-  for batch in _examples(data, config, done * chunk_size, batch_size, cache):
+  for batch in interrupts.stopping_between(
+      _examples(data, config, done * chunk_size, batch_size, cache), "batch", "chunks"):
     pending.append({key: value.numpy() for key, value in batch.items()})
     pending_count += len(pending[-1]["image_id"])
     while pending_count >= chunk_size:

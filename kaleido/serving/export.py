@@ -5,9 +5,10 @@ graph; loading needs TensorFlow and tensorflow_text only):
 - `embed_image` (every run): image_bytes -> patch_features (B, 55, F), patch_boxes (B, 55, 5),
   crop_box (B, 4) normalised [x1, y1, x2, y2], foreground_found (B,);
 - `score` (pre-training, retrieval): image_bytes, text -> itm_logit_margin (the ranking score,
-  never saturated) and matched_probability;
+  never saturated; -inf for an empty text), matched_probability and empty_text (B,) bool (the
+  texts that show no character, kaleido.utils.text_validity's rule);
 - `classify` (category, subcategory): image_bytes, text -> probabilities (B, C), top_class,
-  top_class_name;
+  top_class_name and empty_text (the image alone then decides);
 - `caption` (captioning): image_bytes -> caption strings, greedy; `caption_beam`: image_bytes,
   beam_size -> the same by beam search. Decoded with the key/value cache
   (kaleido.model.caption_decoder) or, for one-shot runs, the argmax of one pass over
@@ -99,13 +100,17 @@ class KaleidoServingModule(tf.Module):
   def _score(self, image_bytes, text):
     margin = tf.cast(heads_lib.itm_margin(self.model.itm(self._pooled(image_bytes, text))),
                      tf.float32)
-    return {"itm_logit_margin": margin, "matched_probability": tf.sigmoid(margin)}
+    empty = preprocessing.empty_texts(text)
+    margin = tf.where(empty, tf.constant(-float("inf")), margin)  # an empty text matches nothing
+    return {"itm_logit_margin": margin, "matched_probability": tf.sigmoid(margin),
+            "empty_text": empty}
 
   def _classify(self, image_bytes, text):
     logits = tf.cast(self.model.classifier(self._pooled(image_bytes, text)), tf.float32)
     top = tf.argmax(logits, axis=-1, output_type=tf.int32)
     return {"probabilities": tf.nn.softmax(logits), "top_class": top,
-            "top_class_name": tf.gather(self._label_names, top)}
+            "top_class_name": tf.gather(self._label_names, top),
+            "empty_text": preprocessing.empty_texts(text)}
 
   def _caption_tokens(self, image_bytes: tf.Tensor, beam_size: tf.Tensor) -> tf.Tensor:
     image = self._image_side(image_bytes)

@@ -21,6 +21,7 @@ from kaleido.patches import foreground
 from kaleido.patches import generator
 from kaleido.patches import kaleido_grid
 from kaleido.text import vocab as vocab_lib
+from kaleido.utils import text_validity
 
 _SUFFIX = "##"
 # OpenCV's 5x5 MORPH_ELLIPSE (cv2.getStructuringElement), the classical estimator's kernel.
@@ -200,6 +201,11 @@ def batch_image_inputs(image_bytes: tf.Tensor,
       "crop_box": tf.TensorSpec([4], tf.float32), "foreground_found": tf.TensorSpec([], tf.bool)}
   return tf.map_fn(lambda one: image_inputs(one, config), image_bytes,
                    fn_output_signature=signature)
+
+
+def empty_texts(texts: tf.Tensor) -> tf.Tensor:
+  """(B,) bool: the texts that show no character (kaleido.utils.text_validity's rule)."""
+  return tf.strings.regex_full_match(texts, text_validity.EMPTY_TEXT_PATTERN)
 
 
 class TextEncoder(tf.Module):

@@ -26,7 +26,7 @@ def user_errors_as_messages(main: Callable[..., None]) -> Callable[..., None]:
     except errors.Stopped as stopped:
       sys.exit(stopped.exit_status)
     except KeyboardInterrupt:
-      print("Interrupted by Ctrl-C; finished work is kept (the same command goes on from it).",
+      print("Interrupted by Ctrl-C; finished work is kept (rerun the same command to go on).",
             file=sys.stderr)
       sys.exit(INTERRUPTED)
 

@@ -1,5 +1,5 @@
-"""When a text counts as empty: one rule for preparation, vocabulary learning, evaluation and
-search.
+"""When a text counts as empty: one rule for preparation, vocabulary learning, evaluation,
+search and serving.
 
 A text is empty when it has no character outside Unicode's separators (Z*: spaces such as U+00A0
 and U+3000), format characters (Cf: U+200B zero-width space, U+FEFF, bidi marks) and control
@@ -12,6 +12,8 @@ from __future__ import annotations
 import unicodedata
 
 _INVISIBLE_CATEGORIES = ("Z", "Cf", "Cc")
+# The same rule as an RE2 pattern over a whole text, for TensorFlow graphs (serving).
+EMPTY_TEXT_PATTERN = r"[\pZ\p{Cf}\p{Cc}]*"
 
 
 def _is_invisible(character: str) -> bool:
