@@ -1,18 +1,26 @@
-r"""Crash test: SIGKILL data preparation and training at random moments, resume, check the result
-(a benchmark others can rerun, not a timed test).
+r"""Crash test: SIGKILL each long command at random moments, rerun it, check the result (a
+benchmark others can rerun, not a timed test).
 
-  python bench/crash_test.py [--seed 0] [--kills 8]
+  python bench/crash_test.py [--seed 0] [--kills 8] [--phases preparation,training]
 
-Preparation: an uninterrupted reference run, then a run killed --kills times and rerun each
-time, then finished; its shards must be byte-identical to the reference's and no process of a
-killed run may be left. Training: a tiny model on the prepared data, killed the same way and
-rerun; it must reach --train_steps, every checkpoint left must read in full with finite values,
-and no process may be left. The kills land anywhere in the work: one at a random moment of the
-start-up (before the first progress line), the others inside the work each rerun has left, at a
-random share of it (read from the command's own progress lines, on a pseudo-terminal so that
-they come every 0.5 s) drawn so that work is left for the kills after it, plus a random part of
-0.5 s. Prints one line per kill (with the progress it cut) and a summary; every kill must cut
-work.
+Phases, each an uninterrupted reference run, then a run killed --kills times and rerun after
+every kill, then finished, compared with the reference:
+- preparation (process pool) and preparation_beam (Apache Beam's DirectRunner, 2 worker
+  processes): shards byte-identical to the pool's reference, manifests equal;
+- alignments (data/add_alignments.py with a tiny captioner trained here): shards byte-identical,
+  manifests equal;
+- training (a tiny pre-training run) and finetuning (retrieval with an ITC head, from the
+  reference pre-training): the last step reached, every checkpoint reads in full, no non-finite
+  value;
+- index (tools/build_index.py of the fine-tuned run): index.json equal, every chunk's arrays
+  equal.
+In every phase no process of a killed run may be left, and no temporary file after the finish.
+The kills land anywhere in the work: one at a random moment of the start-up (before the first
+progress line), the others inside the work each rerun has left, at a random share of it (read
+from the command's own progress lines, on a pseudo-terminal so that they come every 0.5 s) drawn
+so that work is left for the kills after it, plus a random part of 0.5 s. Beam's runner prints
+no progress, so its kills come at random moments of its reference run's duration. Prints one
+line per kill (with the progress it cut) and a summary; every kill must cut work.
 """
 
 from __future__ import annotations
@@ -23,41 +31,51 @@ import os
 import pty
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from absl import app
 from absl import flags
 import numpy as np
 import psutil
 
+PHASES = ("preparation", "preparation_beam", "alignments", "training", "finetuning", "index")
 _KILLS = flags.DEFINE_integer("kills", 8, "SIGKILLs per phase.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the kill moments.")
 _NUM_PRODUCTS = flags.DEFINE_integer("num_products", 1500, "Demo catalog products (the demo's "
                                      "training split has 600).")
-_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 200, "Training steps of the tiny model.")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 200, "Training steps of each tiny model.")
+_PHASES = flags.DEFINE_multi_enum("phases", list(PHASES), PHASES, "The phases to run (a later "
+                                  "phase reads the reference output of the ones before it).")
 _WORK_DIR = flags.DEFINE_string("work_dir", "", "Where to work (default: a temporary folder).")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_BEAM_FLAGS = ["--runner=DirectRunner",
+               "--beam_options=--direct_num_workers=2 --direct_running_mode=multi_processing"]
+_TINY_MODEL = ["--backbone=small", "--resnet_weights=random", "--hidden_size=64", "--num_layers=2",
+               "--num_heads=2", "--intermediate_size=256"]
 
 
-def _prepare_args(catalog: str, vocab: str, output_dir: str) -> list[str]:
-  return [sys.executable, os.path.join(REPO_ROOT, "data", "prepare.py"), f"--input={catalog}",
-          f"--output_dir={output_dir}", f"--vocab_file={vocab}", "--workers=2",
-          "--num_shards=8", "--patch_size=32"]
+def _command(script: str, *flags_: str) -> list[str]:
+  return [sys.executable, os.path.join(REPO_ROOT, script), *flags_]
 
 
-def _train_args(data: str, model_dir: str) -> list[str]:
-  return [sys.executable, os.path.join(REPO_ROOT, "train.py"), f"--train_data={data}",
-          f"--model_dir={model_dir}", "--backbone=small", "--resnet_weights=random",
-          "--hidden_size=64", "--num_layers=2", "--num_heads=2", "--intermediate_size=256",
-          "--batch_size=32", f"--train_steps={_TRAIN_STEPS.value}", "--checkpoint_every=5",
-          "--warmup_steps=0", "--learning_rate=1e-3", "--summary_every=5"]
+def _prepare_args(catalog: str, vocab: str, output_dir: str, beam: bool = False) -> list[str]:
+  return _command("data/prepare.py", f"--input={catalog}", f"--output_dir={output_dir}",
+                  f"--vocab_file={vocab}", "--workers=2", "--num_shards=8", "--patch_size=32",
+                  *(_BEAM_FLAGS if beam else []))
+
+
+def _train_args(data: str, model_dir: str, *more: str) -> list[str]:
+  return _command("train.py", f"--train_data={data}", f"--model_dir={model_dir}", "--batch_size=32",
+                  f"--train_steps={_TRAIN_STEPS.value}", "--checkpoint_every=5",
+                  "--warmup_steps=0", "--learning_rate=1e-3", "--summary_every=5", *more)
 
 
 _PROGRESS_INTERVAL = 0.5  # seconds between progress lines on a terminal
@@ -155,39 +173,137 @@ def _kill_at(args: list[str], share: float, delay: float, startup: float | None
   return progress, len(alive)
 
 
-def _crash_phase(name: str, args: list[str], startup: float, rng: random.Random
-                 ) -> tuple[int, int]:
-  """Kills `args` --kills times: once at a random moment of its `startup` (seconds before the
-  first progress line), the other times inside the work each rerun has left, at a random share
-  of it drawn so that work is left for the kills after it (the j-th of m within the first
-  1 / (m - j) of what is left), plus a random part of the time between two progress lines.
+@dataclasses.dataclass
+class _Phase:
+  """One long command: `args(folder)` runs it with its output in `folder`; `fresh(folder)` sets
+  that folder up before the first run; `compare(reference, crashed)` lists what differs."""
+  name: str
+  args: Callable[[str], list[str]]
+  compare: Callable[[str, str], list[str]]
+  fresh: Callable[[str], None] = lambda folder: None
+  has_progress: bool = True  # prints kaleido.utils.progress lines (Beam's runner does not)
+
+
+def _crash_phase(phase: _Phase, folder: str, duration: float, startup: float,
+                 rng: random.Random) -> tuple[int, int]:
+  """Kills `phase`'s command --kills times: once at a random moment of its `startup` (seconds
+  before the first progress line), the other times inside the work each rerun has left, at a
+  random share of it drawn so that work is left for the kills after it (the j-th of m within the
+  first 1 / (m - j) of what is left), plus a random part of the time between two progress lines;
+  without progress lines, at random moments of its reference run's `duration`.
   Returns (processes left, kills that found it finished)."""
   work_kills = _KILLS.value - 1
-  in_startup = rng.randrange(_KILLS.value)
+  in_startup = rng.randrange(_KILLS.value) if phase.has_progress else -1
   left = missed = done_kills = 0
   for kill in range(_KILLS.value):
-    if kill == in_startup:
+    if not phase.has_progress:
+      moment = duration * rng.uniform(0.1, 0.9)
+      where = f"{moment:.1f} s of a {duration:.1f} s run"
+      progress, alive = _kill_at(phase.args(folder), 1.0, 0.0, moment)
+    elif kill == in_startup:
       moment = startup * rng.uniform(0.2, 0.9)
       where = f"{moment:.1f} s into its start-up"
-      progress, alive = _kill_at(args, 1.0, 0.0, moment)
+      progress, alive = _kill_at(phase.args(folder), 1.0, 0.0, moment)
     else:
       share = rng.uniform(0.0, 1.0 / (work_kills - done_kills))
       delay = rng.uniform(0.0, _PROGRESS_INTERVAL)
       done_kills += 1
       where = f"{100 * share:.0f}% of the work left + {delay:.2f} s"
-      progress, alive = _kill_at(args, share, delay, None)
+      progress, alive = _kill_at(phase.args(folder), share, delay, None)
     left += alive
     missed += progress is None
     state = ("had finished" if progress is None else
              f"killed with {progress.done} of {progress.total} done (it started at "
-             f"{progress.initial})" if progress.initial is not None else "killed before any work")
-    print(f"{name}: kill {kill + 1} at {where}: {state}, {alive} processes left behind")
+             f"{progress.initial})" if progress.initial is not None else
+             "killed while running" if not phase.has_progress else "killed before any work")
+    print(f"{phase.name}: kill {kill + 1} at {where}: {state}, {alive} processes left behind",
+          flush=True)
   return left, missed
+
+
+def _run_phase(phase: _Phase, work: str, crash: bool, rng: random.Random) -> bool:
+  """Runs `phase` uninterrupted into WORK/<name>_reference and, with `crash`, killed and rerun
+  into WORK/<name>, then compares the two; returns whether it passed."""
+  reference = os.path.join(work, f"{phase.name}_reference")
+  phase.fresh(reference)
+  duration, startup = _run_to_end(phase.args(reference))
+  if not crash:
+    return True
+  print(f"{phase.name}: uninterrupted run {duration:.1f} s, {startup:.1f} s of it start-up",
+        flush=True)
+  crashed = os.path.join(work, phase.name)
+  phase.fresh(crashed)
+  left, missed = _crash_phase(phase, crashed, duration, startup, rng)
+  _run_to_end(phase.args(crashed))
+  differences = phase.compare(reference, crashed)
+  temporaries = _temporaries(crashed)
+  print(f"{phase.name}: {'as the reference' if not differences else 'DIFFERS: ' + '; '.join(differences[:5])}; "
+        f"temporary files left {len(temporaries)} {temporaries[:3]}; processes left behind {left}; "
+        f"kills that found it finished {missed}", flush=True)
+  return not (differences or temporaries or left or missed)
+
+
+_TEMPORARY = re.compile(r"\.tmp-\d+$|_temp(_[0-9a-f]+)?$")  # files.atomic_path; TF's checkpoints
+
+
+def _temporaries(folder: str) -> list[str]:
+  return [os.path.relpath(os.path.join(root, name), folder)
+          for root, dirs, names in os.walk(folder) for name in dirs + names
+          if _TEMPORARY.search(name)]
 
 
 def _shard_bytes(folder: str) -> dict[str, bytes]:
   return {os.path.basename(path): open(path, "rb").read()
           for path in sorted(glob.glob(os.path.join(folder, "examples-*.tfrecord")))}
+
+
+def _same_prepared(reference: str, crashed: str) -> list[str]:
+  """What differs between two prepared folders: shard bytes, manifests."""
+  from kaleido.utils import files  # pylint: disable=g-import-not-at-top
+  expected, got = _shard_bytes(reference), _shard_bytes(crashed)
+  differences = [f"shard {name} differs" for name in sorted(set(expected) | set(got))
+                 if expected.get(name) != got.get(name)]
+  if not expected:
+    differences.append(f"{reference} has no shards")
+  manifests = [files.read_json(os.path.join(folder, "manifest.json"))
+               for folder in (reference, crashed)]
+  return differences + [f"manifest field {key} differs" for key in sorted(manifests[0])
+                        if manifests[0][key] != manifests[1].get(key)]
+
+
+def _checkpoint_problems(reference: str, crashed: str) -> list[str]:
+  """What is wrong with the interrupted run's checkpoints (runs differ in their float sums, so
+  they are checked, not compared with the `reference`)."""
+  del reference
+  total, readable, non_finite = _checkpoints_state(crashed)
+  problems = [f"{total - readable} of {total} checkpoints do not read in full"] * (readable < total)
+  problems += [f"{non_finite} checkpoints hold a non-finite value"] * bool(non_finite)
+  if _last_step(crashed) != _TRAIN_STEPS.value:
+    problems.append(f"ended at step {_last_step(crashed)}, not {_TRAIN_STEPS.value}")
+  return problems + ["no checkpoint"] * (not total)
+
+
+def _same_index(reference: str, crashed: str) -> list[str]:
+  """What differs between two search indexes: index.json, each chunk's arrays."""
+  from kaleido.utils import files  # pylint: disable=g-import-not-at-top
+  indexes = [files.read_json(os.path.join(folder, "index.json"))
+             for folder in (reference, crashed)]
+  differences = [f"index.json field {key} differs" for key in sorted(indexes[0])
+                 if indexes[0][key] != indexes[1].get(key)]
+  chunks = sorted(os.path.basename(p) for p in glob.glob(os.path.join(reference, "chunk-*.npz")))
+  for name in chunks:
+    expected, got = (np.load(os.path.join(folder, name)) for folder in (reference, crashed))
+    for key in expected.files:
+      if key not in got.files or not np.array_equal(expected[key], got[key]):
+        differences.append(f"{name}:{key} differs")
+  return differences + ["no chunks"] * (not chunks)
+
+
+def _fresh_copy(source: str) -> Callable[[str], None]:
+  def fresh(folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source, folder)
+  return fresh
 
 
 def _checkpoints_state(model_dir: str) -> tuple[int, int, int]:
@@ -214,6 +330,39 @@ def _last_step(model_dir: str) -> int:
   return max(steps, default=0)
 
 
+def _phases(work: str, catalog: str, vocab_file: str, aag: str) -> list[_Phase]:
+  """Every phase, each later one reading the reference output of those before it."""
+  prepared = os.path.join(work, "preparation_reference")
+  pretrained = os.path.join(work, "training_reference")
+  finetuned = os.path.join(work, "finetuning_reference")
+  return [
+      _Phase("preparation", lambda out: _prepare_args(catalog, vocab_file, out), _same_prepared),
+      _Phase("preparation_beam", lambda out: _prepare_args(catalog, vocab_file, out, beam=True),
+             lambda reference, crashed: (_same_prepared(prepared, crashed) +
+                                         _same_prepared(prepared, reference)),
+             has_progress=False),
+      _Phase("alignments", lambda out: _command(
+          "data/add_alignments.py", f"--data={out}", f"--aag_checkpoint={aag}",
+          "--batch_size=16"), _same_prepared, fresh=_fresh_copy(prepared)),
+      _Phase("training", lambda out: _train_args(prepared, out, *_TINY_MODEL),
+             _checkpoint_problems),
+      _Phase("finetuning", lambda out: _train_args(
+          prepared, out, "--task=retrieval", f"--init_checkpoint={pretrained}",
+          "--itc_weight=1"), _checkpoint_problems),
+      _Phase("index", lambda out: _command(
+          "tools/build_index.py", f"--checkpoint={finetuned}", f"--data={prepared}",
+          f"--output={out}", "--chunk_size=128", "--batch_size=32"), _same_index)]
+
+
+def _tiny_captioner(prepared: str, output_dir: str) -> None:
+  """A captioner trained a few steps (the alignments phase's generator; its pairs need not be
+  good, only the same in every run)."""
+  _run_to_end(_command("data/train_aag.py", f"--input={prepared}", f"--output_dir={output_dir}",
+                       "--steps=20", "--image_size=64", "--feature_size=32",
+                       "--embedding_size=16", "--hidden_size=32", "--attention_size=16",
+                       "--checkpoint_every=20", "--log_every=10", "--picture_every=1000"))
+
+
 def main(argv):
   del argv
   from kaleido.demo import generator  # pylint: disable=g-import-not-at-top
@@ -225,31 +374,20 @@ def main(argv):
   vocab_file = os.path.join(work, "vocab.txt")
   vocab.write_vocab(vocab_file, vocab.learn_vocab(vocab.catalog_texts(catalog, "description"),
                                                   2000))
-  reference, crashed = os.path.join(work, "reference"), os.path.join(work, "crashed")
-  timing = _run_to_end(_prepare_args(catalog, vocab_file, reference))
-  print(f"preparation: uninterrupted run {timing[0]:.1f} s, {timing[1]:.1f} s of it start-up")
-  left, missed = _crash_phase("preparation", _prepare_args(catalog, vocab_file, crashed),
-                              timing[1], rng)
-  _run_to_end(_prepare_args(catalog, vocab_file, crashed))
-  identical = _shard_bytes(reference) == _shard_bytes(crashed)
-  print(f"preparation: {len(_shard_bytes(crashed))} shards, byte-identical to the reference: "
-        f"{identical}; processes left behind: {left}")
-
-  model_dir = os.path.join(work, "train")
-  reference_dir = os.path.join(work, "train_reference")
-  timing = _run_to_end(_train_args(reference, reference_dir))
-  print(f"training: uninterrupted run {timing[0]:.1f} s, {timing[1]:.1f} s of it start-up")
-  train_left, train_missed = _crash_phase("training", _train_args(reference, model_dir),
-                                          timing[1], rng)
-  _run_to_end(_train_args(reference, model_dir))
-  total, readable, non_finite = _checkpoints_state(model_dir)
-  reached = _last_step(model_dir) == _TRAIN_STEPS.value
-  print(f"training: reached step {_last_step(model_dir)} of {_TRAIN_STEPS.value}: {reached}; "
-        f"checkpoints {total}, reading in full {readable}, with a non-finite value {non_finite}; "
-        f"processes left behind: {train_left}")
-  print(f"kills that found the command finished: preparation {missed}, training {train_missed}")
-  passed = (identical and not left and reached and readable == total and not non_finite and
-            not train_left and not missed and not train_missed)
+  aag = os.path.join(work, "captioner")
+  phases = _phases(work, catalog, vocab_file, aag)
+  last = max(PHASES.index(name) for name in _PHASES.value)
+  results = {}
+  for phase in phases[:last + 1]:
+    if phase.name == "alignments":
+      _tiny_captioner(os.path.join(work, "preparation_reference"), aag)
+    crash = phase.name in _PHASES.value
+    passed = _run_phase(phase, work, crash, rng)
+    if crash:
+      results[phase.name] = passed
+  print("phases: " + ", ".join(f"{name} {'passed' if ok else 'FAILED'}"
+                               for name, ok in results.items()))
+  passed = all(results.values())
   print(f"crash test {'PASSED' if passed else 'FAILED'} (work folder {work})")
   sys.exit(0 if passed else 1)
 
