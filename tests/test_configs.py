@@ -41,3 +41,16 @@ def test_flag_files_validate_and_hold_their_recipes():
   paper = configs["pretrain_fashiongen.flags"]
   assert paper["init"]["bert_reinit_layers"] == 0 and paper["training"]["batch_size"] == 256
   assert configs["demo_retrieval_bert.flags"]["optimizer"]["learning_rate"] == 1e-4
+  # Issue #33: the demo pipeline's pre-training ranks ITM groups; the paper's Fashion-Gen files do not.
+  matching = configs["demo_pretrain_matching.flags"]["task"]["pretraining"]
+  assert (matching["itm_negatives_per_positive"], matching["itm_loss"]) == (3, "listwise")
+  assert configs["demo_pretrain_matching.flags"]["training"]["train_steps"] == 2000
+  quick = configs["demo_pretrain.flags"]["task"]["pretraining"]
+  assert (quick["itm_negatives_per_positive"], quick["itm_loss"]) == (0, "binary")
+  retrieval = configs["demo_retrieval.flags"]["task"]["finetune"]
+  assert (retrieval["negatives_per_positive"], retrieval["itm_loss"], retrieval["mined_negatives"],
+          retrieval["itc_weight"]) == (3, "listwise", True, 1.0)
+  for name in ("pretrain_fashiongen.flags", "finetune_retrieval_fashiongen.flags"):
+    fashiongen = configs[name]["task"]
+    assert fashiongen["pretraining"]["itm_negatives_per_positive"] == 0
+    assert fashiongen["finetune"]["negatives_per_positive"] == 0

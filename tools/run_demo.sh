@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole pipeline on the demo catalog: pre-train, fine-tune the four downstream tasks from the
-# pre-training run, and evaluate each on the demo's validation split (products unseen in training).
-# Metrics land in runs/demo_eval${SUFFIX}/*.json and in TensorBoard (.../tensorboard).
+# The whole pipeline on the demo catalog: pre-train (configs/demo_pretrain_matching.flags into
+# runs/demo_pretrain_matching), fine-tune the four downstream tasks from the pre-training run, and
+# evaluate each on the demo's validation split (products unseen in training). Metrics land in
+# runs/demo_eval${SUFFIX}/*.json and in TensorBoard (.../tensorboard); every run of a split ranks
+# the same saved draws (runs/demo_draws_<split>.json and _full.json).
 #
 # Variables (all optional):
 #   SEED=1                       the pipeline seed (initial weights, masks, negatives, transforms)
@@ -19,7 +21,8 @@
 # A retrieval run with an ITC head is also scored on the full gallery: ITC alone, its top 20
 # re-ranked by the ITM margin, and fused (margin + 20 x cosine). Every command run is listed in
 # runs/demo_eval<suffix>/commands.txt.
-#   RECIPE=paper                 the paper's ITM training instead of the demo flag files' (issue #33:
+#   RECIPE=paper                 the paper's ITM training instead of the demo pipeline's (issue #33:
+#                                configs/demo_pretrain.flags, the quick start's pre-training;
 #                                negatives in the input pipeline, same subcategory in retrieval,
 #                                binary loss, no ITC); its folders get _paper
 #   SUFFIX=_x                    suffix of every run folder (default: from the variables above)
@@ -47,21 +50,25 @@ run() {  # runs a command and records it in $out/commands.txt
   echo >> "$out/commands.txt"
   "$@"
 }
+# The pre-training: ITM groups ranked (configs/demo_pretrain_matching.flags), or the paper's
+# pipeline pairs (configs/demo_pretrain.flags, the README's quick start), each in its own folder.
+pretrain_flagfile=configs/demo_pretrain_matching.flags
+pretrain_dir="runs/demo_pretrain_matching${pretrain_suffix}"
 case "${RECIPE:-}" in
-  "") recipe_pretrain=(); recipe_retrieval=() ;;
-  paper) recipe_pretrain=(--negatives_per_positive=0 --itm_loss=binary)
+  "") recipe_retrieval=() ;;
+  paper) pretrain_flagfile=configs/demo_pretrain.flags
+         pretrain_dir="runs/demo_pretrain${pretrain_suffix}"
          recipe_retrieval=(--negatives_per_positive=0 --itm_loss=binary --nomined_negatives
                            --itc_weight=0 --negative_same_subcategory=1) ;;
   *) echo "RECIPE=${RECIPE} is not a recipe; use paper (or leave it unset)." >&2; exit 2 ;;
 esac
 read -r -a pretrain_flags <<< "${PRETRAIN_FLAGS:-}"
-pretrain_flags=(${recipe_pretrain[@]+"${recipe_pretrain[@]}"} ${pretrain_flags[@]+"${pretrain_flags[@]}"})
-pretrain_flagfile=configs/demo_pretrain.flags
 if [[ -n "${BERT_INIT:-}" ]]; then
   pretrain_flagfile=configs/demo_pretrain_bert.flags
+  pretrain_dir="runs/demo_pretrain${pretrain_suffix}"
   pretrain_flags+=("--bert_init=${BERT_INIT}")
 fi
-init=(--init_checkpoint="runs/demo_pretrain${pretrain_suffix}")
+init=(--init_checkpoint="$pretrain_dir")
 if [[ "${NO_PRETRAIN:-0}" == 1 ]]; then
   suffix="_scratch${suffix}"
   # The same word-pretrained small backbone as the pre-training run has (same data and seed).
@@ -70,7 +77,7 @@ if [[ "${NO_PRETRAIN:-0}" == 1 ]]; then
   init=(--init_checkpoint= --backbone=small --resnet_weights="runs/demo_backbone_words_seed${seed}.h5"
         --hidden_size=128 --num_layers=3 --num_heads=4 --intermediate_size=512)
 else
-  run python train.py --flagfile="$pretrain_flagfile" --model_dir="runs/demo_pretrain${pretrain_suffix}" \
+  run python train.py --flagfile="$pretrain_flagfile" --model_dir="$pretrain_dir" \
       --seed="$seed" ${pretrain_flags[@]+"${pretrain_flags[@]}"}
 fi
 finetune_flagfile() {  # task -> its flag file (a pretrained-BERT start has its own rates)
@@ -93,7 +100,8 @@ evaluate() {  # task, checkpoint, [name, more evaluate.py flags]
   local task="$1" checkpoint="$2" name="${3:-$1}"
   run python evaluate.py --task="$task" --checkpoint="$checkpoint" --eval_data=demo \
       --demo_dir=workdir/demo --demo_split="$eval_split" --output_json="$out/$name.json" \
-      --summary_dir="$out/tensorboard" --index_file="$out/draws.json" --num_draws=2 "${@:4}"
+      --summary_dir="$out/tensorboard" --index_file="runs/demo_draws_${eval_split}.json" \
+      --num_draws=2 "${@:4}"
 }
 for task in $tasks; do
   case "$task" in
@@ -102,7 +110,7 @@ for task in $tasks; do
         evaluate "$direction" "runs/demo_retrieval${suffix}"
         if python -c "import sys; from kaleido import config; sys.exit(not config.load(
             'runs/demo_retrieval${suffix}').task.has_contrastive_head)"; then
-          full=(--protocol=full --index_file="$out/draws_full.json")
+          full=(--protocol=full --index_file="runs/demo_draws_${eval_split}_full.json")
           evaluate "$direction" "runs/demo_retrieval${suffix}" "full_itc_$direction" "${full[@]}" --rerank=0
           evaluate "$direction" "runs/demo_retrieval${suffix}" "full_rerank20_$direction" "${full[@]}" --rerank=20
           evaluate "$direction" "runs/demo_retrieval${suffix}" "full_fused20_$direction" "${full[@]}" --rerank=20 --fusion_weight=20
@@ -113,6 +121,6 @@ for task in $tasks; do
 done
 # Pre-training ITM on the development split with the paper's random negatives.
 if [[ "${NO_PRETRAIN:-0}" != 1 ]]; then
-  run python tools/pretraining_itm.py --run="runs/demo_pretrain${pretrain_suffix}" \
+  run python tools/pretraining_itm.py --run="$pretrain_dir" \
       --eval_data=workdir/demo/prepared/development --output_json="$out/pretraining_itm.json"
 fi
