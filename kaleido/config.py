@@ -689,8 +689,8 @@ def save(config: ExperimentConfig) -> str:
 
 
 def vocab_file_of(run: ExperimentConfig) -> str:
-  """The vocabulary file `run` was trained with; a ConfigError naming it when it is gone (the
-  run's word embeddings are indexed by it, so only that file will do)."""
+  """The vocabulary file `run` was trained with; a ConfigError naming it when it is gone or its
+  bytes changed (the run's word embeddings are indexed by it, so only that file will do)."""
   path = run.data.vocab_file
   if not os.path.isfile(path):
     raise ConfigError(
@@ -698,6 +698,12 @@ def vocab_file_of(run: ExperimentConfig) -> str:
         f"(data.vocab_file of its {RUN_CONFIG_NAME}) is missing; put that file back (its SHA-256 "
         f"begins {run.data.vocab_hash[:12]}): no other vocabulary fits the run's word "
         "embeddings.")
+  from kaleido.utils import files  # pylint: disable=g-import-not-at-top
+  if run.data.vocab_hash and files.file_sha256(path) != run.data.vocab_hash:
+    raise ConfigError(
+        f"The vocabulary {path!r} has changed since the run {run.training.model_dir!r} was "
+        f"trained with it (its SHA-256 no longer begins {run.data.vocab_hash[:12]}); put the "
+        "original back: a changed vocabulary gives words the wrong embeddings.")
   return path
 
 

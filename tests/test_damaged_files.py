@@ -87,12 +87,18 @@ def test_a_damaged_shard_is_one_sentence_for_evaluation_too(tmp_path):
     manifest_lib.check_shards(folder, manifest)
 
 
-def test_a_runs_missing_vocabulary_is_named_with_its_fix(tmp_path):
+def test_a_runs_missing_or_changed_vocabulary_is_named_with_its_fix(tmp_path):
   run = config_lib.ExperimentConfig(
       data=config_lib.DataConfig(vocab_file=str(tmp_path / "vocab.txt"), vocab_hash="ab" * 32),
       training=config_lib.TrainingConfig(model_dir=str(tmp_path / "run")))
   with pytest.raises(config_lib.ConfigError, match=r"vocab\.txt' that the run .* is missing; "
                      r"put that file back \(its SHA-256 begins abababababab\)"):
     config_lib.vocab_file_of(run)
-  (tmp_path / "vocab.txt").write_text("[PAD]\n")
+  (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+  run = dataclasses.replace(run, data=dataclasses.replace(
+      run.data, vocab_hash=files.file_sha256(str(tmp_path / "vocab.txt"))))
   assert config_lib.vocab_file_of(run) == str(tmp_path / "vocab.txt")
+  (tmp_path / "vocab.txt").write_text("[PAD]\n")  # cut short, or edited
+  with pytest.raises(config_lib.ConfigError, match=r"has changed since the run .* put the "
+                     "original back"):
+    config_lib.vocab_file_of(run)
