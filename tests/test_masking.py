@@ -8,8 +8,9 @@ from kaleido import config as config_lib
 from kaleido import errors
 from kaleido.masking import agm
 from kaleido.masking import text_masking
+from kaleido.text import vocab as vocab_lib
 
-IDS = text_masking.SpecialIds(cls_id=2, sep_id=3, pad_id=0, mask_id=4, vocab_size=1000)
+IDS = vocab_lib.SpecialIds(pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4, vocab_size=1000)
 LENGTH = 16
 NUM_WORDS = 12  # [CLS] + 12 words + [SEP] + 2 padding: budget round(0.15 * 12) = 2
 ALIGNMENTS = 8

@@ -13,14 +13,14 @@ from kaleido.dataloaders import finetuning
 from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.dataloaders import transforms
 from kaleido.masking import agm
-from kaleido.masking import text_masking
+from kaleido.text import vocab as vocab_lib
 from kaleido.patches import variants
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import schema
 
 P = 8
 SEED = tf.constant([3, 4], tf.int64)
-IDS = text_masking.SpecialIds(cls_id=2, sep_id=3, pad_id=0, mask_id=4, vocab_size=50)
+IDS = vocab_lib.SpecialIds(pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4, vocab_size=50)
 
 
 def _patches(seed: int = 0, batch: tuple[int, ...] = ()) -> np.ndarray:

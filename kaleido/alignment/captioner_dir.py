@@ -44,12 +44,10 @@ def captioner_config_for(manifest: manifest_lib.Manifest, folder: str,
     raise align_config.AlignmentError(
         f"The vocabulary {manifest.vocab_file!r} changed since {folder!r} was prepared (its "
         "SHA-256 differs from the manifest's); restore it or re-run python data/prepare.py.")
-  tokens = vocab_lib.read_vocab(manifest.vocab_file)
-  ids = {token: i for i, token in enumerate(tokens)}
+  ids = vocab_lib.special_ids_of(manifest.vocab_file)
   return config_lib.CaptionerConfig(
-      vocab_size=len(tokens), vocab_hash=manifest.vocab_hash, cls_id=ids["[CLS]"],
-      sep_id=ids["[SEP]"], pad_id=ids["[PAD]"], max_length=manifest.max_seq_length,
-      **architecture)
+      vocab_size=ids.vocab_size, vocab_hash=manifest.vocab_hash, cls_id=ids.cls_id,
+      sep_id=ids.sep_id, pad_id=ids.pad_id, max_length=manifest.max_seq_length, **architecture)
 
 
 def copy_vocab(directory: str, vocab_file: str) -> None:

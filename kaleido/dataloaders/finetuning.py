@@ -18,8 +18,8 @@ from kaleido import config as config_lib
 from kaleido.dataloaders import features
 from kaleido.dataloaders import pretraining as pretraining_inputs
 from kaleido.dataloaders import transforms
-from kaleido.masking import text_masking
 from kaleido.records import reader
+from kaleido.text import vocab as vocab_lib
 from kaleido.utils import tracing
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def caption_targets(word_ids: tf.Tensor, input_mask: tf.Tensor,
 
 
 def caption_dataset(folder: str, batch_size: int, mode: str,
-                    special_ids: text_masking.SpecialIds, seed: int | None,
+                    special_ids: vocab_lib.SpecialIds, seed: int | None,
                     input_context: tf.distribute.InputContext | None,
                     cache: store.FeatureCache | None = None,
                     trim_text: bool = False) -> tf.data.Dataset:

@@ -21,25 +21,18 @@ from kaleido.masking import agm
 from kaleido.masking import text_masking
 from kaleido.patches import variants
 from kaleido.records import reader
+from kaleido.text import vocab as vocab_lib
 from kaleido.utils import tracing
 
 if TYPE_CHECKING:
   from kaleido.feature_cache import store
-  from kaleido.text import tokenizer as tokenizer_lib
 
-SpecialIds = text_masking.SpecialIds
 OUTPUT_KEYS = features.TEXT_KEYS + features.IMAGE_KEYS + ("itm_label", "product_key")
 _BATCH_TRANSFORM_KEYS = ("product_id", "subcategory_id")  # read per batch, then dropped
 
 
-def special_ids(tokenizer: tokenizer_lib.KaleidoTokenizer) -> SpecialIds:
-  """The token ids of `tokenizer` the pipeline needs."""
-  return SpecialIds(cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id, pad_id=tokenizer.pad_id,
-                    mask_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size)
-
-
 def example_transform(example: dict[str, tf.Tensor], task_config: config_lib.PretrainingConfig,
-                      special_ids: SpecialIds, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+                      special_ids: vocab_lib.SpecialIds, seed: tf.Tensor) -> dict[str, tf.Tensor]:
   """A reader example (pixels, or cached `patch_variants`) -> its masked text and transformed
   image side, before batching."""
   mask_seed, text_seed, image_seed = tf.unstack(tf.random.split(seed, 3))
@@ -79,7 +72,7 @@ def seed_stream(seed: int | None, pipeline_id: int) -> tf.data.Dataset:
 
 def pretraining_dataset(folder: str, global_or_per_replica_batch_size: int,
                         task_config: config_lib.PretrainingConfig,
-                        special_ids: SpecialIds, seed: int | None,
+                        special_ids: vocab_lib.SpecialIds, seed: int | None,
                         input_context: tf.distribute.InputContext | None = None,
                         cache: store.FeatureCache | None = None,
                         trim_text: bool = False) -> tf.data.Dataset:

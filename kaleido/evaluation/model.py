@@ -23,7 +23,6 @@ from kaleido.evaluation import caption_decoding
 from kaleido.evaluation import encoders
 from kaleido.evaluation import two_stage
 from kaleido.feature_cache import store as cache_store
-from kaleido.masking import text_masking
 from kaleido.model import caption_decoder
 from kaleido.model import kaleido_bert
 from kaleido.patches import kaleido_grid
@@ -31,6 +30,7 @@ from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
 from kaleido.tasks import kaleido_task
 from kaleido.text import tokenizer as tokenizer_lib
+from kaleido.text import vocab as vocab_lib
 from kaleido.utils import progress as progress_lib
 from kaleido.utils import restoring
 
@@ -101,7 +101,7 @@ class EvaluationModel:
     self.step = _checkpoint_step(checkpoint_path)  # the TensorBoard step of the metrics
     vocab_file = config_lib.vocab_file_of(run)
     self.tokenizer = tokenizer_lib.KaleidoTokenizer(vocab_file, run.model.max_seq_length)
-    self.special_ids = kaleido_task.special_ids(vocab_file)
+    self.special_ids = vocab_lib.special_ids_of(vocab_file)
     self._model = restored_model(run, checkpoint_path)
     retrieval_text = retrieval_text or (run.task.finetune.retrieval_text
                                         if run.task.name == "retrieval"
@@ -351,7 +351,7 @@ class EvaluationModel:
     return predictions, references
 
   def _decode(self, image_rows: np.ndarray, beam_size: int,
-              ids: text_masking.SpecialIds) -> list[list[int]]:
+              ids: vocab_lib.SpecialIds) -> list[list[int]]:
     length = self.run.model.max_seq_length
     mlm = self._model.masked_lm
     if self.run.task.finetune.caption_mode == kaleido_bert.ONE_SHOT:

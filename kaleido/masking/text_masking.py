@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import tensorflow as tf
+
+from kaleido.text import vocab as vocab_lib
 
 MASK_PROBABILITY = 0.8
 RANDOM_TOKEN_PROBABILITY = 0.1
 
 
-@dataclasses.dataclass(frozen=True)
-class SpecialIds:
-  """The token ids the input pipeline needs, as plain ints."""
-  cls_id: int
-  sep_id: int
-  pad_id: int
-  mask_id: int
-  vocab_size: int
-
-
 def maskable_tokens(input_word_ids: tf.Tensor, input_mask: tf.Tensor,
-                    special_ids: SpecialIds) -> tf.Tensor:
+                    special_ids: vocab_lib.SpecialIds) -> tf.Tensor:
   """(L,) bool: real text tokens other than [CLS], [SEP] and [PAD]."""
   special = ((input_word_ids == special_ids.cls_id) | (input_word_ids == special_ids.sep_id) |
              (input_word_ids == special_ids.pad_id))
@@ -29,7 +19,7 @@ def maskable_tokens(input_word_ids: tf.Tensor, input_mask: tf.Tensor,
 
 
 def mask_tokens(input_word_ids: tf.Tensor, positions: tf.Tensor, num_positions: tf.Tensor,
-                special_ids: SpecialIds, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+                special_ids: vocab_lib.SpecialIds, seed: tf.Tensor) -> dict[str, tf.Tensor]:
   """Corrupts the first `num_positions` of `positions` (max_predictions,) in `input_word_ids` (L,).
 
   Returns the corrupted input_word_ids and masked_lm_positions/ids/weights (max_predictions,),

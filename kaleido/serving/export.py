@@ -36,7 +36,6 @@ from kaleido.model import kaleido_bert
 from kaleido.patches import generator
 from kaleido.records import prepare
 from kaleido.serving import preprocessing
-from kaleido.tasks import kaleido_task
 from kaleido.text import vocab as vocab_lib
 from kaleido.utils import restoring
 
@@ -69,7 +68,7 @@ class KaleidoServingModule(tf.Module):
     self._run = run
     tokens = vocab_lib.read_vocab(vocab_file)
     self._vocab = tf.constant(tokens)
-    self._special = kaleido_task.special_ids(vocab_file)
+    self._special = vocab_lib.special_ids(tokens)
     self._dropped_ids = tf.constant([tokens.index(token) for token in vocab_lib.SPECIAL_TOKENS])
     self._label_names = tf.constant(list(run.data.label_names) or [""])
     if isinstance(model, kaleido_bert.KaleidoCaptioner):

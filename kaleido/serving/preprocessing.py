@@ -214,15 +214,14 @@ class TextEncoder(tf.Module):
 
   def __init__(self, vocab_file: str, max_seq_length: int):
     super().__init__()
-    tokens = vocab_lib.read_vocab(vocab_file)
-    ids = {token: i for i, token in enumerate(tokens)}
-    self._cls, self._sep, self._pad = ids["[CLS]"], ids["[SEP]"], ids["[PAD]"]
+    ids = vocab_lib.special_ids_of(vocab_file)
+    self._cls, self._sep, self._pad = ids.cls_id, ids.sep_id, ids.pad_id
     self._length = max_seq_length
     self.vocab_asset = tf.saved_model.Asset(vocab_file)
     initializer = tf.lookup.TextFileInitializer(
         self.vocab_asset, key_dtype=tf.string, key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
         value_dtype=tf.int64, value_index=tf.lookup.TextFileIndex.LINE_NUMBER)
-    self._table = tf.lookup.StaticHashTable(initializer, default_value=ids["[UNK]"])
+    self._table = tf.lookup.StaticHashTable(initializer, default_value=ids.unk_id)
     self._bert = tf_text.BertTokenizer(self._table, suffix_indicator=_SUFFIX,
                                        token_out_type=tf.int64, unknown_token="[UNK]",
                                        **vocab_lib.BERT_TOKENIZER_PARAMS)

@@ -12,7 +12,6 @@ from kaleido import config as config_lib
 from kaleido.dataloaders import features
 from kaleido.feature_cache import builder as cache_builder
 from kaleido.feature_cache import store as cache_store
-from kaleido.masking import text_masking
 from kaleido.model import backbone as backbone_lib
 from kaleido.model import kaleido_bert
 from kaleido.model import patch_embedder as patch_embedder_lib
@@ -23,14 +22,6 @@ from kaleido.pretrained import resnet
 from kaleido.text import vocab as vocab_lib
 from kaleido.training import base_task
 from kaleido.utils import restoring
-
-
-def special_ids(vocab_file: str) -> text_masking.SpecialIds:
-  """The token ids the pipelines need, read from the vocabulary file (no TensorFlow work)."""
-  tokens = vocab_lib.read_vocab(vocab_file)
-  ids = {token: i for i, token in enumerate(tokens)}
-  return text_masking.SpecialIds(cls_id=ids["[CLS]"], sep_id=ids["[SEP]"], pad_id=ids["[PAD]"],
-                                 mask_id=ids["[MASK]"], vocab_size=len(tokens))
 
 
 def feature_caches(model: tf_keras.Model, folders: Sequence[str], cache_dir: str = "",
@@ -49,7 +40,7 @@ class KaleidoTask(base_task.Task):
   def __init__(self, config: config_lib.ExperimentConfig):
     super().__init__(config)
     self.model_config: config_lib.KaleidoBertConfig = config.model
-    self.special_ids = special_ids(config.data.vocab_file)
+    self.special_ids = vocab_lib.special_ids_of(config.data.vocab_file)
     self._caches: dict[str, cache_store.FeatureCache] = {}
 
   def prepare_inputs(self, model: tf_keras.Model, worker: int = 0) -> None:

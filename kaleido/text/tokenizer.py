@@ -39,7 +39,7 @@ class KaleidoTokenizer:
     self._max_seq_length = max_seq_length
     self._tokens = vocab_lib.read_vocab(vocab_file)
     self._vocab_hash = files.file_sha256(vocab_file)
-    self._ids = {token: i for i, token in enumerate(self._tokens)}
+    self._special = vocab_lib.special_ids(self._tokens)
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
             tf.constant(self._tokens, tf.string),
@@ -75,23 +75,23 @@ class KaleidoTokenizer:
 
   @property
   def pad_id(self) -> int:
-    return self._ids["[PAD]"]
+    return self._special.pad_id
 
   @property
   def unk_id(self) -> int:
-    return self._ids["[UNK]"]
+    return self._special.unk_id
 
   @property
   def cls_id(self) -> int:
-    return self._ids["[CLS]"]
+    return self._special.cls_id
 
   @property
   def sep_id(self) -> int:
-    return self._ids["[SEP]"]
+    return self._special.sep_id
 
   @property
   def mask_id(self) -> int:
-    return self._ids["[MASK]"]
+    return self._special.mask_id
 
   def encode_batch(self, texts: Sequence[str]) -> EncodedBatch:
     """`[CLS] wordpieces... [SEP]` of every text, with one TensorFlow call for the batch."""

@@ -8,6 +8,7 @@ training words is in the vocabulary and words seen in training never become [UNK
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Iterable, Sequence
 
@@ -31,6 +32,30 @@ _READ_ROWS = 4096  # Catalog rows per text-only read.
 
 class VocabError(errors.KaleidoError):
   """A vocabulary that cannot be learned or used (missing file, no special tokens, ...)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialIds:
+  """The ids of a vocabulary's SPECIAL_TOKENS, and its size, as plain ints."""
+  pad_id: int
+  unk_id: int
+  cls_id: int
+  sep_id: int
+  mask_id: int
+  vocab_size: int
+
+
+def special_ids(tokens: Sequence[str]) -> SpecialIds:
+  """The SpecialIds of a vocabulary's `tokens` (as read_vocab gives them: every special token is
+  there)."""
+  ids = {token: i for i, token in enumerate(tokens) if token in SPECIAL_TOKENS}
+  return SpecialIds(pad_id=ids["[PAD]"], unk_id=ids["[UNK]"], cls_id=ids["[CLS]"],
+                    sep_id=ids["[SEP]"], mask_id=ids["[MASK]"], vocab_size=len(tokens))
+
+
+def special_ids_of(vocab_file: str) -> SpecialIds:
+  """The SpecialIds of a vocabulary file (read and checked; no TensorFlow work)."""
+  return special_ids(read_vocab(vocab_file))
 
 
 def catalog_texts(path: str, field: str, text_encoding: str = "auto", sample_size: int = 0,
