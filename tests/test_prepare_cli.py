@@ -7,6 +7,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from kaleido.data import fashiongen
 from kaleido.data import splits
@@ -93,17 +94,21 @@ def test_holdout_fraction_splits_by_product(tmp_path):
   assert "rows of the other side of the split" in result.stdout
 
 
-def test_workers_exit_when_prepare_is_killed(tmp_path):
+@pytest.mark.parametrize("runner", ["pool", "beam"])
+def test_workers_exit_when_prepare_is_killed(tmp_path, runner):
+  """SIGKILL as soon as 2 workers run (Beam's before they are handed any work): none survives."""
   catalog_path = str(tmp_path / "catalog.h5")
   fashiongen.write_fashiongen(catalog_path, catalogs.fashiongen_products(80))
+  beam = ["--runner=DirectRunner", "--beam_options=--direct_num_workers=2 "
+          "--direct_running_mode=multi_processing"] if runner == "beam" else []
   process = subprocess.Popen(
       [sys.executable, PREPARE, f"--input={catalog_path}", f"--output_dir={tmp_path / 'out'}",
-       f"--vocab_file={catalogs.write_vocab(str(tmp_path))}", "--workers=2", "--patch_size=16"],
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+       f"--vocab_file={catalogs.write_vocab(str(tmp_path))}", "--workers=2", "--patch_size=16",
+       *beam], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   parent = psutil.Process(process.pid)
   deadline = time.monotonic() + 120
   children = []
-  while len([c for c in children if _is_worker(c)]) < 2:
+  while len([c for c in children if _is_worker(c, runner)]) < 2:
     assert time.monotonic() < deadline and process.poll() is None, "no workers started"
     time.sleep(0.2)
     children = parent.children(recursive=True)
@@ -113,12 +118,16 @@ def test_workers_exit_when_prepare_is_killed(tmp_path):
   assert not alive, [" ".join(c.cmdline())[:120] for c in alive]
 
 
-def _is_worker(child: psutil.Process) -> bool:
-  """Whether a child of prepare is a live worker: not multiprocessing's tracker, not exited."""
+def _is_worker(child: psutil.Process, runner: str = "pool") -> bool:
+  """Whether a child of prepare is a live worker: not multiprocessing's tracker, nor the Beam
+  path's watchdog, not exited."""
   try:
-    return "resource_tracker" not in " ".join(child.cmdline())
+    command = " ".join(child.cmdline())
   except (psutil.ZombieProcess, psutil.NoSuchProcess):
     return False
+  if runner == "beam":
+    return command.startswith(sys.executable) and "sdk_worker_main" in command
+  return "resource_tracker" not in command
 
 
 def _ctrl_c_default():

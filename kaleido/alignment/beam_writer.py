@@ -21,6 +21,7 @@ from kaleido.alignment import inputs
 from kaleido.alignment import writer
 from kaleido.records import beam_prepare
 from kaleido.records import manifest as manifest_lib
+from kaleido.utils import interrupts
 from kaleido.utils import progress as progress_lib
 
 
@@ -37,8 +38,10 @@ class _AlignShards(beam.DoFn):
     self._fingerprint = fingerprint
     self._aligner = None
     self._sizes: dict[str, int] = {}
+    self._driver_pid = os.getpid()
 
   def setup(self):
+    interrupts.become_worker(self._driver_pid)
     manifest = inputs.load_prepared(self._folder)
     self._aligner = generator_lib.AlignmentGenerator.from_checkpoint(
         self._checkpoint_dir, self._config, manifest, self._folder)

@@ -20,6 +20,7 @@ import tf_keras
 from kaleido.feature_cache import builder
 from kaleido.feature_cache import store
 from kaleido.records import beam_prepare
+from kaleido.utils import interrupts
 from kaleido.utils import progress as progress_lib
 
 
@@ -33,8 +34,10 @@ class _BuildShards(beam.DoFn):
     self._make_embedder = make_embedder
     self._batch_size = batch_size
     self._embed = None
+    self._driver_pid = os.getpid()
 
   def setup(self):
+    interrupts.become_worker(self._driver_pid)
     embedder = self._make_embedder()
     if builder.fingerprint(embedder) != self._plan.identity["backbone"]:
       raise store.FeatureCacheError(

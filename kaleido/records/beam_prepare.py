@@ -17,9 +17,11 @@ its output instead of adding to it; a shard written twice is the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.options import pipeline_options as options_lib
@@ -28,6 +30,7 @@ from kaleido import errors
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import prepare
 from kaleido.records import worker
+from kaleido.utils import interrupts
 
 
 class _EncodeChunks(beam.DoFn):
@@ -38,9 +41,11 @@ class _EncodeChunks(beam.DoFn):
     self._config = config
     self._plan = plan
     self._encoder = None
+    self._driver_pid = os.getpid()
 
   def setup(self):
     worker.initialize_worker(in_child=False)
+    interrupts.become_worker(self._driver_pid)
     self._encoder = prepare.example_encoder(self._config, self._plan)
 
   def process(self, task: worker.ChunkTask):
@@ -73,16 +78,21 @@ def pipeline_options(runner: str, options: Sequence[str],
   return options_lib.PipelineOptions(flags, runner=runner)
 
 
-def pipeline(options: options_lib.PipelineOptions) -> beam.Pipeline:
-  """A pipeline on `options`; options the runner refuses (e.g. Dataflow without --project) in
-  one sentence."""
+@contextlib.contextmanager
+def pipeline(options: options_lib.PipelineOptions) -> Iterator[beam.Pipeline]:
+  """A pipeline on `options`, run when the block ends; options the runner refuses (e.g. Dataflow
+  without --project) in one sentence. Local worker processes (DirectRunner's multi_processing)
+  end with this process, also when it is SIGKILLed before they start work
+  (interrupts.reaping_descendants)."""
   try:
-    return beam.Pipeline(options=options)
+    running = beam.Pipeline(options=options)
   except ValueError as error:
     problems = "; ".join(line.strip().rstrip(".") for line in str(error).splitlines()[1:]
                          if line.strip()) or str(error)
     raise errors.KaleidoError(f"The {options.get_all_options()['runner']} pipeline options are "
                               f"incomplete ({problems}); pass them in --beam_options.") from error
+  with interrupts.reaping_descendants(), running:
+    yield running
 
 
 def prepare_catalog(config: prepare.PrepareConfig, runner: str = "DirectRunner",

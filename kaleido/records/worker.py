@@ -6,14 +6,7 @@ A worker opens the catalog and the patch generator once, then turns row ranges i
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import multiprocessing
-import os
-import signal
-import sys
-import threading
-import time
 
 import cv2
 import numpy as np
@@ -23,6 +16,7 @@ from kaleido.data import catalogs
 from kaleido.data import splits
 from kaleido.patches import generator
 from kaleido.records import catalog_scan
+from kaleido.utils import interrupts
 
 # The reason a row is skipped that the worker itself detects (the first pass and the catalog
 # readers have their own).
@@ -62,38 +56,13 @@ _catalogs: dict[str, catalog_lib.Catalog] = {}
 _generators: dict[generator.PatchConfig, generator.KaleidoPatchGenerator] = {}
 
 
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_PARENT_POLL_SECONDS = 1.0
-
-
-def _exit_with_parent() -> None:
-  """Ends this worker process when the process that started it dies, by whatever signal (a
-  SIGKILL of data/prepare.py leaves no worker behind): the kernel's parent-death signal on
-  Linux, and everywhere a thread that watches for the parent to change."""
-  started_by = multiprocessing.parent_process()
-  parent = started_by.pid if started_by is not None else os.getppid()
-  if sys.platform.startswith("linux"):
-    try:
-      ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-      pass
-
-  def watch() -> None:
-    while os.getppid() == parent:
-      time.sleep(_PARENT_POLL_SECONDS)
-    os._exit(1)
-
-  threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
-
-
 def initialize_worker(in_child: bool = True) -> None:
   """Keeps OpenCV single-threaded (parallelism comes from the worker processes) and, in a
   worker process, ties its life to its parent's and leaves Ctrl-C to the parent (which stops
   handing out work and keeps every finished shard)."""
   cv2.setNumThreads(1)
   if in_child:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent()
+    interrupts.become_worker()
 
 
 def _skip_reason(row: catalog_lib.CatalogRow, text: str, task: ChunkTask) -> str | None:

@@ -9,8 +9,15 @@ signal the process ignores (SIGINT of a background job) stays ignored.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import multiprocessing
+import os
 import signal
+import subprocess
 import sys
+import threading
+import time
 from typing import Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -71,3 +78,71 @@ def stopping_between(items: Iterable[T], item: str, kept: str) -> Iterator[T]:
     for each in items:
       yield each
       stop.raise_if_requested()
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PARENT_POLL_SECONDS = 1.0
+
+
+def become_worker(driver_pid: int | None = None) -> None:
+  """In a worker process: leaves Ctrl-C to the process that started it (which stops handing out
+  work and keeps what is finished) and ends when that process dies, by whatever signal (a
+  SIGKILL of the command leaves no worker behind): the kernel's parent-death signal on Linux,
+  and everywhere a thread that watches for the parent to change. Does nothing in the process
+  `driver_pid` itself (Beam's in-memory runner runs its DoFns there)."""
+  if os.getpid() == driver_pid:
+    return
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  started_by = multiprocessing.parent_process()
+  parent = started_by.pid if started_by is not None else os.getppid()
+  if sys.platform.startswith("linux"):
+    try:
+      ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+      pass
+
+  def watch() -> None:
+    while os.getppid() == parent:
+      time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(1)
+
+  threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+# The watchdog of reaping_descendants: notes the descendants of the process that started it every
+# 0.2 s and, once that process is gone, kills the ones it noted (psutil checks each one's start
+# time, so a reused pid is never killed).
+_REAPER = """
+import os, signal, sys, time
+import psutil
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+parent = int(sys.argv[1])
+seen = {}
+while os.getppid() == parent:
+  try:
+    seen.update((child.pid, child) for child in psutil.Process(parent).children(recursive=True)
+                if child.pid != os.getpid())
+  except psutil.Error:
+    break
+  time.sleep(0.2)
+for child in seen.values():
+  try:
+    child.kill()
+  except psutil.Error:
+    pass
+"""
+
+
+@contextlib.contextmanager
+def reaping_descendants() -> Iterator[None]:
+  """While entered, a watchdog process kills this process's descendants if this process dies
+  (SIGKILL included): for worker processes that a library starts and that cannot be told to
+  become_worker() before they do work (Apache Beam's DirectRunner). A descendant started less
+  than 0.2 s before the death may escape it."""
+  watchdog = subprocess.Popen([sys.executable, "-c", _REAPER, str(os.getpid())],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+  try:
+    yield
+  finally:
+    watchdog.terminate()
+    watchdog.wait()
