@@ -188,13 +188,13 @@ def _crash_phase(phase: _Phase, folder: str, duration: float, startup: float,
                  rng: random.Random) -> tuple[int, int]:
   """Kills `phase`'s command --kills times: once at a random moment of its `startup` (seconds
   before the first progress line), the other times inside the work each rerun has left, at a
-  random share of it drawn so that work is left for the kills after it (the j-th of m within the
-  first 1 / (m - j) of what is left), plus a random part of the time between two progress lines;
+  random share of it drawn so that work is left for the kills after it, the start-up one included
+  (with k kills to go, this one within the first 1 / k of what is left), plus a random part of the
+  time between two progress lines;
   without progress lines, at random moments of its reference run's `duration`.
   Returns (processes left, kills that found it finished)."""
-  work_kills = _KILLS.value - 1
   in_startup = rng.randrange(_KILLS.value) if phase.has_progress else -1
-  left = missed = done_kills = 0
+  left = missed = 0
   for kill in range(_KILLS.value):
     if not phase.has_progress:
       moment = duration * rng.uniform(0.1, 0.9)
@@ -205,9 +205,8 @@ def _crash_phase(phase: _Phase, folder: str, duration: float, startup: float,
       where = f"{moment:.1f} s into its start-up"
       progress, alive = _kill_at(phase.args(folder), 1.0, 0.0, moment)
     else:
-      share = rng.uniform(0.0, 1.0 / (work_kills - done_kills))
+      share = rng.uniform(0.0, 1.0 / (_KILLS.value - kill))
       delay = rng.uniform(0.0, _PROGRESS_INTERVAL)
-      done_kills += 1
       where = f"{100 * share:.0f}% of the work left + {delay:.2f} s"
       progress, alive = _kill_at(phase.args(folder), share, delay, None)
     left += alive
