@@ -52,34 +52,19 @@ def _random_captioner(size: str):
 
 
 def _uncached_step(captioner, features, boxes):
-  """evaluate.py's decoding step before the cache: the whole encoder for every new token."""
+  """evaluate.py's decoding step without the cache: the whole encoder for every new token."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from kaleido.model import kaleido_bert  # pylint: disable=g-import-not-at-top
+  from kaleido.evaluation import model as evaluation_model  # pylint: disable=g-import-not-at-top
   from kaleido.patches import kaleido_grid  # pylint: disable=g-import-not-at-top
-
-  @tf.function(reduce_retracing=True)
-  def log_probs(tokens, input_mask, position, rows):
-    inputs = {"input_word_ids": tokens, "input_mask": input_mask,
-              "patch_boxes": tf.gather(boxes, rows), "patch_features": tf.gather(features, rows),
-              "attention_mask": kaleido_bert.unilm_attention_mask(
-                  input_mask, kaleido_grid.visible_patches(kaleido_grid.LEVELS))}
-    sequence = captioner.backbone(inputs, training=False)["sequence_output"]
-    logits = captioner.masked_lm(sequence, masked_positions=tf.fill([tf.shape(rows)[0], 1],
-                                                                    position - 1))
-    return tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32))
-
-  def step(tokens, position, rows):
-    input_mask = np.zeros_like(tokens)
-    input_mask[:, :position] = 1
-    return log_probs(tf.constant(tokens), tf.constant(input_mask), tf.constant(position),
-                     tf.constant(rows)).numpy()
-
-  return step, log_probs
+  encode = tf.function(reduce_retracing=True)(
+      lambda inputs: captioner.backbone(inputs, training=False))
+  return evaluation_model.uncached_caption_step(encode, captioner.masked_lm, features.numpy(),
+                                                boxes.numpy(), kaleido_grid.LEVELS)
 
 
 def _speed(size: str) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from kaleido.evaluation import caption_decoding  # pylint: disable=g-import-not-at-top
+  from kaleido.model import beam_search  # pylint: disable=g-import-not-at-top
   from kaleido.model import caption_decoder  # pylint: disable=g-import-not-at-top
   from kaleido.patches import kaleido_grid  # pylint: disable=g-import-not-at-top
   from kaleido.utils import flops  # pylint: disable=g-import-not-at-top
@@ -96,11 +81,13 @@ def _speed(size: str) -> None:
   cached_tokens = cached(features, boxes).numpy()
   cached_rate = count / (time.perf_counter() - start)
   uncached_count = min(_NUM_UNCACHED.value, count)
-  step, log_probs = _uncached_step(captioner, features, boxes)
+  step = _uncached_step(captioner, features[:uncached_count], boxes[:uncached_count])
   length = model.max_seq_length
-  step(np.full((uncached_count, length), PAD, np.int32), 1, np.arange(uncached_count))  # trace
+  step(tf.fill([uncached_count, length], PAD), tf.constant(1), ())  # trace
   start = time.perf_counter()
-  uncached_tokens = caption_decoding.beam_search(step, uncached_count, length, CLS, SEP, PAD)
+  uncached_tokens, _, _ = beam_search.beam_search(step, (), uncached_count, 1, length, CLS, SEP,
+                                                  PAD)
+  uncached_tokens = uncached_tokens.numpy()
   uncached_rate = uncached_count / (time.perf_counter() - start)
   # FLOPs of one caption: with the cache, the patches' keys and values once and one position's
   # step per generated token; without it, one full encoder pass per generated token.
@@ -113,8 +100,8 @@ def _speed(size: str) -> None:
                   (length - 1) * flops.function_flops(
                       lambda t: decoder._log_probs(t, tf.constant(5), text_cache, patch_cache,  # pylint: disable=protected-access
                                                    patch_mask)[0], tokens))
-  full_pass = flops.function_flops(
-      lambda t, m: log_probs(t, m, tf.constant(5), tf.constant([0])), tokens, tokens)
+  one_step = _uncached_step(captioner, one_feature, one_box)
+  full_pass = flops.function_flops(lambda t: one_step(t, tf.constant(5), ())[0], tokens)
   print(f"{size}: H={model.hidden_size}, L={model.num_layers}, {length} tokens, "
         f"{count} full-length captions ({uncached_count} without the cache); same tokens: "
         f"{np.array_equal(cached_tokens[:uncached_count], uncached_tokens)}")

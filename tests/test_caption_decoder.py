@@ -6,7 +6,8 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import config as config_lib
-from kaleido.evaluation import caption_decoding
+from kaleido.evaluation import model as evaluation_model
+from kaleido.model import beam_search
 from kaleido.model import caption_decoder
 from kaleido.model import kaleido_bert
 from kaleido.patches import kaleido_grid
@@ -34,22 +35,13 @@ def _captioner(levels=kaleido_grid.LEVELS):
   return captioner, features, boxes
 
 
-def _uncached_step(captioner, features, boxes, levels=kaleido_grid.LEVELS):
-  """The step of evaluation's uncached decoder: the whole encoder under the UniLM mask."""
-
-  def step(tokens, position, rows):
-    input_mask = np.zeros_like(tokens)
-    input_mask[:, :position] = 1
-    inputs = {"input_word_ids": tf.constant(tokens), "input_mask": tf.constant(input_mask),
-              "patch_boxes": tf.gather(boxes, rows), "patch_features": tf.gather(features, rows),
-              "attention_mask": kaleido_bert.unilm_attention_mask(
-                  tf.constant(input_mask), kaleido_grid.visible_patches(levels))}
-    sequence = captioner.backbone(inputs, training=False)["sequence_output"]
-    logits = captioner.masked_lm(sequence, masked_positions=tf.fill([len(rows), 1],
-                                                                    position - 1))
-    return tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32)).numpy()
-
-  return step
+def _uncached_step(captioner, features, boxes, levels=kaleido_grid.LEVELS, beam_size=1):
+  """Evaluation's uncached decoding step (the whole encoder under the UniLM mask) for
+  `beam_size` beams of each image."""
+  return evaluation_model.uncached_caption_step(
+      lambda inputs: captioner.backbone(inputs, training=False), captioner.masked_lm,
+      np.repeat(features.numpy(), beam_size, axis=0), np.repeat(boxes.numpy(), beam_size, axis=0),
+      levels)
 
 
 @pytest.mark.parametrize("levels", [kaleido_grid.LEVELS, (5,)])
@@ -66,7 +58,7 @@ def test_cached_log_probabilities_equal_the_full_encoders(levels):
   for position in range(1, 7):
     cached, text_cache = decoder._log_probs(tf.constant(tokens), position - 1, text_cache,  # pylint: disable=protected-access
                                             patch_cache, patch_mask)
-    np.testing.assert_allclose(cached.numpy(), step(tokens, position, np.arange(4)),
+    np.testing.assert_allclose(cached.numpy(), step(tf.constant(tokens), position, ())[0],
                                atol=2e-5, err_msg=f"position {position}")
 
 
@@ -75,8 +67,10 @@ def test_cached_search_finds_the_uncached_searchs_captions(beam_size):
   captioner, features, boxes = _captioner()
   decoder = caption_decoder.CachedDecoder(captioner, CLS, SEP, PAD)
   cached = tf.function(lambda f, b: decoder.beam_search(f, b, beam_size))(features, boxes)
-  uncached = caption_decoding.beam_search(_uncached_step(captioner, features, boxes), 4, LENGTH,
-                                          CLS, SEP, PAD, beam_size)
+  uncached, _, _ = beam_search.beam_search(
+      _uncached_step(captioner, features, boxes, beam_size=beam_size), (), 4, beam_size, LENGTH,
+      CLS, SEP, PAD)
+  uncached = uncached.numpy()
   np.testing.assert_array_equal(cached.numpy(), uncached)
   # Not a trivial case: the captions differ by image, and some end with [SEP] before the end.
   assert len({tuple(row) for row in uncached}) > 1

@@ -11,9 +11,9 @@ import tensorflow as tf
 from kaleido import config as config_lib
 from kaleido import errors
 from kaleido.dataloaders import finetuning
-from kaleido.evaluation import caption_decoding
 from kaleido.evaluation import model as evaluation_model
 from kaleido.metrics import retrieval as retrieval_metrics
+from kaleido.model import beam_search
 from kaleido.model import heads as heads_lib
 from kaleido.model import kaleido_bert
 from kaleido.records import manifest as manifest_lib
@@ -56,15 +56,14 @@ def _table_step(table):
   """A step function whose log-probs depend only on the previous token: table[prev] -> (V,)."""
   log_table = np.log(np.asarray(table, np.float64))
 
-  def step(tokens, position, rows):
-    del rows
-    return log_table[tokens[:, position - 1]]
+  def step(tokens, position, state):
+    return tf.gather(log_table, tokens[:, position - 1]), state
   return step
 
 
 # Vocabulary: 0 PAD, 1 CLS, 2 SEP, 3 "a", 4 "b". After CLS: a 0.6, b 0.4. After a: SEP 0.3 and
-# three-way spread; after b: SEP 0.9. Greedy takes a (0.6) then SEP (0.3) = 0.18; the beam finds
-# b SEP = 0.36.
+# three-way spread; after b: SEP 0.9. Greedy takes a (0.6), then a twice (0.34 beats SEP's 0.3):
+# 0.6 x 0.34 x 0.34 = 0.069; the beam finds b SEP = 0.36.
 _TABLE = [[1, 0, 0, 0, 0], [0, 0, 0, 0.6, 0.4], [1, 0, 0, 0, 0],
           [0.01, 0.01, 0.3, 0.34, 0.34], [0.05, 0.0, 0.9, 0.05, 0.0]]
 
@@ -72,13 +71,14 @@ _TABLE = [[1, 0, 0, 0, 0], [0, 0, 0, 0.6, 0.4], [1, 0, 0, 0, 0],
 def test_greedy_is_a_beam_of_one_and_beam_search_finds_the_better_caption():
   with np.errstate(divide="ignore"):
     step = _table_step(_TABLE)
-    greedy = caption_decoding.beam_search(step, 1, 4, CLS, SEP, PAD, beam_size=1,
-                                          length_penalty=0.0)
-    beam = caption_decoding.beam_search(step, 1, 4, CLS, SEP, PAD, beam_size=2,
-                                        length_penalty=0.0)
-  assert greedy[0, 1] == 3  # greedy commits to "a"
-  np.testing.assert_array_equal(beam[0], [CLS, 4, SEP, PAD])
-  assert caption_decoding.caption_ids(beam, CLS, SEP, PAD) == [[4]]
+    greedy, greedy_score, _ = beam_search.beam_search(step, (), 1, 1, 4, CLS, SEP, PAD,
+                                                      length_penalty=0.0)
+    beam, beam_score, _ = beam_search.beam_search(step, (), 1, 2, 4, CLS, SEP, PAD,
+                                                  length_penalty=0.0)
+  assert greedy.numpy()[0, 1] == 3  # greedy commits to "a"
+  np.testing.assert_array_equal(beam.numpy()[0], [CLS, 4, SEP, PAD])
+  np.testing.assert_allclose([greedy_score[0], beam_score[0]], np.log([0.6 * 0.34 * 0.34, 0.4 * 0.9]))
+  assert beam_search.caption_ids(beam.numpy(), CLS, SEP, PAD) == [[4]]
 
 
 @pytest.fixture(scope="module", name="data")

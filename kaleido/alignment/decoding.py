@@ -1,10 +1,10 @@
 """Greedy and beam-search captioning with the attention map of every generated token.
 
 A caption starts after [CLS] and ends at [SEP] (neither is returned) or after `max_length - 1`
-steps. [PAD], [UNK], [CLS] and [MASK] are never generated. Beam search keeps the `beam_size`
-best partial captions by summed log-probability and returns, per image, the finished caption
-with the best mean log-probability per token ([SEP] included); greedy decoding is beam search
-with one beam.
+steps. [PAD], [UNK], [CLS] and [MASK] are never generated. The project's one beam search
+(kaleido.model.beam_search) keeps the `beam_size` best partial captions by summed log-probability
+and returns, per image, the caption with the best mean log-probability per token ([SEP]
+included); greedy decoding is beam search with one beam.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from kaleido.alignment import captioner as captioner_lib
+from kaleido.model import beam_search as beam_search_lib
 
 BANNED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[MASK]")
 
@@ -66,50 +67,36 @@ class CaptionDecoder:
     return self.beam_search(images, beam_size=1)
 
   def beam_search(self, images: np.ndarray, beam_size: int = 3) -> list[Caption]:
-    """Beam search of width `beam_size` (see the module docstring)."""
+    """Beam search of width `beam_size` (kaleido.model.beam_search; see the module docstring),
+    carrying each beam's LSTM state and the attention map of every token it generated."""
     images = np.asarray(images, np.uint8)
-    batch, k = len(images), beam_size
+    batch = len(images)
     if not batch:
       return []
     features, keys, h, c = self._start(images)
-    features, keys, h, c = (tf.repeat(x, k, axis=0) for x in (features, keys, h, c))
-    scores = np.full((batch, k), -np.inf)
-    scores[:, 0] = 0.0
-    finished = np.zeros((batch, k), bool)
-    tokens = np.zeros((batch, k, 0), np.int32)
-    maps = np.zeros((batch, k, 0, self._grid * self._grid), np.float32)
-    previous = np.full(batch * k, self._captioner.config.cls_id, np.int32)
-    for _ in range(self._max_length - 1):
-      log_probs, h, c, alpha = self._step(previous, h, c, features, keys)
-      log_probs = log_probs.numpy().reshape(batch, k, -1)
-      log_probs[finished] = -np.inf
-      log_probs[finished, self._pad_id] = 0.0  # a finished caption keeps its score
-      total = (scores[..., None] + log_probs).reshape(batch, -1)
-      best = np.argsort(-total, axis=1, kind="stable")[:, :k]
-      parent, token = np.divmod(best, log_probs.shape[-1])
-      scores = np.take_along_axis(total, best, axis=1)
-      rows = (np.arange(batch)[:, None] * k + parent).ravel()
-      h, c = tf.gather(h, rows), tf.gather(c, rows)
-      alpha = alpha.numpy().reshape(batch, k, -1)
-      tokens = np.concatenate([np.take_along_axis(tokens, parent[..., None], axis=1),
-                               token[..., None].astype(np.int32)], axis=2)
-      maps = np.concatenate([np.take_along_axis(maps, parent[..., None, None], axis=1),
-                             np.take_along_axis(alpha, parent[..., None], axis=1)[:, :, None]],
-                            axis=2)
-      finished = np.take_along_axis(finished, parent, axis=1) | (token == self._sep_id)
-      previous = token.ravel().astype(np.int32)
-      if finished.all():
-        break
-    return [self._best(tokens[i], maps[i], scores[i]) for i in range(batch)]
+    features, keys, h, c = (tf.repeat(x, beam_size, axis=0) for x in (features, keys, h, c))
+    steps = self._max_length - 1
+    maps = tf.zeros([batch * beam_size, steps, self._grid * self._grid])
 
-  def _best(self, tokens: np.ndarray, maps: np.ndarray, scores: np.ndarray) -> Caption:
-    """The beam with the best mean log-probability per token, cut before its [SEP]."""
-    is_sep = tokens == self._sep_id
-    ends = np.where(is_sep.any(axis=1), is_sep.argmax(axis=1), tokens.shape[1])
-    scored = np.minimum(ends + 1, tokens.shape[1])  # tokens up to and including [SEP]
-    normalised = np.where(np.isfinite(scores), scores / np.maximum(scored, 1), -np.inf)
-    choice = int(np.argmax(normalised))
-    end = ends[choice]
-    return Caption(token_ids=tokens[choice, :end].astype(np.int32),
-                   attention=maps[choice, :end].reshape(end, self._grid, self._grid),
-                   log_prob=float(scores[choice]))
+    def step(tokens, position, state):
+      log_probs, h, c, alpha = self._step(tokens[:, position - 1], state["h"], state["c"],
+                                          features, keys)
+      written = tf.one_hot(position - 1, steps)[tf.newaxis, :, tf.newaxis]
+      maps = state["maps"] * (1 - written) + alpha[:, tf.newaxis] * written
+      return log_probs, {"h": h, "c": c, "maps": maps}
+
+    config = self._captioner.config
+    tokens, scores, state = beam_search_lib.beam_search(
+        step, {"h": h, "c": c, "maps": maps}, batch, beam_size, self._max_length, config.cls_id,
+        self._sep_id, self._pad_id)
+    return [self._caption(row, row_maps, score) for row, row_maps, score in
+            zip(tokens.numpy(), state["maps"].numpy(), scores.numpy())]
+
+  def _caption(self, tokens: np.ndarray, maps: np.ndarray, score: float) -> Caption:
+    """A decoded row `[CLS] caption [SEP] [PAD]...` and its maps -> the Caption."""
+    generated = tokens[1:]
+    is_sep = generated == self._sep_id
+    end = int(is_sep.argmax()) if is_sep.any() else len(generated)
+    return Caption(token_ids=generated[:end].astype(np.int32),
+                   attention=maps[:end].reshape(end, self._grid, self._grid),
+                   log_prob=float(score))

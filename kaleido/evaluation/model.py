@@ -19,10 +19,10 @@ import tf_keras
 from kaleido import config as config_lib
 from kaleido import errors
 from kaleido.dataloaders import finetuning
-from kaleido.evaluation import caption_decoding
 from kaleido.evaluation import encoders
 from kaleido.evaluation import two_stage
 from kaleido.feature_cache import store as cache_store
+from kaleido.model import beam_search as beam_search_lib
 from kaleido.model import caption_decoder
 from kaleido.model import kaleido_bert
 from kaleido.patches import kaleido_grid
@@ -367,25 +367,34 @@ class EvaluationModel:
                                    tf.constant(self._examples.patch_boxes[image_rows]),
                                    beam_size).numpy()
     else:
-      features = self.patch_features(image_rows)
-      boxes = self._examples.patch_boxes[image_rows]
+      step = uncached_caption_step(
+          self._encode, mlm, np.repeat(self.patch_features(image_rows), beam_size, axis=0),
+          np.repeat(self._examples.patch_boxes[image_rows], beam_size, axis=0),
+          self.run.model.kaleido_levels)
+      tokens, _, _ = beam_search_lib.beam_search(step, (), len(image_rows), beam_size, length,
+                                                 ids.cls_id, ids.sep_id, ids.pad_id)
+      tokens = tokens.numpy()
+    return beam_search_lib.caption_ids(tokens, ids.cls_id, ids.sep_id, ids.pad_id)
 
-      def step(tokens: np.ndarray, position: int, rows: np.ndarray) -> np.ndarray:
-        input_mask = np.zeros_like(tokens)
-        input_mask[:, :position] = 1
-        inputs = {"input_word_ids": tf.constant(tokens), "input_mask": tf.constant(input_mask),
-                  "patch_boxes": tf.constant(boxes[rows]),
-                  "patch_features": tf.constant(features[rows]),
-                  "attention_mask": kaleido_bert.unilm_attention_mask(
-                      tf.constant(input_mask),
-                      kaleido_grid.visible_patches(self.run.model.kaleido_levels))}
-        sequence = self._encode(inputs)["sequence_output"]
-        logits = mlm(sequence, masked_positions=tf.fill([len(rows), 1], position - 1))
-        return tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32)).numpy()
 
-      tokens = caption_decoding.beam_search(step, len(image_rows), length, ids.cls_id,
-                                            ids.sep_id, ids.pad_id, beam_size)
-    return caption_decoding.caption_ids(tokens, ids.cls_id, ids.sep_id, ids.pad_id)
+def uncached_caption_step(encode, masked_lm, features: np.ndarray, boxes: np.ndarray,
+                          kaleido_levels) -> beam_search_lib.StepFn:
+  """A beam_search step of the autoregressive captioner without the key/value cache: the whole
+  encoder (`encode`: inputs -> outputs) over the text so far under the UniLM mask, for the rows'
+  (R, 55, F) patch `features` and (R, 55, 5) `boxes` (the reference the cache is held to)."""
+  visible = kaleido_grid.visible_patches(kaleido_levels)
+
+  def step(tokens, position, state):
+    input_mask = tf.cast(tf.range(tf.shape(tokens)[1])[tf.newaxis] < position,
+                         tf.int32) * tf.ones_like(tokens)
+    inputs = {"input_word_ids": tokens, "input_mask": input_mask,
+              "patch_boxes": tf.constant(boxes), "patch_features": tf.constant(features),
+              "attention_mask": kaleido_bert.unilm_attention_mask(input_mask, visible)}
+    sequence = encode(inputs)["sequence_output"]
+    logits = masked_lm(sequence, masked_positions=tf.fill([tf.shape(tokens)[0], 1], position - 1))
+    return tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32)), state
+
+  return step
 
 
 def check_vocabulary(run: config_lib.ExperimentConfig, manifest: manifest_lib.Manifest,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from kaleido.model import beam_search as beam_search_lib
 from kaleido.patches import kaleido_grid
 
 NEG_INF = -1e9
@@ -95,63 +96,17 @@ class CachedDecoder(tf.Module):
   def beam_search(self, features: tf.Tensor, boxes: tf.Tensor, beam_size: int | tf.Tensor = 1,
                   length_penalty: float = 1.0) -> tf.Tensor:
     """(B, L) int32 token ids `[CLS] caption [SEP] [PAD]...` of the best beam per image, from
-    its (B, 55, F) patch features and (B, 55, 5) boxes; a beam of one is greedy decoding.
-
-    The same search as kaleido.evaluation.caption_decoding.beam_search: beams end at [SEP],
-    finished beams continue with [PAD] at no cost, the best maximises the summed
-    log-probability over (generated tokens) ** length_penalty, ties go to the lower index.
-    `beam_size` may be a tensor (an exported signature's input).
-    """
+    its (B, 55, F) patch features and (B, 55, 5) boxes (kaleido.model.beam_search; a beam of one
+    is greedy decoding). `beam_size` may be a tensor (an exported signature's input)."""
     num_images = tf.shape(features)[0]
-    rows = num_images * beam_size
-    length = self.max_length
     patch_cache = [(tf.repeat(k, beam_size, axis=0), tf.repeat(v, beam_size, axis=0))
                    for k, v in self._patch_cache(features, boxes)]
-    patch_mask = tf.tile(self._visible[tf.newaxis, tf.newaxis], [rows, 1, 1])
-    tokens = tf.concat([tf.fill([rows, 1], self._cls),
-                        tf.fill([rows, length - 1], self._pad)], axis=1)
-    first = tf.concat([[0.0], tf.fill(tf.reshape(beam_size - 1, [1]), -float("inf"))], 0)
-    scores = tf.tile(tf.cast(first, tf.float64), [num_images])
-    lengths = tf.zeros([rows], tf.int32)
-    finished = tf.zeros([rows], tf.bool)
-    text_cache = self._empty_text_cache(patch_cache, rows)
+    patch_mask = tf.tile(self._visible[tf.newaxis, tf.newaxis], [num_images * beam_size, 1, 1])
 
-    def not_done(position, tokens, scores, lengths, finished, text_cache):
-      del tokens, scores, lengths, text_cache
-      return tf.logical_and(position < length, tf.logical_not(tf.reduce_all(finished)))
+    def step(tokens, position, text_cache):
+      return self._log_probs(tokens, position - 1, text_cache, patch_cache, patch_mask)
 
-    def step(position, tokens, scores, lengths, finished, text_cache):
-      log_probs, text_cache = self._log_probs(tokens, position - 1, text_cache, patch_cache,
-                                              patch_mask)
-      vocab_size = tf.shape(log_probs)[1]
-      pad_only = tf.where(tf.range(vocab_size)[tf.newaxis] == self._pad,
-                          tf.constant(0.0, tf.float64), tf.constant(-float("inf"), tf.float64))
-      log_probs = tf.where(finished[:, tf.newaxis], pad_only, log_probs)
-      candidates = tf.reshape(scores[:, tf.newaxis] + log_probs,
-                              [num_images, beam_size * vocab_size])
-      best_scores, best = tf.math.top_k(candidates, k=beam_size, sorted=True)
-      source = tf.reshape(best // vocab_size + tf.range(num_images)[:, tf.newaxis] * beam_size,
-                          [-1])
-      new_tokens = tf.reshape(best % vocab_size, [-1])
-      tokens, lengths, finished = (tf.gather(tokens, source), tf.gather(lengths, source),
-                                   tf.gather(finished, source))
-      text_cache = [(tf.gather(k, source), tf.gather(v, source)) for k, v in text_cache]
-      column = tf.where(finished, self._pad, new_tokens)
-      tokens = tf.tensor_scatter_nd_update(
-          tokens, tf.stack([tf.range(rows), tf.fill([rows], position)], axis=1), column)
-      lengths += tf.cast(tf.logical_not(finished), tf.int32)
-      finished = tf.logical_or(finished, tf.equal(new_tokens, self._sep))
-      return (position + 1, tokens, tf.reshape(best_scores, [-1]), lengths, finished,
-              text_cache)
-
-    _, tokens, scores, lengths, _, _ = tf.while_loop(
-        not_done, step, [tf.constant(1), tokens, scores, lengths, finished, text_cache],
-        shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, length]),
-                          tf.TensorShape([None]), tf.TensorShape([None]), tf.TensorShape([None]),
-                          [(tf.TensorShape([None, length] + k.shape[2:]),
-                            tf.TensorShape([None, length] + v.shape[2:]))
-                           for k, v in text_cache]])
-    normalised = scores / tf.cast(tf.maximum(lengths, 1), tf.float64) ** length_penalty
-    best_beam = tf.argmax(tf.reshape(normalised, [num_images, beam_size]), axis=1,
-                          output_type=tf.int32)
-    return tf.gather(tokens, tf.range(num_images) * beam_size + best_beam)
+    tokens, _, _ = beam_search_lib.beam_search(
+        step, self._empty_text_cache(patch_cache, num_images * beam_size), num_images,
+        beam_size, self.max_length, self._cls, self._sep, self._pad, length_penalty)
+    return tokens

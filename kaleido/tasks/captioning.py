@@ -5,7 +5,7 @@
 - autoregressive (the default): a UniLM-style sequence-to-sequence attention mask (patches see
   patches; text position i sees every patch and the text at positions <= i), trained to predict
   the token at i + 1 from position i; decoded greedily or by beam search
-  (kaleido.evaluation.caption_decoding).
+  (kaleido.model.beam_search).
 """
 
 from __future__ import annotations
