@@ -188,9 +188,10 @@ class TaskConfig:
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
   """What the run reads. `train_data` is a folder prepared by data/prepare.py (for the UNet: a
-  catalog file); the vocabulary and shapes are the manifest's."""
-  train_data: str = ""
-  eval_data: str = ""  # held-out prepared folder for evaluation during training
+  catalog file), or `demo`; the vocabulary and shapes are the manifest's."""
+  train_data: str = "demo"  # `demo`: the embedded demo catalog, prepared under `demo_dir`
+  eval_data: str = ""  # held-out prepared folder for evaluation during training, or `demo`
+  demo_dir: str = "workdir/demo"  # where the demo's folders are made on first use
   vocab_file: str = ""
   vocab_hash: str = ""
   max_seq_length: int = 64  # text positions: [CLS] text [SEP] + padding
@@ -300,6 +301,9 @@ class InitConfig:
   bert_init: str = ""  # a BERT checkpoint for the text side and encoder
   init_checkpoint: str = ""  # fine-tuning: a pre-training model_dir or checkpoint
   backbone_weights: str = ""  # patch/captioner backbone weights: a Keras .h5 file or checkpoint
+  # backbone_weights="catalog": steps of the word-prediction pre-training of the backbone on the
+  # training data's own pairs (batch 64) that train.py runs first.
+  catalog_backbone_steps: int = 800
   # Load the BERT checkpoint's pooler (off: a fresh pooler at the full learning rate, e.g. for
   # sentence-transformer checkpoints whose pooler was never trained).
   bert_pooler: bool = True
@@ -568,9 +572,10 @@ def _validate_replicas(training: TrainingConfig, replicas: int) -> None:
          f"inside an XLA cluster), not {replicas}; drop it or use --strategy=one_device.")
 
 
-def validate(config: ExperimentConfig, replicas: int = 1) -> ExperimentConfig:
+def validate(config: ExperimentConfig, replicas: int = 1,
+             before_data: bool = False) -> ExperimentConfig:
   """`config` when it can run on `replicas` replicas; otherwise a ConfigError naming the setting
-  and the fix."""
+  and the fix. `before_data`: the checks of what is read from the data (the label count) wait."""
   task = config.task
   _validate_training(config.training)  # first: the task checks below read the batch size
   _one_of(task.name, TASK_NAMES, "task")
@@ -594,7 +599,7 @@ def validate(config: ExperimentConfig, replicas: int = 1) -> ExperimentConfig:
            "--task=retrieval only.")
     _validate_retrieval_negatives(task.finetune, config.training.batch_size)
     _validate_group_every(task.finetune.group_every, config.training.batch_size, replicas)
-    if task.name in ("category", "subcategory"):
+    if task.name in ("category", "subcategory") and not before_data:
       _check(task.finetune.num_classes >= 2,
              f"The {task.name} labels of --train_data are not the ids 0..N-1 of at least two "
              "classes; re-run data/prepare.py.")

@@ -13,10 +13,12 @@ import json, sys
 from absl import flags
 import train
 from kaleido import config as config_lib
+from kaleido import config_flags
 for path in sys.argv[1:]:
   flags.FLAGS.unparse_flags()
   flags.FLAGS(["train.py", "--flagfile=" + path])
-  print(json.dumps(config_lib.to_json(config_lib.validate(train._flag_config()))))
+  config = config_flags.config_from_flags()
+  print(json.dumps(config_lib.to_json(config_lib.validate(config, before_data=True))))
 """
 
 

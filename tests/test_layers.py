@@ -10,9 +10,9 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Lowest first: a package may import its own modules and those of packages on its level or below.
 LAYERS = (
-    ("errors",), ("utils",), ("config",), ("data", "metrics"), ("text", "patches"), ("records", "feature_cache"),
+    ("errors",), ("utils",), ("config", "config_flags"), ("data", "metrics"), ("text", "patches"), ("records", "feature_cache"),
     ("demo",), ("masking", "model"), ("pretrained", "dataloaders"), ("alignment",),
-    ("training",), ("tasks",), ("evaluation",), ("serving", "search"),
+    ("training",), ("tasks",), ("evaluation",), ("serving", "search", "experiment"),
 )
 LEVEL = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 

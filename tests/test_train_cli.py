@@ -176,8 +176,8 @@ def test_train_starts_from_bert_and_a_catalog_backbone_and_reports_progress(data
 def test_a_finetune_prepares_demo_with_the_pretraining_runs_vocabulary(tmp_path):
   """--train_data=demo in a fine-tune follows --init_checkpoint's vocabulary: a pretrained-BERT
   start's gets its own prepared folders, the demo's own vocabulary the plain ones."""
-  import train  # pylint: disable=g-import-not-at-top  (defines train.py's flags)
-  demo_vocab = train._demo_vocab  # pylint: disable=protected-access
+  from kaleido import experiment  # pylint: disable=g-import-not-at-top
+  demo_vocab = experiment._demo_vocab  # pylint: disable=protected-access
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
   from kaleido.demo import pipeline  # pylint: disable=g-import-not-at-top
   demo_dir = tmp_path / "demo"
