@@ -159,3 +159,22 @@ def test_ctrl_c_of_the_process_group_is_one_line_and_the_rerun_finishes(tmp_path
   rerun = _run(*args)
   assert rerun.returncode == 0, rerun.stderr
   assert manifest_lib.load(str(out)).num_examples == len(list(reader.make_dataset(str(out))))
+
+
+def test_a_worker_made_from_another_thread_exits_with_its_parent():
+  """Beam runs a DoFn's setup (interrupts.become_worker) outside the worker's main thread."""
+  child = ("import threading, time\n"
+           "from kaleido.utils import interrupts\n"
+           "thread = threading.Thread(target=interrupts.become_worker)\n"
+           "thread.start(); thread.join()\n"
+           "print('ready', flush=True); time.sleep(60)\n")
+  parent = subprocess.Popen([sys.executable, "-c", (
+      "import subprocess, sys\n"
+      f"worker = subprocess.Popen([sys.executable, '-c', {child!r}], stdout=sys.stdout)\n"
+      "print(worker.pid, flush=True); worker.wait()\n")], stdout=subprocess.PIPE, text=True)
+  worker = psutil.Process(int(parent.stdout.readline()))
+  assert parent.stdout.readline().strip() == "ready"  # no error in the thread
+  parent.kill()
+  parent.wait()
+  _, alive = psutil.wait_procs([worker], timeout=10)
+  assert not alive

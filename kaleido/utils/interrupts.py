@@ -89,10 +89,13 @@ def become_worker(driver_pid: int | None = None) -> None:
   work and keeps what is finished) and ends when that process dies, by whatever signal (a
   SIGKILL of the command leaves no worker behind): the kernel's parent-death signal on Linux,
   and everywhere a thread that watches for the parent to change. Does nothing in the process
-  `driver_pid` itself (Beam's in-memory runner runs its DoFns there)."""
+  `driver_pid` itself (Beam's in-memory runner runs its DoFns there). Python sets signal
+  handlers from the main thread only; called from another (a Beam worker's DoFn setup), Ctrl-C
+  keeps its handler."""
   if os.getpid() == driver_pid:
     return
-  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
   started_by = multiprocessing.parent_process()
   parent = started_by.pid if started_by is not None else os.getppid()
   if sys.platform.startswith("linux"):
