@@ -1,10 +1,12 @@
-"""train.py's flags, derived from the experiment config: every setting has one default, the
-config field's, and one description, here.
+"""Flags derived from a config dataclass: every setting has one default, the config field's, and
+one description, next to the flag's name.
 
-Each Setting names its flag, the config fields it sets (a few set two: e.g. --itm_loss both the
-pre-training's and the fine-tuning's) and, for lists, how the flag's strings become the field's
-value. `define_flags` defines them all; `config_from_flags` turns parsed values into the
-ExperimentConfig (before the data is read: kaleido.experiment completes it).
+A Setting names its flag, the config fields it sets (a few set two: e.g. train.py's --itm_loss
+both the pre-training's and the fine-tuning's) and, for lists, how the flag's strings become the
+field's value; the flag's type is the field's. `define` defines a table of them, `parse` turns
+the parsed values into the config. train.py's table is SETTINGS over ExperimentConfig
+(`define_flags`, `config_from_flags`; kaleido.experiment completes that config from the data);
+evaluate.py's is kaleido.evaluation.request's.
 """
 
 from __future__ import annotations
@@ -67,10 +69,10 @@ class Setting:
   form: Form | None = None  # a list flag's conversion
   required: bool = False  # no default: the flag must be given
 
-  def default(self) -> Any:
-    """The flag's default: the (first) field's default in ExperimentConfig()."""
-    value = field_value(config_lib.ExperimentConfig(), self.fields[0])
-    return self.form.to_flag(value) if self.form else value
+  def default(self, defaults: Any) -> Any:
+    """The flag's default: the (first) field's value in the default config `defaults`."""
+    value = field_value(defaults, self.fields[0])
+    return self.form.to_flag(value) if self.form and value is not None else value
 
 
 SETTINGS = (
@@ -278,30 +280,39 @@ def _replaced(config: Any, path: str, value: Any) -> Any:
   return dataclasses.replace(config, **{name: _replaced(getattr(config, name), rest, value)})
 
 
-def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-  """Defines every Setting's flag in `flag_values`, its default the config field's."""
-  for setting in SETTINGS:
-    default = None if setting.required else setting.default()
-    args = (setting.flag, default, setting.help)
+def _field_type(defaults: Any, path: str) -> str:
+  """The annotation of the field at dotted `path` (e.g. "int", "float | None")."""
+  *parents, name = path.split(".")
+  owner = field_value(defaults, ".".join(parents)) if parents else defaults
+  return {field.name: field.type for field in dataclasses.fields(owner)}[name]
+
+
+_DEFINE_BY_TYPE = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer,
+                   "float": flags.DEFINE_float, "str": flags.DEFINE_string}
+
+
+def define(settings: tuple[Setting, ...], defaults: Any,
+           flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines each Setting's flag in `flag_values`, its default from the config `defaults` and its
+  type from the field's annotation (an `X | None` field: a flag that may be left unset)."""
+  for setting in settings:
+    default = None if setting.required else setting.default(defaults)
     if setting.choices:
       flags.DEFINE_enum(setting.flag, default, list(setting.choices), setting.help,
                         flag_values=flag_values)
-    elif setting.form or isinstance(default, (list, tuple)):
-      flags.DEFINE_list(*args, flag_values=flag_values)
-    elif isinstance(default, bool):
-      flags.DEFINE_bool(*args, flag_values=flag_values)
-    elif isinstance(default, int):
-      flags.DEFINE_integer(*args, flag_values=flag_values)
-    elif isinstance(default, float):
-      flags.DEFINE_float(*args, flag_values=flag_values)
+    elif setting.form:
+      flags.DEFINE_list(setting.flag, default, setting.help, flag_values=flag_values)
     else:
-      flags.DEFINE_string(*args, flag_values=flag_values)
+      kind = _field_type(defaults, setting.fields[0]).removesuffix(" | None")
+      _DEFINE_BY_TYPE[kind](setting.flag, default, setting.help, flag_values=flag_values)
 
 
-def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> config_lib.ExperimentConfig:
-  """The ExperimentConfig the parsed flags describe (before anything is read from the data)."""
-  config = config_lib.ExperimentConfig()
-  for setting in SETTINGS:
+def parse(settings: tuple[Setting, ...], defaults: Any,
+          flag_values: flags.FlagValues = flags.FLAGS) -> Any:
+  """The config `defaults` with every field set from its parsed flag (a flag left unset where
+  the field allows None keeps the default)."""
+  config = defaults
+  for setting in settings:
     value = flag_values[setting.flag].value
     if value is None:
       continue
@@ -309,3 +320,14 @@ def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> config_lib
     for path in setting.fields:
       config = _replaced(config, path, value)
   return config
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines train.py's flags (SETTINGS) in `flag_values`."""
+  define(SETTINGS, config_lib.ExperimentConfig(), flag_values)
+
+
+def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> config_lib.ExperimentConfig:
+  """The ExperimentConfig train.py's parsed flags describe (before anything is read from the
+  data)."""
+  return parse(SETTINGS, config_lib.ExperimentConfig(), flag_values)

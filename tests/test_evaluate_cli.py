@@ -16,19 +16,14 @@ from kaleido.metrics import captioning as caption_metrics
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVALUATE = os.path.join(REPO_ROOT, "evaluate.py")
-# Runs evaluate.py with `kaleido.evaluation.model` replaced by this file's `fake_load`
-# (or, with --no_model first, by nothing: the module counts as absent). It runs in the repository
-# root (see _run), so `tests` is importable.
+# Runs evaluate.py with `kaleido.evaluation.model` replaced by this file's `fake_load`. It runs
+# in the repository root (see _run), so `tests` is importable.
 _WITH_FAKE = f"""
 import runpy, sys, types
 name = "kaleido.evaluation.model"
-if sys.argv[1] == "--no_model":
-  sys.modules[name] = None
-  del sys.argv[1]
-else:
-  from tests import test_evaluate_cli
-  sys.modules[name] = types.ModuleType(name)
-  sys.modules[name].load = test_evaluate_cli.fake_load
+from tests import test_evaluate_cli
+sys.modules[name] = types.ModuleType(name)
+sys.modules[name].load = test_evaluate_cli.fake_load
 sys.argv[0] = {EVALUATE!r}
 runpy.run_path({EVALUATE!r}, run_name="__main__")
 """
@@ -43,8 +38,15 @@ CAPTIONS = {"a": "red cotton t-shirt with short sleeves", "b": "black leather bo
 
 
 class FakeEvaluationModel:
-  """The evaluation_model interface: a perfect ITR scorer, a constant TIR scorer."""
+  """The evaluation_model interface: a perfect ITR scorer, a constant TIR scorer, every task."""
   step = 7
+  retrieval_text = "name"
+  run = types.SimpleNamespace(task=types.SimpleNamespace(name="retrieval",
+                                                         has_contrastive_head=False))
+
+  def supports(self, task):
+    del task
+    return True
 
   def __init__(self):
     self.product_ids = np.array([f"p{i // 2:03d}" for i in range(300)])  # 150 products
@@ -147,10 +149,6 @@ def test_bad_flags_give_one_sentence(tmp_path):
   assert _error_lines(_run("--task=itr")) == [
       "error: --task=itr needs --checkpoint (a fine-tuned model); only --task=caption can do "
       "without one, given --predictions."]
-  assert _error_lines(_run("--no_model", "--task=itr", "--checkpoint=x", fake=True)) == [
-      "error: Evaluating a checkpoint needs kaleido.evaluation.model, which this version "
-      "does not have yet (issue #5); only --task=caption --predictions=FILE.jsonl works without "
-      "a model."]
 
 
 def test_model_path_end_to_end_with_a_fake_model(tmp_path):
