@@ -13,6 +13,7 @@ LAYERS = (
     ("errors",), ("utils",), ("config", "config_flags"), ("data", "metrics"), ("text", "patches"), ("records", "feature_cache"),
     ("demo",), ("masking", "model"), ("pretrained", "dataloaders"), ("alignment",),
     ("training",), ("tasks",), ("evaluation",), ("serving", "search", "experiment"),
+    ("commands",),
 )
 LEVEL = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 
@@ -87,3 +88,18 @@ def test_the_layer_table_names_real_packages():
     assert (REPO_ROOT / "kaleido" / package).is_dir() or (
         REPO_ROOT / "kaleido" / f"{package}.py").is_file(), package
   assert os.path.isfile(REPO_ROOT / "pyproject.toml")
+
+
+def test_console_scripts_name_the_commands_and_the_scripts_run_them():
+  import tomllib  # pylint: disable=g-import-not-at-top
+  scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+  assert {"kaleido-train", "kaleido-evaluate", "kaleido-prepare", "kaleido-index",
+          "kaleido-search", "kaleido-export"} <= set(scripts)
+  for target in scripts.values():
+    module, _, function = target.partition(":")  # not imported: two commands' flags would clash
+    tree = ast.parse((REPO_ROOT / (module.replace(".", "/") + ".py")).read_text())
+    assert function in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    # The script of the same name at the top of the repository runs that command.
+    name = module.rpartition(".")[2]
+    script = next(REPO_ROOT.glob(f"*/{name}.py"), None) or REPO_ROOT / f"{name}.py"
+    assert f"from kaleido.commands import {name}" in script.read_text(), script

@@ -19,7 +19,7 @@ import sys
 from absl import flags
 
 import kaleido  # pylint: disable=unused-import  (before TensorFlow: its Keras setting)
-import train
+from kaleido.commands import train
 
 
 def _run(argv: list[str]) -> dict:

@@ -1,39 +1,9 @@
-r"""Exports a trained run as a SavedModel that takes raw image bytes and text.
+"""`python tools/export_saved_model.py` = the `kaleido-export` command (kaleido/commands/export_saved_model.py, whose docstring
+is this script's usage)."""
 
-  python tools/export_saved_model.py --checkpoint runs/demo_retrieval --output exports/retrieval
-  saved_model_cli show --dir exports/retrieval --all
+from kaleido.commands import export_saved_model
 
-The signatures depend on the run's task (kaleido.serving.export): embed_image always; score for
-pre-training and retrieval runs; classify for category and subcategory runs; caption and
-caption_beam for captioning runs. Decoding, the foreground box and crop, the 55 patches and the
-WordPiece tokenisation all run in the graph, so loading needs only `tensorflow` and
-`tensorflow_text` (import tensorflow_text before tf.saved_model.load, for its ops).
-"""
-
-from absl import app
-from absl import flags
-from absl import logging
-
-from kaleido.utils import cli
-
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None,
-                                  "A train.py --model_dir, or one of its checkpoints.")
-_OUTPUT = flags.DEFINE_string("output", None, "The SavedModel folder to write (must not exist).")
-_MIXED_PRECISION = flags.DEFINE_enum(
-    "mixed_precision", "none", ["none", "mixed_bfloat16"], "Compute dtype of the exported graph "
-    "(bfloat16 where the hardware has it; weights stay float32).")
-
-
-@cli.user_errors_as_messages
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)  # TensorFlow's saving INFO lines are noise here
-  from kaleido.serving import export  # pylint: disable=g-import-not-at-top
-  info = export.export(_CHECKPOINT.value, _OUTPUT.value, _MIXED_PRECISION.value)
-  print(f"Exported {info['task']} run {info['checkpoint']} to {_OUTPUT.value}: signatures "
-        f"{', '.join(info['signatures'])}.")
-
+__doc__ = export_saved_model.__doc__  # absl prints the main module's docstring as the usage
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["checkpoint", "output"])
-  app.run(main)
+  export_saved_model.run()

@@ -6,6 +6,9 @@ import functools
 import sys
 from typing import Callable
 
+from absl import app
+from absl import flags
+
 from kaleido import errors
 
 
@@ -31,3 +34,13 @@ def user_errors_as_messages(main: Callable[..., None]) -> Callable[..., None]:
       sys.exit(INTERRUPTED)
 
   return wrapped
+
+
+def run(main: Callable[..., None]) -> None:
+  """absl's app.run(main), with the flags the library's modules define shown by --helpshort as
+  the program's own (a command's flags live in kaleido/, not in the script that runs it)."""
+  for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
+    if module.startswith("kaleido"):
+      for flag in module_flags:
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  app.run(main)
