@@ -19,7 +19,8 @@ The kills land anywhere in the work: one at a random moment of the start-up (bef
 progress line), the others inside the work each rerun has left, at a random share of it (read
 from the command's own progress lines, on a pseudo-terminal so that they come every 0.5 s) drawn
 so that work is left for the kills after it, plus a random part of 0.5 s. Beam's runner prints
-no progress, so its kills come at random moments of its reference run's duration. Prints one
+no progress and writes every shard at its end, so its kills come at random moments of the first
+70% of its reference run's duration. Prints one
 line per kill (with the progress it cut) and a summary; every kill must cut work.
 """
 
@@ -191,13 +192,16 @@ def _crash_phase(phase: _Phase, folder: str, duration: float, startup: float,
   random share of it drawn so that work is left for the kills after it, the start-up one included
   (with k kills to go, this one within the first 1 / k of what is left), plus a random part of the
   time between two progress lines;
-  without progress lines, at random moments of its reference run's `duration`.
+  without progress lines, at random moments of the first 70% of its reference run's
+  `duration`.
   Returns (processes left, kills that found it finished)."""
   in_startup = rng.randrange(_KILLS.value) if phase.has_progress else -1
   left = missed = 0
   for kill in range(_KILLS.value):
     if not phase.has_progress:
-      moment = duration * rng.uniform(0.1, 0.9)
+      # Beam writes every shard at the end of its pipeline (after grouping by shard): a kill in
+      # that last stretch would leave the reruns after it nothing to cut.
+      moment = duration * rng.uniform(0.1, 0.7)
       where = f"{moment:.1f} s of a {duration:.1f} s run"
       progress, alive = _kill_at(phase.args(folder), 1.0, 0.0, moment)
     elif kill == in_startup:
