@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Retrieval fine-tuning recipes side by side (issue #33): each recipe fine-tunes the same
-# pre-training run for --task=retrieval, then is scored on one demo split with the same saved
+# pre-training run for --task=retrieval, 600 steps (FLAGS="--train_steps=1800 ..." for the demo
+# flag file's length), then is scored on one demo split with the same saved
 # draws: sample-100 ITR / TIR ranked by the ITM margin alone and, for recipes with an ITC head,
 # the full gallery by ITC alone, by the ITC top 20 re-ranked by the margin, and fused (margin +
 # 20 x cosine). Results in OUT/<recipe>/*.json; summarise with tools/matching_table.py.
@@ -35,7 +36,7 @@ declare -A flags=(
 )
 # Every recipe starts from the paper's ITM training (the demo flag file's own recipe is overridden)
 paper=(--negatives_per_positive=0 --itm_loss=binary --nomined_negatives --itc_weight=0
-       --negative_same_subcategory=1)
+       --negative_same_subcategory=1 --train_steps=600 --checkpoint_every=200 --eval_every=200)
 recipes="${RECIPES:-paper random mixed k1_binary k3_listwise itc itc_k1_mined itc_k3_listwise_mined k1_listwise k3_binary itc_k3_listwise}"
 mkdir -p "$out"
 for recipe in $recipes; do

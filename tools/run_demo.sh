@@ -59,7 +59,8 @@ case "${RECIPE:-}" in
   paper) pretrain_flagfile=configs/demo_pretrain.flags
          pretrain_dir="runs/demo_pretrain${pretrain_suffix}"
          recipe_retrieval=(--negatives_per_positive=0 --itm_loss=binary --nomined_negatives
-                           --itc_weight=0 --negative_same_subcategory=1) ;;
+                           --itc_weight=0 --negative_same_subcategory=1 --train_steps=600
+                           --checkpoint_every=200 --eval_every=200) ;;
   *) echo "RECIPE=${RECIPE} is not a recipe; use paper (or leave it unset)." >&2; exit 2 ;;
 esac
 read -r -a pretrain_flags <<< "${PRETRAIN_FLAGS:-}"
