@@ -200,3 +200,27 @@ def test_a_finetune_prepares_demo_with_the_pretraining_runs_vocabulary(tmp_path)
   assert pipeline.demo_paths(str(demo_dir), demo_start).train_dir == str(
       demo_dir / "prepared" / "train")
   assert demo_vocab(config_lib.ExperimentConfig(), None) == ""
+
+
+def test_a_run_is_rebuilt_from_its_run_config_alone(data, tmp_path):
+  """The flags' config, completed (kaleido.experiment), is what run_config.json holds: the saved
+  file alone, in another model_dir, makes the same steps."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
+  from kaleido import config_flags  # pylint: disable=g-import-not-at-top
+  from kaleido import experiment  # pylint: disable=g-import-not-at-top
+  flag_values = flags.FlagValues()
+  config_flags.define_flags(flag_values)
+  flag_values(["train.py", f"--model_dir={tmp_path / 'flags'}", f"--train_data={data}",
+               *COMMON_FLAGS, "--train_steps=3", "--resnet_weights=random", "--seed=5"])
+  strategy = tf.distribute.get_strategy()
+  config = experiment.complete(config_flags.config_from_flags(flag_values), strategy)
+  from_flags = experiment.train(config, strategy)
+  saved = config_lib.load(str(tmp_path / "flags"))
+  assert saved == config
+  rebuilt = experiment.train(dataclasses.replace(saved, training=dataclasses.replace(
+      saved.training, model_dir=str(tmp_path / "rebuilt"))), strategy)
+  assert from_flags.step == rebuilt.step == 3
+  assert from_flags.losses == rebuilt.losses
