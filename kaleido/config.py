@@ -29,7 +29,6 @@ from kaleido import errors
 
 RUN_CONFIG_NAME = "run_config.json"
 FORMAT = "kaleido-experiment/2"
-_OLD_FORMAT = "kaleido-run-config/1"  # before the experiment config; read for old model_dirs
 
 # Tasks: pre-training (paper 3.4-3.6), the downstream tasks (4.2), and the generators' own nets.
 PRETRAIN = "pretrain"
@@ -725,27 +724,5 @@ def load(path: str) -> ExperimentConfig:
                       "by train.py; pass the --model_dir of a training run.")
   payload = files.read_json(config_path, "restore it from a copy, or train into a new "
                             "--model_dir (the checkpoints alone do not say how the run was made)")
-  if payload.get("format") == _OLD_FORMAT:
-    return _from_old_run_config(payload, model_dir)
   return from_json(payload, repr(config_path))
 
-
-def _from_old_run_config(payload: dict[str, Any], model_dir: str) -> ExperimentConfig:
-  """A model_dir written before the experiment config (kaleido-run-config/1): its task, model,
-  fine-tuning settings and vocabulary, which is all evaluation and fine-tuning read from it."""
-  model = dict(payload["model"])
-  backbone_weights = model.pop("backbone_weights", "")
-  finetune = dict(payload.get("finetune") or {})
-  task_name = payload["task_name"]
-  for key in ("task", "init_checkpoint"):
-    finetune.pop(key, None)
-  # Runs from before retrieval_text existed were fine-tuned on the prepared text.
-  finetune.setdefault("retrieval_text", "description")
-  return ExperimentConfig(
-      task=TaskConfig(name=task_name, finetune=FinetuneConfig(**finetune)),
-      data=DataConfig(vocab_file=payload["vocab_file"], vocab_hash=payload["vocab_hash"],
-                      max_seq_length=model["max_seq_length"], patch_size=model["patch_size"],
-                      label_names=tuple(payload.get("label_names", ()))),
-      model=KaleidoBertConfig(**model),
-      init=InitConfig(backbone_weights=backbone_weights),
-      training=TrainingConfig(model_dir=model_dir))

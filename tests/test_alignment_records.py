@@ -333,16 +333,3 @@ def test_training_writes_checkpoints_and_resumes(prepared, tmp_path):
   with pytest.raises(align_config.AlignmentError, match="run python data/prepare.py"):
     inputs.load_prepared(catalog)
 
-
-def test_a_captioner_directory_of_the_old_layout_still_loads(prepared, tmp_path):
-  word = _chosen_word(prepared)
-  directory = _forced_checkpoint(str(tmp_path / "ckpt"), prepared, word)
-  config = captioner_dir.read_config(directory)
-  os.remove(os.path.join(directory, kaleido_config.RUN_CONFIG_NAME))
-  payload = {"format": captioner_dir.LEGACY_FORMAT, **dataclasses.asdict(config)}
-  payload.pop("backbone_trainable")
-  files.write_json(os.path.join(directory, captioner_dir.LEGACY_CONFIG_NAME), payload)
-  assert captioner_dir.read_config(directory) == config
-  captioner = captioner_dir.load_captioner(directory)
-  vocab = captioner_dir.vocab_tokens(directory)
-  assert int(np.argmax(captioner.output_layer.bias.numpy())) == vocab.index(word)

@@ -102,13 +102,11 @@ def test_backbone_from_a_training_checkpoint(tmp_path):
     variable.assign(variable + 0.1)
   checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(3))  # as the trainer saves
   tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), max_to_keep=1).save()
-  # The layout of checkpoints written before the backbone existed (functional models).
-  legacy = kaleido_bert.legacy_objects(model)
-  tf.train.Checkpoint(**legacy).write(str(tmp_path / "legacy" / "ckpt"))
+  tf.train.Checkpoint(model=model.backbone).write(str(tmp_path / "bare" / "ckpt"))
 
-  for path in (str(tmp_path), str(tmp_path / "legacy" / "ckpt")):
+  for path in (str(tmp_path), str(tmp_path / "bare" / "ckpt")):
     assert_same_weights(loaded_embedder("small", 16, 2048, path).backbone, source)
   with pytest.raises(errors.KaleidoError, match="does not fit the small backbone"):
     loaded_embedder("small", 16, 64, str(tmp_path))
   with pytest.raises(errors.KaleidoError, match="neither a Keras .h5 weights file nor"):
-    loaded_embedder("small", 16, 2048, str(tmp_path / "legacy"))
+    loaded_embedder("small", 16, 2048, str(tmp_path / "bare"))

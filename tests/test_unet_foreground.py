@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -86,26 +85,6 @@ def test_masks_keep_each_image_size(trained):
   estimator = unet_foreground.UNetForeground.from_checkpoint(trained[0])
   assert estimator.masks(np.zeros((3, 50, 70, 3), np.uint8)).shape == (3, 50, 70)
   assert estimator.masks(np.zeros((0, 50, 70, 3), np.uint8)).shape == (0, 50, 70)
-
-
-def test_a_directory_of_the_old_layout_gives_identical_masks(trained, tmp_path):
-  directory, _ = trained
-  images, _ = _synthetic(8, seed=3)
-  model, _ = unet_foreground.load_model(directory)
-  legacy = tmp_path / "legacy"
-  legacy.mkdir()
-  model.save_weights(str(legacy / unet_foreground.LEGACY_WEIGHTS_FILE), save_format="h5")
-  (legacy / unet_foreground.LEGACY_CONFIG_FILE).write_text(json.dumps(
-      {"format": unet_foreground.LEGACY_FORMAT, "input_size": 32, "base_filters": 8,
-       "depth": 2}))
-  first = unet_foreground.UNetForeground.from_checkpoint(directory).probabilities(images)
-  second = unet_foreground.UNetForeground.from_checkpoint(str(legacy)).probabilities(images)
-  np.testing.assert_array_equal(first, second)
-  (legacy / unet_foreground.LEGACY_CONFIG_FILE).write_text(json.dumps(
-      {"format": unet_foreground.LEGACY_FORMAT, "input_size": 32, "base_filters": 16,
-       "depth": 2}))
-  with pytest.raises(unet_foreground.CheckpointError, match="do not match the architecture"):
-    unet_foreground.UNetForeground.from_checkpoint(str(legacy))
 
 
 def test_build_estimator_selects_unet(trained):

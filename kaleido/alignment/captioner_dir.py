@@ -2,8 +2,7 @@
 
 - `run_config.json`: the experiment config of its training (kaleido.config), whose model is the
   captioner's `CaptionerConfig`: the architecture, the vocabulary's SHA-256 and size, the
-  special token ids and the image size. Directories trained before the experiment config hold
-  `aag_config.json` ({"format": "kaleido-aag/1", ...CaptionerConfig}) instead; both are read.
+  special token ids and the image size.
 - `vocab.txt`: a copy of the vocabulary the captioner speaks (the prepared data's).
 - `checkpoints/`: the trainer's checkpoints of the model, optimizer and step.
 - `train/`: TensorBoard summaries.
@@ -26,8 +25,6 @@ from kaleido.text import vocab as vocab_lib
 from kaleido.utils import files
 from kaleido.utils import restoring
 
-LEGACY_FORMAT = "kaleido-aag/1"
-LEGACY_CONFIG_NAME = "aag_config.json"
 VOCAB_NAME = "vocab.txt"
 CHECKPOINT_DIR = "checkpoints"
 TRAIN_HINT = "train one with python data/train_aag.py --input PREPARED_FOLDER --output_dir DIR"
@@ -58,28 +55,18 @@ def copy_vocab(directory: str, vocab_file: str) -> None:
 
 
 def read_config(directory: str) -> config_lib.CaptionerConfig:
-  """The captioner config of a captioner directory (either format)."""
+  """The captioner config of a captioner directory."""
   if not os.path.isdir(directory):
     raise align_config.AlignmentError(f"AAG checkpoint directory {directory!r} does not exist; "
                                       f"{TRAIN_HINT}.")
-  if os.path.isfile(os.path.join(directory, config_lib.RUN_CONFIG_NAME)):
-    model = config_lib.load(directory).model
-    if not isinstance(model, config_lib.CaptionerConfig):
-      raise align_config.AlignmentError(
-          f"{directory!r} holds a {model.kind} run, not an alignment captioner; {TRAIN_HINT}.")
-    return model
-  path = os.path.join(directory, LEGACY_CONFIG_NAME)
-  if not os.path.isfile(path):
+  if not os.path.isfile(os.path.join(directory, config_lib.RUN_CONFIG_NAME)):
     raise align_config.AlignmentError(f"{directory!r} has no {config_lib.RUN_CONFIG_NAME}, so it "
                                       f"is no AAG checkpoint; {TRAIN_HINT}.")
-  try:
-    payload = files.read_json(path)
-    if payload.pop("format", None) != LEGACY_FORMAT:
-      raise ValueError(f"not a {LEGACY_FORMAT} file")
-    return config_lib.CaptionerConfig(**payload)
-  except (ValueError, TypeError) as error:
-    raise align_config.AlignmentError(f"{path!r} is not a valid AAG config ({error}); "
-                                      f"{TRAIN_HINT}.") from error
+  model = config_lib.load(directory).model
+  if not isinstance(model, config_lib.CaptionerConfig):
+    raise align_config.AlignmentError(
+        f"{directory!r} holds a {model.kind} run, not an alignment captioner; {TRAIN_HINT}.")
+  return model
 
 
 def vocab_tokens(directory: str) -> list[str]:

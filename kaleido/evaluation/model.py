@@ -417,16 +417,13 @@ def restored_model(run: config_lib.ExperimentConfig,
       name="retrieval", finetune=config_lib.FinetuneConfig(
           itc_weight=float(run.task.has_contrastive_head)))
   model = kaleido_bert.build_finetune_model(task, run.model)
-  legacy = kaleido_bert.is_legacy_checkpoint(checkpoint_path)
   if run.task.is_finetune:
-    objects = kaleido_bert.legacy_objects(model) if legacy else {"model": model}
-    restoring.restore(checkpoint_path, objects,
+    restoring.restore(checkpoint_path, {"model": model},
                       "the model its run_config.json describes differs; was the model_dir reused "
                       "for another run?")
   else:
-    objects = (kaleido_bert.legacy_pretraining_objects(model) if legacy
-               else kaleido_bert.pretraining_checkpoint_objects(model))
-    restoring.restore(checkpoint_path, objects, "the model its run_config.json describes differs")
+    restoring.restore(checkpoint_path, kaleido_bert.pretraining_checkpoint_objects(model),
+                      "the model its run_config.json describes differs")
   return model
 
 

@@ -9,8 +9,7 @@
 
 Checkpoints hold `model/backbone/...` and the heads by name (`model/heads/...` for pre-training),
 so a fine-tuning model restores the backbone and the heads it shares from a pre-training
-checkpoint (`restore_from_pretraining`). `legacy_objects` maps the layout of checkpoints written
-before this module existed (functional models, `model/layer_with_weights-N`) onto these layers.
+checkpoint (`pretraining_checkpoint_objects`).
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from kaleido.utils import flops
 
 AUTOREGRESSIVE, ONE_SHOT = config_lib.CAPTION_MODES
 ENCODER_KEYS = ("input_word_ids", "input_mask", "patches", "patch_boxes")
-_LEGACY_PREFIX = "model/layer_with_weights-"
 
 
 def attention_mask(input_mask: tf.Tensor, visible_patches, causal: bool,
@@ -382,27 +380,6 @@ def shared_with_pretraining(model: _TaskModel) -> dict[str, Any]:
   return {"backbone": model.backbone, "heads": heads}
 
 
-def is_legacy_checkpoint(path: str) -> bool:
-  """Whether the checkpoint at `path` has the layout of the functional models written before
-  the backbone existed (`model/layer_with_weights-N/...`)."""
-  return any(name.startswith(_LEGACY_PREFIX) for name, _ in tf.train.list_variables(path))
-
-
-def legacy_objects(model: _TaskModel) -> dict[str, tf.Module]:
-  """{"model": ...}: `model`'s layers under the old functional layout, where weighted layer 0
-  was the patch embedder, 1 the encoder and 2 the pre-training heads, the ITM head, the
-  classifier or the MLM decoder."""
-  if isinstance(model, KaleidoPretrainer):
-    third = model.heads
-  elif isinstance(model, KaleidoMatcher):
-    third = model.itm
-  elif isinstance(model, KaleidoCaptioner):
-    third = model.masked_lm
-  else:
-    third = model.classifier.dense
-  parts = {f"layer_with_weights-{i}": layer for i, layer in enumerate(
-      (model.backbone.patch_embedder, model.backbone.encoder, third))}
-  return {"model": tf.train.Checkpoint(**parts)}
 
 
 def checkpoint_has_contrastive_head(path: str) -> bool:
@@ -421,16 +398,6 @@ def pretraining_checkpoint_objects(model: _TaskModel,
   return {"model": tf.train.Checkpoint(backbone=shared["backbone"],
                                        heads=tf.train.Checkpoint(**shared["heads"]))}
 
-
-def legacy_pretraining_objects(model: _TaskModel) -> dict[str, tf.Module]:
-  """As `pretraining_checkpoint_objects`, for a pre-training checkpoint of the old layout (which
-  predates the ITC head)."""
-  shared = shared_with_pretraining(model)
-  shared["heads"].pop("contrastive", None)
-  return {"model": tf.train.Checkpoint(**{
-      "layer_with_weights-0": model.backbone.patch_embedder,
-      "layer_with_weights-1": model.backbone.encoder,
-      "layer_with_weights-2": tf.train.Checkpoint(**shared["heads"])})}
 
 
 def forward_flops(model: _TaskModel, inputs: dict[str, tf.Tensor]) -> tuple[float, float]:

@@ -8,7 +8,6 @@ Directories written before that (`unet_config.json` {"format": "kaleido-unet-for
 
 from __future__ import annotations
 
-import json
 import os
 
 import cv2
@@ -20,9 +19,6 @@ from kaleido import config as config_lib
 from kaleido import errors
 from kaleido.utils import restoring
 
-LEGACY_FORMAT = "kaleido-unet-foreground/1"
-LEGACY_CONFIG_FILE = "unet_config.json"
-LEGACY_WEIGHTS_FILE = "weights.h5"
 TRAIN_HINT = "train one with python data/train_foreground.py --output_dir DIR"
 
 
@@ -83,40 +79,11 @@ def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
   return float(np.logical_and(predicted, truth).sum() / union) if union else 1.0
 
 
-def _legacy_config(directory: str) -> config_lib.UNetConfig:
-  path = os.path.join(directory, LEGACY_CONFIG_FILE)
-  try:
-    with open(path, encoding="utf-8") as f:
-      payload = json.load(f)
-    if payload.get("format") != LEGACY_FORMAT:
-      raise ValueError(f"format {payload.get('format')!r}")
-    return config_lib.UNetConfig(int(payload["input_size"]), int(payload["base_filters"]),
-                                 int(payload["depth"]))
-  except (ValueError, KeyError, TypeError, AttributeError) as e:
-    raise CheckpointError(f"{path!r} is not a valid {LEGACY_FORMAT} config ({e}); "
-                          f"{TRAIN_HINT}.") from e
-
-
 def load_model(directory: str) -> tuple[tf_keras.Model, config_lib.UNetConfig]:
-  """The trained net of a UNet directory (either layout) and its architecture."""
+  """The trained net of a UNet directory and its architecture."""
   if not directory or not os.path.isdir(directory):
     raise CheckpointError(f"UNet checkpoint directory {directory!r} does not exist; set "
                           f"unet_checkpoint to a trained one or {TRAIN_HINT}.")
-  if os.path.isfile(os.path.join(directory, LEGACY_CONFIG_FILE)):
-    config = _legacy_config(directory)
-    model = build(config)
-    weights = os.path.join(directory, LEGACY_WEIGHTS_FILE)
-    if not os.path.isfile(weights):
-      raise CheckpointError(f"UNet checkpoint {directory!r} has no {LEGACY_WEIGHTS_FILE}; "
-                            f"{TRAIN_HINT}.")
-    try:
-      model.load_weights(weights)
-    except (ValueError, KeyError, OSError) as e:
-      raise CheckpointError(
-          f"The weights in {weights!r} do not match the architecture in its "
-          f"{LEGACY_CONFIG_FILE} ({str(e).splitlines()[0]}); restore the matching config or "
-          f"{TRAIN_HINT}.") from e
-    return model, config
   if not os.path.isfile(os.path.join(directory, config_lib.RUN_CONFIG_NAME)):
     raise CheckpointError(f"UNet checkpoint {directory!r} has no {config_lib.RUN_CONFIG_NAME}; "
                           f"{TRAIN_HINT}.")

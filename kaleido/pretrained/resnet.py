@@ -24,9 +24,8 @@ IMAGENET = "imagenet"
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
                 + IMAGENET_FILE)
-# The patch embedder's backbone inside a checkpoint: `.../patch_embedder/backbone/` (task models
-# and their backbone), or `model/layer_with_weights-0/backbone/` (functional models of old runs).
-_BACKBONE_EDGE = re.compile(r"(?:^|/)(?:patch_embedder|layer_with_weights-0)/backbone/")
+# The patch embedder's backbone inside a checkpoint: `.../patch_embedder/backbone/`.
+_BACKBONE_EDGE = re.compile(r"(?:^|/)patch_embedder/backbone/")
 _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
@@ -99,7 +98,7 @@ def _checkpoint_prefix(path: str) -> str:
 
 def _backbone_path(prefix: str) -> list[str]:
   """The object path of the one patch embedder backbone in a checkpoint, e.g.
-  ["model", "layer_with_weights-0", "backbone"]."""
+  ["model", "backbone", "patch_embedder", "backbone"]."""
   paths = set()
   for name, _ in tf.train.list_variables(prefix):
     match = _BACKBONE_EDGE.search(name)

@@ -89,11 +89,9 @@ class KaleidoTask(base_task.Task):
     init = self.config.init
     if init.init_checkpoint:
       path = restoring.latest_checkpoint(init.init_checkpoint)
-      legacy = kaleido_bert.is_legacy_checkpoint(path)
-      contrastive = not legacy and kaleido_bert.checkpoint_has_contrastive_head(path)
-      objects = (kaleido_bert.legacy_pretraining_objects(model) if legacy
-                 else kaleido_bert.pretraining_checkpoint_objects(model, contrastive))
-      restoring.restore(path, objects, "fine-tune with the sizes it was pre-trained with")
+      contrastive = kaleido_bert.checkpoint_has_contrastive_head(path)
+      restoring.restore(path, kaleido_bert.pretraining_checkpoint_objects(model, contrastive),
+                        "fine-tune with the sizes it was pre-trained with")
       fresh = (" (its ITC head starts fresh: the pre-training ran without itc)"
                if getattr(model, "contrastive", None) is not None and not contrastive else "")
       return f"Initialised from the pre-training checkpoint {path}{fresh}."
