@@ -4,6 +4,8 @@ manifest, the run config and the search index that go through it."""
 
 import dataclasses
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +104,16 @@ def test_a_runs_missing_or_changed_vocabulary_is_named_with_its_fix(tmp_path):
   with pytest.raises(config_lib.ConfigError, match=r"has changed since the run .* put the "
                      "original back"):
     config_lib.vocab_file_of(run)
+
+
+def test_a_killed_writers_temporary_files_are_cleared_and_a_live_ones_kept(tmp_path):
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  (tmp_path / "progress").mkdir()
+  stale = [tmp_path / f"chunk-00003.npz.tmp-{dead.pid}",
+           tmp_path / "progress" / f"shard-1.json.tmp-{dead.pid}"]
+  live = tmp_path / f"chunk-00004.npz.tmp-{os.getpid()}"
+  for path in (*stale, live):
+    path.write_bytes(b"half")
+  files.remove_stale_temporaries(str(tmp_path), str(tmp_path / "progress"))
+  assert not any(path.exists() for path in stale) and live.exists()

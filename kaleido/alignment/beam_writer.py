@@ -67,6 +67,7 @@ def add_alignments(folder: str, checkpoint_dir: str, config: align_config.AlignC
   # Refused here, in one sentence, before any worker starts.
   generator_lib.AlignmentGenerator.from_checkpoint(checkpoint_dir, config, manifest, folder)
   fingerprint = writer.settings_fingerprint(checkpoint_dir, config)
+  writer.clear_killed_writes(folder)
   pending = writer.pending_shards(folder, fingerprint)
   if pending:
     pipeline_options = beam_prepare.pipeline_options(runner, options, workers)

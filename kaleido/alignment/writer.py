@@ -108,6 +108,11 @@ def add_alignments(folder: str, checkpoint_dir: str, config: align_config.AlignC
                           os.path.abspath(checkpoint_dir), batch_size)
 
 
+def clear_killed_writes(folder: str) -> None:
+  """Deletes the temporary shards and progress records of a run killed while writing them."""
+  files.remove_stale_temporaries(folder, os.path.join(folder, PROGRESS_DIR))
+
+
 def pending_shards(folder: str, fingerprint: str) -> list[str]:
   """The shard paths of `folder` not yet aligned with `fingerprint`."""
   manifest = inputs.load_prepared(folder)
@@ -130,6 +135,7 @@ def write_alignments(folder: str, aligner: generator_lib.AlignmentGenerator, fin
                      checkpoint_name: str, batch_size: int = 64) -> manifest_lib.Manifest:
   """Writes `aligner`'s pairs into the shards of `folder` not yet done with `fingerprint`, then
   the manifest's counts (`checkpoint_name` is recorded as the generator used)."""
+  clear_killed_writes(folder)
   pending = pending_shards(folder, fingerprint)
   manifest = inputs.load_prepared(folder)
   done = manifest.num_examples - sum(

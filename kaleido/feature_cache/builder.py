@@ -11,11 +11,8 @@ and skips the shards another has finished.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import glob
 import os
-import re
 import sys
 from typing import Callable
 
@@ -31,7 +28,6 @@ from kaleido.utils import interrupts
 from kaleido.utils import progress as progress_lib
 
 Embed = Callable[[tf.Tensor], tf.Tensor]  # (B, NUM_VARIANTS, P, P, 3) uint8 -> (B, .., F)
-_TEMPORARY = re.compile(r"\.tmp-(\d+)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,30 +110,11 @@ def build_shard(cache_plan: Plan, index: int, embed: Embed, batch_size: int,
   return count
 
 
-def _process_alive(pid: int) -> bool:
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
-
-
-def remove_stale_temporaries(folder: str) -> None:
-  """Deletes the temporary shards of builds whose process is gone (killed mid-shard)."""
-  for path in glob.glob(os.path.join(folder, "*.tmp-*")):
-    match = _TEMPORARY.search(path)
-    if match and not _process_alive(int(match.group(1))):
-      with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
-
-
 def start(cache_plan: Plan) -> None:
   """Creates the cache folder with its incomplete cache.json (once) and clears dead builds'
   temporary files."""
   os.makedirs(cache_plan.folder, exist_ok=True)
-  remove_stale_temporaries(cache_plan.folder)
+  files.remove_stale_temporaries(cache_plan.folder)
   info_path = os.path.join(cache_plan.folder, store.CACHE_NAME)
   if store.read_info(cache_plan.folder) is None:
     files.write_json(info_path, {**cache_plan.identity, "complete": False})

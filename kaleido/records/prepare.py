@@ -412,6 +412,7 @@ def plan_catalog(config: PrepareConfig) -> Plan:
   rows_per_shard = math.ceil(num_rows / max(1, min(wanted_shards, num_rows)))
   num_shards = math.ceil(num_rows / rows_per_shard)
   os.makedirs(config.output_dir, exist_ok=True)
+  files.remove_stale_temporaries(config.output_dir, os.path.join(config.output_dir, PROGRESS_DIR))
   _check_or_start(config, _settings(config, num_rows, num_shards, tokenizer.vocab_hash,
                                     categories, subcategories, text_encoding))
   finished = _finished_shards(config, num_shards)

@@ -165,6 +165,7 @@ def build_index(checkpoint: str, data: str, output: str, batch_size: int = 32,
   config = reader.reader_config(manifest, name_as_text=retrieval_text == "name", folder=data)
   identity = _identity(checkpoint_path, run, data, retrieval_text, chunk_size)
   os.makedirs(output, exist_ok=True)
+  files.remove_stale_temporaries(output)  # a killed build's half-written chunk
   existing = _check_same_build(output, identity)
   if existing.get("complete"):
     return existing

@@ -1,12 +1,15 @@
-"""Atomic file writes (a reader never sees a half-written file under its final name) and checked
-JSON reads (a missing or damaged file is one sentence naming it and the fix)."""
+"""Atomic file writes (a reader never sees a half-written file under its final name; a rerun
+clears what a killed writer left) and checked JSON reads (a missing or damaged file is one
+sentence naming it and the fix)."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import re
 from typing import Any, Iterator
 
 from kaleido import errors
@@ -14,6 +17,9 @@ from kaleido import errors
 
 class DamagedFileError(errors.KaleidoError):
   """A file the project wrote is missing or cannot be read back; the message says how to fix it."""
+
+
+_TEMPORARY = re.compile(r"\.tmp-(\d+)$")  # atomic_path's, ending in its writer's pid
 
 
 @contextlib.contextmanager
@@ -26,6 +32,27 @@ def atomic_path(path: str) -> Iterator[str]:
   finally:
     if os.path.exists(tmp_path):
       os.remove(tmp_path)
+
+
+def _process_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def remove_stale_temporaries(*folders: str) -> None:
+  """Deletes the atomic_path temporaries in `folders` whose writer is gone (killed mid-write);
+  those of a live writer (another process building the same folder) stay."""
+  for folder in folders:
+    for path in glob.glob(os.path.join(glob.escape(folder), "*.tmp-*")):
+      match = _TEMPORARY.search(path)
+      if match and not _process_alive(int(match.group(1))):
+        with contextlib.suppress(FileNotFoundError):
+          os.remove(path)
 
 
 def write_json(path: str, payload: Any) -> None:
