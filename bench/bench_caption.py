@@ -54,11 +54,11 @@ def _random_captioner(size: str):
 def _uncached_step(captioner, features, boxes):
   """evaluate.py's decoding step without the cache: the whole encoder for every new token."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from kaleido.evaluation import model as evaluation_model  # pylint: disable=g-import-not-at-top
+  from kaleido.evaluation import caption_decoding  # pylint: disable=g-import-not-at-top
   from kaleido.patches import kaleido_grid  # pylint: disable=g-import-not-at-top
   encode = tf.function(reduce_retracing=True)(
       lambda inputs: captioner.backbone(inputs, training=False))
-  return evaluation_model.uncached_caption_step(encode, captioner.masked_lm, features.numpy(),
+  return caption_decoding.uncached_caption_step(encode, captioner.masked_lm, features.numpy(),
                                                 boxes.numpy(), kaleido_grid.LEVELS)
 
 

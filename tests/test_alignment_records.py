@@ -28,7 +28,6 @@ from kaleido.records import reader
 from kaleido.tasks import alignment_captioner
 from kaleido.text import vocab as vocab_lib
 from kaleido.training import trainer as trainer_lib
-from kaleido.utils import files
 from tests import catalogs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,7 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import config as config_lib
-from kaleido.evaluation import model as evaluation_model
+from kaleido.evaluation import caption_decoding
 from kaleido.model import beam_search
 from kaleido.model import caption_decoder
 from kaleido.model import kaleido_bert
@@ -38,7 +38,7 @@ def _captioner(levels=kaleido_grid.LEVELS):
 def _uncached_step(captioner, features, boxes, levels=kaleido_grid.LEVELS, beam_size=1):
   """Evaluation's uncached decoding step (the whole encoder under the UniLM mask) for
   `beam_size` beams of each image."""
-  return evaluation_model.uncached_caption_step(
+  return caption_decoding.uncached_caption_step(
       lambda inputs: captioner.backbone(inputs, training=False), captioner.masked_lm,
       np.repeat(features.numpy(), beam_size, axis=0), np.repeat(boxes.numpy(), beam_size, axis=0),
       levels)

@@ -15,7 +15,6 @@ from kaleido import errors
 from kaleido.evaluation import encoders as encoders_lib
 from kaleido.evaluation import model as evaluation_model
 from kaleido.evaluation import two_stage
-from kaleido.model import kaleido_bert
 from kaleido.search import index as index_lib
 from kaleido.search import page
 from kaleido.search import searcher as searcher_lib

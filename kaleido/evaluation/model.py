@@ -8,7 +8,6 @@ features are first needed.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Callable, Sequence
 
@@ -18,65 +17,21 @@ import tf_keras
 
 from kaleido import config as config_lib
 from kaleido import errors
-from kaleido.dataloaders import finetuning
+from kaleido.evaluation import caption_decoding
 from kaleido.evaluation import encoders
+from kaleido.evaluation import examples as examples_lib
+from kaleido.evaluation import runs
 from kaleido.evaluation import two_stage
 from kaleido.feature_cache import store as cache_store
-from kaleido.model import beam_search as beam_search_lib
-from kaleido.model import caption_decoder
 from kaleido.model import kaleido_bert
-from kaleido.patches import kaleido_grid
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
-from kaleido.tasks import kaleido_task
 from kaleido.text import tokenizer as tokenizer_lib
 from kaleido.text import vocab as vocab_lib
 from kaleido.utils import progress as progress_lib
 from kaleido.utils import restoring
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
-TASKS_OF_RUN = {"pretrain": ("itr", "tir"), "retrieval": ("itr", "tir"),
-                 "category": ("category",), "subcategory": ("subcategory",),
-                 "caption": ("caption",)}
-
-
-@dataclasses.dataclass
-class _Examples:
-  """The evaluation folder in memory, in file order."""
-  serialized: list[bytes]
-  word_ids: np.ndarray  # (N, L) int32
-  input_mask: np.ndarray  # (N, L) int32
-  patch_boxes: np.ndarray  # (N, 55, 5) float32
-  category_ids: np.ndarray
-  subcategory_ids: np.ndarray
-  product_ids: np.ndarray  # (N,) str
-  image_ids: list[str]
-  texts: list[str]
-
-
-def _read_examples(folder: str, reader_config: reader.ReaderConfig) -> _Examples:
-  manifest = manifest_lib.load(folder)
-  manifest_lib.check_shards(folder, manifest)
-  serialized = manifest_lib.read_records(folder, manifest)
-  fields = {key: [] for key in ("input_word_ids", "input_mask", "patch_boxes", "category_id",
-                                "subcategory_id", "product_id", "image_id", "text")}
-  decode = tf.function(reduce_retracing=True)(lambda records: tf.map_fn(
-      lambda record: {key: reader.decode(record, reader_config)[key] for key in fields},
-      records, fn_output_signature={
-          "input_word_ids": tf.int32, "input_mask": tf.int32, "patch_boxes": tf.float32,
-          "category_id": tf.int32, "subcategory_id": tf.int32, "product_id": tf.string,
-          "image_id": tf.string, "text": tf.string}))
-  for start in range(0, len(serialized), 256):
-    for key, value in decode(tf.constant(serialized[start:start + 256])).items():
-      fields[key].append(value.numpy())
-  joined = {key: np.concatenate(values) for key, values in fields.items()}
-  text = lambda values: [value.decode("utf-8") for value in values]
-  return _Examples(
-      serialized=serialized, word_ids=joined["input_word_ids"], input_mask=joined["input_mask"],
-      patch_boxes=joined["patch_boxes"], category_ids=joined["category_id"],
-      subcategory_ids=joined["subcategory_id"],
-      product_ids=np.asarray(text(joined["product_id"])), image_ids=text(joined["image_id"]),
-      texts=text(joined["text"]))
 
 
 class EvaluationModel:
@@ -91,25 +46,25 @@ class EvaluationModel:
     `patch_features` (config.PATCH_FEATURES) overrides the run's own: with a frozen backbone,
     the patch features are read from the folder's feature cache (built on first use)."""
     manifest = manifest_lib.load(eval_data)
-    check_vocabulary(run, manifest, eval_data)
-    if run.task.name not in TASKS_OF_RUN:
+    runs.check_vocabulary(run, manifest, eval_data)
+    if run.task.name not in runs.TASKS_OF_RUN:
       raise errors.KaleidoError(
           f"{checkpoint_path!r} is a {run.task.name} run, which evaluate.py does not evaluate; "
           "pass a pre-training or fine-tuning model_dir of train.py.")
     self.run = run
     self.batch_size = batch_size
-    self.step = _checkpoint_step(checkpoint_path)  # the TensorBoard step of the metrics
+    self.step = runs.checkpoint_step(checkpoint_path)  # the TensorBoard step of the metrics
     vocab_file = config_lib.vocab_file_of(run)
     self.tokenizer = tokenizer_lib.KaleidoTokenizer(vocab_file, run.model.max_seq_length)
     self.special_ids = vocab_lib.special_ids_of(vocab_file)
-    self._model = restored_model(run, checkpoint_path)
+    self._model = runs.restored_model(run, checkpoint_path)
     retrieval_text = retrieval_text or (run.task.finetune.retrieval_text
                                         if run.task.name == "retrieval"
                                         else config_lib.RETRIEVAL_TEXTS[0])
     self.retrieval_text = retrieval_text if self.supports("itr") else ""
     self._reader_config = reader.reader_config(manifest, name_as_text=self.retrieval_text == "name",
                                                folder=eval_data)
-    self._examples = _read_examples(eval_data, self._reader_config)
+    self._examples = examples_lib.read_examples(eval_data, self._reader_config)
     self._features: dict[int, np.ndarray] = self._cached_features(eval_data, patch_features)
     self._embeddings: tuple[np.ndarray, np.ndarray] | None = None
     self._retrieval = (encoders.RetrievalEncoders(self._model, batch_size)
@@ -119,18 +74,14 @@ class EvaluationModel:
         lambda patches: backbone.patch_embedder(patches, training=False))
     self._encode = tf.function(reduce_retracing=True)(
         lambda inputs: backbone(inputs, training=False))
-    self._cached_search = None
-    if (caption_cache and run.task.name == "caption" and
-        run.task.finetune.caption_mode == kaleido_bert.AUTOREGRESSIVE):
-      ids = self.special_ids
-      decoder = caption_decoder.CachedDecoder(self._model, ids.cls_id, ids.sep_id, ids.pad_id,
-                                              run.model.kaleido_levels)
-      self._cached_search = tf.function(decoder.beam_search, reduce_retracing=True)
+    self._captioner = (caption_decoding.CaptionDecoding(
+        self._model, run, self._encode, self.special_ids, caption_cache)
+                       if run.task.name == "caption" else None)
 
   def _cached_features(self, eval_data: str, patch_features: str) -> dict[int, np.ndarray]:
     """{example index: (55, F) float16 features} from the folder's feature cache when the run
     reads one (kaleido.feature_cache), else empty (`patch_features` embeds them on demand)."""
-    cache = feature_cache(self.run, self._model, eval_data, patch_features)
+    cache = runs.feature_cache(self.run, self._model, eval_data, patch_features)
     if cache is None:
       return {}
     image_ids, features = cache_store.read_patch_features(cache)
@@ -154,7 +105,7 @@ class EvaluationModel:
 
   def supports(self, task: str) -> bool:
     """Whether this run was trained for evaluation task `task` (itr, tir, category, ...)."""
-    return task in TASKS_OF_RUN[self.run.task.name]
+    return task in runs.TASKS_OF_RUN[self.run.task.name]
 
   def _check(self, task: str) -> None:
     if not self.supports(task):
@@ -335,13 +286,13 @@ class EvaluationModel:
   def captions(self, beam_size: int = 1) -> tuple[dict[str, str], dict[str, list[str]]]:
     """({image id: generated caption}, {image id: [the product's text]})."""
     self._check("caption")
-    ids = self.special_ids
     rows = np.arange(self.num_examples)
     generated = []
     progress = progress_lib.Progress(len(rows), "caption", unit="images")
     for start in range(0, len(rows), self.batch_size):
       chunk = rows[start:start + self.batch_size]
-      generated.extend(self._decode(chunk, beam_size, ids))
+      generated.extend(self._captioner.decode(self.patch_features(chunk),
+                                              self._examples.patch_boxes[chunk], beam_size))
       progress.update(len(chunk))
     progress.close()
     image_ids = self._examples.image_ids
@@ -349,101 +300,6 @@ class EvaluationModel:
                    zip(rows, generated)}
     references = {image_ids[i]: [self._examples.texts[i]] for i in rows}
     return predictions, references
-
-  def _decode(self, image_rows: np.ndarray, beam_size: int,
-              ids: vocab_lib.SpecialIds) -> list[list[int]]:
-    length = self.run.model.max_seq_length
-    mlm = self._model.masked_lm
-    if self.run.task.finetune.caption_mode == kaleido_bert.ONE_SHOT:
-      word_ids = finetuning.one_shot_inputs(tf.zeros([len(image_rows), length], tf.int32),
-                                            ids.cls_id, ids.mask_id).numpy()
-      inputs = self._encoder_inputs(image_rows, image_rows, word_ids, np.ones_like(word_ids))
-      sequence = self._encode(inputs)["sequence_output"]
-      positions = tf.broadcast_to(tf.range(length)[tf.newaxis], word_ids.shape)
-      tokens = np.argmax(mlm(sequence, masked_positions=positions).numpy(), axis=-1)
-      tokens[:, 0] = ids.cls_id
-    elif self._cached_search is not None:
-      tokens = self._cached_search(tf.constant(self.patch_features(image_rows)),
-                                   tf.constant(self._examples.patch_boxes[image_rows]),
-                                   beam_size).numpy()
-    else:
-      step = uncached_caption_step(
-          self._encode, mlm, np.repeat(self.patch_features(image_rows), beam_size, axis=0),
-          np.repeat(self._examples.patch_boxes[image_rows], beam_size, axis=0),
-          self.run.model.kaleido_levels)
-      tokens, _, _ = beam_search_lib.beam_search(step, (), len(image_rows), beam_size, length,
-                                                 ids.cls_id, ids.sep_id, ids.pad_id)
-      tokens = tokens.numpy()
-    return beam_search_lib.caption_ids(tokens, ids.cls_id, ids.sep_id, ids.pad_id)
-
-
-def uncached_caption_step(encode, masked_lm, features: np.ndarray, boxes: np.ndarray,
-                          kaleido_levels) -> beam_search_lib.StepFn:
-  """A beam_search step of the autoregressive captioner without the key/value cache: the whole
-  encoder (`encode`: inputs -> outputs) over the text so far under the UniLM mask, for the rows'
-  (R, 55, F) patch `features` and (R, 55, 5) `boxes` (the reference the cache is held to)."""
-  visible = kaleido_grid.visible_patches(kaleido_levels)
-
-  def step(tokens, position, state):
-    input_mask = tf.cast(tf.range(tf.shape(tokens)[1])[tf.newaxis] < position,
-                         tf.int32) * tf.ones_like(tokens)
-    inputs = {"input_word_ids": tokens, "input_mask": input_mask,
-              "patch_boxes": tf.constant(boxes), "patch_features": tf.constant(features),
-              "attention_mask": kaleido_bert.unilm_attention_mask(input_mask, visible)}
-    sequence = encode(inputs)["sequence_output"]
-    logits = masked_lm(sequence, masked_positions=tf.fill([tf.shape(tokens)[0], 1], position - 1))
-    return tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32)), state
-
-  return step
-
-
-def check_vocabulary(run: config_lib.ExperimentConfig, manifest: manifest_lib.Manifest,
-                     folder: str) -> None:
-  """One sentence when the prepared `folder` was tokenised with another vocabulary than the
-  run was trained with."""
-  if manifest.vocab_hash != run.data.vocab_hash:
-    raise errors.KaleidoError(
-        f"{folder!r} was prepared with the vocabulary {manifest.vocab_file!r}, the checkpoint "
-        f"was trained with {run.data.vocab_file!r}; prepare the data with the checkpoint's "
-        "vocabulary.")
-
-
-def restored_model(run: config_lib.ExperimentConfig,
-                    checkpoint_path: str) -> kaleido_bert.KaleidoMatcher:
-  """The run's downstream model with the checkpoint's weights; for a pre-training run, the
-  retrieval model made of its backbone, ITM head and (when it trained one) ITC head (retrieval
-  scored without fine-tuning)."""
-  task = run.task if run.task.is_finetune else config_lib.TaskConfig(
-      name="retrieval", finetune=config_lib.FinetuneConfig(
-          itc_weight=float(run.task.has_contrastive_head)))
-  model = kaleido_bert.build_finetune_model(task, run.model)
-  if run.task.is_finetune:
-    restoring.restore(checkpoint_path, {"model": model},
-                      "the model its run_config.json describes differs; was the model_dir reused "
-                      "for another run?")
-  else:
-    restoring.restore(checkpoint_path, kaleido_bert.pretraining_checkpoint_objects(model),
-                      "the model its run_config.json describes differs")
-  return model
-
-
-def feature_cache(run: config_lib.ExperimentConfig, model: tf_keras.Model, folder: str,
-                  patch_features: str = "") -> cache_store.FeatureCache | None:
-  """The feature cache of `folder` for the frozen patch embedder of the restored `model` when
-  the run reads cached features (its --patch_features, or `patch_features` when given), built on
-  first use; None when the patches are embedded from their pixels."""
-  if patch_features:
-    run = dataclasses.replace(run, data=dataclasses.replace(run.data,
-                                                             patch_features=patch_features))
-  if not config_lib.uses_feature_cache(run):
-    return None
-  return kaleido_task.feature_caches(model, [folder], run.data.feature_cache_dir)[folder]
-
-
-def _checkpoint_step(checkpoint_path: str) -> int:
-  """`.../ckpt-1200` -> 1200 (0 for other names)."""
-  suffix = checkpoint_path.rsplit("-", 1)[-1]
-  return int(suffix) if suffix.isdigit() else 0
 
 
 def load(checkpoint: str, eval_data: str, batch_size: int = 32,

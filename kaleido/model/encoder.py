@@ -14,7 +14,6 @@ import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import layers
 
-from kaleido import config as config_lib
 from kaleido.model import embeddings as embeddings_lib
 from kaleido.patches import kaleido_grid
 

@@ -26,7 +26,7 @@ import tensorflow as tf
 from kaleido import config as config_lib
 from kaleido import errors
 from kaleido.evaluation import encoders as encoders_lib
-from kaleido.evaluation import model as evaluation_model
+from kaleido.evaluation import runs as eval_runs
 from kaleido.feature_cache import store as cache_store
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
@@ -159,7 +159,7 @@ def build_index(checkpoint: str, data: str, output: str, batch_size: int = 32,
   run = config_lib.load(checkpoint)
   checkpoint_path = restoring.latest_checkpoint(checkpoint)
   manifest = manifest_lib.load(data)
-  evaluation_model.check_vocabulary(run, manifest, data)
+  eval_runs.check_vocabulary(run, manifest, data)
   retrieval_text = retrieval_text or (run.task.finetune.retrieval_text
                                       if run.task.name == "retrieval" else "name")
   config = reader.reader_config(manifest, name_as_text=retrieval_text == "name", folder=data)
@@ -169,8 +169,8 @@ def build_index(checkpoint: str, data: str, output: str, batch_size: int = 32,
   existing = _check_same_build(output, identity)
   if existing.get("complete"):
     return existing
-  model = evaluation_model.restored_model(run, checkpoint_path)
-  cache = evaluation_model.feature_cache(run, model, data, patch_features)
+  model = eval_runs.restored_model(run, checkpoint_path)
+  cache = eval_runs.feature_cache(run, model, data, patch_features)
   encoders = encoders_lib.RetrievalEncoders(model, batch_size)
   encoders.require_first_stage()
   files.write_json(os.path.join(output, INDEX_NAME), {**identity, "complete": False})

@@ -16,7 +16,7 @@ from kaleido import config as config_lib
 from kaleido import errors
 from kaleido.data import images
 from kaleido.evaluation import encoders as encoders_lib
-from kaleido.evaluation import model as evaluation_model
+from kaleido.evaluation import runs as eval_runs
 from kaleido.evaluation import two_stage
 from kaleido.patches import cutting
 from kaleido.patches import generator
@@ -71,7 +71,7 @@ class Searcher:
           f"checkpoint uses {self.run.data.vocab_file!r}; rebuild the index with this "
           "checkpoint.")
     self.encoders = encoders_lib.RetrievalEncoders(
-        evaluation_model.restored_model(self.run, checkpoint_path), batch_size)
+        eval_runs.restored_model(self.run, checkpoint_path), batch_size)
     self.tokenizer = tokenizer_lib.KaleidoTokenizer(config_lib.vocab_file_of(self.run),
                                                     info["max_seq_length"])
     # One text per product for image -> text search: the first indexed example of each.

@@ -29,7 +29,7 @@ import tf_keras
 
 from kaleido import config as config_lib
 from kaleido import errors
-from kaleido.evaluation import model as evaluation_model
+from kaleido.evaluation import runs as eval_runs
 from kaleido.model import caption_decoder
 from kaleido.model import heads as heads_lib
 from kaleido.model import kaleido_bert
@@ -180,14 +180,14 @@ def export(checkpoint: str, output_dir: str, mixed_precision: str = "none") -> d
     raise errors.KaleidoError(f"--output={output_dir!r} exists; pass a new folder (the export "
                               "never overwrites one).")
   run = config_lib.load(checkpoint)
-  if run.task.name not in evaluation_model.TASKS_OF_RUN:
+  if run.task.name not in eval_runs.TASKS_OF_RUN:
     raise errors.KaleidoError(
         f"{checkpoint!r} is a {run.task.name} run; the export serves pre-training and fine-tuned "
         "Kaleido-BERT runs of train.py.")
   tf_keras.mixed_precision.set_global_policy(
       "float32" if mixed_precision == "none" else mixed_precision)
   checkpoint_path = restoring.latest_checkpoint(checkpoint)
-  model = evaluation_model.restored_model(run, checkpoint_path)
+  model = eval_runs.restored_model(run, checkpoint_path)
   patch_config = patch_config_of(run)
   parent = os.path.dirname(os.path.abspath(output_dir))
   os.makedirs(parent, exist_ok=True)
