@@ -53,6 +53,7 @@ def _itc_training_cost() -> str:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
   from kaleido.model import kaleido_bert  # pylint: disable=g-import-not-at-top
+  from kaleido.model import flop_count  # pylint: disable=g-import-not-at-top
   from kaleido.patches import kaleido_grid  # pylint: disable=g-import-not-at-top
   model_config = config_lib.KaleidoBertConfig(max_seq_length=64)  # the defaults: paper size
   size = model_config.patch_size
@@ -64,7 +65,7 @@ def _itc_training_cost() -> str:
   for weight in (0.0, 1.0):
     task = config_lib.TaskConfig(name="retrieval",
                                  finetune=config_lib.FinetuneConfig(itc_weight=weight))
-    _, rest = kaleido_bert.forward_flops(kaleido_bert.build_finetune_model(task, model_config),
+    _, rest = flop_count.forward_flops(kaleido_bert.build_finetune_model(task, model_config),
                                          inputs)
     costs.append(rest / 2 / 1e9)
   return (f"paper size, forward GFLOP per training example beyond the patch embedder: "

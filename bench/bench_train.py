@@ -94,8 +94,8 @@ def _examples_per_second(run_step, batch_size: int) -> float:
 
 def _training_flops(trainer, batch) -> tuple[float, float]:
   """(frozen backbone forward FLOPs, FLOPs of everything else forward) per example."""
-  from kaleido.model import kaleido_bert  # pylint: disable=g-import-not-at-top
-  backbone, rest = kaleido_bert.forward_flops(
+  from kaleido.model import flop_count  # pylint: disable=g-import-not-at-top
+  backbone, rest = flop_count.forward_flops(
       trainer.model, trainer.task.model_inputs(trainer.model, batch))
   size = batch["patch_boxes"].shape[0]
   return backbone / size, rest / size

@@ -65,6 +65,7 @@ def forward_flops(task: str) -> tuple[float, float]:
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
   from kaleido.model import backbone  # pylint: disable=g-import-not-at-top
   from kaleido.model import kaleido_bert  # pylint: disable=g-import-not-at-top
+  from kaleido.model import flop_count  # pylint: disable=g-import-not-at-top
   model = config_lib.KaleidoBertConfig(**PAPER_SIZE)
   if task == config_lib.PRETRAIN:
     built = kaleido_bert.build_pretrainer(model)
@@ -74,7 +75,7 @@ def forward_flops(task: str) -> tuple[float, float]:
         name=task, finetune=config_lib.FinetuneConfig(num_classes=48)), model)
     specs = backbone.input_specs(model)
   inputs = {name: tf.zeros([1, *spec.shape[1:]], spec.dtype) for name, spec in specs.items()}
-  return kaleido_bert.forward_flops(built, inputs)
+  return flop_count.forward_flops(built, inputs)
 
 
 def _hours(total_flops: float, precision: str) -> float:

@@ -14,8 +14,6 @@ checkpoint (`pretraining_checkpoint_objects`).
 
 from __future__ import annotations
 
-from typing import Any
-
 import tensorflow as tf
 import tf_keras
 
@@ -23,7 +21,6 @@ from kaleido import config as config_lib
 from kaleido.model import backbone as backbone_lib
 from kaleido.model import heads as heads_lib
 from kaleido.patches import kaleido_grid
-from kaleido.utils import flops
 
 AUTOREGRESSIVE, ONE_SHOT = config_lib.CAPTION_MODES
 ENCODER_KEYS = ("input_word_ids", "input_mask", "patches", "patch_boxes")
@@ -77,7 +74,7 @@ def _built_backbone(model: config_lib.KaleidoBertConfig) -> backbone_lib.Kaleido
   return backbone
 
 
-class _TaskModel(tf_keras.Model):
+class TaskModel(tf_keras.Model):
   """A backbone with heads; `input_keys` are the batch keys `call` reads."""
 
   input_keys: tuple[str, ...] = ENCODER_KEYS
@@ -91,8 +88,13 @@ class _TaskModel(tf_keras.Model):
     keys = ENCODER_KEYS + ("patch_features",)
     return self.backbone({**{key: inputs[key] for key in keys if key in inputs}, **extra})
 
+  def pretraining_heads(self) -> dict[str, tf_keras.layers.Layer]:
+    """{name: head} of the heads this model shares with a pre-training checkpoint (which holds
+    them as model/heads/<name>); none for a classifier."""
+    return {}
 
-class KaleidoPretrainer(_TaskModel):
+
+class KaleidoPretrainer(TaskModel):
   """Contract batch (labels ignored) -> contract outputs. The patch embedder runs once on the 55
   patches and the grey targets together (or their cached features are read); G2CM targets are
   the features of grey_targets, B2CM targets those of the unblanked patches at blank_positions,
@@ -174,6 +176,13 @@ class KaleidoPretrainer(_TaskModel):
                                             self._visible_patches, restored))
     return outputs
 
+  def pretraining_heads(self) -> dict[str, tf_keras.layers.Layer]:
+    heads = {name: getattr(self.heads, name) for name in (
+        "masked_lm", "itm", "rr", "jps", "cp", "g2cm", "b2cm")}
+    if self.heads.contrastive is not None:
+      heads["contrastive"] = self.heads.contrastive
+    return heads
+
 
 def contrastive_embeddings(backbone: backbone_lib.KaleidoBackbone,
                            head: heads_lib.ContrastiveHead, visible_patches,
@@ -205,7 +214,7 @@ def restore_masked_tokens(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
   return scatter_rows(word_ids, positions, original)
 
 
-class KaleidoMatcher(_TaskModel):
+class KaleidoMatcher(TaskModel):
   """{text, patches, boxes} -> {itm_logits (B, 2)}: whether text and image belong together.
 
   With a contrastive head, also the ITC outputs (itc_text, itc_image, itc_logit_scale) of a
@@ -220,6 +229,12 @@ class KaleidoMatcher(_TaskModel):
     self.itm = itm
     self.contrastive = contrastive
     self.visible_patches = kaleido_grid.visible_patches(kaleido_levels)
+
+  def pretraining_heads(self) -> dict[str, tf_keras.layers.Layer]:
+    heads = {"itm": self.itm}
+    if self.contrastive is not None:
+      heads["contrastive"] = self.contrastive
+    return heads
 
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     encoded = self.encode(inputs)
@@ -253,7 +268,7 @@ class KaleidoMatcher(_TaskModel):
                                   training)
 
 
-class KaleidoClassifier(_TaskModel):
+class KaleidoClassifier(TaskModel):
   """{text, patches, boxes} -> {logits (B, num_classes)} from the pooled output."""
 
   def __init__(self, backbone: backbone_lib.KaleidoBackbone,
@@ -265,7 +280,7 @@ class KaleidoClassifier(_TaskModel):
     return {"logits": self.classifier(self.encode(inputs)["pooled_output"])}
 
 
-class KaleidoCaptioner(_TaskModel):
+class KaleidoCaptioner(TaskModel):
   """{text, patches, boxes} -> {lm_logits (B, L, V)}: the tied MLM decoder at every text
   position. Autoregressive: position i sees the text up to i and all patches (UniLM mask), and
   is trained to predict token i + 1; one-shot: the default mask over `[CLS] [MASK] ...`."""
@@ -276,6 +291,9 @@ class KaleidoCaptioner(_TaskModel):
     self.masked_lm = masked_lm
     self._mode = mode
     self._visible_patches = kaleido_grid.visible_patches(kaleido_levels)
+
+  def pretraining_heads(self) -> dict[str, tf_keras.layers.Layer]:
+    return {"masked_lm": self.masked_lm}
 
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     extra = {}
@@ -342,7 +360,7 @@ def build_pretrainer(model: config_lib.KaleidoBertConfig,
 
 
 def build_finetune_model(task: config_lib.TaskConfig,
-                         model: config_lib.KaleidoBertConfig) -> _TaskModel:
+                         model: config_lib.KaleidoBertConfig) -> TaskModel:
   """The downstream model of `task` (retrieval, category, subcategory or caption), built."""
   backbone = _built_backbone(model)
   if task.name == "retrieval":
@@ -363,22 +381,6 @@ def build_finetune_model(task: config_lib.TaskConfig,
   return result
 
 
-def shared_with_pretraining(model: _TaskModel) -> dict[str, Any]:
-  """The parts of `model` a pre-training checkpoint holds: {"backbone", "heads": {...}}."""
-  heads = {}
-  if isinstance(model, KaleidoPretrainer):
-    heads = {name: getattr(model.heads, name) for name in (
-        "masked_lm", "itm", "rr", "jps", "cp", "g2cm", "b2cm")}
-    if model.heads.contrastive is not None:
-      heads["contrastive"] = model.heads.contrastive
-  elif isinstance(model, KaleidoMatcher):
-    heads = {"itm": model.itm}
-    if model.contrastive is not None:
-      heads["contrastive"] = model.contrastive
-  elif isinstance(model, KaleidoCaptioner):
-    heads = {"masked_lm": model.masked_lm}
-  return {"backbone": model.backbone, "heads": heads}
-
 
 
 
@@ -388,28 +390,12 @@ def checkpoint_has_contrastive_head(path: str) -> bool:
              tf.train.list_variables(path))
 
 
-def pretraining_checkpoint_objects(model: _TaskModel,
+def pretraining_checkpoint_objects(model: TaskModel,
                                    with_contrastive: bool = True) -> dict[str, tf.Module]:
   """{"model": ...}: the parts of `model` found in a pre-training checkpoint, in its layout;
   without `with_contrastive`, `model`'s ITC head is left out (a checkpoint trained without)."""
-  shared = shared_with_pretraining(model)
+  heads = model.pretraining_heads()
   if not with_contrastive:
-    shared["heads"].pop("contrastive", None)
-  return {"model": tf.train.Checkpoint(backbone=shared["backbone"],
-                                       heads=tf.train.Checkpoint(**shared["heads"]))}
-
-
-
-def forward_flops(model: _TaskModel, inputs: dict[str, tf.Tensor]) -> tuple[float, float]:
-  """(patch embedder, everything else) FLOPs of one forward pass of `model` on `inputs` (batch
-  included), counted on the traced graphs (kaleido.utils.flops); the embedder's are 0 on cached
-  patch features."""
-  total = flops.function_flops(lambda x: model(x, training=False), inputs)
-  if "patches" not in inputs:
-    return 0.0, float(total)
-  patches = inputs["patches"]
-  if "grey_targets" in inputs:  # pre-training embeds the G2CM targets in the same pass
-    patches = tf.concat([patches, inputs["grey_targets"]], axis=1)
-  embedder = model.backbone.patch_embedder
-  backbone = flops.function_flops(lambda p: embedder(p, training=False), patches)
-  return float(backbone), float(total - backbone)
+    heads.pop("contrastive", None)
+  return {"model": tf.train.Checkpoint(backbone=model.backbone,
+                                       heads=tf.train.Checkpoint(**heads))}

@@ -255,7 +255,7 @@ def initialize_from_bert(model: tf_keras.Model, checkpoint: canonical.BertCheckp
   _check_sizes(encoder, checkpoint)
   loader = _Loader(checkpoint)
   _load_encoder(loader, encoder, load_pooler, reinit_layers, patch_norm_from_text)
-  masked_lm = kaleido_bert.shared_with_pretraining(model)["heads"].get("masked_lm")
+  masked_lm = model.pretraining_heads().get("masked_lm")
   if masked_lm is not None and checkpoint.has_mlm_head:
     _load_mlm(loader, masked_lm)
   loader.apply()
