@@ -2,7 +2,7 @@ r"""Estimated time of the paper's recipe on 8 V100-class GPUs, from FLOPs counte
 
   python bench/paper_time_estimate.py
 
-An estimate, not a measurement (no GPU here). For every stage of "Reproducing the paper" (README)
+An estimate, not a measurement (no GPU here). For every stage of docs/reproducing-the-paper.md
 it counts the FLOPs of one example on the paper-size models of this project (traced graphs,
 kaleido/utils/flops.py: MatMul, BatchMatMul, Einsum, Conv2D at 2 FLOPs per multiply-add; the
 same count BUILD_NOTES.md checks against this CPU's matmul peak), multiplies by the examples the
