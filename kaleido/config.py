@@ -711,6 +711,15 @@ def vocab_file_of(run: ExperimentConfig) -> str:
   return path
 
 
+def load_pretraining_run(path: str, flag: str) -> ExperimentConfig:
+  """The config of the pre-training run at `path` (given as --`flag`); a ConfigError for a run
+  of another task."""
+  run = load(path)
+  _check(run.task.name == PRETRAIN, f"--{flag}={path!r} is a {run.task.name} run; pass a "
+         "pre-training run.")
+  return run
+
+
 def load(path: str) -> ExperimentConfig:
   """The config of a model_dir (or of the model_dir holding checkpoint `path`)."""
   from kaleido.utils import files  # pylint: disable=g-import-not-at-top

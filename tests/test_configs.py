@@ -56,3 +56,16 @@ def test_flag_files_validate_and_hold_their_recipes():
     fashiongen = configs[name]["task"]
     assert fashiongen["pretraining"]["itm_negatives_per_positive"] == 0
     assert fashiongen["finetune"]["negatives_per_positive"] == 0
+
+
+def test_a_tool_that_reads_a_pretraining_run_refuses_another_tasks(tmp_path):
+  from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
+  import pytest  # pylint: disable=g-import-not-at-top
+  for name in ("pretrain", "retrieval"):
+    config_lib.save(config_lib.ExperimentConfig(
+        task=config_lib.TaskConfig(name=name),
+        training=config_lib.TrainingConfig(model_dir=str(tmp_path / name))))
+  assert config_lib.load_pretraining_run(str(tmp_path / "pretrain"), "run").task.name == "pretrain"
+  with pytest.raises(config_lib.ConfigError, match=r"--run=.* is a retrieval run; pass a "
+                     "pre-training run"):
+    config_lib.load_pretraining_run(str(tmp_path / "retrieval"), "run")

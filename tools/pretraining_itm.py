@@ -47,14 +47,10 @@ def paper_pairs_config(run, eval_data: str, model_dir: str, batches: int):
 def main(argv):
   del argv
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
-  from kaleido import errors  # pylint: disable=g-import-not-at-top
   from kaleido.tasks import factory  # pylint: disable=g-import-not-at-top
   from kaleido.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   from kaleido.utils import restoring  # pylint: disable=g-import-not-at-top
-  run = config_lib.load(_RUN.value)
-  if run.task.name != config_lib.PRETRAIN:
-    raise errors.KaleidoError(f"--run={_RUN.value!r} is a {run.task.name} run; pass a "
-                              "pre-training run.")
+  run = config_lib.load_pretraining_run(_RUN.value, "run")
   with tempfile.TemporaryDirectory() as scratch:
     config = paper_pairs_config(run, _EVAL_DATA.value, scratch, _BATCHES.value)
     task = factory.create_task(config)

@@ -122,10 +122,7 @@ def main(argv):
   from kaleido import errors  # pylint: disable=g-import-not-at-top
   from kaleido.demo import garments  # pylint: disable=g-import-not-at-top
   from kaleido.utils import restoring  # pylint: disable=g-import-not-at-top
-  run = config_lib.load(_MODEL_DIR.value)
-  if run.task.name != config_lib.PRETRAIN:
-    raise errors.KaleidoError(f"{_MODEL_DIR.value!r} is a {run.task.name} run; pass a "
-                              "pre-training --model_dir.")
+  run = config_lib.load_pretraining_run(_MODEL_DIR.value, "model_dir")
   eval_data = _EVAL_DATA.value or run.data.eval_data
   if not eval_data:
     raise errors.KaleidoError("The run has no --eval_data; pass --eval_data=PREPARED_FOLDER.")

@@ -68,13 +68,8 @@ def add_alignments(folder: str, checkpoint_dir: str, config: align_config.AlignC
   generator_lib.AlignmentGenerator.from_checkpoint(checkpoint_dir, config, manifest, folder)
   fingerprint = writer.settings_fingerprint(checkpoint_dir, config)
   writer.clear_killed_writes(folder)
-  pending = writer.pending_shards(folder, fingerprint)
-  if pending:
-    pipeline_options = beam_prepare.pipeline_options(runner, options, workers)
-    with beam_prepare.pipeline(pipeline_options) as running:
-      _ = (running
-           | "Shards" >> beam.Create(pending)
-           | "Spread" >> beam.Reshuffle()
-           | "Align" >> beam.ParDo(_AlignShards(folder, checkpoint_dir, config, batch_size,
-                                                fingerprint)))
+  beam_prepare.run_over_shards(
+      writer.pending_shards(folder, fingerprint),
+      _AlignShards(folder, checkpoint_dir, config, batch_size, fingerprint), "Align", runner,
+      options, workers)
   return writer.finish_alignments(folder, fingerprint, os.path.abspath(checkpoint_dir))

@@ -65,12 +65,7 @@ def build(cache_plan: builder.Plan, make_embedder: Callable[[], tf_keras.layers.
   if cache is not None:
     return cache
   builder.start(cache_plan)
-  pending = cache_plan.pending()
-  if pending:
-    pipeline_options = beam_prepare.pipeline_options(runner, options, workers)
-    with beam_prepare.pipeline(pipeline_options) as running:
-      _ = (running
-           | "Shards" >> beam.Create(pending)
-           | "Spread" >> beam.Reshuffle()
-           | "Embed" >> beam.ParDo(_BuildShards(cache_plan, make_embedder, batch_size)))
+  beam_prepare.run_over_shards(cache_plan.pending(),
+                               _BuildShards(cache_plan, make_embedder, batch_size), "Embed",
+                               runner, options, workers)
   return builder.finish(cache_plan)

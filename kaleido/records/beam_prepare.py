@@ -21,7 +21,7 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.options import pipeline_options as options_lib
@@ -93,6 +93,20 @@ def pipeline(options: options_lib.PipelineOptions) -> Iterator[beam.Pipeline]:
                               f"incomplete ({problems}); pass them in --beam_options.") from error
   with interrupts.reaping_descendants(), running:
     yield running
+
+
+def run_over_shards(shards: Sequence[Any], do_fn: beam.DoFn, step: str, runner: str,
+                    options: Sequence[str], workers: int) -> None:
+  """Runs `do_fn` over each of `shards`, spread over the workers, on a pipeline on `runner`
+  (`options`, `workers` as pipeline_options); returns when it is done (at once when there is
+  nothing to do)."""
+  if not shards:
+    return
+  with pipeline(pipeline_options(runner, options, workers)) as running:
+    _ = (running
+         | "Shards" >> beam.Create(list(shards))
+         | "Spread" >> beam.Reshuffle()
+         | step >> beam.ParDo(do_fn))
 
 
 def prepare_catalog(config: prepare.PrepareConfig, runner: str = "DirectRunner",
