@@ -3,6 +3,7 @@ TensorFlow and tensorflow-text, gives what evaluate.py's model gives on the prep
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import unicodedata
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kaleido import errors
 from kaleido.data import catalogs as catalog_files
 from kaleido.evaluation import model as evaluation_model
 from kaleido.serving import export
@@ -129,6 +131,30 @@ def test_the_graphs_empty_text_rule_is_text_validitys():
 
 
 def test_export_refuses_an_existing_folder(tmp_path):
-  from kaleido import errors  # pylint: disable=g-import-not-at-top
   with pytest.raises(errors.KaleidoError, match="exists; pass a new folder"):
     export.export(str(tmp_path / "any_run"), str(tmp_path))
+
+
+def test_a_damaged_export_is_named_in_one_sentence(served, setup, tmp_path):
+  del served  # the exports exist
+  base, _, _ = setup
+  source = base / "exports" / "category"
+  info = export.verify(str(source))
+  assert "saved_model.pb" in info["files"] and any(
+      name.startswith("variables/") for name in info["files"])
+  for damaged, change in (("saved_model.pb", "truncate"), ("variables/variables.index", "zero"),
+                          ("kaleido_export.json", "garble")):
+    copy = tmp_path / f"{change}"
+    shutil.copytree(source, copy)
+    path = copy / damaged
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[:len(data) // 2], "zero": bytes(len(data)),
+                      "garble": b"\xff\x00{"}[change])
+    with pytest.raises(errors.KaleidoError, match=f"{damaged.split('/')[-1]}.* is damaged .*"
+                       "export the run again"):
+      export.verify(str(copy))
+  (tmp_path / "missing").mkdir()
+  shutil.copytree(source, tmp_path / "missing" / "export")
+  os.remove(tmp_path / "missing" / "export" / "saved_model.pb")
+  with pytest.raises(errors.KaleidoError, match="saved_model.pb' of the SavedModel is missing"):
+    export.verify(str(tmp_path / "missing" / "export"))

@@ -42,8 +42,6 @@ def main(argv):
         f"{info['checkpoint']}.")
 
 
-
-
 def run() -> None:
   """The `kaleido-index` command."""
   flags.mark_flags_as_required(["checkpoint", "data", "output"])

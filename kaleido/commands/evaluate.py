@@ -27,8 +27,6 @@ def main(argv):
   runner.write(request, results, step)
 
 
-
-
 def run() -> None:
   """The `kaleido-evaluate` command."""
   cli.run(main)

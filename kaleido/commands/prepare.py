@@ -216,8 +216,6 @@ def _report(manifest, output_dir: str) -> None:
           f"({catalog_scan.CONFLICTING_LABELS}).", file=sys.stderr)
 
 
-
-
 def run() -> None:
   """The `kaleido-prepare` command."""
   flags.mark_flags_as_required(["output_dir"])

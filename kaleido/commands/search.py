@@ -79,8 +79,6 @@ def main(argv):
     print(f"Wrote {_HTML.value}.", file=sys.stderr)
 
 
-
-
 def run() -> None:
   """The `kaleido-search` command."""
   flags.mark_flags_as_required(["index"])

@@ -42,8 +42,6 @@ def main(argv):
   trainer.stop_if_interrupted(result)
 
 
-
-
 def run() -> None:
   """The `kaleido-train` command."""
   flags.mark_flags_as_required(["model_dir"])

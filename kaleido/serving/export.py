@@ -18,7 +18,6 @@ graph; loading needs TensorFlow and tensorflow_text only):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -37,6 +36,7 @@ from kaleido.patches import generator
 from kaleido.records import prepare
 from kaleido.serving import preprocessing
 from kaleido.text import vocab as vocab_lib
+from kaleido.utils import files
 from kaleido.utils import restoring
 
 EXPORT_INFO = "kaleido_export.json"
@@ -173,6 +173,40 @@ def _normalised_vocab(vocab_file: str, folder: str) -> str:
   return path
 
 
+def _file_digests(folder: str) -> dict[str, dict]:
+  """{path relative to `folder`: {"bytes", "sha256"}} of every file below it."""
+  digests = {}
+  for root, _, names in os.walk(folder):
+    for name in names:
+      path = os.path.join(root, name)
+      digests[os.path.relpath(path, folder)] = {"bytes": os.path.getsize(path),
+                                                "sha256": files.file_sha256(path)}
+  return digests
+
+
+def verify(export_dir: str) -> dict:
+  """The kaleido_export.json of the SavedModel at `export_dir` once every file it lists is there
+  with its size and SHA-256 and the model loads; otherwise one sentence naming the damaged
+  file (a KaleidoError)."""
+  fix = "export the run again into a new folder with python tools/export_saved_model.py"
+  info = files.read_json(os.path.join(export_dir, EXPORT_INFO), fix)
+  for name, expected in sorted(info.get("files", {}).items()):
+    path = os.path.join(export_dir, name)
+    if not os.path.isfile(path):
+      raise files.DamagedFileError(f"{path!r} of the SavedModel is missing; {fix}.")
+    if (os.path.getsize(path) != expected["bytes"] or
+        files.file_sha256(path) != expected["sha256"]):
+      raise files.DamagedFileError(f"{path!r} of the SavedModel is damaged (its size or SHA-256 "
+                                   f"differs from {EXPORT_INFO}'s); {fix}.")
+  import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import  (the graph's ops)
+  try:
+    tf.saved_model.load(export_dir)
+  except (OSError, ValueError, IndexError, tf.errors.OpError) as error:
+    raise files.DamagedFileError(f"The SavedModel {export_dir!r} does not load "
+                                 f"({errors.first_line(error)}); {fix}.") from error
+  return info
+
+
 def export(checkpoint: str, output_dir: str, mixed_precision: str = "none") -> dict:
   """Writes the SavedModel of a train.py model_dir (or checkpoint) to `output_dir` atomically;
   returns what kaleido_export.json records."""
@@ -201,9 +235,8 @@ def export(checkpoint: str, output_dir: str, mixed_precision: str = "none") -> d
             "vocab_hash": run.data.vocab_hash, "max_seq_length": run.model.max_seq_length,
             "patch": dataclasses.asdict(patch_config), "mixed_precision": mixed_precision,
             "label_names": list(run.data.label_names),
-            "signatures": sorted(module.signatures())}
-    with open(os.path.join(staged, EXPORT_INFO), "w", encoding="utf-8") as f:
-      json.dump(info, f, indent=2)
+            "signatures": sorted(module.signatures()), "files": _file_digests(staged)}
+    files.write_json(os.path.join(staged, EXPORT_INFO), info)
     os.replace(staged, output_dir)
   finally:
     shutil.rmtree(work, ignore_errors=True)
