@@ -208,8 +208,8 @@ def test_commands_end_in_one_line_and_the_signal_status(capsys):
     with pytest.raises(SystemExit) as exit_:
       cli.user_errors_as_messages(main)([])
     assert exit_.value.code == status
-  assert capsys.readouterr().err == ("Interrupted by Ctrl-C; finished work is kept (the same "
-                                     "command goes on from it).\n")
+  assert capsys.readouterr().err == ("Interrupted by Ctrl-C; finished work is kept (rerun the "
+                                     "same command to go on).\n")
 
 
 def test_mixed_bfloat16_matches_float32(data, single_device, tmp_path):
