@@ -12,13 +12,13 @@ recipe) with the figures as the files hold them (Rank@K in percent), then prints
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app
 from absl import flags
 
 from kaleido.evaluation import run_results
+from kaleido.utils import files
 
 _RECIPES = flags.DEFINE_multi_string("recipe", ["chosen:", "paper:_paper"],
                                      "NAME:SUFFIX of a recipe's run_demo.sh folders.")
@@ -36,8 +36,7 @@ def main(argv):
                             f"demo_eval{suffix}" + (f"_seed{seed}" if seed else ""))
       runs.append({"seed": seed, "recipe": name, **run_results.run_figures(folder)})
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  with open(_OUTPUT.value, "w", encoding="utf-8") as f:
-    json.dump({"runs": runs}, f, indent=1)
+  files.write_json(_OUTPUT.value, {"runs": runs})
   for recipe in _RECIPES.value:
     name = recipe.partition(":")[0]
     mine = [run for run in runs if run["recipe"] == name]
