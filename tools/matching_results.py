@@ -18,6 +18,7 @@ from absl import app
 from absl import flags
 
 from kaleido.evaluation import run_results
+from kaleido.utils import cli
 from kaleido.utils import files
 
 _RECIPES = flags.DEFINE_multi_string("recipe", ["chosen:", "paper:_paper"],
@@ -26,6 +27,7 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Pipeline seeds.")
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "Where run_demo.sh's folders are.")
 _OUTPUT = flags.DEFINE_string("output", "bench/results/demo_matching.json", "The JSON to write.")
 
+@cli.user_errors_as_messages
 def main(argv):
   del argv
   runs = []

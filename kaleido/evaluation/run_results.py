@@ -3,8 +3,9 @@ runs/demo_eval<suffix>/), read from the files evaluate.py and tools/pretraining_
 
 from __future__ import annotations
 
-import json
 import os
+
+from kaleido.utils import files
 
 RECALLS = ("R@1", "R@5", "R@10")
 FULL = {"itc": "full_itc", "rerank20_margin": "full_rerank20", "rerank20_fused": "full_fused20"}
@@ -15,9 +16,9 @@ def result(folder: str, name: str) -> dict | None:
   path = os.path.join(folder, f"{name}.json")
   if not os.path.isfile(path):
     return None
-  with open(path, encoding="utf-8") as f:
-    (result,) = json.load(f)["results"].values()
-  return result
+  (figures,) = files.read_json(path, "rerun the evaluate.py command of its commands.txt")[
+      "results"].values()
+  return figures
 
 
 def _directions(folder: str, prefix: str) -> dict | None:
@@ -32,9 +33,13 @@ def run_figures(folder: str) -> dict:
   """{commands, pretrain_development_itm_accuracy, sample100, full, caption_cider,
   category_accuracy} of one pipeline's evaluation folder (Rank@K in percent as evaluate.py
   writes them; a figure whose file is absent is left out or None)."""
-  with open(os.path.join(folder, "pretraining_itm.json"), encoding="utf-8") as f:
-    pretraining = json.load(f)
-  with open(os.path.join(folder, "commands.txt"), encoding="utf-8") as f:
+  pretraining = files.read_json(os.path.join(folder, "pretraining_itm.json"),
+                                "finish the pipeline with tools/run_demo.sh (its last step)")
+  commands_path = os.path.join(folder, "commands.txt")
+  if not os.path.isfile(commands_path):
+    raise files.DamagedFileError(f"{commands_path!r} is missing: {folder!r} is not a finished "
+                                 "tools/run_demo.sh folder; run it.")
+  with open(commands_path, encoding="utf-8") as f:
     commands = [line.strip() for line in f if line.strip()]
   full = {name: _directions(folder, f"{prefix}_") for name, prefix in FULL.items()}
   caption, category = result(folder, "caption"), result(folder, "category")
