@@ -202,3 +202,27 @@ def test_image_search_and_the_results_page(setup, tmp_path):
   html = open(path, encoding="utf-8").read()
   assert html.count("data:image/jpeg;base64,") == 3 + 3 + 1  # hits and the query image
   assert html.count('class="hit"') == 6 and "query.png" in html
+
+
+def test_rerank_errors_counts_each_stages_first_places(setup):
+  import re  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  base, data, _, _, _ = setup
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run([sys.executable, os.path.join(root, "tools", "rerank_errors.py"),
+                           f"--run={base / 'run'}", f"--data={data}", "--depth=3"],
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  counts = {name: int(count) for name, count in re.findall(
+      r"(both right|ITC right, margin wrong|margin right, ITC wrong|both wrong) (\d+)",
+      result.stdout)}
+  # The ITC stage's first places, counted here from the evaluation model's own embeddings.
+  model = evaluation_model.load(str(base / "run"), data)
+  products = model.product_ids
+  rows = np.sort(np.unique(products, return_index=True)[1])
+  text, image = model.contrastive_embeddings()
+  itc_first = rows[np.argmax(image[rows] @ text[rows].T, axis=1)]
+  assert sum(counts.values()) == len(rows)
+  assert counts["both right"] + counts["ITC right, margin wrong"] == int(
+      (products[itc_first] == products[rows]).sum())
