@@ -127,6 +127,9 @@ class FinetuneConfig:
   # `mined_negatives` draws them in proportion to the ITC similarity (needs itc_weight > 0).
   negatives_per_positive: int = 0
   mined_negatives: bool = False
+  # retrieval, with mined_negatives: > 0 draws them by the cross-encoder's own margin among each
+  # query's this many best other products by ITC (an extra no-gradient pass over those pairs).
+  margin_shortlist: int = 0
   # retrieval: > 0 builds each batch from runs of this many examples of one subcategory, so the
   # in-batch negatives of ITC and of the step's groups include near neighbours; 0: shuffled.
   subcategory_runs: int = 0
@@ -410,6 +413,11 @@ def _validate_retrieval_negatives(finetune: FinetuneConfig, batch_size: int) -> 
   _check(0 <= finetune.subcategory_runs <= batch_size,
          f"--subcategory_runs={finetune.subcategory_runs} is a number of examples per run of one "
          f"subcategory; pass 0 (shuffled batches) to the batch size {batch_size}.")
+  _check(finetune.margin_shortlist == 0 or (
+      finetune.mined_negatives and k <= finetune.margin_shortlist < batch_size),
+         f"--margin_shortlist={finetune.margin_shortlist} draws the mined negatives among each "
+         f"query's shortlist: pass it with --mined_negatives, from --negatives_per_positive={k} "
+         f"to the batch size minus one ({batch_size - 1}).")
   _check(not finetune.mined_negatives or finetune.itc_weight > 0,
          "--mined_negatives draws negatives by the ITC similarity, which needs the contrastive "
          "head; pass --itc_weight > 0 with it.")

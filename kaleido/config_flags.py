@@ -105,6 +105,11 @@ SETTINGS = (
     Setting("mined_negatives", ("task.finetune.mined_negatives",),
             "--task=retrieval with --negatives_per_positive: draw negatives in proportion to the "
             "ITC similarity (needs --itc_weight > 0), as ALBEF and BLIP do."),
+    Setting("margin_shortlist", ("task.finetune.margin_shortlist",),
+            "--task=retrieval with --mined_negatives: draw the negatives by the cross-encoder's "
+            "own margin among each query's this many best other products by ITC (an extra pass "
+            "without gradient over those pairs), so it trains where it is unsure itself; 0: by "
+            "the ITC similarity."),
     Setting("subcategory_runs", ("task.finetune.subcategory_runs",),
             "--task=retrieval: build each batch from runs of this many examples of one "
             "subcategory (e.g. 8: four subcategories in a batch of 32), so the in-batch ITC "

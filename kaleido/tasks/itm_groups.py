@@ -5,7 +5,9 @@ image, drawn from the global batch (every replica's examples, gathered) among ot
 - at random, the chosen share of queries from their own subcategory first
   (`FinetuneConfig.negative_same_subcategory`), or
 - mined: in proportion to the softmax of the ITC similarity (`mined_negatives`, as ALBEF and BLIP
-  draw them), so the cross-encoder trains where the first stage is unsure.
+  draw them), so the cross-encoder trains where the first stage is unsure; or, with a
+  `margin_shortlist`, in proportion to the softmax of the cross-encoder's own margin among each
+  query's ITC shortlist, so it trains where it is unsure itself.
 Draws are without replacement (Gumbel top-k) from the global batch's seed, the same draws
 whatever the number of replicas. With `every` > 1 only one pair in `every` of each replica's
 batch is a query (the pool stays the whole global batch): the group pass costs 1/`every` as much.
@@ -80,6 +82,28 @@ def mined_scores(pool: Pool, similarity: tf.Tensor, seed: tf.Tensor) -> tf.Tenso
   to softmax(`similarity`) (the ITC logits: scaled cosines)."""
   uniform = _own_rows_of_uniform(pool, seed, minval=1e-20, maxval=1.0)
   return tf.cast(similarity, tf.float32) - tf.math.log(-tf.math.log(uniform))
+
+
+def margin_scores(pool: Pool, similarity: tf.Tensor, side: str, shortlist: int,
+                  margins: Callable[[dict[str, tf.Tensor]], tf.Tensor],
+                  seed: tf.Tensor) -> tf.Tensor:
+  """(B, G) scores whose top k are k draws, without replacement and in proportion to the softmax
+  of the cross-encoder's own margin, among each query's `shortlist` best other products by
+  `similarity` (the ITC logits): negatives the cross-encoder confuses, not only those ITC does.
+  `margins` scores {text, image} pairs (no gradient is taken through it); `side` is what is drawn
+  (its images for a text query, its texts for an image query)."""
+  candidates, valid = top_negatives(pool, similarity, shortlist)  # (B, S) pool rows
+  size = tf.shape(candidates)[0]
+  queries = tf.reshape(tf.tile(pool.own[:, None], [1, shortlist]), [-1])
+  flat = tf.reshape(candidates, [-1])
+  text_rows, image_rows = (queries, flat) if side == "image" else (flat, queries)
+  scored = tf.reshape(tf.cast(tf.stop_gradient(margins(pair_inputs(pool, text_rows, image_rows))),
+                              tf.float32), [size, shortlist])
+  uniform = tf.random.stateless_uniform(tf.shape(scored), seed, minval=1e-20, maxval=1.0)
+  drawn = tf.where(valid > 0, scored - tf.math.log(-tf.math.log(uniform)), _NONE)
+  total = tf.shape(pool.product_key)[0]
+  rows = tf.stack([tf.repeat(tf.range(size), shortlist), flat], axis=1)
+  return tf.tensor_scatter_nd_update(tf.fill([size, total], _NONE), rows, tf.reshape(drawn, [-1]))
 
 
 def top_negatives(pool: Pool, scores: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:

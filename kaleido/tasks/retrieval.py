@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from kaleido import config as config_lib
 from kaleido.dataloaders import finetuning
+from kaleido.model import heads as heads_lib
 from kaleido.model import losses as losses_lib
 from kaleido.tasks import finetune
 from kaleido.tasks import itm_groups
@@ -66,15 +67,17 @@ class RetrievalTask(finetune.FinetuneTask):
     outputs = {}
     if model.contrastive is not None:
       outputs = model.contrastive_outputs(inputs, training=training)
+    margins = lambda pairs: heads_lib.itm_margin(model.itm_logits(pairs, training=False))
     groups = itm_groups.group_outputs(
         inputs, batch, k, lambda pool, side, seed: self._negative_scores(pool, outputs, side,
-                                                                          seed),
+                                                                          seed, margins),
         lambda pairs: model.itm_logits(pairs, training=training), self.finetune.group_every)
     return {**outputs, **groups}
 
-  def _negative_scores(self, pool, outputs, side: str, seed):
+  def _negative_scores(self, pool, outputs, side: str, seed, margins):
     """(B, G) scores of the pool's `side` (its images for a text query, its texts for an image
-    query) whose top K are the drawn negatives."""
+    query) whose top K are the drawn negatives (`margins`: the cross-encoder's margin of pairs,
+    for the margin_shortlist draw)."""
     if not self.finetune.mined_negatives:
       return itm_groups.random_scores(pool, self.finetune.negative_same_subcategory, seed)
     context = tf.distribute.get_replica_context()
@@ -82,6 +85,9 @@ class RetrievalTask(finetune.FinetuneTask):
     queries = tf.stop_gradient(outputs["itc_text" if side == "image" else "itc_image"])
     similarity = tf.cast(outputs["itc_logit_scale"], tf.float32) * tf.matmul(
         tf.cast(queries, tf.float32), tf.cast(candidates, tf.float32), transpose_b=True)
+    if self.finetune.margin_shortlist:
+      return itm_groups.margin_scores(pool, tf.stop_gradient(similarity), side,
+                                      self.finetune.margin_shortlist, margins, seed)
     return itm_groups.mined_scores(pool, tf.stop_gradient(similarity), seed)
 
   def dataset(self, batch_size, seed, input_context, training=True):
