@@ -27,6 +27,7 @@ def main(argv):
   from kaleido.demo import generator as demo  # pylint: disable=g-import-not-at-top
   from kaleido.patches import generator  # pylint: disable=g-import-not-at-top
   from kaleido.records import prepare  # pylint: disable=g-import-not-at-top
+  from kaleido.records import prepare_config  # pylint: disable=g-import-not-at-top
   from kaleido.records import reader  # pylint: disable=g-import-not-at-top
   from kaleido.records import schema  # pylint: disable=g-import-not-at-top
   from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
@@ -37,7 +38,7 @@ def main(argv):
     vocab_file = os.path.join(tmp, "vocab.txt")
     vocab.write_vocab(vocab_file, vocab.learn_vocab(vocab.catalog_texts(catalog_path, "description"), 4000))
     output_dir = os.path.join(tmp, "prepared")
-    manifest = prepare.prepare_catalog(prepare.PrepareConfig(
+    manifest = prepare.prepare_catalog(prepare_config.PrepareConfig(
         input_path=catalog_path, output_dir=output_dir, vocab_file=vocab_file,
         patch=generator.PatchConfig(patch_size=_PATCH_SIZE.value), workers=2))
 

@@ -77,6 +77,7 @@ def prepared_demo(folder: str, num_products: int, seed: int, patch_size: int = 1
   from kaleido.demo import generator as demo  # pylint: disable=g-import-not-at-top
   from kaleido.patches import generator  # pylint: disable=g-import-not-at-top
   from kaleido.records import prepare  # pylint: disable=g-import-not-at-top
+  from kaleido.records import prepare_config  # pylint: disable=g-import-not-at-top
   from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
   catalog_path = os.path.join(folder, "demo.h5")
   demo.make_demo_catalog(catalog_path, num_products, seed=seed)
@@ -84,7 +85,7 @@ def prepared_demo(folder: str, num_products: int, seed: int, patch_size: int = 1
   vocab.write_vocab(vocab_file, vocab.learn_vocab(
       vocab.catalog_texts(catalog_path, "description"), 400, min_token_count=2))
   output_dir = os.path.join(folder, "prepared")
-  prepare.prepare_catalog(prepare.PrepareConfig(
+  prepare.prepare_catalog(prepare_config.PrepareConfig(
       input_path=catalog_path, output_dir=output_dir, vocab_file=vocab_file,
       patch=generator.PatchConfig(patch_size=patch_size), max_seq_length=max_seq_length,
       workers=0, num_shards=num_shards))

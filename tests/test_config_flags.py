@@ -1,4 +1,6 @@
-"""train.py's flags come from the config: one default per setting, and flags give the config."""
+"""The commands' flags come from their configs: one default per setting (train.py's from
+ExperimentConfig, evaluate.py's from EvaluationRequest, data/prepare.py's from PrepareConfig), and
+the flags give the config."""
 
 import dataclasses
 
@@ -8,6 +10,8 @@ import pytest
 from kaleido import config as config_lib
 from kaleido import config_flags
 from kaleido import errors
+from kaleido.evaluation import request as request_lib
+from kaleido.records import prepare_config
 
 
 @pytest.fixture(name="flag_values")
@@ -66,3 +70,22 @@ def test_bad_list_flags_are_one_sentence(flag_values, argv, message):
   flag_values(["train.py", *argv])
   with pytest.raises(errors.KaleidoError, match=message):
     config_flags.config_from_flags(flag_values)
+
+
+@pytest.mark.parametrize("settings, defaults, argument, path, value", [
+    (request_lib.SETTINGS, request_lib.EvaluationRequest(), "--num_draws=3", "num_draws", 3),
+    (prepare_config.SETTINGS, prepare_config.DEFAULTS, "--foreground=unet",
+     "patch.foreground.method", "unet")], ids=["evaluate", "prepare"])
+def test_the_other_commands_flags_default_to_their_configs(settings, defaults, argument, path,
+                                                           value):
+  flag_values = flags.FlagValues()
+  config_flags.define(settings, defaults, flag_values)
+  flag_values(["command"])
+  for setting in settings:
+    if not setting.required:
+      assert flag_values[setting.flag].default == config_flags.field_value(
+          defaults, setting.fields[0]), setting.flag
+  flag_values(["command", argument])
+  parsed = config_flags.parse(settings, defaults, flag_values)
+  assert config_flags.field_value(parsed, path) == value
+  assert config_flags.field_value(defaults, path) != value

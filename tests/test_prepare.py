@@ -11,6 +11,7 @@ from kaleido.data import fashiongen
 from kaleido.patches import generator
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import prepare
+from kaleido.records import prepare_config
 from kaleido.records import reader
 from kaleido.records import worker
 from tests import catalogs
@@ -21,7 +22,7 @@ def _config(catalog_path, output_dir, vocab_file, **overrides):
                   patch=generator.PatchConfig(patch_size=16), max_seq_length=12, workers=0,
                   chunk_rows=3, num_shards=3)
   settings.update(overrides)
-  return prepare.PrepareConfig(**settings)
+  return prepare_config.PrepareConfig(**settings)
 
 
 @pytest.fixture(name="fashiongen_catalog")

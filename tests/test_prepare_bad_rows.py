@@ -18,6 +18,7 @@ from kaleido.data import images
 from kaleido.patches import generator
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import prepare
+from kaleido.records import prepare_config
 from kaleido.records import reader
 from tests import catalogs
 
@@ -28,7 +29,7 @@ BASE = {"text": "Red cotton shirt.", "category": "TOPS", "subcategory": "SHIRTS"
 def _config(catalog_path, output_dir, vocab_file, **overrides):
   settings = dict(input_path=catalog_path, output_dir=output_dir, vocab_file=vocab_file,
                   patch=generator.PatchConfig(patch_size=16), max_seq_length=12, workers=0)
-  return prepare.PrepareConfig(**{**settings, **overrides})
+  return prepare_config.PrepareConfig(**{**settings, **overrides})
 
 
 def _images(folder, count):

@@ -16,6 +16,7 @@ from kaleido.patches import generator
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import beam_prepare
 from kaleido.records import prepare
+from kaleido.records import prepare_config
 from tests import catalogs
 
 BASE = {"text": "Red cotton shirt.", "category": "TOPS", "subcategory": "SHIRTS"}
@@ -23,7 +24,7 @@ BASE = {"text": "Red cotton shirt.", "category": "TOPS", "subcategory": "SHIRTS"
 
 def _prepare(catalog_path, output_dir, vocab_file, runner="", **overrides):
   """The pool's preparation, or with `runner` the Beam pipeline's."""
-  config = prepare.PrepareConfig(
+  config = prepare_config.PrepareConfig(
       input_path=catalog_path, output_dir=output_dir, vocab_file=vocab_file,
       patch=generator.PatchConfig(patch_size=16), max_seq_length=16, workers=0, **overrides)
   return (beam_prepare.prepare_catalog(config, runner) if runner
@@ -96,7 +97,7 @@ def test_a_failed_pipeline_rerun_finishes_without_counting_twice(tmp_path, monke
              chunk_rows=4)
   assert len(os.listdir(tmp_path / "beam" / prepare.PROGRESS_DIR)) == 1
   monkeypatch.setattr(prepare, "write_shard", real_write_shard)
-  plan = prepare.plan_catalog(prepare.PrepareConfig(
+  plan = prepare.plan_catalog(prepare_config.PrepareConfig(
       input_path=catalog, output_dir=str(tmp_path / "beam"), vocab_file=vocab_file,
       patch=generator.PatchConfig(patch_size=16), max_seq_length=16, num_shards=2))
   assert plan.pending == (1 - written[0],)

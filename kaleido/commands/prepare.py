@@ -26,13 +26,13 @@ import sys
 
 from absl import flags
 
+from kaleido import config_flags
 from kaleido import errors
 from kaleido.alignment import flags as align_flags
-from kaleido.data import catalog as catalog_lib
 from kaleido.data import catalogs
 from kaleido.data import splits
-from kaleido.patches import foreground
 from kaleido.records import beam_flags
+from kaleido.records import prepare_config
 from kaleido.utils import cli
 
 _INPUT = flags.DEFINE_string("input", None, "Catalog: a Fashion-Gen .h5 file or a .jsonl file.")
@@ -47,29 +47,9 @@ _VOCAB_SAMPLE_SIZE = flags.DEFINE_integer(
     lower_bound=0)
 _VOCAB_SAMPLE_SEED = flags.DEFINE_integer("vocab_sample_seed", 0,
                                           "Seed of the --vocab_sample_size draw.")
-_PATCH_SIZE = flags.DEFINE_integer("patch_size", 64, "Side of each kaleido patch in pixels.")
-_MAX_SEQ_LENGTH = flags.DEFINE_integer("max_seq_length", 64, "Tokens per text incl. [CLS]/[SEP].")
-_TEXT_FIELD = flags.DEFINE_enum("text_field", "description", list(catalog_lib.TEXT_FIELDS),
-                                "Which product text the model reads.")
-_NUM_SHARDS = flags.DEFINE_integer("num_shards", 0, "Output shards (0: one per 2,048 images).")
-_WORKERS = flags.DEFINE_integer("workers", 2, "Image worker processes (0: in this process); "
-                                "with --runner=DirectRunner, its number of workers.")
-_FOREGROUND = flags.DEFINE_enum("foreground", "classical", list(foreground.FOREGROUND_METHODS),
-                                "Foreground estimator of the patch generator.")
-_UNET_CHECKPOINT = flags.DEFINE_string(
-    "unet_checkpoint", "", "Checkpoint folder of data/train_foreground.py (--foreground=unet).")
-_CROP_MARGIN = flags.DEFINE_float("crop_margin", 0.04, "Margin around the product box.")
-_TEXT_ENCODING = flags.DEFINE_enum(
-    "text_encoding", "auto", ["auto", "latin-1", "utf-8"], "Text encoding of a Fashion-Gen "
-    "file: the original files are latin-1, some re-exports UTF-8; auto takes UTF-8 when every "
-    "sampled text decodes as UTF-8 and some hold multi-byte characters, else latin-1.")
 _VERIFY = flags.DEFINE_bool(
     "verify", False, "Only check the prepared --output_dir: every shard's size and SHA-256 "
     "against its manifest.")
-_LABEL_MAPS_FROM = flags.DEFINE_string(
-    "label_maps_from", "", "A prepared folder whose category ids and vocabulary to reuse.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False,
-                               "Replace an output folder prepared with other settings.")
 _HOLDOUT_FRACTION = flags.DEFINE_float(
     "holdout_fraction", 0.0, "Hold out this fraction of the products (all views of each) as a "
     "development split for tuning, written to --holdout_dir with the same vocabulary and label "
@@ -80,44 +60,45 @@ _AAG_CHECKPOINT = flags.DEFINE_string(
     "aag_checkpoint", "", "Output directory of data/train_aag.py: also write its alignment pairs.")
 _ALIGN_BATCH_SIZE = flags.DEFINE_integer("align_batch_size", 64,
                                          "Crops captioned at once for --aag_checkpoint.")
+config_flags.define(prepare_config.SETTINGS, prepare_config.DEFAULTS)
 align_flags.define_align_flags()
 flags.adopt_module_key_flags(align_flags)
 beam_flags.define_runner_flags()
 
 
-def _vocab_file(output_dir: str) -> str:
+def _vocab_file(config: prepare_config.PrepareConfig) -> str:
   """The vocabulary to use: given, inherited from --label_maps_from, or learned now."""
   from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   from kaleido.text import vocab  # pylint: disable=g-import-not-at-top
   if _VOCAB_FILE.value:
     return _VOCAB_FILE.value
-  if _LABEL_MAPS_FROM.value:
-    return manifest_lib.load(_LABEL_MAPS_FROM.value).vocab_file
-  path = os.path.join(output_dir, "vocab.txt")
+  if config.label_maps_from:
+    return manifest_lib.load(config.label_maps_from).vocab_file
+  path = os.path.join(config.output_dir, "vocab.txt")
   if not os.path.exists(path):
     print(f"Learning a {_VOCAB_SIZE.value}-token WordPiece vocabulary from {_INPUT.value} ...",
           file=sys.stderr)
     vocab.write_vocab(path, vocab.learn_vocab(
-        vocab.catalog_texts(_INPUT.value, _TEXT_FIELD.value, _TEXT_ENCODING.value,
+        vocab.catalog_texts(_INPUT.value, config.text_field, config.text_encoding,
                             _VOCAB_SAMPLE_SIZE.value, _VOCAB_SAMPLE_SEED.value),
         _VOCAB_SIZE.value))
   return path
 
 
-def _check_aag_checkpoint(vocab_file: str) -> None:
+def _check_aag_checkpoint(vocab_file: str, patch_size: int) -> None:
   """Refuses, before any image is cut, a generator that cannot align this data."""
   from kaleido.alignment import captioner_dir  # pylint: disable=g-import-not-at-top
   from kaleido.utils import files  # pylint: disable=g-import-not-at-top
   directory = _AAG_CHECKPOINT.value
   captioner_dir.check_matches_data(captioner_dir.read_config(directory), directory,
-                                files.file_sha256(vocab_file), _PATCH_SIZE.value,
+                                files.file_sha256(vocab_file), patch_size,
                                 _OUTPUT_DIR.value)
   captioner_dir.latest_checkpoint(directory)
 
 
-def _check_inputs() -> None:
+def _check_inputs(text_encoding: str) -> None:
   """One sentence for inputs that cannot work, before any folder is created."""
-  catalogs.open_catalog(_INPUT.value, _TEXT_ENCODING.value).close()
+  catalogs.open_catalog(_INPUT.value, text_encoding).close()
   if _HOLDOUT_FRACTION.value and not _HOLDOUT_DIR.value:
     raise errors.KaleidoError("--holdout_fraction needs --holdout_dir, the folder the held-out "
                               "products are written to.")
@@ -144,31 +125,17 @@ def main(argv):
   if _VERIFY.value:
     _verify(_OUTPUT_DIR.value)
     return
-  _check_inputs()
+  config = dataclasses.replace(
+      config_flags.parse(prepare_config.SETTINGS, prepare_config.DEFAULTS),
+      input_path=_INPUT.value, output_dir=_OUTPUT_DIR.value)
+  _check_inputs(config.text_encoding)
   align_config = align_flags.align_config()
   # TensorFlow is imported here, not at the top: spawned workers re-import this script.
-  from kaleido.patches import generator  # pylint: disable=g-import-not-at-top
   from kaleido.records import prepare  # pylint: disable=g-import-not-at-top
-  os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
-  vocab_file = _vocab_file(_OUTPUT_DIR.value)
+  os.makedirs(config.output_dir, exist_ok=True)
+  config = dataclasses.replace(config, vocab_file=_vocab_file(config))
   if _AAG_CHECKPOINT.value:
-    _check_aag_checkpoint(vocab_file)
-  config = prepare.PrepareConfig(
-      input_path=_INPUT.value,
-      output_dir=_OUTPUT_DIR.value,
-      vocab_file=vocab_file,
-      patch=generator.PatchConfig(
-          patch_size=_PATCH_SIZE.value,
-          crop_margin=_CROP_MARGIN.value,
-          foreground=foreground.ForegroundConfig(method=_FOREGROUND.value,
-                                                 unet_checkpoint=_UNET_CHECKPOINT.value)),
-      max_seq_length=_MAX_SEQ_LENGTH.value,
-      text_field=_TEXT_FIELD.value,
-      num_shards=_NUM_SHARDS.value,
-      workers=_WORKERS.value,
-      label_maps_from=_LABEL_MAPS_FROM.value,
-      text_encoding=_TEXT_ENCODING.value,
-      overwrite=_OVERWRITE.value)
+    _check_aag_checkpoint(config.vocab_file, config.patch.patch_size)
   outputs = [config]
   if _HOLDOUT_FRACTION.value:
     outputs = [

@@ -16,6 +16,7 @@ from kaleido.demo import generator as demo_generator
 from kaleido.patches import generator
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import prepare
+from kaleido.records import prepare_config
 from kaleido.text import vocab
 from kaleido.utils import files
 
@@ -116,7 +117,7 @@ def ensure_demo_data(config: DemoConfig, log=print) -> DemoData:
       (paths.validation_catalog, paths.validation_dir, paths.train_dir),
       (paths.development_catalog, paths.development_dir, paths.train_dir)):
     if not _is_prepared(folder):
-      manifest = prepare.prepare_catalog(prepare.PrepareConfig(
+      manifest = prepare.prepare_catalog(prepare_config.PrepareConfig(
           input_path=catalog_path, output_dir=folder, vocab_file=paths.vocab_file,
           patch=generator.PatchConfig(patch_size=config.patch_size), workers=config.workers,
           label_maps_from=label_maps_from, overwrite=os.path.exists(

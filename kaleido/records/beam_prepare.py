@@ -29,6 +29,7 @@ from apache_beam.options import pipeline_options as options_lib
 from kaleido import errors
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import prepare
+from kaleido.records import prepare_config
 from kaleido.records import worker
 from kaleido.utils import interrupts
 
@@ -36,7 +37,7 @@ from kaleido.utils import interrupts
 class _EncodeChunks(beam.DoFn):
   """ChunkTask -> (shard, (first row, serialized examples, counts)); one encoder per worker."""
 
-  def __init__(self, config: prepare.PrepareConfig, plan: prepare.Plan):
+  def __init__(self, config: prepare_config.PrepareConfig, plan: prepare.Plan):
     super().__init__()
     self._config = config
     self._plan = plan
@@ -53,7 +54,7 @@ class _EncodeChunks(beam.DoFn):
     yield self._plan.shard_of_row(task.start), (task.start, records, stats)
 
 
-def _write_shard(config: prepare.PrepareConfig, plan: prepare.Plan, keyed) -> str:
+def _write_shard(config: prepare_config.PrepareConfig, plan: prepare.Plan, keyed) -> str:
   shard, chunks = keyed
   ordered = sorted(chunks, key=lambda chunk: chunk[0])
   stats = prepare.write_shard(config, plan, shard,
@@ -109,7 +110,7 @@ def run_over_shards(shards: Sequence[Any], do_fn: beam.DoFn, step: str, runner: 
          | step >> beam.ParDo(do_fn))
 
 
-def prepare_catalog(config: prepare.PrepareConfig, runner: str = "DirectRunner",
+def prepare_catalog(config: prepare_config.PrepareConfig, runner: str = "DirectRunner",
                     options: Sequence[str] = ()) -> manifest_lib.Manifest:
   """kaleido.records.prepare.prepare_catalog with the shards written by a Beam pipeline on
   `runner` (DirectRunner, DataflowRunner, FlinkRunner, ...) given its command-line `options`."""
@@ -119,7 +120,7 @@ def prepare_catalog(config: prepare.PrepareConfig, runner: str = "DirectRunner",
   return prepare.finish(config, plan)
 
 
-def write_shards(config: prepare.PrepareConfig, plan: prepare.Plan,
+def write_shards(config: prepare_config.PrepareConfig, plan: prepare.Plan,
                  options: options_lib.PipelineOptions) -> None:
   """Writes `plan.pending` shards of `config.output_dir`; returns when the pipeline is done."""
   with pipeline(options) as running:

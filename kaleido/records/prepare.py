@@ -32,12 +32,12 @@ import tensorflow as tf
 from kaleido import errors
 from kaleido.data import catalog as catalog_lib
 from kaleido.data import catalogs
-from kaleido.data import splits
 from kaleido.patches import foreground
 from kaleido.patches import generator
 from kaleido.patches import kaleido_grid
 from kaleido.records import catalog_scan
 from kaleido.records import manifest as manifest_lib
+from kaleido.records import prepare_config
 from kaleido.records import schema
 from kaleido.records import worker
 from kaleido.text import tokenizer as tokenizer_lib
@@ -69,25 +69,6 @@ def folder_patch_config(folder: str) -> generator.PatchConfig | None:
 
 class PrepareError(errors.KaleidoError):
   """Settings or inputs that make preparation impossible; the message says how to fix them."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PrepareConfig:
-  """Everything `prepare_catalog` needs."""
-  input_path: str
-  output_dir: str
-  vocab_file: str
-  patch: generator.PatchConfig = generator.PatchConfig()
-  max_seq_length: int = 64
-  text_field: str = "description"
-  num_shards: int = 0  # 0: one shard per `rows_per_shard` rows
-  rows_per_shard: int = 2048
-  workers: int = 2  # 0: process in the main process
-  chunk_rows: int = 32
-  label_maps_from: str = ""  # a prepared folder whose category ids to reuse (validation splits)
-  split: splits.ProductSplit | None = None  # keep one side of a split by product
-  text_encoding: str = "auto"  # of a Fashion-Gen file: auto, latin-1 or utf-8
-  overwrite: bool = False
 
 
 @dataclasses.dataclass
@@ -125,7 +106,7 @@ def shard_name(shard: int, num_shards: int) -> str:
   return f"examples-{shard:05d}-of-{num_shards:05d}.tfrecord"
 
 
-def _label_maps(config: PrepareConfig,
+def _label_maps(config: prepare_config.PrepareConfig,
                 scan: catalog_scan.CatalogScan) -> tuple[dict[str, int], dict[str, int]]:
   if config.label_maps_from:
     reference = manifest_lib.load(config.label_maps_from)
@@ -133,7 +114,7 @@ def _label_maps(config: PrepareConfig,
   return scan.label_maps()
 
 
-def _settings(config: PrepareConfig, num_rows: int, num_shards: int, vocab_hash: str,
+def _settings(config: prepare_config.PrepareConfig, num_rows: int, num_shards: int, vocab_hash: str,
               categories: dict[str, int], subcategories: dict[str, int],
               text_encoding: str) -> dict:
   """What must not change between an interrupted run and its resumption."""
@@ -164,7 +145,7 @@ def _clear_output(output_dir: str) -> None:
       os.remove(path)
 
 
-def _check_or_start(config: PrepareConfig, settings: dict) -> None:
+def _check_or_start(config: prepare_config.PrepareConfig, settings: dict) -> None:
   os.makedirs(os.path.join(config.output_dir, PROGRESS_DIR), exist_ok=True)
   settings_path = os.path.join(config.output_dir, SETTINGS_NAME)
   # Unreadable settings (a damaged resume record) start the preparation again.
@@ -214,7 +195,7 @@ def _ordered_map(fn: Callable[[T], R], tasks: Iterable[T], workers: int) -> Iter
 class _ShardWriter:
   """Writes one shard to a temporary file, then renames it and records its stats."""
 
-  def __init__(self, config: PrepareConfig, shard: int, num_shards: int):
+  def __init__(self, config: prepare_config.PrepareConfig, shard: int, num_shards: int):
     self.stats = ShardStats(file=shard_name(shard, num_shards))
     self._config = config
     self._shard = shard
@@ -237,11 +218,11 @@ class _ShardWriter:
     return self.stats
 
 
-def _progress_path(config: PrepareConfig, shard: int) -> str:
+def _progress_path(config: prepare_config.PrepareConfig, shard: int) -> str:
   return os.path.join(config.output_dir, PROGRESS_DIR, f"shard-{shard:05d}.json")
 
 
-def _finished_shards(config: PrepareConfig, num_shards: int) -> dict[int, ShardStats]:
+def _finished_shards(config: prepare_config.PrepareConfig, num_shards: int) -> dict[int, ShardStats]:
   finished = {}
   for shard in range(num_shards):
     path = _progress_path(config, shard)
@@ -307,7 +288,7 @@ class _ExampleEncoder:
     return records, stats
 
 
-def _tasks(config: PrepareConfig, shards: list[int], rows_per_shard: int, num_rows: int,
+def _tasks(config: prepare_config.PrepareConfig, shards: list[int], rows_per_shard: int, num_rows: int,
            text_encoding: str, conflicting_rows: frozenset[int]) -> Iterator[worker.ChunkTask]:
   for shard in shards:
     start, stop = shard * rows_per_shard, min((shard + 1) * rows_per_shard, num_rows)
@@ -321,7 +302,7 @@ def _tasks(config: PrepareConfig, shards: list[int], rows_per_shard: int, num_ro
                                      if chunk_start <= row < chunk_stop))
 
 
-def _manifest(config: PrepareConfig, tokenizer: tokenizer_lib.KaleidoTokenizer,
+def _manifest(config: prepare_config.PrepareConfig, tokenizer: tokenizer_lib.KaleidoTokenizer,
               categories: dict[str, int], subcategories: dict[str, int],
               stats: list[ShardStats], text_encoding: str) -> manifest_lib.Manifest:
   reasons: collections.Counter = collections.Counter()
@@ -354,7 +335,7 @@ def _manifest(config: PrepareConfig, tokenizer: tokenizer_lib.KaleidoTokenizer,
       text_encoding=text_encoding)
 
 
-def _check_config(config: PrepareConfig) -> None:
+def _check_config(config: prepare_config.PrepareConfig) -> None:
   if config.text_field not in catalog_lib.TEXT_FIELDS:
     raise PrepareError(f"--text_field={config.text_field!r} is not one of "
                        f"{', '.join(catalog_lib.TEXT_FIELDS)}.")
@@ -384,7 +365,7 @@ class Plan:
   conflicting_rows: frozenset[int]
   pending: tuple[int, ...]
 
-  def chunk_tasks(self, config: PrepareConfig, shards: Iterable[int]) -> Iterator[worker.ChunkTask]:
+  def chunk_tasks(self, config: prepare_config.PrepareConfig, shards: Iterable[int]) -> Iterator[worker.ChunkTask]:
     """The chunks of rows of `shards`, in row order."""
     return _tasks(config, list(shards), self.rows_per_shard, self.num_rows, self.text_encoding,
                   self.conflicting_rows)
@@ -393,7 +374,7 @@ class Plan:
     return row // self.rows_per_shard
 
 
-def plan_catalog(config: PrepareConfig) -> Plan:
+def plan_catalog(config: prepare_config.PrepareConfig) -> Plan:
   """The first pass over `config.input_path` (texts and labels, no images); starts or checks
   the output folder's settings, so a rerun resumes only with the same ones."""
   _check_config(config)
@@ -422,13 +403,13 @@ def plan_catalog(config: PrepareConfig) -> Plan:
               pending=tuple(s for s in range(num_shards) if s not in finished))
 
 
-def example_encoder(config: PrepareConfig, plan: Plan) -> _ExampleEncoder:
+def example_encoder(config: prepare_config.PrepareConfig, plan: Plan) -> _ExampleEncoder:
   """The encoder of worker results into serialized examples, for `plan`'s label maps."""
   tokenizer = tokenizer_lib.KaleidoTokenizer(config.vocab_file, config.max_seq_length)
   return _ExampleEncoder(tokenizer, plan.categories, plan.subcategories)
 
 
-def write_shard(config: PrepareConfig, plan: Plan, shard: int,
+def write_shard(config: prepare_config.PrepareConfig, plan: Plan, shard: int,
                 chunks: Iterable[tuple[list[bytes], ShardStats]]) -> ShardStats:
   """Writes the encoded chunks of `shard` (in row order) atomically and records its stats."""
   writer = _ShardWriter(config, shard, plan.num_shards)
@@ -437,7 +418,7 @@ def write_shard(config: PrepareConfig, plan: Plan, shard: int,
   return writer.finish()
 
 
-def _write_with_process_pool(config: PrepareConfig, plan: Plan) -> None:
+def _write_with_process_pool(config: prepare_config.PrepareConfig, plan: Plan) -> None:
   """The local path: worker processes cut the images, this process encodes and writes."""
   done_rows = plan.num_rows - sum(min(plan.rows_per_shard, plan.num_rows - s * plan.rows_per_shard)
                                   for s in plan.pending)
@@ -461,7 +442,7 @@ def _write_with_process_pool(config: PrepareConfig, plan: Plan) -> None:
   progress.close()
 
 
-def finish(config: PrepareConfig, plan: Plan) -> manifest_lib.Manifest:
+def finish(config: prepare_config.PrepareConfig, plan: Plan) -> manifest_lib.Manifest:
   """Writes the manifest of a folder whose shards are all written; returns it."""
   stats = _finished_shards(config, plan.num_shards)
   missing = [s for s in range(plan.num_shards) if s not in stats]
@@ -475,7 +456,7 @@ def finish(config: PrepareConfig, plan: Plan) -> manifest_lib.Manifest:
   return manifest
 
 
-def prepare_catalog(config: PrepareConfig) -> manifest_lib.Manifest:
+def prepare_catalog(config: prepare_config.PrepareConfig) -> manifest_lib.Manifest:
   """Prepares `config.input_path` into `config.output_dir` with the local process pool;
   returns the written manifest. (kaleido.records.beam_prepare does the same on Apache Beam.)"""
   plan = plan_catalog(config)
