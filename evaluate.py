@@ -1,5 +1,5 @@
-"""`python evaluate.py` = the `kaleido-evaluate` command (kaleido/commands/evaluate.py, whose docstring
-is this script's usage)."""
+"""`python evaluate.py`: the `kaleido-evaluate` command (kaleido/commands/evaluate.py,
+whose docstring is this script's usage)."""
 
 from kaleido.commands import evaluate
 

@@ -1,5 +1,5 @@
-"""`python train.py` = the `kaleido-train` command (kaleido/commands/train.py, whose docstring
-is this script's usage)."""
+"""`python train.py`: the `kaleido-train` command (kaleido/commands/train.py,
+whose docstring is this script's usage)."""
 
 from kaleido.commands import train
 

@@ -1,5 +1,5 @@
-"""`python data/prepare.py` = the `kaleido-prepare` command (kaleido/commands/prepare.py, whose docstring
-is this script's usage)."""
+"""`python data/prepare.py`: the `kaleido-prepare` command (kaleido/commands/prepare.py,
+whose docstring is this script's usage)."""
 
 from kaleido.commands import prepare
 

@@ -1,5 +1,5 @@
-"""`python tools/build_index.py` = the `kaleido-index` command (kaleido/commands/build_index.py, whose docstring
-is this script's usage)."""
+"""`python tools/build_index.py`: the `kaleido-index` command (kaleido/commands/build_index.py,
+whose docstring is this script's usage)."""
 
 from kaleido.commands import build_index
 

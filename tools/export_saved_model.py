@@ -1,5 +1,5 @@
-"""`python tools/export_saved_model.py` = the `kaleido-export` command (kaleido/commands/export_saved_model.py, whose docstring
-is this script's usage)."""
+"""`python tools/export_saved_model.py`: the `kaleido-export` command
+(kaleido/commands/export_saved_model.py, whose docstring is this script's usage)."""
 
 from kaleido.commands import export_saved_model
 

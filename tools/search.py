@@ -1,5 +1,5 @@
-"""`python tools/search.py` = the `kaleido-search` command (kaleido/commands/search.py, whose docstring
-is this script's usage)."""
+"""`python tools/search.py`: the `kaleido-search` command (kaleido/commands/search.py,
+whose docstring is this script's usage)."""
 
 from kaleido.commands import search
 

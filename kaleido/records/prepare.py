@@ -154,7 +154,8 @@ def _check_or_start(config: prepare_config.PrepareConfig, settings: dict) -> Non
     changed = [key for key in settings if previous.get(key) != settings[key]]
     if changed:
       raise PrepareError(
-          f"{config.output_dir!r} holds a preparation made with other settings ({', '.join(changed)} "
+          f"{config.output_dir!r} holds a preparation made with other settings "
+          f"({', '.join(changed)} "
           "differ); pass --overwrite to replace it or choose another --output_dir.")
     return
   _clear_output(config.output_dir)
@@ -222,7 +223,8 @@ def _progress_path(config: prepare_config.PrepareConfig, shard: int) -> str:
   return os.path.join(config.output_dir, PROGRESS_DIR, f"shard-{shard:05d}.json")
 
 
-def _finished_shards(config: prepare_config.PrepareConfig, num_shards: int) -> dict[int, ShardStats]:
+def _finished_shards(config: prepare_config.PrepareConfig,
+                     num_shards: int) -> dict[int, ShardStats]:
   finished = {}
   for shard in range(num_shards):
     path = _progress_path(config, shard)
@@ -288,8 +290,9 @@ class _ExampleEncoder:
     return records, stats
 
 
-def _tasks(config: prepare_config.PrepareConfig, shards: list[int], rows_per_shard: int, num_rows: int,
-           text_encoding: str, conflicting_rows: frozenset[int]) -> Iterator[worker.ChunkTask]:
+def _tasks(config: prepare_config.PrepareConfig, shards: list[int], rows_per_shard: int,
+           num_rows: int, text_encoding: str,
+           conflicting_rows: frozenset[int]) -> Iterator[worker.ChunkTask]:
   for shard in shards:
     start, stop = shard * rows_per_shard, min((shard + 1) * rows_per_shard, num_rows)
     for chunk_start in range(start, stop, config.chunk_rows):
@@ -365,7 +368,8 @@ class Plan:
   conflicting_rows: frozenset[int]
   pending: tuple[int, ...]
 
-  def chunk_tasks(self, config: prepare_config.PrepareConfig, shards: Iterable[int]) -> Iterator[worker.ChunkTask]:
+  def chunk_tasks(self, config: prepare_config.PrepareConfig,
+                  shards: Iterable[int]) -> Iterator[worker.ChunkTask]:
     """The chunks of rows of `shards`, in row order."""
     return _tasks(config, list(shards), self.rows_per_shard, self.num_rows, self.text_encoding,
                   self.conflicting_rows)
@@ -432,8 +436,7 @@ def _write_with_process_pool(config: prepare_config.PrepareConfig, plan: Plan) -
       progress.update(len(results))
 
   # closing(): on Ctrl-C or an error the worker pool shuts down here, not later in a collector.
-  notice = ("Ctrl-C: stopping after the chunk in hand (finished shards are kept); Ctrl-C again "
-            "stops at once.")
+  notice = interrupts.ctrl_c_notice("chunk", "shards")
   with interrupts.StopRequest(("SIGINT",), notice) as stop, contextlib.closing(_ordered_map(
       worker.process_chunk, plan.chunk_tasks(config, plan.pending), config.workers)) as chunks:
     for shard, of_shard in itertools.groupby(chunks, key=lambda results: plan.shard_of_row(

@@ -198,8 +198,7 @@ def verify(export_dir: str) -> dict:
         files.file_sha256(path) != expected["sha256"]):
       raise files.DamagedFileError(f"{path!r} of the SavedModel is damaged (its size or SHA-256 "
                                    f"differs from {EXPORT_INFO}'s); {fix}.")
-  import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import  (the graph's ops)
-  try:
+  try:  # the graph's tokenizer ops are registered: preprocessing imports tensorflow_text
     tf.saved_model.load(export_dir)
   except (OSError, ValueError, IndexError, tf.errors.OpError) as error:
     raise files.DamagedFileError(f"The SavedModel {export_dir!r} does not load "

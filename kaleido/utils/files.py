@@ -91,7 +91,6 @@ def read_json_or_none(path: str, kind: type = dict) -> Any:
     return None
 
 
-
 def file_sha256(path: str) -> str:
   """Hex SHA-256 of a file's bytes."""
   digest = hashlib.sha256()

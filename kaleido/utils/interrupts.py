@@ -69,12 +69,16 @@ class StopRequest:
       signal.signal(number, previous)
 
 
+def ctrl_c_notice(item: str, kept: str) -> str:
+  """What a command prints at the first Ctrl-C when it stops after the `item` in hand."""
+  return (f"Ctrl-C: stopping after the {item} in hand (finished {kept} are kept); Ctrl-C again "
+          "stops at once.")
+
+
 def stopping_between(items: Iterable[T], item: str, kept: str) -> Iterator[T]:
   """Yields `items`, taking Ctrl-C only between them: after the caller has finished the `item` in
   hand, KeyboardInterrupt (the finished `kept` stay; a rerun goes on from them)."""
-  notice = (f"Ctrl-C: stopping after the {item} in hand (finished {kept} are kept); Ctrl-C again "
-            "stops at once.")
-  with StopRequest(("SIGINT",), notice) as stop:
+  with StopRequest(("SIGINT",), ctrl_c_notice(item, kept)) as stop:
     for each in items:
       yield each
       stop.raise_if_requested()
@@ -82,6 +86,7 @@ def stopping_between(items: Iterable[T], item: str, kept: str) -> Iterator[T]:
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _PARENT_POLL_SECONDS = 1.0
+_became_worker = False  # a process is made a worker once (Beam sets up many DoFns in one)
 
 
 def become_worker(driver_pid: int | None = None) -> None:
@@ -92,8 +97,10 @@ def become_worker(driver_pid: int | None = None) -> None:
   `driver_pid` itself (Beam's in-memory runner runs its DoFns there). Python sets signal
   handlers from the main thread only; called from another (a Beam worker's DoFn setup), Ctrl-C
   keeps its handler."""
-  if os.getpid() == driver_pid:
+  global _became_worker
+  if os.getpid() == driver_pid or _became_worker:
     return
+  _became_worker = True
   if threading.current_thread() is threading.main_thread():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
   started_by = multiprocessing.parent_process()
