@@ -92,6 +92,11 @@ class EvaluationModel:
     return dict(enumerate(features))
 
   @property
+  def examples(self) -> examples_lib.Examples:
+    """The evaluation folder's examples, in file order."""
+    return self._examples
+
+  @property
   def product_ids(self) -> np.ndarray:
     return self._examples.product_ids
 
