@@ -43,7 +43,7 @@ def _random_captioner(size: str):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
   from kaleido.model import kaleido_bert  # pylint: disable=g-import-not-at-top
-  model = config_lib.KaleidoBertConfig(**SIZES[size], max_seq_length=64, backbone="small",
+  model = config_lib.KaleidoBertConfig(**SIZES[size], max_seq_length=64, patch_cnn="small",
                                        patch_size=16)
   captioner = kaleido_bert.build_finetune_model(config_lib.TaskConfig(name="caption"), model)
   bias = next(v for v in captioner.masked_lm.weights if "output_bias" in v.name)

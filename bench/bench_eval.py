@@ -8,7 +8,7 @@ the encoder and ITM head with the image side cached (what evaluate.py does: ever
 embedded once and reused for its 101 candidates), and the pairs/s it would get by embedding the
 image again for every pair; with --precisions, each compute policy in turn (rankings compared
 with the first one's). With --sizes: the same two rates of a retrieval model of that size with
-random weights (demo: small backbone, H=128, L=3; paper: ResNet-50, H=768, L=12, 64 tokens), and
+random weights (demo: small patch CNN, H=128, L=3; paper: ResNet-50, H=768, L=12, 64 tokens), and
 the time they project for the paper's protocol (1,000 queries x 101 candidates x 5 draws x 2
 directions, every Fashion-Gen validation image embedded once).
 """
@@ -31,9 +31,9 @@ _SIZES = flags.DEFINE_list("sizes", [], "demo and/or paper: random-weight models
 PROTOCOL_PAIRS = 1000 * 101 * 5 * 2
 VALIDATION_IMAGES = 32528
 SIZES = {"demo": dict(hidden_size=128, num_layers=3, num_heads=4, intermediate_size=512,
-                      backbone="small", vocab_size=4000),
+                      patch_cnn="small", vocab_size=4000),
          "paper": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
-                       backbone="resnet50", vocab_size=30522)}
+                       patch_cnn="resnet50", vocab_size=30522)}
 
 
 def _rate(function, count: int) -> float:
@@ -115,7 +115,7 @@ def _checkpoint(precision: str):
   print(f"  cross-encoder + ITM head, image side cached: {pair_rate:.1f} pairs/s")
   print(f"  same without the cache (embedding every pair's image): {uncached:.1f} pairs/s")
   print(f"  sample-100 cost per query and direction: {101 / pair_rate:.2f} s "
-        f"({model.run.model.backbone} backbone, H={model.run.model.hidden_size}, "
+        f"({model.run.model.patch_cnn} patch CNN, H={model.run.model.hidden_size}, "
         f"L={model.run.model.num_layers})")
   return margins
 

@@ -10,7 +10,7 @@ kaleido.training.trainer (model, seven losses, masking and the tf.data input pip
 demo folder) and prints examples/s, the counted FLOPs per example (frozen ResNet forward once, the
 rest forward + backward = 3x forward) and the achieved FLOP/s as a share of the float32 matmul peak
 measured in the same run. It also prints the input pipeline's own examples/s. `--patch_features`
-measures the pixel path (the backbone at every step) and the cached path (features computed once
+measures the pixel path (the patch CNN at every step) and the cached path (features computed once
 by kaleido.feature_cache, whose one-time build it times) side by side, and their speed ratio.
 `--itm_negatives` measures ITM groups made in the step (--negatives_per_positive=K, listwise; 0:
 the pipeline's negatives) and `--text` the text cut to each batch's longest (--trim_text) or kept
@@ -49,10 +49,10 @@ _SINGLE = flags.DEFINE_string("single", "", "Internal: measure one `size,precisi
 
 SIZES = {
     "paper": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
-                  backbone="resnet50"),
+                  patch_cnn="resnet50"),
     # configs/demo_pretrain.flags
     "demo": dict(hidden_size=128, num_layers=3, num_heads=4, intermediate_size=512,
-                 backbone="small"),
+                 patch_cnn="small"),
 }
 BATCH_SIZES = {"paper": 16, "demo": 32, "reference": 16}
 
@@ -93,12 +93,12 @@ def _examples_per_second(run_step, batch_size: int) -> float:
 
 
 def _training_flops(trainer, batch) -> tuple[float, float]:
-  """(frozen backbone forward FLOPs, FLOPs of everything else forward) per example."""
+  """(frozen patch CNN forward FLOPs, FLOPs of everything else forward) per example."""
   from kaleido.model import flop_count  # pylint: disable=g-import-not-at-top
-  backbone, rest = flop_count.forward_flops(
+  patch_cnn, rest = flop_count.forward_flops(
       trainer.model, trainer.task.model_inputs(trainer.model, batch))
   size = batch["patch_boxes"].shape[0]
-  return backbone / size, rest / size
+  return patch_cnn / size, rest / size
 
 
 def measure_one(size: str, precision: str, patch_features: str, data: str,
@@ -126,7 +126,7 @@ def measure_one(size: str, precision: str, patch_features: str, data: str,
             vocab_size=len(vocab.read_vocab(manifest.vocab_file)),
             max_seq_length=manifest.max_seq_length, patch_size=manifest.patch_size,
             **SIZES[size]),
-        init=config_lib.InitConfig(backbone_weights="random"),
+        init=config_lib.InitConfig(patch_cnn_weights="random"),
         task=config_lib.TaskConfig(pretraining=config_lib.PretrainingConfig(
             itm_negatives_per_positive=itm_negatives,
             itm_loss="listwise" if itm_negatives else "binary")),
@@ -146,17 +146,17 @@ def measure_one(size: str, precision: str, patch_features: str, data: str,
     for _ in range(20):
       next(iterator)
     pipeline_rate = 20 * batch_size / (time.perf_counter() - pipeline_start)
-    backbone_flops, rest_flops = _training_flops(trainer, next(iterator))
+    patch_cnn_flops, rest_flops = _training_flops(trainer, next(iterator))
     distributed = iter(trainer.strategy.distribute_datasets_from_function(
         lambda context: task.dataset(batch_size, 0, context)))
     no_stop = tf.constant(0.0)
     rate = _examples_per_second(lambda: float(trainer._train_step(  # pylint: disable=protected-access
         next(distributed), no_stop)[0]["total"]), batch_size)
-  step_flops = backbone_flops + 3 * rest_flops
+  step_flops = patch_cnn_flops + 3 * rest_flops
   return {"size": size, "precision": precision, "patch_features": patch_features,
           "cache_build_s": cache_seconds if patch_features == "cached" else 0.0,
           "num_images": manifest.num_examples, "examples_per_s": rate,
-          "gflop_per_example": step_flops / 1e9, "backbone_gflop": backbone_flops / 1e9,
+          "gflop_per_example": step_flops / 1e9, "patch_cnn_gflop": patch_cnn_flops / 1e9,
           "rest_forward_gflop": rest_flops / 1e9, "fp32_peak_gflops": peak / 1e9,
           "share_of_fp32_peak": rate * step_flops / peak, "pipeline_examples_per_s": pipeline_rate}
 
@@ -195,7 +195,7 @@ def measure_reference(precision: str) -> dict:
   rate = _examples_per_second(lambda: step(inputs).numpy(), batch)
   return {"size": "reference", "precision": precision, "patch_features": "-",
           "cache_build_s": 0.0, "num_images": 0, "examples_per_s": rate,
-          "gflop_per_example": 3 * forward_flops / 1e9, "backbone_gflop": 0.0,
+          "gflop_per_example": 3 * forward_flops / 1e9, "patch_cnn_gflop": 0.0,
           "rest_forward_gflop": forward_flops / 1e9, "fp32_peak_gflops": peak / 1e9,
           "share_of_fp32_peak": rate * 3 * forward_flops / peak,
           "pipeline_examples_per_s": float("nan")}
@@ -248,8 +248,8 @@ def main(argv):
                     if itm_negatives else "")
           print(f"{size:5s} {precision:14s} {patch_features:6s} {text:7s} "
                 f"{r['examples_per_s']:7.2f} "
-                f"examples/s  {r['gflop_per_example']:6.1f} GFLOP/example (backbone fwd "
-                f"{r['backbone_gflop']:.1f} + 3 x {r['rest_forward_gflop']:.1f})  "
+                f"examples/s  {r['gflop_per_example']:6.1f} GFLOP/example (patch CNN fwd "
+                f"{r['patch_cnn_gflop']:.1f} + 3 x {r['rest_forward_gflop']:.1f})  "
                 f"{100 * r['share_of_fp32_peak']:5.1f}% of fp32 peak "
                 f"({r['fp32_peak_gflops']:.0f} GFLOP/s)  input pipeline "
                 f"{r['pipeline_examples_per_s']:.0f} examples/s{groups}{cache}")

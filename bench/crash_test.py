@@ -59,8 +59,8 @@ _WORK_DIR = flags.DEFINE_string("work_dir", "", "Where to work (default: a tempo
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BEAM_FLAGS = ["--runner=DirectRunner",
                "--beam_options=--direct_num_workers=2 --direct_running_mode=multi_processing"]
-_TINY_MODEL = ["--backbone=small", "--resnet_weights=random", "--hidden_size=64", "--num_layers=2",
-               "--num_heads=2", "--intermediate_size=256"]
+_TINY_MODEL = ["--patch_cnn=small", "--patch_cnn_weights=random", "--hidden_size=64",
+               "--num_layers=2", "--num_heads=2", "--intermediate_size=256"]
 
 
 def _command(script: str, *flags_: str) -> list[str]:

@@ -3,7 +3,7 @@ measurement, not a test; tests/test_feature_cache.py asserts the same on a tiny 
 
   python bench/feature_cache_equality.py [--data workdir/demo/prepared/train] [--steps 30]
 
-Trains the demo's model (configs/demo_pretrain.flags sizes: H=128, 3 layers, the small backbone
+Trains the demo's model (configs/demo_pretrain.flags sizes: H=128, 3 layers, the small patch CNN
 at random weights, batch 32, dropout 0.1) for --steps steps twice from the same seed, once with
 --patch_features=pixels and once with cached, and prints every loss at the last step with the
 relative difference, and the largest feature magnitude in the cache (float16 holds up to 65,504).
@@ -35,7 +35,7 @@ def _last_losses(data: str, patch_features: str, model_dir: str) -> dict[str, fl
                                  feature_cache_dir=os.path.join(model_dir, "..", "cache")),
       model=config_lib.KaleidoBertConfig(
           vocab_size=len(vocab.read_vocab(manifest.vocab_file)), hidden_size=128, num_layers=3,
-          num_heads=4, intermediate_size=512, backbone="small",
+          num_heads=4, intermediate_size=512, patch_cnn="small",
           max_seq_length=manifest.max_seq_length, patch_size=manifest.patch_size),
       optimizer=config_lib.OptimizerConfig(learning_rate=1e-3, warmup_steps=10),
       training=config_lib.TrainingConfig(model_dir=model_dir, train_steps=_STEPS.value,

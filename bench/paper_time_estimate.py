@@ -42,7 +42,7 @@ STAGES = (("pre-training", "configs/pretrain_fashiongen.flags"),
           ("caption fine-tune", "configs/finetune_caption_fashiongen.flags"))
 V100_RATES = {"float32": 15.7e12 * 0.60, "mixed_float16": 125e12 * 0.30}  # FLOP/s sustained
 PAPER_SIZE = dict(vocab_size=30522, hidden_size=768, num_layers=12, num_heads=12,
-                  intermediate_size=3072, backbone="resnet50")
+                  intermediate_size=3072, patch_cnn="resnet50")
 TEXT_POSITIONS = 64  # [CLS] + caption + [SEP] + padding, the paper's text length
 RETRIEVAL_PAIRS = 1000 * 101 * 5 * 2  # queries x candidates x draws x directions
 
@@ -100,18 +100,18 @@ def main(argv):
   for stage, flag_file in STAGES:
     values = flag_values(os.path.join(repo, flag_file))
     examples = int(values["train_steps"]) * int(values["batch_size"])
-    backbone, rest = costs[tasks[stage]]
-    per_example = (0.0 if cached else backbone) + 3 * rest
+    patch_cnn, rest = costs[tasks[stage]]
+    per_example = (0.0 if cached else patch_cnn) + 3 * rest
     rows.append((stage, f"{examples / _TRAIN_IMAGES.value:.1f} epochs", per_example,
                  examples * per_example))
-  validation_backbone = 0.0 if cached else _VALIDATION_IMAGES.value * costs["retrieval"][0]
+  validation_patch_cnn = 0.0 if cached else _VALIDATION_IMAGES.value * costs["retrieval"][0]
   rest = costs["retrieval"][1]
   rows.append(("ITR + TIR sample-100", f"{RETRIEVAL_PAIRS:,} pairs", rest,
-               RETRIEVAL_PAIRS * rest + validation_backbone))
+               RETRIEVAL_PAIRS * rest + validation_patch_cnn))
   rest = costs["caption"][1]
   max_steps = TEXT_POSITIONS - 1
   rows.append(("captioning (greedy)", f"{_VALIDATION_IMAGES.value:,} images", max_steps * rest,
-               _VALIDATION_IMAGES.value * max_steps * rest + validation_backbone))
+               _VALIDATION_IMAGES.value * max_steps * rest + validation_patch_cnn))
   print(f"{'stage':24s} {'work':>18s} {'GFLOP/example':>14s} {'PFLOP':>9s} "
         f"{'h fp32':>8s} {'h fp16 mixed':>13s}   ({_GPUS.value} x V100)")
   total = 0.0

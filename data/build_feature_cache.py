@@ -1,17 +1,17 @@
-r"""Computes the feature cache of a prepared folder for a frozen patch backbone, ahead of training.
+r"""Computes the feature cache of a prepared folder for a frozen patch CNN, ahead of training.
 
   # the paper's ImageNet ResNet-50, before any run exists (64-pixel patches of the folder):
-  python data/build_feature_cache.py --data prepared/train \
-      --backbone resnet50 --backbone_weights weights/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5
-  # the frozen backbone of a train.py run (its kind, size and weights from its model_dir):
+  python data/build_feature_cache.py --data prepared/train --patch_cnn resnet50 \
+      --patch_cnn_weights weights/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5
+  # the frozen patch CNN of a train.py run (its kind, size and weights from its model_dir):
   python data/build_feature_cache.py --data workdir/demo/prepared/validation --run runs/demo_pretrain
   # on Apache Beam (one record shard per element), e.g. locally with 2 worker processes:
-  python data/build_feature_cache.py --data prepared/train --backbone_weights ... \
+  python data/build_feature_cache.py --data prepared/train --patch_cnn_weights ... \
       --runner=DirectRunner --workers=2
 
 train.py, evaluate.py and tools/build_index.py build the same cache on first use whenever the
-backbone is frozen (kaleido.feature_cache); this tool builds it beforehand, on a Beam cluster if
-wanted, and they then find it complete and reuse it. The cache is keyed by the backbone weights'
+patch CNN is frozen (kaleido.feature_cache); this tool builds it beforehand, on a Beam cluster if
+wanted, and they then find it complete and reuse it. The cache is keyed by the patch CNN weights'
 fingerprint and the records' digests: a cache for other weights or other records is never read.
 Interrupted builds (kill -9 included) resume at the missing shards.
 """
@@ -30,13 +30,13 @@ from kaleido.utils import cli
 
 _DATA = flags.DEFINE_string("data", None, "A folder prepared by data/prepare.py.")
 _RUN = flags.DEFINE_string("run", "", "A train.py --model_dir (or one of its checkpoints) whose "
-                           "frozen patch backbone computes the features.")
-_BACKBONE = flags.DEFINE_enum("backbone", "resnet50", list(config_lib.BACKBONES),
-                              "Without --run: the patch backbone.")
-_BACKBONE_WEIGHTS = flags.DEFINE_string(
-    "backbone_weights", "", "Without --run: its weights (the Keras ImageNet .h5 file for "
-    "resnet50, a .h5 of tools/pretrain_backbone.py, or a checkpoint); empty: random weights.")
-_FEATURE_SIZE = flags.DEFINE_integer("feature_size", 2048, "Without --run: the backbone's "
+                           "frozen patch CNN computes the features.")
+_PATCH_CNN = flags.DEFINE_enum("patch_cnn", "resnet50", list(config_lib.CNNS),
+                               "Without --run: the patch CNN.")
+_PATCH_CNN_WEIGHTS = flags.DEFINE_string(
+    "patch_cnn_weights", "", "Without --run: its weights (the Keras ImageNet .h5 file for "
+    "resnet50, a .h5 of tools/pretrain_patch_cnn.py, or a checkpoint); empty: random weights.")
+_FEATURE_SIZE = flags.DEFINE_integer("feature_size", 2048, "Without --run: the patch CNN's "
                                      "feature size (2048 for resnet50).")
 _FEATURE_CACHE_DIR = flags.DEFINE_string(
     "feature_cache_dir", "", "Where caches go (default: a feature_cache folder inside --data); "
@@ -53,17 +53,17 @@ def _embedder_factory(patch_size: int):
   if _RUN.value:
     from kaleido.utils import restoring  # pylint: disable=g-import-not-at-top
     model = config_lib.load(_RUN.value).model
-    if model.backbone_trainable:
+    if model.patch_cnn_trainable:
       raise errors.KaleidoError(
-          f"--run={_RUN.value!r} trained its patch backbone (--backbone_trainable), so no cache "
-          "holds its features; cached features need a frozen backbone.")
-    return (functools.partial(resnet.frozen_embedder, model.backbone, patch_size,
+          f"--run={_RUN.value!r} trained its patch CNN (--patch_cnn_trainable), so no cache "
+          "holds its features; cached features need a frozen patch CNN.")
+    return (functools.partial(resnet.frozen_embedder, model.patch_cnn, patch_size,
                               model.feature_size, restoring.latest_checkpoint(_RUN.value)),
-            f"the {model.backbone} backbone of {_RUN.value}")
-  weights = resnet.resolve_resnet_weights(_BACKBONE_WEIGHTS.value) or ""
-  return (functools.partial(resnet.frozen_embedder, _BACKBONE.value, patch_size,
+            f"the {model.patch_cnn} patch CNN of {_RUN.value}")
+  weights = resnet.resolve_resnet_weights(_PATCH_CNN_WEIGHTS.value) or ""
+  return (functools.partial(resnet.frozen_embedder, _PATCH_CNN.value, patch_size,
                             _FEATURE_SIZE.value, weights),
-          f"the {_BACKBONE.value} backbone with {weights or 'random weights'}")
+          f"the {_PATCH_CNN.value} patch CNN with {weights or 'random weights'}")
 
 
 @cli.user_errors_as_messages

@@ -1,7 +1,7 @@
 r"""Trains the Attention-based Alignment Generator's captioner (paper section 3.3).
 
   python data/train_aag.py --input workdir/demo/prepared/train --output_dir runs/aag_demo \
-      [--validation workdir/demo/prepared/validation] [--backbone small|resnet50] \
+      [--validation workdir/demo/prepared/validation] [--cnn small|resnet50] \
       [--image_size 128] [--steps 3000] [--batch_size 32]
   python data/train_aag.py --flagfile=configs/aag_demo.flags
 
@@ -27,11 +27,11 @@ flags.DEFINE_string("input", None, "Prepared training folder (data/prepare.py ou
 flags.DEFINE_string("output_dir", None, "Checkpoint directory (also holds TensorBoard logs).")
 flags.DEFINE_string("validation", "", "Optional prepared folder for the held-out losses, "
                     "evaluated at every checkpoint.")
-flags.DEFINE_enum("backbone", "small", list(config_lib.BACKBONES),
+flags.DEFINE_enum("cnn", "small", list(config_lib.CNNS),
                   "Feature grid: `small` (quick CPU runs) or `resnet50` (paper size).")
-flags.DEFINE_string("backbone_weights", "", "Keras .h5 weights of the backbone, e.g. ImageNet "
+flags.DEFINE_string("cnn_weights", "", "Keras .h5 weights of the CNN, e.g. ImageNet "
                     "ResNet-50 (resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5).")
-flags.DEFINE_bool("backbone_trainable", True, "Train the backbone (off: frozen features).")
+flags.DEFINE_bool("cnn_trainable", True, "Train the CNN (off: frozen features).")
 flags.DEFINE_integer("image_size", 128, "Side of the square crop the captioner sees (small: a "
                      "multiple of 16, resnet50: of 32; 224 gives 7x7 ResNet-50 cells).")
 flags.DEFINE_integer("feature_size", 256, "Size of the projected annotation vectors.")
@@ -60,10 +60,10 @@ def _experiment() -> config_lib.ExperimentConfig:
   from kaleido.alignment import inputs  # pylint: disable=g-import-not-at-top
   manifest = inputs.load_prepared(FLAGS.input)
   captioner = captioner_dir.captioner_config_for(
-      manifest, FLAGS.input, backbone=FLAGS.backbone, image_size=FLAGS.image_size,
+      manifest, FLAGS.input, cnn=FLAGS.cnn, image_size=FLAGS.image_size,
       feature_size=FLAGS.feature_size, embedding_size=FLAGS.embedding_size,
       hidden_size=FLAGS.hidden_size, attention_size=FLAGS.attention_size,
-      dropout=FLAGS.dropout, backbone_trainable=FLAGS.backbone_trainable)
+      dropout=FLAGS.dropout, cnn_trainable=FLAGS.cnn_trainable)
   for folder in filter(None, (FLAGS.input, FLAGS.validation)):
     captioner_dir.check_matches_data(captioner, FLAGS.output_dir,
                                      inputs.load_prepared(folder).vocab_hash,
@@ -78,7 +78,7 @@ def _experiment() -> config_lib.ExperimentConfig:
                                  max_seq_length=manifest.max_seq_length,
                                  patch_size=manifest.patch_size),
       model=captioner,
-      init=config_lib.InitConfig(backbone_weights=FLAGS.backbone_weights),
+      init=config_lib.InitConfig(patch_cnn_weights=FLAGS.cnn_weights),
       optimizer=config_lib.OptimizerConfig(name="adam", learning_rate=FLAGS.learning_rate,
                                            schedule="constant", warmup_steps=0,
                                            clip_norm=FLAGS.clip_norm),
@@ -94,8 +94,8 @@ def _experiment() -> config_lib.ExperimentConfig:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise errors.KaleidoError(f"Unexpected arguments {argv[1:]}; pass everything as --flags.")
-  if FLAGS.backbone_weights and not os.path.isfile(FLAGS.backbone_weights):
-    raise errors.KaleidoError(f"--backbone_weights {FLAGS.backbone_weights!r} does not exist; "
+  if FLAGS.cnn_weights and not os.path.isfile(FLAGS.cnn_weights):
+    raise errors.KaleidoError(f"--cnn_weights {FLAGS.cnn_weights!r} does not exist; "
                               "pass a Keras .h5 weights file or leave it empty.")
   from kaleido.training import distribute  # pylint: disable=g-import-not-at-top
   strategy = distribute.create_strategy(FLAGS.strategy)

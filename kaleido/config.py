@@ -1,13 +1,13 @@
 """The experiment config: one frozen dataclass tree per training run.
 
-Every run train.py, data/train_aag.py, data/train_foreground.py and tools/pretrain_backbone.py
+Every run train.py, data/train_aag.py, data/train_foreground.py and tools/pretrain_patch_cnn.py
 start is one `ExperimentConfig`:
 
   task        which task, and its own settings (pre-training losses and masking, the downstream
               head, the captioner's or the UNet's objective)
   data        the prepared folders it reads and what they were prepared with
-  model       the architecture: Kaleido-BERT, the SAT captioner, the UNet or a patch backbone
-  init        where the weights start (a BERT checkpoint, a pre-training run, backbone weights)
+  model       the architecture: Kaleido-BERT, the SAT captioner, the UNet or a patch CNN
+  init        where the weights start (a BERT checkpoint, a pre-training run, CNN weights)
   optimizer   AdamW or Adam, the learning-rate schedule, clipping and learning-rate groups
   training    steps, batch, strategy, precision, checkpoints and summaries
   evaluation  held-out evaluation during training
@@ -28,18 +28,20 @@ from typing import Any, ClassVar
 from kaleido import errors
 
 RUN_CONFIG_NAME = "run_config.json"
-FORMAT = "kaleido-experiment/2"
+FORMAT = "kaleido-experiment/3"
+# The format before the patch CNN's rename: its runs' checkpoints and settings use the old names.
+_FORMAT_BEFORE_PATCH_CNN = "kaleido-experiment/2"
 
 # Tasks: pre-training (paper 3.4-3.6), the downstream tasks (4.2), and the generators' own nets.
 PRETRAIN = "pretrain"
 FINETUNE_TASKS = ("retrieval", "category", "subcategory", "caption")
 CAPTIONER = "aag_captioner"  # the alignment generator's SAT captioner (3.3)
 FOREGROUND = "foreground_unet"  # the patch generator's UNet (3.2, footnote 4)
-BACKBONE_WORDS = "backbone_words"  # word-prediction pre-training of the patch backbone
-TASK_NAMES = (PRETRAIN, *FINETUNE_TASKS, CAPTIONER, FOREGROUND, BACKBONE_WORDS)
+PATCH_CNN_WORDS = "patch_cnn_words"  # word-prediction pre-training of the patch CNN
+TASK_NAMES = (PRETRAIN, *FINETUNE_TASKS, CAPTIONER, FOREGROUND, PATCH_CNN_WORDS)
 
-BACKBONES = ("resnet50", "small")
-# Pixels of the captioner's input per attention cell: the small backbone has four stride-2
+CNNS = ("resnet50", "small")  # the patch embedder's CNN and the captioner's
+# Pixels of the captioner's input per attention cell: the small CNN has four stride-2
 # convolutions, ResNet-50's last block (conv5) is at stride 32 (224 px -> 7 x 7, 448 -> 14 x 14).
 CAPTIONER_STRIDES = {"small": 16, "resnet50": 32}
 MASKING_MODES = ("agm", "random")
@@ -67,7 +69,7 @@ MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
 # Retrieval fine-tuning's ITM loss: binary cross-entropy of every pair, or listwise (softmax
 # over a positive and its K in-step negatives; needs negatives_per_positive > 0).
 ITM_LOSSES = ("binary", "listwise")
-# What the patch embedder reads: features of a frozen backbone computed once per image
+# What the patch embedder reads: features of a frozen patch CNN computed once per image
 # (kaleido.feature_cache), the pixels at every step, or "auto": cached whenever it is frozen.
 PATCH_FEATURES = ("auto", "cached", "pixels")
 
@@ -222,8 +224,8 @@ class KaleidoBertConfig:
   max_seq_length: int = 64
   num_patches: int = 55
   patch_size: int = 64
-  backbone: str = "resnet50"  # "small": a few conv layers, for quick runs and tests
-  backbone_trainable: bool = False  # frozen: inference-mode batch norm, no gradient
+  patch_cnn: str = "resnet50"  # "small": a few conv layers, for quick runs and tests
+  patch_cnn_trainable: bool = False  # frozen: inference-mode batch norm, no gradient
   feature_size: int = 2048  # patch feature size (ResNet-50 global pool)
   dropout_rate: float = 0.1
   attention_dropout_rate: float = 0.1
@@ -252,20 +254,20 @@ class CaptionerConfig:
   cls_id: int = 2
   sep_id: int = 3
   pad_id: int = 0
-  backbone: str = "small"
+  cnn: str = "small"
   image_size: int = 128  # side of the square product crop the captioner sees
-  feature_size: int = 256  # annotation vectors: projected backbone features
+  feature_size: int = 256  # annotation vectors: projected CNN features
   embedding_size: int = 128
   hidden_size: int = 256  # LSTM units
   attention_size: int = 128
   dropout: float = 0.3
   max_length: int = 64  # tokens of a caption including [CLS] and [SEP]
-  backbone_trainable: bool = True
+  cnn_trainable: bool = True
 
   @property
   def grid_size(self) -> int:
     """Attention cells per side of the crop."""
-    return self.image_size // CAPTIONER_STRIDES[self.backbone]
+    return self.image_size // CAPTIONER_STRIDES[self.cnn]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,19 +280,19 @@ class UNetConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class PatchBackboneConfig:
-  """A patch backbone alone (its word-prediction pre-training)."""
-  kind: ClassVar[str] = "patch_backbone"
-  backbone: str = "small"
+class PatchCnnConfig:
+  """A patch CNN alone (its word-prediction pre-training)."""
+  kind: ClassVar[str] = "patch_cnn"
+  patch_cnn: str = "small"
   patch_size: int = 64
   feature_size: int = 2048
 
 
-ModelConfig = KaleidoBertConfig | CaptionerConfig | UNetConfig | PatchBackboneConfig
+ModelConfig = KaleidoBertConfig | CaptionerConfig | UNetConfig | PatchCnnConfig
 MODEL_KINDS = {cls.kind: cls for cls in typing.get_args(ModelConfig)}
 TASK_MODEL_KINDS = {**{name: KaleidoBertConfig.kind for name in (PRETRAIN, *FINETUNE_TASKS)},
                     CAPTIONER: CaptionerConfig.kind, FOREGROUND: UNetConfig.kind,
-                    BACKBONE_WORDS: PatchBackboneConfig.kind}
+                    PATCH_CNN_WORDS: PatchCnnConfig.kind}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,10 +304,10 @@ class InitConfig:
   """Where the weights start (not read when a run resumes from its own checkpoint)."""
   bert_init: str = ""  # a BERT checkpoint for the text side and encoder
   init_checkpoint: str = ""  # fine-tuning: a pre-training model_dir or checkpoint
-  backbone_weights: str = ""  # patch/captioner backbone weights: a Keras .h5 file or checkpoint
-  # backbone_weights="catalog": steps of the word-prediction pre-training of the backbone on the
+  patch_cnn_weights: str = ""  # the patch (or captioner) CNN's weights: a Keras .h5 or checkpoint
+  # patch_cnn_weights="catalog": steps of the word-prediction pre-training of the patch CNN on the
   # training data's own pairs (batch 64) that train.py runs first.
-  catalog_backbone_steps: int = 800
+  catalog_patch_cnn_steps: int = 800
   # Load the BERT checkpoint's pooler (off: a fresh pooler at the full learning rate, e.g. for
   # sentence-transformer checkpoints whose pooler was never trained).
   bert_pooler: bool = True
@@ -387,7 +389,7 @@ def uses_feature_cache(config: ExperimentConfig) -> bool:
   if not isinstance(config.model, KaleidoBertConfig):
     return False
   mode = config.data.patch_features
-  return mode == "cached" or (mode == "auto" and not config.model.backbone_trainable)
+  return mode == "cached" or (mode == "auto" and not config.model.patch_cnn_trainable)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,7 +463,7 @@ def _validate_kaleido_model(model: KaleidoBertConfig) -> None:
          f"--hidden_size={model.hidden_size} must be divisible by --num_heads={model.num_heads}.")
   _one_of(model.hidden_act, HIDDEN_ACTS, "hidden_act")
   _one_of(model.pooling, POOLINGS, "pooling")
-  _one_of(model.backbone, BACKBONES, "backbone")
+  _one_of(model.patch_cnn, CNNS, "patch_cnn")
   levels = model.kaleido_levels
   _check(bool(levels) and len(set(levels)) == len(levels) and set(levels) <= {1, 2, 3, 4, 5},
          f"--kaleido_levels={','.join(map(str, levels))} must name distinct levels of 1..5.")
@@ -482,10 +484,10 @@ def _validate_levels(config: ExperimentConfig) -> None:
 
 
 def _validate_captioner(model: CaptionerConfig) -> None:
-  _one_of(model.backbone, BACKBONES, "backbone")
-  stride = CAPTIONER_STRIDES[model.backbone]
+  _one_of(model.cnn, CNNS, "cnn")
+  stride = CAPTIONER_STRIDES[model.cnn]
   _check(model.image_size % stride == 0 and model.image_size >= 2 * stride,
-         f"--image_size={model.image_size} does not suit the {model.backbone} backbone; use a "
+         f"--image_size={model.image_size} does not suit the {model.cnn} CNN; use a "
          f"multiple of {stride} of at least {2 * stride}.")
   _check(min(model.feature_size, model.embedding_size, model.hidden_size, model.attention_size,
              model.vocab_size) >= 1 and model.max_length >= 3,
@@ -552,12 +554,12 @@ def _validate_init(config: ExperimentConfig) -> None:
   _check(init.bert_init or not init.patch_projection_from_words,
          "--patch_projection_from_words maps patches into the word embeddings of a --bert_init "
          "checkpoint; pass --bert_init or drop it.")
-  if (isinstance(model, KaleidoBertConfig) and model.backbone == "resnet50" and
-      not model.backbone_trainable and not init.backbone_weights and not init.init_checkpoint):
+  if (isinstance(model, KaleidoBertConfig) and model.patch_cnn == "resnet50" and
+      not model.patch_cnn_trainable and not init.patch_cnn_weights and not init.init_checkpoint):
     raise ConfigError(
-        "--backbone=resnet50 is frozen but has no --resnet_weights, so its patch features would "
-        "be random; pass the ImageNet weights file, or --resnet_weights=random on purpose, or "
-        "--backbone=small.")
+        "--patch_cnn=resnet50 is frozen but has no --patch_cnn_weights, so its patch features "
+        "would be random; pass the ImageNet weights file, or --patch_cnn_weights=random on "
+        "purpose, or --patch_cnn=small.")
 
 
 def _validate_evaluation(config: ExperimentConfig) -> None:
@@ -615,10 +617,10 @@ def validate(config: ExperimentConfig, replicas: int = 1,
   if isinstance(config.model, KaleidoBertConfig):
     _validate_kaleido_model(config.model)
     _one_of(config.data.patch_features, PATCH_FEATURES, "patch_features")
-    _check(config.data.patch_features != "cached" or not config.model.backbone_trainable,
-           "--patch_features=cached reads features a frozen backbone computed once, but "
-           "--backbone_trainable trains it; use --patch_features=pixels (or auto) with a "
-           "trainable backbone.")
+    _check(config.data.patch_features != "cached" or not config.model.patch_cnn_trainable,
+           "--patch_features=cached reads features a frozen patch CNN computed once, but "
+           "--patch_cnn_trainable trains it; use --patch_features=pixels (or auto) with a "
+           "trainable patch CNN.")
   if isinstance(config.model, UNetConfig):
     _validate_unet(config.model)
   if isinstance(config.model, CaptionerConfig):
@@ -675,7 +677,12 @@ def _from_json(cls: Any, payload: Any) -> Any:
 def from_json(payload: dict[str, Any], source: str = "the run config") -> ExperimentConfig:
   """The config of `to_json` data; a ConfigError when it is not one."""
   payload = dict(payload)
-  if payload.pop("format", None) != FORMAT:
+  payload_format = payload.pop("format", None)
+  if payload_format == _FORMAT_BEFORE_PATCH_CNN:
+    raise ConfigError(f"{source} was written before the patch CNN's rename ({payload_format}), "
+                      "so the run's checkpoints use the old names; retrain the run, or use a "
+                      "checkout of the code from before that rename.")
+  if payload_format != FORMAT:
     raise ConfigError(f"{source} is not a {FORMAT} file; re-run train.py.")
   try:
     return _from_json(ExperimentConfig, payload)

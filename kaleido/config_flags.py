@@ -217,16 +217,16 @@ SETTINGS = (
             "The kaleido levels the encoder sees (Table 4's fixed-scale columns: e.g. 5 for the "
             "5x5 grid alone); the others are left out of attention. Pre-training tasks that read "
             "a left-out level (rr 1, jps 2, cp 3, g2cm 4, b2cm 5) are refused.", form=_LEVELS),
-    Setting("backbone", ("model.backbone",),
-            "Patch feature extractor (`small` for quick runs).", choices=config_lib.BACKBONES),
-    Setting("backbone_trainable", ("model.backbone_trainable",),
-            "Train the patch backbone (default: frozen)."),
+    Setting("patch_cnn", ("model.patch_cnn",),
+            "Patch feature extractor (`small` for quick runs).", choices=config_lib.CNNS),
+    Setting("patch_cnn_trainable", ("model.patch_cnn_trainable",),
+            "Train the patch CNN (default: frozen)."),
     Setting("patch_features", ("data.patch_features",),
-            "What the patch embedder reads: cached (the frozen backbone's features of every patch"
-            " and transformed patch, computed once per image on first use and reused by every run"
-            " with the same weights and data), pixels (the backbone runs at every step; needed "
-            "for --backbone_trainable) or auto (cached whenever the backbone is frozen). Both "
-            "give the same batches.", choices=config_lib.PATCH_FEATURES),
+            "What the patch embedder reads: cached (the frozen patch CNN's features of every "
+            "patch and transformed patch, computed once per image on first use and reused by "
+            "every run with the same weights and data), pixels (the patch CNN runs at every step;"
+            " needed for --patch_cnn_trainable) or auto (cached whenever the patch CNN is frozen)."
+            " Both give the same batches.", choices=config_lib.PATCH_FEATURES),
     Setting("trim_text", ("data.trim_text",),
             "Cut each batch's text positions to its longest text (rounded up to 16): the same "
             "outputs at every real position, less work (product names fill a fifth of 64 "
@@ -235,15 +235,15 @@ SETTINGS = (
     Setting("feature_cache_dir", ("data.feature_cache_dir",),
             "Where the feature caches go (default: a feature_cache folder inside each prepared "
             "folder)."),
-    Setting("resnet_weights", ("init.backbone_weights",),
-            "Weights of the patch backbone: the Keras ImageNet file "
+    Setting("patch_cnn_weights", ("init.patch_cnn_weights",),
+            "Weights of the patch CNN: the Keras ImageNet file "
             "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), a checkpoint or model_dir of"
-            " this project, `imagenet` (Keras' cache), `catalog` to pre-train the backbone on "
+            " this project, `imagenet` (Keras' cache), `catalog` to pre-train the patch CNN on "
             "--train_data's own image-text pairs first (word prediction; kept as "
-            "MODEL_DIR/backbone_words.h5), or `random` for a random initialisation on purpose."),
-    Setting("catalog_backbone_steps", ("init.catalog_backbone_steps",),
-            "Steps of the word-prediction backbone pre-training that --resnet_weights=catalog "
-            "runs (batch 64)."),
+            "MODEL_DIR/patch_cnn_words.h5), or `random` for a random initialisation on purpose."),
+    Setting("catalog_patch_cnn_steps", ("init.catalog_patch_cnn_steps",),
+            "Steps of the patch CNN's word-prediction pre-training that "
+            "--patch_cnn_weights=catalog runs (batch 64)."),
     Setting("bert_init", ("init.bert_init",),
             "A BERT checkpoint to start the text side and encoder from: a Google TF1 folder, a "
             "Model Garden checkpoint, a Hugging Face folder, a tools/convert_checkpoint.py "

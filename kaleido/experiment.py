@@ -21,13 +21,13 @@ from kaleido.pretrained import bert_init
 from kaleido.pretrained import readers
 from kaleido.pretrained import resnet
 from kaleido.records import manifest as manifest_lib
-from kaleido.tasks import backbone_words
 from kaleido.tasks import factory
+from kaleido.tasks import patch_cnn_words
 from kaleido.text import vocab as vocab_lib
 from kaleido.training import trainer as trainer_lib
 from kaleido.utils import files
 
-CATALOG = "catalog"  # InitConfig.backbone_weights: pre-train the backbone on the data's own pairs
+CATALOG = "catalog"  # InitConfig.patch_cnn_weights: pre-train the CNN on the data's own pairs
 DEMO = "demo"  # DataConfig.train_data / eval_data: the embedded demo catalog's folders
 Log = Callable[[str], None]
 
@@ -90,22 +90,22 @@ def _model_config(config: config_lib.ExperimentConfig, manifest: manifest_lib.Ma
                              patch_size=manifest.patch_size)
 
 
-def _backbone_weights(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
-                      log: Log) -> str:
-  """The backbone weights file of `init.backbone_weights`; `catalog` trains it on first use
-  (kept as MODEL_DIR/backbone_words.h5)."""
+def _patch_cnn_weights(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
+                       log: Log) -> str:
+  """The patch CNN weights file of `init.patch_cnn_weights`; `catalog` trains it on first use
+  (kept as MODEL_DIR/patch_cnn_words.h5)."""
   if config.init.init_checkpoint:
-    return ""  # the checkpoint holds the backbone's weights
-  if config.init.backbone_weights != CATALOG:
-    return resnet.resolve_resnet_weights(config.init.backbone_weights) or ""
+    return ""  # the checkpoint holds the patch CNN's weights
+  if config.init.patch_cnn_weights != CATALOG:
+    return resnet.resolve_resnet_weights(config.init.patch_cnn_weights) or ""
   model_dir = config.training.model_dir
-  path = os.path.join(model_dir, "backbone_words.h5")
+  path = os.path.join(model_dir, "patch_cnn_words.h5")
   if not os.path.isfile(path):
-    words = backbone_words.experiment(
-        config.data.train_data, os.path.join(model_dir, "backbone_words"),
-        config.model.backbone, config.init.catalog_backbone_steps, config.training.seed)
-    losses = backbone_words.train_and_export(words, path, strategy)
-    log(f"Backbone word prediction: loss {losses.get('words', float('nan')):.3f} over the last "
+    words = patch_cnn_words.experiment(
+        config.data.train_data, os.path.join(model_dir, "patch_cnn_words"),
+        config.model.patch_cnn, config.init.catalog_patch_cnn_steps, config.training.seed)
+    losses = patch_cnn_words.train_and_export(words, path, strategy)
+    log(f"Patch CNN word prediction: loss {losses.get('words', float('nan')):.3f} over the last "
         f"steps; weights in {path}")
   return path
 
@@ -113,7 +113,7 @@ def _backbone_weights(config: config_lib.ExperimentConfig, strategy: tf.distribu
 def complete(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
              log: Log = _stderr) -> config_lib.ExperimentConfig:
   """`config` completed from the data (made first for `demo`), the BERT checkpoint and the
-  pre-training run, validated; the backbone pre-trained first for `catalog` weights."""
+  pre-training run, validated; the patch CNN pre-trained first for `catalog` weights."""
   bert_path = bert_init.resolve_bert_init(config.init.bert_init) if config.init.bert_init else ""
   bert_checkpoint = readers.read_bert_checkpoint(bert_path) if bert_path else None
   train_data, eval_data = _data_folders(config.data, _demo_vocab(config, bert_checkpoint), log)
@@ -139,7 +139,7 @@ def complete(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strate
       init=dataclasses.replace(config.init, bert_init=bert_path))
   config_lib.validate(config)
   return dataclasses.replace(config, init=dataclasses.replace(
-      config.init, backbone_weights=_backbone_weights(config, strategy, log)))
+      config.init, patch_cnn_weights=_patch_cnn_weights(config, strategy, log)))
 
 
 def train(config: config_lib.ExperimentConfig,

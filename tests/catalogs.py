@@ -98,7 +98,7 @@ def tiny_experiment(data: str, model_dir: str, task: str = "pretrain", train_ste
                     eval_data: str = "", evaluation: dict | None = None,
                     finetune: dict | None = None, data_options: dict | None = None,
                     pretraining: dict | None = None):
-  """A validated experiment config of a tiny Kaleido-BERT (H=32, small backbone) on `data`
+  """A validated experiment config of a tiny Kaleido-BERT (H=32, small patch CNN) on `data`
   (`data_options`, `finetune`, `pretraining`: further fields of those configs)."""
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
   from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
@@ -119,7 +119,7 @@ def tiny_experiment(data: str, model_dir: str, task: str = "pretrain", train_ste
           vocab_size=len(vocab.read_vocab(manifest.vocab_file)), hidden_size=32,
           num_layers=num_layers, num_heads=2, intermediate_size=64,
           max_seq_length=manifest.max_seq_length, patch_size=manifest.patch_size,
-          backbone="small", dropout_rate=dropout, attention_dropout_rate=dropout),
+          patch_cnn="small", dropout_rate=dropout, attention_dropout_rate=dropout),
       optimizer=config_lib.OptimizerConfig(**{"learning_rate": 1e-3, "warmup_steps": 0,
                                               **(optimizer or {})}),
       training=config_lib.TrainingConfig(**{"model_dir": model_dir, "train_steps": train_steps,

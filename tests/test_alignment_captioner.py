@@ -16,7 +16,7 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range
 
 def _config(**overrides) -> config_lib.CaptionerConfig:
   values = dict(vocab_size=len(VOCAB), vocab_hash="0" * 64, cls_id=2, sep_id=3, pad_id=0,
-                backbone="small", image_size=64, feature_size=16, embedding_size=8,
+                cnn="small", image_size=64, feature_size=16, embedding_size=8,
                 hidden_size=16, attention_size=8, dropout=0.0, max_length=7)
   values.update(overrides)
   return config_lib.CaptionerConfig(**values)
@@ -45,11 +45,11 @@ def test_teacher_forcing_shapes_and_attention_sums_to_one(captioner):
 
 
 def test_small_grid_cells_see_their_own_square_of_the_crop():
-  backbone = captioner_lib.build_backbone("small", 128)  # 8 x 8 cells of 16 pixels
+  cnn = captioner_lib.build_cnn("small", 128)  # 8 x 8 cells of 16 pixels
   pixels = tf.Variable(np.random.default_rng(1).normal(size=(1, 128, 128, 3)).astype(np.float32))
   for row, col in ((2, 3), (5, 4)):  # inner cells: the border's zero padding pulls inwards
     with tf.GradientTape() as tape:
-      energy = tf.reduce_sum(tf.square(backbone(pixels, training=False)[0, row, col]))
+      energy = tf.reduce_sum(tf.square(cnn(pixels, training=False)[0, row, col]))
     weight = np.abs(tape.gradient(energy, pixels).numpy()[0]).sum(-1)
     centre_y = (weight.sum(1) * np.arange(128)).sum() / weight.sum()
     centre_x = (weight.sum(0) * np.arange(128)).sum() / weight.sum()
@@ -59,32 +59,32 @@ def test_small_grid_cells_see_their_own_square_of_the_crop():
 
 
 def _experiment(tmp_path, model: config_lib.CaptionerConfig,
-                backbone_weights: str = "") -> config_lib.ExperimentConfig:
+                cnn_weights: str = "") -> config_lib.ExperimentConfig:
   return config_lib.ExperimentConfig(
       task=config_lib.TaskConfig(name=config_lib.CAPTIONER), model=model,
-      init=config_lib.InitConfig(backbone_weights=backbone_weights),
+      init=config_lib.InitConfig(patch_cnn_weights=cnn_weights),
       training=config_lib.TrainingConfig(model_dir=str(tmp_path / "run")))
 
 
 def test_resnet50_feature_grid_shapes(tmp_path):
-  assert _config(backbone="resnet50", image_size=224).grid_size == 7
-  assert _config(backbone="resnet50", image_size=448).grid_size == 14
+  assert _config(cnn="resnet50", image_size=224).grid_size == 7
+  assert _config(cnn="resnet50", image_size=448).grid_size == 14
   with pytest.raises(config_lib.ConfigError, match="multiple of 32"):
-    config_lib.validate(_experiment(tmp_path, _config(backbone="resnet50", image_size=100)))
-  model = captioner_lib.Captioner(_config(backbone="resnet50", image_size=64))
+    config_lib.validate(_experiment(tmp_path, _config(cnn="resnet50", image_size=100)))
+  model = captioner_lib.Captioner(_config(cnn="resnet50", image_size=64))
   features, keys = model.encode(_images(1))
   assert features.shape == (1, 4, 16) and keys.shape == (1, 4, 8)  # 2 x 2 cells
   outputs = model({"image": _images(1), "input_ids": np.array([[2, 5, 6]])})
   assert outputs["attention"].shape == (1, 3, 4)
 
 
-def test_backbone_weights_file_is_loaded_by_the_task(tmp_path, captioner):
-  path = str(tmp_path / "backbone.h5")
-  captioner.backbone.save_weights(path, save_format="h5")
+def test_cnn_weights_file_is_loaded_by_the_task(tmp_path, captioner):
+  path = str(tmp_path / "cnn.h5")
+  captioner.cnn.save_weights(path, save_format="h5")
   loaded = captioner_lib.Captioner(_config())
   task = alignment_captioner.CaptionerTask(_experiment(tmp_path, _config(), path))
   assert path in task.initialize(loaded)
-  for mine, theirs in zip(captioner.backbone.weights, loaded.backbone.weights):
+  for mine, theirs in zip(captioner.cnn.weights, loaded.cnn.weights):
     np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
   not_weights = tmp_path / "notes.h5"
   not_weights.write_text("not an HDF5 file")

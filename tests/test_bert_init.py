@@ -179,7 +179,7 @@ def write_google_checkpoint(directory: str, weights: dict[str, np.ndarray]) -> s
 def model_config(checkpoint: bert_checkpoint.BertCheckpoint,
                  max_seq_length: int = TEXT_LENGTH) -> config_lib.KaleidoBertConfig:
   return config_lib.KaleidoBertConfig(**bert_init.model_config_overrides(checkpoint),
-                                max_seq_length=max_seq_length, backbone="small", patch_size=16)
+                                max_seq_length=max_seq_length, patch_cnn="small", patch_size=16)
 
 
 def _matcher(model: config_lib.KaleidoBertConfig):
@@ -500,7 +500,7 @@ def test_minilm_shortcut_needs_the_package(monkeypatch):
 def test_model_config_validates_the_activation(tmp_path):
   def experiment(hidden_act):
     return config_lib.ExperimentConfig(
-        model=config_lib.KaleidoBertConfig(hidden_act=hidden_act, backbone="small"),
+        model=config_lib.KaleidoBertConfig(hidden_act=hidden_act, patch_cnn="small"),
         training=config_lib.TrainingConfig(model_dir=str(tmp_path)))
   assert config_lib.validate(experiment("gelu")).model.hidden_act == "gelu"
   with pytest.raises(errors.KaleidoError, match="--hidden_act='relu' is not one of"):

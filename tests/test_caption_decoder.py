@@ -19,7 +19,7 @@ def _captioner(levels=kaleido_grid.LEVELS):
   tf_keras.utils.set_random_seed(3)
   model = config_lib.KaleidoBertConfig(
       vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-      max_seq_length=LENGTH, patch_size=16, backbone="small", feature_size=24,
+      max_seq_length=LENGTH, patch_size=16, patch_cnn="small", feature_size=24,
       kaleido_levels=levels)
   captioner = kaleido_bert.build_finetune_model(config_lib.TaskConfig(name="caption"), model)
   # Larger weights than the initial ones and a nudge towards [SEP]: captions that differ by

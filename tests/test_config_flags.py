@@ -51,8 +51,8 @@ def test_every_flag_defaults_to_its_config_fields_default(flag_values):
 def test_flags_set_their_fields_and_lists_are_parsed(flag_values):
   flag_values(["train.py", "--model_dir=/tmp/run", "--itm_loss=listwise",
                "--negatives_per_positive=3", "--dropout_rate=0.2", "--kaleido_levels=5",
-               "--tasks=amlm,itm", "--loss_weights=itm=5", "--resnet_weights=catalog",
-               "--demo_dir=/tmp/demo", "--catalog_backbone_steps=7"])
+               "--tasks=amlm,itm", "--loss_weights=itm=5", "--patch_cnn_weights=catalog",
+               "--demo_dir=/tmp/demo", "--catalog_patch_cnn_steps=7"])
   config = config_flags.config_from_flags(flag_values)
   pretraining, finetune = config.task.pretraining, config.task.finetune
   assert (pretraining.itm_loss, finetune.itm_loss) == ("listwise", "listwise")
@@ -60,7 +60,7 @@ def test_flags_set_their_fields_and_lists_are_parsed(flag_values):
   assert (config.model.dropout_rate, config.model.attention_dropout_rate) == (0.2, 0.2)
   assert config.model.kaleido_levels == (5,) and pretraining.enabled == ("amlm", "itm")
   assert dict(pretraining.weights)["itm"] == 5.0 and dict(pretraining.weights)["rr"] == 1.0
-  assert (config.init.backbone_weights, config.init.catalog_backbone_steps) == ("catalog", 7)
+  assert (config.init.patch_cnn_weights, config.init.catalog_patch_cnn_steps) == ("catalog", 7)
   assert (config.training.model_dir, config.data.demo_dir) == ("/tmp/run", "/tmp/demo")
 
 

@@ -69,3 +69,18 @@ def test_a_tool_that_reads_a_pretraining_run_refuses_another_tasks(tmp_path):
   with pytest.raises(config_lib.ConfigError, match=r"--run=.* is a retrieval run; pass a "
                      "pre-training run"):
     config_lib.load_pretraining_run(str(tmp_path / "retrieval"), "run")
+
+
+def test_a_run_written_before_the_patch_cnn_rename_is_refused_in_one_sentence(tmp_path):
+  from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
+  from kaleido.utils import files  # pylint: disable=g-import-not-at-top
+  import pytest  # pylint: disable=g-import-not-at-top
+  path = config_lib.save(config_lib.ExperimentConfig(
+      training=config_lib.TrainingConfig(model_dir=str(tmp_path))))
+  files.write_json(path, {**files.read_json(path), "format": "kaleido-experiment/2"})
+  with pytest.raises(config_lib.ConfigError) as error:
+    config_lib.load(str(tmp_path))
+  assert str(error.value) == (
+      f"{path!r} was written before the patch CNN's rename (kaleido-experiment/2), so the run's "
+      "checkpoints use the old names; retrain the run, or use a checkout of the code from before "
+      "that rename.")

@@ -1,4 +1,4 @@
-"""The feature cache: cached batches equal the backbone on the pixel batches, losses match,
+"""The feature cache: cached batches equal the patch CNN on the pixel batches, losses match,
 stale caches are never read, interrupted builds resume, bad caches get one sentence."""
 
 import dataclasses
@@ -23,6 +23,7 @@ from kaleido.patches import variants
 from kaleido.pretrained import resnet
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
+from kaleido.utils import files
 from kaleido.tasks import factory
 from tests import catalogs
 from tests import distributed_run
@@ -50,11 +51,11 @@ def _task_and_model(data, tmp_path, patch_features, task="pretrain"):
 
 
 def _embed(model, pixels):
-  """The frozen backbone of `model` on (B, N, P, P, 3) pixels."""
+  """The frozen patch CNN of `model` on (B, N, P, P, 3) pixels."""
   return model.backbone.patch_embedder(tf.constant(pixels), training=False).numpy()
 
 
-def test_each_variant_feature_is_the_backbone_on_those_pixels(data, tmp_path):
+def test_each_variant_feature_is_the_patch_cnn_on_those_pixels(data, tmp_path):
   task, model = _task_and_model(data, tmp_path, "cached")
   cache = task.feature_cache()
   manifest = manifest_lib.load(data)
@@ -71,7 +72,7 @@ def test_each_variant_feature_is_the_backbone_on_those_pixels(data, tmp_path):
   assert np.abs(expected[55] - expected[0]).max() > 1e-3  # a turned L1 patch is another feature
 
 
-def test_cached_batches_are_the_pixel_batches_with_the_backbone_applied(data, tmp_path):
+def test_cached_batches_are_the_pixel_batches_with_the_patch_cnn_applied(data, tmp_path):
   cached_task, model = _task_and_model(data, tmp_path, "cached")
   pixel_task, _ = _task_and_model(data, tmp_path, "pixels")
   cached = next(iter(cached_task.dataset(6, 11, None)))
@@ -126,14 +127,14 @@ def _count_embeds(embed):
   return counted, calls
 
 
-def test_cache_is_reused_and_a_new_backbone_or_new_records_get_a_new_one(data, tmp_path):
+def test_cache_is_reused_and_a_new_patch_cnn_or_new_records_get_a_new_one(data, tmp_path):
   embedder = patch_embedder.PatchEmbedder("small", 16, 64)
   root = str(tmp_path / "caches")
   first = builder.ensure_cache(data, embedder, root, log=lambda _: None)
   plan = builder.plan(data, builder.fingerprint(embedder), 64, root)
   counted, calls = _count_embeds(builder.embed_function(embedder))
   assert builder.build(plan, counted, log=lambda _: None) == first and not calls  # reused
-  weight = embedder.backbone.weights[0]
+  weight = embedder.cnn.weights[0]
   weight.assign(weight + 1.0)
   assert builder.ensure_cache(data, embedder, root, log=lambda _: None).folder != first.folder
   manifest = manifest_lib.load(data)
@@ -141,6 +142,18 @@ def test_cache_is_reused_and_a_new_backbone_or_new_records_get_a_new_one(data, t
       {**manifest.shards[0], "sha256": "0" * 64}, *manifest.shards[1:]])
   assert (store.records_fingerprint(data, reprepared) !=
           store.records_fingerprint(data, manifest))  # shards of other bytes: another cache
+
+
+def test_a_cache_written_before_the_patch_cnn_rename_is_not_read(data, tmp_path):
+  embedder = patch_embedder.PatchEmbedder("small", 16, 64)
+  cache = builder.ensure_cache(data, embedder, str(tmp_path), log=lambda _: None)
+  plan = builder.plan(data, builder.fingerprint(embedder), 64, str(tmp_path))
+  info = store.read_info(cache.folder)
+  assert info["format"] == store.FORMAT and info["patch_cnn"] == builder.fingerprint(embedder)
+  old = {key: value for key, value in info.items() if key != "patch_cnn"}  # keyed by the old name
+  files.write_json(os.path.join(cache.folder, store.CACHE_NAME),
+                   {**old, "format": "kaleido-feature-cache/1"})
+  assert store.load(cache.folder, plan.identity) is None
 
 
 def test_a_killed_build_resumes_at_its_missing_shard(data, tmp_path):
@@ -198,21 +211,21 @@ def test_a_truncated_cache_shard_is_refused_in_one_sentence(data, tmp_path):
     builder.ensure_cache(data, embedder, str(tmp_path), log=lambda _: None)
 
 
-def test_cached_features_with_a_trainable_backbone_are_refused(data, tmp_path):
+def test_cached_features_with_a_trainable_patch_cnn_are_refused(data, tmp_path):
   config = catalogs.tiny_experiment(data, str(tmp_path))
   trainable = dataclasses.replace(
-      config, model=dataclasses.replace(config.model, backbone_trainable=True))
+      config, model=dataclasses.replace(config.model, patch_cnn_trainable=True))
   cached = dataclasses.replace(
       trainable, data=dataclasses.replace(config.data, patch_features="cached"))
   with pytest.raises(config_lib.ConfigError, match="--patch_features=pixels"):
     config_lib.validate(cached)
-  assert config_lib.uses_feature_cache(config)  # auto: cached while the backbone is frozen
+  assert config_lib.uses_feature_cache(config)  # auto: cached while the patch CNN is frozen
   assert not config_lib.uses_feature_cache(config_lib.validate(trainable))
 
 
 def test_beam_and_the_tool_write_the_caches_train_py_reuses(data, tmp_path):
   weights = str(tmp_path / "small.h5")
-  patch_embedder.PatchEmbedder("small", 16, 64).backbone.save_weights(weights)
+  patch_embedder.PatchEmbedder("small", 16, 64).cnn.save_weights(weights)
   make_embedder = functools.partial(resnet.frozen_embedder, "small", 16, 64, weights)
   embedder = make_embedder()
   local = builder.ensure_cache(data, embedder, str(tmp_path / "local"), log=lambda _: None)
@@ -222,11 +235,11 @@ def test_beam_and_the_tool_write_the_caches_train_py_reuses(data, tmp_path):
     with open(a, "rb") as first, open(b, "rb") as second:
       assert first.read() == second.read()
   result = subprocess.run(
-      [sys.executable, BUILD_TOOL, f"--data={data}", "--backbone=small", "--feature_size=64",
-       f"--backbone_weights={weights}", f"--feature_cache_dir={tmp_path / 'tool'}"],
+      [sys.executable, BUILD_TOOL, f"--data={data}", "--patch_cnn=small", "--feature_size=64",
+       f"--patch_cnn_weights={weights}", f"--feature_cache_dir={tmp_path / 'tool'}"],
       capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
-  # A run whose frozen backbone holds those weights finds the tool's cache complete.
+  # A run whose frozen patch CNN holds those weights finds the tool's cache complete.
   counted, calls = _count_embeds(builder.embed_function(embedder))
   reused = builder.build(builder.plan(data, builder.fingerprint(embedder), 64,
                                       str(tmp_path / "tool")), counted, log=lambda _: None)

@@ -21,7 +21,7 @@ from kaleido.pretrained import resnet
 from kaleido.utils import restoring
 
 TINY = config.KaleidoBertConfig(vocab_size=100, hidden_size=32, num_layers=2, num_heads=2,
-                          intermediate_size=64, patch_size=16, backbone="small")
+                          intermediate_size=64, patch_size=16, patch_cnn="small")
 TASKS = config.PretrainingConfig()
 BATCH = 2
 
@@ -168,20 +168,20 @@ def test_decoder_is_tied_to_word_embeddings(model):
   assert sum(variable is table for variable in model.trainable_variables) == 1
 
 
-def test_frozen_backbone_gets_no_gradient(model):
-  backbone = model.backbone.patch_embedder.backbone
-  assert backbone.weights and not model.backbone.patch_embedder.trainable_weights
-  assert not any(v.ref() in {w.ref() for w in backbone.weights}
+def test_frozen_patch_cnn_gets_no_gradient(model):
+  cnn = model.backbone.patch_embedder.cnn
+  assert cnn.weights and not model.backbone.patch_embedder.trainable_weights
+  assert not any(v.ref() in {w.ref() for w in cnn.weights}
                  for v in model.trainable_variables)
   batch = make_batch()
   with tf.GradientTape() as tape:
     total = losses.pretraining_losses(batch, model(model_inputs(model, batch)), TASKS)["total"]
-  gradients = tape.gradient(total, backbone.weights + model.trainable_variables)
-  assert all(g is None for g in gradients[:len(backbone.weights)])
-  assert all(g is not None for g in gradients[len(backbone.weights):])
+  gradients = tape.gradient(total, cnn.weights + model.trainable_variables)
+  assert all(g is None for g in gradients[:len(cnn.weights)])
+  assert all(g is not None for g in gradients[len(cnn.weights):])
 
 
-def test_trainable_backbone_gets_gradient():
+def test_trainable_patch_cnn_gets_gradient():
   embedder = patch_embedder.PatchEmbedder("small", 16, 64, trainable=True)
   patches = make_batch()["patches"][:, :3]
   with tf.GradientTape() as tape:
@@ -191,12 +191,12 @@ def test_trainable_backbone_gets_gradient():
   assert all(g is not None for g in tape.gradient(out, embedder.trainable_weights))
 
 
-def test_backbone_weights_load_from_an_h5_file(tmp_path):
+def test_patch_cnn_weights_load_from_an_h5_file(tmp_path):
   trained = patch_embedder.PatchEmbedder("small", 16, 64)
-  path = str(tmp_path / "backbone.h5")
-  trained.backbone.save_weights(path)
+  path = str(tmp_path / "patch_cnn.h5")
+  trained.cnn.save_weights(path)
   loaded = patch_embedder.PatchEmbedder("small", 16, 64)
-  resnet.load_backbone_weights(loaded.backbone, path)
+  resnet.load_cnn_weights(loaded.cnn, path)
   patches = make_batch()["patches"][:, :2]
   np.testing.assert_array_equal(loaded(patches), trained(patches))
 
@@ -257,7 +257,7 @@ def test_backbone_rebuilds_from_its_config():
   assert clone.patch_embedder.get_config()["patch_size"] == TINY.patch_size
 
 
-def test_resnet50_backbone_is_frozen_with_2048_features():
+def test_resnet50_patch_cnn_is_frozen_with_2048_features():
   embedder = patch_embedder.PatchEmbedder("resnet50", patch_size=32)
   patches = np.random.default_rng(0).integers(0, 256, (1, 1, 32, 32, 3), np.uint8)
   inference = embedder(patches, training=False)
@@ -267,21 +267,21 @@ def test_resnet50_backbone_is_frozen_with_2048_features():
 
 def _resnet_with_moving_statistics(patch_size: int) -> tf_keras.Model:
   """A ResNet-50 whose batch norms have non-trivial gamma, beta, mean and variance."""
-  backbone = patch_embedder.build_backbone("resnet50", patch_size, 2048)
+  cnn = patch_embedder.build_cnn("resnet50", patch_size, 2048)
   rng = np.random.default_rng(0)
-  for layer in backbone.layers:
+  for layer in cnn.layers:
     if isinstance(layer, tf_keras.layers.BatchNormalization):
       shape = layer.gamma.shape
       layer.set_weights([rng.uniform(0.5, 1.5, shape), rng.normal(0, 0.1, shape),
                          rng.normal(0, 0.1, shape), rng.uniform(0.5, 2.0, shape)])
-  return backbone
+  return cnn
 
 
 def test_folded_resnet_matches_the_keras_inference_call():
-  backbone = _resnet_with_moving_statistics(32)
+  cnn = _resnet_with_moving_statistics(32)
   pixels = tf.random.stateless_uniform([3, 32, 32, 3], (1, 2), -120.0, 120.0)
-  expected = backbone(pixels, training=False).numpy()
-  folded = folded_resnet.folded_forward(backbone, pixels).numpy()
+  expected = cnn(pixels, training=False).numpy()
+  folded = folded_resnet.folded_forward(cnn, pixels).numpy()
   assert folded.shape == (3, 2048) and np.abs(expected).max() > 1.0
   np.testing.assert_allclose(folded, expected, atol=1e-5 * np.abs(expected).max())
 
@@ -291,11 +291,11 @@ def test_frozen_resnet_embedder_uses_the_folded_forward(policy):
   tf_keras.mixed_precision.set_global_policy(policy)
   try:
     embedder = patch_embedder.PatchEmbedder("resnet50", patch_size=32)
-    embedder.backbone.set_weights(_resnet_with_moving_statistics(32).get_weights())
+    embedder.cnn.set_weights(_resnet_with_moving_statistics(32).get_weights())
     patches = np.random.default_rng(1).integers(0, 256, (2, 3, 32, 32, 3), np.uint8)
     pixels = patch_embedder.preprocess(
         "resnet50", tf.reshape(tf.cast(patches, tf.float32), [-1, 32, 32, 3]))
-    expected = tf.cast(embedder.backbone(pixels, training=False), tf.float32).numpy()
+    expected = tf.cast(embedder.cnn(pixels, training=False), tf.float32).numpy()
     features = embedder(patches).numpy()
   finally:
     tf_keras.mixed_precision.set_global_policy("float32")

@@ -1,4 +1,4 @@
-"""Tests of loading backbone weights (ResNet-50 .h5 files, project checkpoints) into the patch
+"""Tests of loading patch CNN weights (ResNet-50 .h5 files, project checkpoints) into the patch
 embedder."""
 
 from __future__ import annotations
@@ -19,23 +19,23 @@ from kaleido.pretrained import resnet
 PATCH_SIZE = 64
 
 
-def seeded_backbone(name: str, seed: int, patch_size: int = PATCH_SIZE,
-                    feature_size: int = 2048) -> tf_keras.Model:
-  """A backbone with seeded random weights, batch-norm statistics included."""
+def seeded_cnn(name: str, seed: int, patch_size: int = PATCH_SIZE,
+               feature_size: int = 2048) -> tf_keras.Model:
+  """A patch CNN with seeded random weights, batch-norm statistics included."""
   tf_keras.utils.set_random_seed(seed)
-  backbone = patch_embedder.build_backbone(name, patch_size, feature_size)
+  cnn = patch_embedder.build_cnn(name, patch_size, feature_size)
   rng = np.random.default_rng(seed)
-  for variable in backbone.non_trainable_weights:  # moving means and variances
+  for variable in cnn.non_trainable_weights:  # moving means and variances
     variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype(np.float32))
-  return backbone
+  return cnn
 
 
-def loaded_embedder(backbone: str, patch_size: int, feature_size: int,
+def loaded_embedder(cnn: str, patch_size: int, feature_size: int,
                     weights: str) -> patch_embedder.PatchEmbedder:
-  """A patch embedder with `weights` loaded into its backbone, as the tasks' initialisation
+  """A patch embedder with `weights` loaded into its CNN, as the tasks' initialisation
   does."""
-  embedder = patch_embedder.PatchEmbedder(backbone, patch_size, feature_size)
-  resnet.load_backbone_weights(embedder.backbone, weights)
+  embedder = patch_embedder.PatchEmbedder(cnn, patch_size, feature_size)
+  resnet.load_cnn_weights(embedder.cnn, weights)
   return embedder
 
 
@@ -47,17 +47,17 @@ def assert_same_weights(a: tf_keras.Model, b: tf_keras.Model) -> None:
 
 @pytest.fixture(scope="module")
 def resnet_file(tmp_path_factory) -> tuple[tf_keras.Model, str]:
-  backbone = seeded_backbone("resnet50", seed=5)
+  cnn = seeded_cnn("resnet50", seed=5)
   path = str(tmp_path_factory.mktemp("resnet") / resnet.IMAGENET_FILE)
-  backbone.save_weights(path)
-  return backbone, path
+  cnn.save_weights(path)
+  return cnn, path
 
 
 def test_resnet50_h5_loads_into_the_patch_embedder(resnet_file):
   source, path = resnet_file
   tf_keras.utils.set_random_seed(6)  # a different random start, overwritten by the file
   embedder = loaded_embedder("resnet50", PATCH_SIZE, 2048, resnet.resolve_resnet_weights(path))
-  assert_same_weights(embedder.backbone, source)
+  assert_same_weights(embedder.cnn, source)
 
   patches = np.random.default_rng(0).integers(0, 256, (2, 3, PATCH_SIZE, PATCH_SIZE, 3), np.uint8)
   pixels = patch_embedder.preprocess("resnet50", tf.reshape(tf.cast(patches, tf.float32),
@@ -80,9 +80,9 @@ def test_imagenet_is_never_downloaded(tmp_path, monkeypatch):
     resnet.resolve_resnet_weights(str(tmp_path / "missing.h5"))
 
 
-def test_weights_of_another_backbone_are_refused(resnet_file, tmp_path):
+def test_weights_of_another_cnn_are_refused(resnet_file, tmp_path):
   _, path = resnet_file
-  with pytest.raises(errors.KaleidoError, match="no weights for 5 layers of the small backbone"):
+  with pytest.raises(errors.KaleidoError, match="no weights for 5 layers of the small CNN"):
     loaded_embedder("small", 16, 2048, path)
   not_keras = str(tmp_path / "data.h5")
   with h5py.File(not_keras, "w") as f:
@@ -91,22 +91,24 @@ def test_weights_of_another_backbone_are_refused(resnet_file, tmp_path):
     loaded_embedder("small", 16, 2048, not_keras)
 
 
-def test_backbone_from_a_training_checkpoint(tmp_path):
+def test_patch_cnn_from_a_training_checkpoint(tmp_path):
   model_config = config_lib.KaleidoBertConfig(vocab_size=50, hidden_size=16, num_layers=1,
                                               num_heads=2, intermediate_size=32, patch_size=16,
-                                              backbone="small")
+                                              patch_cnn="small")
   tf_keras.utils.set_random_seed(7)
   model = kaleido_bert.build_pretrainer(model_config)
-  source = model.backbone.patch_embedder.backbone
+  source = model.backbone.patch_embedder.cnn
   for variable in source.weights:
     variable.assign(variable + 0.1)
   checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(3))  # as the trainer saves
   tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), max_to_keep=1).save()
   tf.train.Checkpoint(model=model.backbone).write(str(tmp_path / "bare" / "ckpt"))
+  names = [name for name, _ in tf.train.list_variables(str(tmp_path / "bare" / "ckpt"))]
+  assert any(name.startswith("model/patch_embedder/cnn/") for name in names)
 
   for path in (str(tmp_path), str(tmp_path / "bare" / "ckpt")):
-    assert_same_weights(loaded_embedder("small", 16, 2048, path).backbone, source)
-  with pytest.raises(errors.KaleidoError, match="does not fit the small backbone"):
+    assert_same_weights(loaded_embedder("small", 16, 2048, path).cnn, source)
+  with pytest.raises(errors.KaleidoError, match="does not fit the small CNN"):
     loaded_embedder("small", 16, 64, str(tmp_path))
   with pytest.raises(errors.KaleidoError, match="neither a Keras .h5 weights file nor"):
     loaded_embedder("small", 16, 2048, str(tmp_path / "bare"))

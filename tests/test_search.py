@@ -77,7 +77,7 @@ def test_contrastive_embeddings_see_only_their_own_side(setup):
   _, _, _, task, _ = setup
   model = task.build_model()
   batch = next(iter(task.dataset(4, 0, None)))
-  inputs = task.model_inputs(model, batch)  # the cached patch features of a frozen backbone
+  inputs = task.model_inputs(model, batch)  # the cached patch features of a frozen patch CNN
   swapped_text = {**inputs, "input_word_ids": tf.reverse(inputs["input_word_ids"], [0]),
                   "input_mask": tf.reverse(inputs["input_mask"], [0])}
   swapped_image = {**inputs, "patch_features": tf.reverse(inputs["patch_features"], [0]),
@@ -130,7 +130,7 @@ def test_index_and_evaluation_read_the_feature_cache_and_equal_the_pixel_path(se
     raise AssertionError("an image was embedded although its features are cached")
 
   monkeypatch.setattr(encoders_lib.RetrievalEncoders, "patch_features", no_embedding)
-  cached = evaluation_model.load(run, data)  # the run's own setting: a frozen backbone, cached
+  cached = evaluation_model.load(run, data)  # the run's own setting: a frozen patch CNN, cached
   cached._embed = no_embedding  # pylint: disable=protected-access
   np.testing.assert_allclose(cached.matched_margin(rows, rows[::-1]), expected_margins,
                              atol=1e-3)

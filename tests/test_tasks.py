@@ -93,7 +93,7 @@ def _config(data, model_dir, task=config_lib.PRETRAIN, steps=2, init_checkpoint=
   model = config_lib.KaleidoBertConfig(
       vocab_size=len(vocab_lib.read_vocab(manifest.vocab_file)), hidden_size=32, num_layers=2,
       num_heads=2, intermediate_size=64, max_seq_length=manifest.max_seq_length,
-      patch_size=manifest.patch_size, backbone="small", dropout_rate=0.0,
+      patch_size=manifest.patch_size, patch_cnn="small", dropout_rate=0.0,
       attention_dropout_rate=0.0)
   labels = manifest_lib.label_names(manifest, task)
   if labels:

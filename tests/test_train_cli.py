@@ -27,7 +27,7 @@ def fixture_data(tmp_path_factory):
                                 max_seq_length=24)
 
 
-COMMON_FLAGS = ("--backbone=small", "--hidden_size=32", "--num_layers=1", "--num_heads=2",
+COMMON_FLAGS = ("--patch_cnn=small", "--hidden_size=32", "--num_layers=1", "--num_heads=2",
                 "--intermediate_size=64", "--batch_size=4", "--train_steps=10", "--warmup_steps=0")
 
 
@@ -70,7 +70,7 @@ FLAG_ERRORS = {
     "--loss_weights=rr=": "is not name=value",
     "--train_steps=0": "must be at least 1",
     "--warmup_steps=50": "must be between 0 and --train_steps=10",
-    "--backbone=resnet50": "has no --resnet_weights",
+    "--patch_cnn=resnet50": "has no --patch_cnn_weights",
     "--patch_norm_from_text": "copies the LayerNorm of a --bert_init checkpoint",
     "--strategy=tpu": "found no TPU",  # this machine has none
 }
@@ -138,8 +138,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
   assert saved == ["ckpt-1.index", "ckpt-2.index"]
 
 
-def test_train_starts_from_bert_and_a_catalog_backbone_and_reports_progress(data, tmp_path):
-  """One train.py run: --bert_init with the data's vocabulary, --resnet_weights=catalog, losses,
+def test_train_starts_from_bert_and_a_catalog_patch_cnn_and_reports_progress(data, tmp_path):
+  """One train.py run: --bert_init with the data's vocabulary, --patch_cnn_weights=catalog, losses,
   rate and ETA reported; then a checkpoint of another vocabulary refused in one sentence."""
   from tests import test_bert_init as bert_tests  # pylint: disable=g-import-not-at-top
   vocab_file = manifest_lib.load(data).vocab_file
@@ -154,15 +154,15 @@ def test_train_starts_from_bert_and_a_catalog_backbone_and_reports_progress(data
                                      {**bert_tests.TINY, "vocab_size": vocab_size})
   shutil.copy(vocab_file, os.path.join(bert_dir, "vocab.txt"))
   result, errors = _train(tmp_path, f"--train_data={data}", f"--bert_init={bert_dir}",
-                          "--train_steps=2", "--summary_every=1", "--resnet_weights=catalog",
-                          "--catalog_backbone_steps=3")
+                          "--train_steps=2", "--summary_every=1", "--patch_cnn_weights=catalog",
+                          "--catalog_patch_cnn_steps=3")
   assert result.returncode == 0 and not errors, result.stderr[-2000:]
   assert "Initialised" in result.stderr and "from Hugging Face BERT" in result.stderr
   assert "Step 2:" in result.stdout and "total=" in result.stdout
   assert "ETA" in result.stderr  # progress with rate and ETA
-  # --resnet_weights=catalog pre-trained the backbone first and kept its weights in the run.
-  assert "Backbone word prediction" in result.stderr
-  assert os.path.isfile(tmp_path / "run" / "backbone_words.h5")
+  # --patch_cnn_weights=catalog pre-trained the patch CNN first and kept its weights in the run.
+  assert "Patch CNN word prediction" in result.stderr
+  assert os.path.isfile(tmp_path / "run" / "patch_cnn_words.h5")
   run = json.load(open(tmp_path / "run" / "run_config.json", encoding="utf-8"))
   assert (run["model"]["hidden_size"], run["model"]["hidden_act"]) == (hidden, "gelu")
 
@@ -214,7 +214,7 @@ def test_a_run_is_rebuilt_from_its_run_config_alone(data, tmp_path):
   flag_values = flags.FlagValues()
   config_flags.define_flags(flag_values)
   flag_values(["train.py", f"--model_dir={tmp_path / 'flags'}", f"--train_data={data}",
-               *COMMON_FLAGS, "--train_steps=3", "--resnet_weights=random", "--seed=5"])
+               *COMMON_FLAGS, "--train_steps=3", "--patch_cnn_weights=random", "--seed=5"])
   strategy = tf.distribute.get_strategy()
   config = experiment.complete(config_flags.config_from_flags(flag_values), strategy)
   from_flags = experiment.train(config, strategy)

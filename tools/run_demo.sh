@@ -72,10 +72,11 @@ fi
 init=(--init_checkpoint="$pretrain_dir")
 if [[ "${NO_PRETRAIN:-0}" == 1 ]]; then
   suffix="_scratch${suffix}"
-  # The same word-pretrained small backbone as the pre-training run has (same data and seed).
-  run python tools/pretrain_backbone.py --train_data=workdir/demo/prepared/train \
-      --output="runs/demo_backbone_words_seed${seed}.h5" --seed="$seed"
-  init=(--init_checkpoint= --backbone=small --resnet_weights="runs/demo_backbone_words_seed${seed}.h5"
+  # The same word-pretrained small patch CNN as the pre-training run has (same data and seed).
+  run python tools/pretrain_patch_cnn.py --train_data=workdir/demo/prepared/train \
+      --output="runs/demo_patch_cnn_words_seed${seed}.h5" --seed="$seed"
+  init=(--init_checkpoint= --patch_cnn=small
+        --patch_cnn_weights="runs/demo_patch_cnn_words_seed${seed}.h5"
         --hidden_size=128 --num_layers=3 --num_heads=4 --intermediate_size=512)
 else
   run python train.py --flagfile="$pretrain_flagfile" --model_dir="$pretrain_dir" \

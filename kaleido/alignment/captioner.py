@@ -23,7 +23,7 @@ from kaleido.model import patch_embedder
 SMALL_FILTERS = (32, 64, 128, 256)
 
 
-def _small_backbone(image_size: int) -> tf_keras.Model:
+def _small_cnn(image_size: int) -> tf_keras.Model:
   """Four stride-2 stages of 4x4 convolutions, batch norm and ReLU: a 16x smaller grid. A 4x4
   kernel at stride 2 pads one pixel on each side, so the receptive field of cell (r, c) is
   centred on that cell's own square of the crop (a 3x3 kernel would shift it by half a cell),
@@ -38,16 +38,16 @@ def _small_backbone(image_size: int) -> tf_keras.Model:
   return tf_keras.Model(inputs, x, name="small_grid")
 
 
-def build_backbone(backbone: str, image_size: int) -> tf_keras.Model:
+def build_cnn(cnn: str, image_size: int) -> tf_keras.Model:
   """(B, S, S, 3) preprocessed pixels -> (B, G, G, C) feature grid, random weights (ImageNet
   weights are loaded by the captioner task's initialisation)."""
-  if backbone == "resnet50":
+  if cnn == "resnet50":
     return tf_keras.applications.ResNet50(include_top=False, weights=None,
                                           input_shape=(image_size, image_size, 3))
-  if backbone == "small":
-    return _small_backbone(image_size)
-  raise align_config.AlignmentError(f"Unknown captioner backbone {backbone!r}; use one of "
-                                    f"{', '.join(config_lib.BACKBONES)}.")
+  if cnn == "small":
+    return _small_cnn(image_size)
+  raise align_config.AlignmentError(f"Unknown captioner CNN {cnn!r}; use one of "
+                                    f"{', '.join(config_lib.CNNS)}.")
 
 
 class Captioner(tf_keras.Model):
@@ -56,9 +56,9 @@ class Captioner(tf_keras.Model):
   def __init__(self, config: config_lib.CaptionerConfig, **kwargs):
     super().__init__(name=kwargs.pop("name", "captioner"), **kwargs)
     self.config = config
-    self._backbone_trainable = config.backbone_trainable
-    self.backbone = build_backbone(config.backbone, config.image_size)
-    self.backbone.trainable = config.backbone_trainable
+    self._cnn_trainable = config.cnn_trainable
+    self.cnn = build_cnn(config.cnn, config.image_size)
+    self.cnn.trainable = config.cnn_trainable
     dense = tf_keras.layers.Dense
     self.project = dense(config.feature_size, activation="relu", name="annotation")
     self.init_h = dense(config.hidden_size, activation="tanh", name="init_h")
@@ -80,7 +80,7 @@ class Captioner(tf_keras.Model):
     """Creates every variable now: the decoder layers run inside a while loop, where a layer
     must not create variables on its first call."""
     c = self.config
-    channels = self.backbone.output_shape[-1]
+    channels = self.cnn.output_shape[-1]
     self.project.build((None, channels))
     for layer in (self.init_h, self.init_c, self.attention_features):
       layer.build((None, c.feature_size))
@@ -99,11 +99,10 @@ class Captioner(tf_keras.Model):
 
   def encode(self, images: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
     """(B, S, S, 3) uint8 crops -> annotation vectors (B, N, D) and attention keys (B, N, A)."""
-    run_training = training if self._backbone_trainable else False
-    grid = self.backbone(patch_embedder.preprocess(self.config.backbone,
-                                                   tf.cast(images, tf.float32)),
-                         training=run_training)
-    if not self._backbone_trainable:
+    run_training = training if self._cnn_trainable else False
+    grid = self.cnn(patch_embedder.preprocess(self.config.cnn, tf.cast(images, tf.float32)),
+                    training=run_training)
+    if not self._cnn_trainable:
       grid = tf.stop_gradient(grid)
     cells = tf.reshape(grid, [tf.shape(grid)[0], -1, grid.shape[-1]])
     features = self.project(cells)

@@ -115,7 +115,7 @@ def load_captioner(directory: str) -> captioner_lib.Captioner:
 def fingerprint(directory: str) -> str:
   """Identifies the config and weights of the newest checkpoint (SHA-256 of both)."""
   architecture = dataclasses.asdict(read_config(directory))
-  architecture.pop("backbone_trainable")  # how it was trained, not what it computes
+  architecture.pop("cnn_trainable")  # how it was trained, not what it computes
   digest = hashlib.sha256(json.dumps(architecture, sort_keys=True).encode())
   digest.update(files.file_sha256(latest_checkpoint(directory) + ".index").encode())
   return digest.hexdigest()

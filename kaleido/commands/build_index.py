@@ -5,7 +5,7 @@ r"""Builds the search index of a prepared folder with a trained run (kaleido.sea
 
 Every image's ITC embedding, its patch features (the re-ranker's image side) and a thumbnail,
 and every text's embedding, in chunks written atomically: rerun the same command after an
-interruption and it continues at the first missing chunk. A run with a frozen patch backbone reads
+interruption and it continues at the first missing chunk. A run with a frozen patch CNN reads
 the patch features from the folder's feature cache (kaleido.feature_cache), built on first use. The run needs the contrastive head
 (train.py --task=retrieval --itc_weight=1, or pre-training with --tasks=...,itc).
 """

@@ -11,7 +11,7 @@ A pre-training batch (B examples, L = max_seq_length text positions, P = patch s
 | blank_positions | (B, 3) int32 | absolute patch indices (30..54) whose features the model zeroes (B2CM) |
 | grey_positions | (B, 2) int32 | absolute patch indices (14..29) that were greyed (G2CM) |
 | grey_targets | (B, 2, P, P, 3) uint8 | the untouched pixels of the greyed patches; their features are the G2CM targets |
-| patch_features, grey_target_features | (B, 55, F), (B, 2, F) float16 | with the feature cache, in place of patches and grey_targets: the frozen backbone's features of those pixels (kaleido.feature_cache) |
+| patch_features, grey_target_features | (B, 55, F), (B, 2, F) float16 | with the feature cache, in place of patches and grey_targets: the frozen patch CNN's features of those pixels (kaleido.feature_cache) |
 | masked_lm_positions | (B, 10) int32 | text positions whose token is predicted (0 where padding) |
 | masked_lm_ids | (B, 10) int32 | the original token ids there |
 | masked_lm_weights | (B, 10) float32 | 1 for a real prediction, 0 for padding |

@@ -5,7 +5,7 @@ example of every epoch: per-example transforms (AGM or random masking, text corr
 G2CM) in a parallel map before batching, per-batch ones (CP camouflage, ITM negatives) after it.
 Each example and batch gets its own `(2,)` seed from a `Dataset.random` stream for the stateless
 ops. With a feature cache (kaleido.feature_cache) the transforms pick rows of the cached
-features instead of pixels: the same draws, so the same batches, with the backbone's work done.
+features instead of pixels: the same draws, so the same batches, with the patch CNN's work done.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class EvaluationModel:
     """`retrieval_text` (name or description) overrides the run's own (names for runs that were
     not fine-tuned for retrieval); `caption_cache` decodes autoregressive captions with the
     key/value cache (kaleido.model.caption_decoder) instead of re-running the encoder;
-    `patch_features` (config.PATCH_FEATURES) overrides the run's own: with a frozen backbone,
+    `patch_features` (config.PATCH_FEATURES) overrides the run's own: with a frozen patch CNN,
     the patch features are read from the folder's feature cache (built on first use)."""
     manifest = manifest_lib.load(eval_data)
     runs.check_vocabulary(run, manifest, eval_data)

@@ -56,8 +56,8 @@ SETTINGS = (
        "bfloat16's precision).", choices=("none", "mixed_bfloat16")),
     _S("patch_features", ("patch_features",), "Where the patch features come from (default: "
        "the run's --patch_features): cached reads the folder's feature cache of the run's "
-       "frozen backbone (built on first use, shared by every run and checkpoint with the same "
-       "backbone weights), pixels embeds each image in memory; the same features either way.",
+       "frozen patch CNN (built on first use, shared by every run and checkpoint with the same "
+       "patch CNN weights), pixels embeds each image in memory; the same features either way.",
        choices=("", *config_lib.PATCH_FEATURES)),
     _S("beam_size", ("beam_size",), "Captioning: beam width (1: greedy)."),
     _S("caption_cache", ("caption_cache",), "Captioning: decode with the key/value cache "

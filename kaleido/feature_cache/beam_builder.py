@@ -3,7 +3,7 @@ record shard per element, on any Beam runner.
 
 Each worker makes its own frozen embedder once (`DoFn.setup`, from a picklable factory such as
 `functools.partial(kaleido.pretrained.resnet.frozen_embedder, ...)`), checks it against the
-cache's backbone fingerprint, and writes whole cache shards atomically with
+cache's patch CNN fingerprint, and writes whole cache shards atomically with
 `builder.build_shard`; the launching process writes cache.json first (incomplete) and last
 (complete), so a retried, rerun or killed shard is simply written again.
 """
@@ -39,10 +39,10 @@ class _BuildShards(beam.DoFn):
   def setup(self):
     interrupts.become_worker(self._driver_pid)
     embedder = self._make_embedder()
-    if builder.fingerprint(embedder) != self._plan.identity["backbone"]:
+    if builder.fingerprint(embedder) != self._plan.identity["patch_cnn"]:
       raise store.FeatureCacheError(
           "A Beam worker's patch embedder differs from the launching process's (other weights "
-          "files on the workers?); give every worker the same --backbone_weights.")
+          "files on the workers?); give every worker the same --patch_cnn_weights.")
     self._embed = builder.embed_function(embedder)
 
   def process(self, index: int):

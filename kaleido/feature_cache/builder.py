@@ -50,20 +50,20 @@ class Plan:
 
 
 def fingerprint(embedder: tf_keras.layers.Layer) -> str:
-  """store.backbone_fingerprint of a patch embedder's backbone (kaleido.model.patch_embedder:
-  its `backbone` model and its `backbone` and `patch_size` settings)."""
+  """store.patch_cnn_fingerprint of a patch embedder's CNN (kaleido.model.patch_embedder: its
+  `cnn` model and its `cnn` and `patch_size` settings)."""
   config = embedder.get_config()
-  return store.backbone_fingerprint(embedder.backbone, config["backbone"], config["patch_size"])
+  return store.patch_cnn_fingerprint(embedder.cnn, config["cnn"], config["patch_size"])
 
 
-def plan(data_folder: str, backbone_digest: str, feature_size: int, root: str = "") -> Plan:
-  """The cache of `data_folder` for the backbone with fingerprint `backbone_digest`."""
+def plan(data_folder: str, patch_cnn_digest: str, feature_size: int, root: str = "") -> Plan:
+  """The cache of `data_folder` for the patch CNN with fingerprint `patch_cnn_digest`."""
   manifest = manifest_lib.load(data_folder)
   manifest_lib.check_shards(data_folder, manifest)
   records_digest = store.records_fingerprint(data_folder, manifest)
   return Plan(data_folder=data_folder,
-              folder=store.cache_folder(data_folder, backbone_digest, records_digest, root),
-              identity=store.identity(data_folder, backbone_digest, records_digest,
+              folder=store.cache_folder(data_folder, patch_cnn_digest, records_digest, root),
+              identity=store.identity(data_folder, patch_cnn_digest, records_digest,
                                       feature_size),
               record_paths=tuple(manifest.shard_paths(data_folder)),
               num_examples=tuple(shard["num_examples"] for shard in manifest.shards))
@@ -147,7 +147,7 @@ def build(cache_plan: Plan, embed: Embed, batch_size: int = 16, first_shard: int
   pending = cache_plan.pending(first_shard)
   done = sum(count for i, count in enumerate(cache_plan.num_examples) if i not in pending)
   log(f"Computing the patch features of {cache_plan.data_folder} once, into "
-      f"{cache_plan.folder} (reused by every run with this backbone).")
+      f"{cache_plan.folder} (reused by every run with this patch CNN).")
   progress = progress_lib.Progress(sum(cache_plan.num_examples), "feature cache", unit="images",
                                    initial=done)
   for index in interrupts.stopping_between(pending, "shard", "shards"):

@@ -13,6 +13,6 @@ def define_patch_features_flag() -> flags.FlagHolder:
   return flags.DEFINE_enum(
       "patch_features", "", ["", *config_lib.PATCH_FEATURES], "Where the patch features come "
       "from (default: the run's --patch_features): cached reads the folder's feature cache of "
-      "the run's frozen backbone (built on first use, shared by every run and checkpoint with "
-      "the same backbone weights), pixels embeds each image in memory; the same features "
+      "the run's frozen patch CNN (built on first use, shared by every run and checkpoint with "
+      "the same patch CNN weights), pixels embeds each image in memory; the same features "
       "either way.")

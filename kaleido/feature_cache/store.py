@@ -1,12 +1,12 @@
-"""The feature cache of one prepared folder and one frozen patch backbone, on disk.
+"""The feature cache of one prepared folder and one frozen patch CNN, on disk.
 
   ROOT/<key>/cache.json                  what it was computed from and, once complete, its shards
   ROOT/<key>/features-<record shard>     per record shard, the same examples in the same order:
                                          {image_id, features: (NUM_VARIANTS, F) float16 bytes}
 
-ROOT is `<prepared folder>/feature_cache` unless given. The key is a digest of the backbone's
-weights (`backbone_fingerprint`), of the records (`records_fingerprint`) and of this format, so a
-cache is only ever read by the backbone and the records it was computed from: new weights or
+ROOT is `<prepared folder>/feature_cache` unless given. The key is a digest of the patch CNN's
+weights (`patch_cnn_fingerprint`), of the records (`records_fingerprint`) and of this format, so
+a cache is only ever read by the patch CNN and the records it was computed from: new weights or
 re-prepared records get a new folder. Rows follow kaleido.patches.variants. float16 keeps 11
 significant bits; BUILD_NOTES.md measures what that does to the losses.
 """
@@ -27,7 +27,7 @@ from kaleido.patches import variants
 from kaleido.records import manifest as manifest_lib
 from kaleido.utils import files
 
-FORMAT = "kaleido-feature-cache/1"
+FORMAT = "kaleido-feature-cache/2"  # /2: the identity names the CNN's digest "patch_cnn"
 CACHE_NAME = "cache.json"
 DEFAULT_ROOT = "feature_cache"
 SHARD_PREFIX = "features-"
@@ -48,11 +48,11 @@ class FeatureCache:
   shard_paths: tuple[str, ...]
 
 
-def backbone_fingerprint(backbone: tf_keras.Model, backbone_name: str, patch_size: int) -> str:
-  """SHA-256 of what the features depend on: the backbone's kind, input size and every weight
+def patch_cnn_fingerprint(cnn: tf_keras.Model, cnn_name: str, patch_size: int) -> str:
+  """SHA-256 of what the features depend on: the patch CNN's kind, input size and every weight
   (name, shape and float32 bytes, in the model's order)."""
-  digest = hashlib.sha256(json.dumps([FORMAT, backbone_name, patch_size]).encode())
-  for weight in backbone.weights:
+  digest = hashlib.sha256(json.dumps([FORMAT, cnn_name, patch_size]).encode())
+  for weight in cnn.weights:
     value = np.ascontiguousarray(weight.numpy(), dtype=np.float32)
     digest.update(f"{weight.name}:{value.shape}".encode())
     digest.update(value.tobytes())
@@ -69,10 +69,10 @@ def records_fingerprint(folder: str, manifest: manifest_lib.Manifest) -> str:
   return hashlib.sha256(json.dumps([manifest.patch_size, shards]).encode()).hexdigest()
 
 
-def cache_folder(data_folder: str, backbone_digest: str, records_digest: str,
+def cache_folder(data_folder: str, patch_cnn_digest: str, records_digest: str,
                  root: str = "") -> str:
   """Where the cache of these fingerprints lives (ROOT/<key>)."""
-  key = hashlib.sha256(f"{FORMAT}:{backbone_digest}:{records_digest}".encode()).hexdigest()
+  key = hashlib.sha256(f"{FORMAT}:{patch_cnn_digest}:{records_digest}".encode()).hexdigest()
   return os.path.join(root or os.path.join(data_folder, DEFAULT_ROOT), key[:16])
 
 
@@ -99,10 +99,10 @@ def parse(serialized: tf.Tensor, feature_size: int) -> dict[str, tf.Tensor]:
           "patch_variants": tf.reshape(values, [variants.NUM_VARIANTS, feature_size])}
 
 
-def identity(data_folder: str, backbone_digest: str, records_digest: str,
+def identity(data_folder: str, patch_cnn_digest: str, records_digest: str,
              feature_size: int) -> dict:
   """The cache.json fields that say what a cache holds."""
-  return {"format": FORMAT, "data": os.path.abspath(data_folder), "backbone": backbone_digest,
+  return {"format": FORMAT, "data": os.path.abspath(data_folder), "patch_cnn": patch_cnn_digest,
           "records": records_digest, "feature_size": feature_size,
           "num_variants": variants.NUM_VARIANTS, "dtype": np.dtype(DTYPE).name}
 

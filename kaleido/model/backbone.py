@@ -1,8 +1,8 @@
 """`KaleidoBackbone`: what every Kaleido-BERT task shares (paper sections 3.2 and 3.5).
 
-The patch embedder (a CNN, ResNet-50 in the paper) turns the 55 kaleido patches into features,
-and the encoder (text and patch embeddings, Transformer, pooler) reads them with the text. The
-pre-training model and each downstream model are this backbone with their own heads
+The patch embedder (its patch CNN: ResNet-50 in the paper) turns the 55 kaleido patches into
+features, and the encoder (text and patch embeddings, Transformer, pooler) reads them with the
+text. The pre-training model and each downstream model are this backbone with their own heads
 (kaleido.model.heads, composed in kaleido.model.kaleido_bert).
 """
 
@@ -29,23 +29,23 @@ class KaleidoBackbone(tf_keras.layers.Layer):
   per image in evaluation), `blank_positions` (B2CM) and `attention_mask` (see KaleidoEncoder).
   """
 
-  def __init__(self, patch_size: int = 64, backbone: str = "resnet50",
-               backbone_trainable: bool = False, feature_size: int = 2048, **encoder_args):
+  def __init__(self, patch_size: int = 64, patch_cnn: str = "resnet50",
+               patch_cnn_trainable: bool = False, feature_size: int = 2048, **encoder_args):
     """The patch embedder's arguments, then the encoder's (`KaleidoEncoder`: vocab_size,
     hidden_size, num_layers, ...); `name`, `trainable` and `dtype` are this layer's."""
     super().__init__(**{key: encoder_args.pop(key) for key in ("name", "trainable", "dtype")
                         if key in encoder_args})
-    self._config = dict(patch_size=patch_size, backbone=backbone,
-                        backbone_trainable=backbone_trainable, feature_size=feature_size)
+    self._config = dict(patch_size=patch_size, patch_cnn=patch_cnn,
+                        patch_cnn_trainable=patch_cnn_trainable, feature_size=feature_size)
     self.patch_embedder = patch_embedder_lib.PatchEmbedder(
-        backbone, patch_size, feature_size, trainable=backbone_trainable, name=PATCH_EMBEDDER)
+        patch_cnn, patch_size, feature_size, trainable=patch_cnn_trainable, name=PATCH_EMBEDDER)
     self.encoder = encoder_lib.KaleidoEncoder(**encoder_args, name=ENCODER)
 
   @classmethod
   def from_model_config(cls, model: config_lib.KaleidoBertConfig,
                         name: str = "backbone") -> KaleidoBackbone:
     encoder_args = {key: getattr(model, key) for key in encoder_lib.CONFIG_KEYS}
-    return cls(model.patch_size, model.backbone, model.backbone_trainable, model.feature_size,
+    return cls(model.patch_size, model.patch_cnn, model.patch_cnn_trainable, model.feature_size,
                **encoder_args, name=name)
 
   def get_config(self) -> dict:

@@ -20,5 +20,5 @@ def forward_flops(model: kaleido_bert.TaskModel,
   if "grey_targets" in inputs:  # pre-training embeds the G2CM targets in the same pass
     patches = tf.concat([patches, inputs["grey_targets"]], axis=1)
   embedder = model.backbone.patch_embedder
-  backbone = flops.function_flops(lambda p: embedder(p, training=False), patches)
-  return float(backbone), float(total - backbone)
+  patch_cnn = flops.function_flops(lambda p: embedder(p, training=False), patches)
+  return float(patch_cnn), float(total - patch_cnn)

@@ -1,6 +1,6 @@
 """Inference forward pass of Keras' ResNet-50 with batch norm folded into the convolutions.
 
-A frozen backbone runs batch norm with its moving statistics, an affine map per channel, so each
+A frozen patch CNN runs batch norm with its moving statistics, an affine map per channel, so each
 convolution + batch norm pair is one convolution with a scaled kernel and a shifted bias:
     kernel' = kernel * s,  bias' = (bias - mean) * s + beta,  s = gamma / sqrt(variance + eps).
 That removes the 53 batch-norm passes over the activations (memory-bound on a CPU: the 912 patches
@@ -8,7 +8,7 @@ of a paper-size batch make tensors of up to 240 MB) and leaves conv + bias + ReL
 fuses. The folded weights are computed from the Keras model's own variables at every call, so
 restored or loaded weights are always the ones used, and the numbers match the Keras model's
 `training=False` call to float32 round-off (tests/test_model.py); the speed-up is measured by
-bench/bench_backbone.py (BUILD_NOTES.md).
+bench/bench_patch_cnn.py (BUILD_NOTES.md).
 """
 
 from __future__ import annotations

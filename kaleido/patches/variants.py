@@ -10,7 +10,7 @@ contain:
 
 A transformed image is `tf.gather(table, rows)` with `variant_rows`. The table is built from
 pixels (`pixel_variants`) or read as features from the cache (kaleido.feature_cache), where each
-row is the frozen backbone's feature of that row's pixels; the same rows give the same image in
+row is the frozen patch CNN's feature of that row's pixels; the same rows give the same image in
 both, so the two input paths draw identical batches.
 """
 

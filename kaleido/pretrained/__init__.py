@@ -1,2 +1,2 @@
 """Pretrained weights: BERT checkpoints (readers, converter, loading into Kaleido-BERT) and
-ResNet-50 backbone weights."""
+the patch CNN's weights (ResNet-50 files)."""

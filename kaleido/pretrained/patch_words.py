@@ -15,7 +15,7 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import errors
-from kaleido.dataloaders import backbone_words as word_inputs
+from kaleido.dataloaders import patch_cnn_words as word_inputs
 from kaleido.text import vocab as vocab_lib
 
 

@@ -1,8 +1,8 @@
-"""Weights of the patch embedder's backbone (ResNet-50, or the small one) from files on disk.
+"""Weights of the patch embedder's CNN (ResNet-50, or the small one) from files on disk.
 
-Accepted: a Keras .h5 weights file holding every weighted layer of the backbone by name (the
+Accepted: a Keras .h5 weights file holding every weighted layer of the CNN by name (the
 standard ImageNet file resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5, the file with the
-top, or `backbone.save_weights("x.h5")`), or a TensorFlow checkpoint saved by the project that
+top, or `cnn.save_weights("x.h5")`), or a TensorFlow checkpoint saved by the project that
 contains a patch embedder (a train.py model_dir, its checkpoints/ folder or one checkpoint
 prefix). Nothing is downloaded: `imagenet`
 is answered from the Keras cache or with how to pass the file.
@@ -24,8 +24,8 @@ IMAGENET = "imagenet"
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
                 + IMAGENET_FILE)
-# The patch embedder's backbone inside a checkpoint: `.../patch_embedder/backbone/`.
-_BACKBONE_EDGE = re.compile(r"(?:^|/)patch_embedder/backbone/")
+# The patch embedder's CNN inside a checkpoint: `.../patch_embedder/cnn/`.
+_CNN_EDGE = re.compile(r"(?:^|/)patch_embedder/cnn/")
 _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
@@ -44,18 +44,18 @@ def resolve_resnet_weights(value: str) -> str | None:
         f"{IMAGENET}.")
   if not os.path.exists(value) and not os.path.isfile(value + ".index"):
     raise errors.KaleidoError(
-        f"The backbone weights {value!r} given to --resnet_weights do not exist; for the paper's "
+        f"The CNN weights {value!r} given to --patch_cnn_weights do not exist; for the paper's "
         f"ImageNet ResNet-50 download Keras' {IMAGENET_FILE} ({IMAGENET_URL}) and pass its path, "
         "or pass a checkpoint of this project.")
   return value
 
 
-def load_backbone_weights(backbone: tf_keras.Model, path: str) -> None:
-  """Loads `path` (.h5 weights file or TensorFlow checkpoint) into `backbone`."""
+def load_cnn_weights(cnn: tf_keras.Model, path: str) -> None:
+  """Loads `path` (.h5 weights file or TensorFlow checkpoint) into the CNN `cnn`."""
   if os.path.isfile(path) and h5py.is_hdf5(path):
-    _load_h5(backbone, path)
+    _load_h5(cnn, path)
   else:
-    _restore_checkpoint(backbone, _checkpoint_prefix(path))
+    _restore_checkpoint(cnn, _checkpoint_prefix(path))
 
 
 def _h5_layer_names(path: str) -> set[str]:
@@ -68,20 +68,20 @@ def _h5_layer_names(path: str) -> set[str]:
     return {name.decode("utf-8") if isinstance(name, bytes) else str(name) for name in names}
 
 
-def _load_h5(backbone: tf_keras.Model, path: str) -> None:
+def _load_h5(cnn: tf_keras.Model, path: str) -> None:
   in_file = _h5_layer_names(path)
-  missing = [layer.name for layer in backbone.layers if layer.weights and layer.name not in in_file]
+  missing = [layer.name for layer in cnn.layers if layer.weights and layer.name not in in_file]
   if missing:
     raise errors.KaleidoError(
-        f"{path!r} has no weights for {len(missing)} layers of the {backbone.name} backbone "
-        f"(first: {missing[0]!r}); pass weights of that backbone, e.g. {IMAGENET_FILE} for "
+        f"{path!r} has no weights for {len(missing)} layers of the {cnn.name} CNN "
+        f"(first: {missing[0]!r}); pass weights of that CNN, e.g. {IMAGENET_FILE} for "
         "resnet50.")
   try:
-    backbone.load_weights(path, by_name=True)
+    cnn.load_weights(path, by_name=True)
   except ValueError as error:
     raise errors.KaleidoError(
-        f"The weights in {path!r} do not fit the {backbone.name} backbone "
-        f"({str(error).splitlines()[0][:200]}); pass weights of that backbone.") from error
+        f"The weights in {path!r} do not fit the {cnn.name} CNN "
+        f"({str(error).splitlines()[0][:200]}); pass weights of that CNN.") from error
 
 
 def _checkpoint_prefix(path: str) -> str:
@@ -96,41 +96,41 @@ def _checkpoint_prefix(path: str) -> str:
                             "checkpoint (prefix, or folder with a checkpoint).")
 
 
-def _backbone_path(prefix: str) -> list[str]:
-  """The object path of the one patch embedder backbone in a checkpoint, e.g.
-  ["model", "backbone", "patch_embedder", "backbone"]."""
+def _cnn_path(prefix: str) -> list[str]:
+  """The object path of the one patch embedder CNN in a checkpoint, e.g.
+  ["model", "backbone", "patch_embedder", "cnn"]."""
   paths = set()
   for name, _ in tf.train.list_variables(prefix):
-    match = _BACKBONE_EDGE.search(name)
+    match = _CNN_EDGE.search(name)
     if match and name.endswith(_VALUE):
       paths.add(name[:match.end() - 1])
   if len(paths) != 1:
     raise errors.KaleidoError(
-        f"The checkpoint {prefix!r} holds {len(paths)} patch embedder backbones; pass a "
-        "checkpoint of one Kaleido-BERT model.")
+        f"The checkpoint {prefix!r} holds {len(paths)} patch CNNs; pass a checkpoint of one "
+        "Kaleido-BERT model.")
   return paths.pop().split("/")
 
 
-def _restore_checkpoint(backbone: tf_keras.Model, prefix: str) -> None:
-  *parents, leaf = _backbone_path(prefix)
-  root = tf.train.Checkpoint(**{leaf: backbone})
+def _restore_checkpoint(cnn: tf_keras.Model, prefix: str) -> None:
+  *parents, leaf = _cnn_path(prefix)
+  root = tf.train.Checkpoint(**{leaf: cnn})
   for edge in reversed(parents):
     root = tf.train.Checkpoint(**{edge: root})
   try:
     root.read(prefix).expect_partial().assert_existing_objects_matched()
   except (AssertionError, ValueError) as error:
     raise errors.KaleidoError(
-        f"The backbone in {prefix!r} does not fit the {backbone.name} backbone "
-        f"({str(error).splitlines()[0][:200]}); pass a checkpoint with the same backbone."
+        f"The patch CNN in {prefix!r} does not fit the {cnn.name} CNN "
+        f"({str(error).splitlines()[0][:200]}); pass a checkpoint with the same CNN."
     ) from error
 
 
-def frozen_embedder(backbone: str, patch_size: int, feature_size: int,
+def frozen_embedder(cnn: str, patch_size: int, feature_size: int,
                     weights: str = "") -> patch_embedder_lib.PatchEmbedder:
-  """A frozen float32 patch embedder with the backbone `weights` (a path `load_backbone_weights`
+  """A frozen float32 patch embedder whose CNN `cnn` has the `weights` (a path `load_cnn_weights`
   takes; "" leaves them random): what the feature cache is computed with outside a training run
   (data/build_feature_cache.py, its Beam workers)."""
-  embedder = patch_embedder_lib.frozen_float32(backbone, patch_size, feature_size)
+  embedder = patch_embedder_lib.frozen_float32(cnn, patch_size, feature_size)
   if weights:
-    load_backbone_weights(embedder.backbone, weights)
+    load_cnn_weights(embedder.cnn, weights)
   return embedder

@@ -148,7 +148,7 @@ def build_index(checkpoint: str, data: str, output: str, batch_size: int = 32,
   `checkpoint` (a train.py model_dir or checkpoint) in `output`; returns its index.json.
 
   `retrieval_text`: the text side (name or description; default the run's own, as evaluate.py).
-  `patch_features` (config.PATCH_FEATURES; default the run's own): with a frozen backbone, the
+  `patch_features` (config.PATCH_FEATURES; default the run's own): with a frozen patch CNN, the
   patch features come from the folder's feature cache (built on first use).
   """
   if chunk_size < 1 or batch_size < 1:

@@ -69,11 +69,11 @@ class CaptionerTask(base_task.Task):
     return captioner_lib.Captioner(self.config.model)
 
   def initialize(self, model: tf_keras.Model) -> str:
-    weights = self.config.init.backbone_weights
+    weights = self.config.init.patch_cnn_weights
     if not weights:
       return ""
-    resnet.load_backbone_weights(model.backbone, weights)
-    return f"Captioner backbone weights from {weights}."
+    resnet.load_cnn_weights(model.cnn, weights)
+    return f"Captioner CNN weights from {weights}."
 
   def dataset(self, batch_size, seed, input_context, training=True):
     if input_context:

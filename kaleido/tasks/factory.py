@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from kaleido import config as config_lib
 from kaleido.tasks import alignment_captioner
-from kaleido.tasks import backbone_words
 from kaleido.tasks import captioning
 from kaleido.tasks import classification
 from kaleido.tasks import foreground_unet
+from kaleido.tasks import patch_cnn_words
 from kaleido.tasks import pretraining
 from kaleido.tasks import retrieval
 from kaleido.training import base_task
@@ -20,7 +20,7 @@ TASKS = {
     "caption": captioning.CaptionTask,
     config_lib.CAPTIONER: alignment_captioner.CaptionerTask,
     config_lib.FOREGROUND: foreground_unet.ForegroundTask,
-    config_lib.BACKBONE_WORDS: backbone_words.BackboneWordsTask,
+    config_lib.PATCH_CNN_WORDS: patch_cnn_words.PatchCnnWordsTask,
 }
 
 

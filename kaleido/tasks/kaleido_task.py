@@ -1,6 +1,6 @@
 """What pre-training and the downstream tasks share: the vocabulary's special ids, the
 learning-rate groups of the pretrained text side, where the weights start, and the patch feature
-caches of a frozen backbone."""
+caches of a frozen patch CNN."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ class KaleidoTask(base_task.Task):
     self._caches: dict[str, cache_store.FeatureCache] = {}
 
   def prepare_inputs(self, model: tf_keras.Model, worker: int = 0) -> None:
-    """With a frozen backbone (config.uses_feature_cache), the feature caches of the training
-    and evaluation folders for the backbone's weights, built where missing."""
+    """With a frozen patch CNN (config.uses_feature_cache), the feature caches of the training
+    and evaluation folders for the patch CNN's weights, built where missing."""
     if not config_lib.uses_feature_cache(self.config):
       return
     data = self.config.data
@@ -84,8 +84,8 @@ class KaleidoTask(base_task.Task):
                                             init.bert_reinit_layers)
 
   def initialize(self, model: tf_keras.Model) -> str:
-    """A pre-training checkpoint (`init.init_checkpoint`), else the backbone weights file and
-    the BERT checkpoint (`init.backbone_weights`, `init.bert_init`), else random weights."""
+    """A pre-training checkpoint (`init.init_checkpoint`), else the patch CNN weights file and
+    the BERT checkpoint (`init.patch_cnn_weights`, `init.bert_init`), else random weights."""
     init = self.config.init
     if init.init_checkpoint:
       path = restoring.latest_checkpoint(init.init_checkpoint)
@@ -96,9 +96,9 @@ class KaleidoTask(base_task.Task):
                if getattr(model, "contrastive", None) is not None and not contrastive else "")
       return f"Initialised from the pre-training checkpoint {path}{fresh}."
     notes = []
-    if init.backbone_weights:
-      resnet.load_backbone_weights(model.backbone.patch_embedder.backbone, init.backbone_weights)
-      notes.append(f"Patch backbone weights from {init.backbone_weights}.")
+    if init.patch_cnn_weights:
+      resnet.load_cnn_weights(model.backbone.patch_embedder.cnn, init.patch_cnn_weights)
+      notes.append(f"Patch CNN weights from {init.patch_cnn_weights}.")
     if init.bert_init:
       checkpoint = readers.read_bert_checkpoint(init.bert_init)
       notes.append(bert_init.initialize_from_bert(model, checkpoint,

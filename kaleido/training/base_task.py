@@ -1,7 +1,7 @@
 """What the one trainer (kaleido.training.trainer) needs from a task, in the manner of
 tf-models-official's `base_task.Task`: a model, its data, its losses and metrics, and how it
 starts. Pre-training, the four downstream tasks, the alignment generator's captioner, the
-UNet foreground net and the backbone's word pre-training are all tasks (kaleido.tasks).
+UNet foreground net and the patch CNN's word pre-training are all tasks (kaleido.tasks).
 """
 
 from __future__ import annotations

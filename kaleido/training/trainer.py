@@ -1,7 +1,7 @@
 """The one training loop of every task: tf.distribute, checkpoints and resume, TensorBoard, guards.
 
 The task (a kaleido.training.base_task.Task: pre-training, a downstream task, the alignment
-captioner, the UNet foreground net, the backbone's word pre-training) gives the model, the data
+captioner, the UNet foreground net, the patch CNN's word pre-training) gives the model, the data
 and the losses; the experiment config says how to train. One `train_step` runs on every replica;
 losses are divided by their global counts (see kaleido.model.losses) so that the summed replica
 gradients equal the single-device gradient of the same global batch.

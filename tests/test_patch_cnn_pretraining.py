@@ -1,4 +1,4 @@
-"""Tests of the word-prediction pre-training of the patch backbone (--resnet_weights=catalog)."""
+"""Tests of the word-prediction pre-training of the patch CNN (--patch_cnn_weights=catalog)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import tf_keras
 from tensorboard.backend.event_processing import event_accumulator
 
 from kaleido import errors
-from kaleido.dataloaders import backbone_words as word_inputs
+from kaleido.dataloaders import patch_cnn_words as word_inputs
 from kaleido.model import patch_embedder
 from kaleido.pretrained import resnet
-from kaleido.tasks import backbone_words
+from kaleido.tasks import patch_cnn_words
 from tests import catalogs
 
 SPECIAL_IDS = (0, 1, 2, 3, 4)
@@ -36,7 +36,7 @@ def test_bag_of_words_of_a_text_without_words_is_zero():
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> str:
-  return catalogs.prepared_demo(str(tmp_path_factory.mktemp("backbone_words")), 12, seed=8)
+  return catalogs.prepared_demo(str(tmp_path_factory.mktemp("patch_cnn_words")), 12, seed=8)
 
 
 def _word_losses(model_dir: str) -> list[float]:
@@ -49,17 +49,17 @@ def _word_losses(model_dir: str) -> list[float]:
 
 def test_word_pretraining_learns_and_writes_weights_the_flag_loads(prepared, tmp_path):
   output = str(tmp_path / "words.h5")
-  config = backbone_words.experiment(prepared, str(tmp_path / "run"), train_steps=150,
-                                     batch_size=16, learning_rate=3e-3, feature_size=64)
-  backbone_words.train_and_export(config, output)
+  config = patch_cnn_words.experiment(prepared, str(tmp_path / "run"), train_steps=150,
+                                      batch_size=16, learning_rate=3e-3, feature_size=64)
+  patch_cnn_words.train_and_export(config, output)
   # 12 products' word sets are memorised: the loss of the last 50 steps is well below the first.
   losses = _word_losses(str(tmp_path / "run"))
   assert len(losses) == 3 and losses[-1] < 0.8 * losses[0], losses
 
   tf_keras.utils.set_random_seed(0)  # the random start the run also had
-  untrained = patch_embedder.build_backbone("small", 16, 64)
-  loaded = patch_embedder.build_backbone("small", 16, 64)
-  resnet.load_backbone_weights(loaded, resnet.resolve_resnet_weights(output))
+  untrained = patch_embedder.build_cnn("small", 16, 64)
+  loaded = patch_embedder.build_cnn("small", 16, 64)
+  resnet.load_cnn_weights(loaded, resnet.resolve_resnet_weights(output))
   changed = [not np.array_equal(a.numpy(), b.numpy())
              for a, b in zip(untrained.weights, loaded.weights)]
   assert all(changed)
@@ -67,4 +67,4 @@ def test_word_pretraining_learns_and_writes_weights_the_flag_loads(prepared, tmp
 
 def test_an_unprepared_folder_is_one_clear_error(tmp_path):
   with pytest.raises(errors.KaleidoError, match="manifest"):
-    backbone_words.experiment(str(tmp_path), str(tmp_path / "run"))
+    patch_cnn_words.experiment(str(tmp_path), str(tmp_path / "run"))

@@ -1,4 +1,4 @@
-"""Input of the backbone's word pre-training: product crops (as the L1 patch) and the bag of
+"""Input of the patch CNN's word pre-training: product crops (as the L1 patch) and the bag of
 words of their texts."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-r"""Frozen patch backbone forward: the folded ResNet-50 against Keras' own inference call.
+r"""Frozen patch CNN forward: the folded ResNet-50 against Keras' own inference call.
 
-  python bench/bench_backbone.py [--batch_size 16] [--patch_size 64] [--repeats 3]
+  python bench/bench_patch_cnn.py [--batch_size 16] [--patch_size 64] [--repeats 3]
 
 Times the forward of one paper-size training batch of patches (batch x 57 patches: the 55
 kaleido patches and the 2 G2CM targets) through `PatchEmbedder` (batch norm folded into the
@@ -48,7 +48,7 @@ def main(argv):
   def keras_call(batch: tf.Tensor) -> tf.Tensor:
     pixels = patch_embedder.preprocess(
         "resnet50", tf.reshape(tf.cast(batch, tf.float32), [-1, size, size, 3]))
-    return embedder.backbone(pixels, training=False)
+    return embedder.cnn(pixels, training=False)
 
   forward_flops = flops.function_flops(keras_call, patches)
   print(f"{_BATCH_SIZE.value} x {PATCHES_PER_EXAMPLE} patches of {size} px, "

@@ -1,13 +1,13 @@
-"""Word-prediction pre-training of the patch backbone: a stand-in for ImageNet weights.
+"""Word-prediction pre-training of the patch CNN: a stand-in for ImageNet weights.
 
-The paper's patch embedder is an ImageNet ResNet-50. Where no such weights are at hand (the demo
-catalog, or a user without the ImageNet file), the backbone can be pre-trained on the catalog's
+The paper's patch CNN is an ImageNet ResNet-50. Where no such weights are at hand (the demo
+catalog, or a user without the ImageNet file), the patch CNN can be pre-trained on the catalog's
 own image-text pairs instead: from the product crop (the L1 patch) it predicts which vocabulary
 words the product's text holds (softmax cross-entropy against the text's normalised bag of
 words, as in weakly supervised visual pre-training from captions). The features then carry what
-the texts name (colour, garment, pattern, details); a random backbone's barely do. Only the
-training folder is read; `export_backbone` writes the backbone's weights as the Keras .h5 file
-that `--resnet_weights` loads (the word head is dropped).
+the texts name (colour, garment, pattern, details); a random CNN's barely do. Only the
+training folder is read; `export_patch_cnn` writes the CNN's weights as the Keras .h5 file
+that `--patch_cnn_weights` loads (the word head is dropped).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tensorflow as tf
 import tf_keras
 
 from kaleido import config as config_lib
-from kaleido.dataloaders import backbone_words as word_inputs
+from kaleido.dataloaders import patch_cnn_words as word_inputs
 from kaleido.model import losses as losses_lib
 from kaleido.model import patch_embedder
 from kaleido.records import manifest as manifest_lib
@@ -29,21 +29,20 @@ from kaleido.utils import files
 
 
 class WordPredictor(tf_keras.Model):
-  """(B, P, P, 3) uint8 L1 patches -> (B, V) word logits through the patch backbone."""
+  """(B, P, P, 3) uint8 L1 patches -> (B, V) word logits through the patch CNN."""
 
-  def __init__(self, model: config_lib.PatchBackboneConfig, vocab_size: int, **kwargs):
+  def __init__(self, model: config_lib.PatchCnnConfig, vocab_size: int, **kwargs):
     super().__init__(**kwargs)
-    self._backbone_name = model.backbone
-    self.backbone = patch_embedder.build_backbone(model.backbone, model.patch_size,
-                                                  model.feature_size)
+    self._cnn_name = model.patch_cnn
+    self.cnn = patch_embedder.build_cnn(model.patch_cnn, model.patch_size, model.feature_size)
     self.word_head = tf_keras.layers.Dense(vocab_size, name="word_head")
 
   def call(self, patches: tf.Tensor) -> tf.Tensor:
-    pixels = patch_embedder.preprocess(self._backbone_name, tf.cast(patches, tf.float32))
-    return self.word_head(tf.nn.relu(self.backbone(pixels)))
+    pixels = patch_embedder.preprocess(self._cnn_name, tf.cast(patches, tf.float32))
+    return self.word_head(tf.nn.relu(self.cnn(pixels)))
 
 
-class BackboneWordsTask(base_task.Task):
+class PatchCnnWordsTask(base_task.Task):
   """Softmax cross-entropy of the word logits against the text's bag of words."""
 
   def __init__(self, config: config_lib.ExperimentConfig):
@@ -58,7 +57,7 @@ class BackboneWordsTask(base_task.Task):
 
   def build_model(self) -> tf_keras.Model:
     model = self.config.model
-    predictor = WordPredictor(model, self._vocab_size, name="backbone_words")
+    predictor = WordPredictor(model, self._vocab_size, name="patch_cnn_words")
     predictor(tf_keras.Input((model.patch_size, model.patch_size, 3), dtype=tf.uint8))
     return predictor
 
@@ -81,27 +80,27 @@ class BackboneWordsTask(base_task.Task):
     return {}
 
 
-def export_backbone(model: WordPredictor, path: str) -> None:
-  """Writes the backbone's weights (no word head) to the Keras .h5 file `path`, atomically."""
+def export_patch_cnn(model: WordPredictor, path: str) -> None:
+  """Writes the patch CNN's weights (no word head) to the Keras .h5 file `path`, atomically."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with files.atomic_path(path) as tmp_path:
-    model.backbone.save_weights(tmp_path, save_format="h5")
+    model.cnn.save_weights(tmp_path, save_format="h5")
 
 
-def experiment(train_data: str, model_dir: str, backbone: str = "small", train_steps: int = 800,
+def experiment(train_data: str, model_dir: str, patch_cnn: str = "small", train_steps: int = 800,
                seed: int = 0, batch_size: int = 64, learning_rate: float = 1e-3,
                feature_size: int = 2048) -> config_lib.ExperimentConfig:
   """The experiment of a word pre-training run on the prepared folder `train_data` (Adam at a
   constant rate, no clipping), validated."""
   manifest = manifest_lib.load(train_data)
   return config_lib.validate(config_lib.ExperimentConfig(
-      task=config_lib.TaskConfig(name=config_lib.BACKBONE_WORDS),
+      task=config_lib.TaskConfig(name=config_lib.PATCH_CNN_WORDS),
       data=config_lib.DataConfig(train_data=train_data, vocab_file=manifest.vocab_file,
                                  vocab_hash=manifest.vocab_hash,
                                  max_seq_length=manifest.max_seq_length,
                                  patch_size=manifest.patch_size),
-      model=config_lib.PatchBackboneConfig(backbone=backbone, patch_size=manifest.patch_size,
-                                           feature_size=feature_size),
+      model=config_lib.PatchCnnConfig(patch_cnn=patch_cnn, patch_size=manifest.patch_size,
+                                      feature_size=feature_size),
       optimizer=config_lib.OptimizerConfig(name="adam", learning_rate=learning_rate,
                                            schedule="constant", warmup_steps=0, clip_norm=0.0),
       training=config_lib.TrainingConfig(model_dir=model_dir, train_steps=train_steps,
@@ -111,11 +110,11 @@ def experiment(train_data: str, model_dir: str, backbone: str = "small", train_s
 
 def train_and_export(config: config_lib.ExperimentConfig, output_path: str,
                      strategy: tf.distribute.Strategy | None = None) -> dict[str, float]:
-  """Trains (or resumes) the run of `config`, writes the backbone to `output_path` and returns
+  """Trains (or resumes) the run of `config`, writes the patch CNN to `output_path` and returns
   the losses of the last summary window."""
-  task = BackboneWordsTask(config)
+  task = PatchCnnWordsTask(config)
   trainer = trainer_lib.Trainer(config, task, strategy)
   result = trainer.run()
   trainer_lib.stop_if_interrupted(result)
-  export_backbone(trainer.model, output_path)
+  export_patch_cnn(trainer.model, output_path)
   return result.losses
