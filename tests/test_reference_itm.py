@@ -103,8 +103,11 @@ def test_training_moves_the_checkpoints_layers(tiny_bert):
               "learning_rate": 1e-2, "pretrained_lr_multiplier": 0.1, "warmup_steps": 1,
               "eval_every": 2, "seed": 0}
   model = reference_itm.build_reference(directory, FEATURE_SIZE, seed=0)
-  curve = reference_itm.train(model, folder(2), folder(3), settings, log=lambda _: None)
+  written = []
+  curve = reference_itm.train(model, folder(2), folder(3), settings, log=lambda _: None,
+                              on_point=lambda so_far: written.append(len(so_far)))
   assert [point["step"] for point in curve] == [0, 2, 3]
+  assert written == [1, 2, 3]
   assert all(0.0 <= point["auc"] <= 1.0 for point in curve)
   assert np.isfinite(curve[-1]["train_loss"])
   query = model[0].transformer_layers[0]._attention_layer._query_dense.kernel.numpy()  # pylint: disable=protected-access

@@ -18,7 +18,9 @@ and as many other texts, a softmax over each group's margins (kaleido's
 --negatives_per_positive with --itm_loss=listwise). The texts (descriptions) and patch features
 are those of `--run`: its frozen patch CNN's features of the prepared training and development
 folders. Held-out: every development text with its own image and with one random other
-product's image (fixed draws), the accuracy of margin > 0 and the AUC of the margins.
+product's image (fixed draws), the accuracy of margin > 0 and the AUC of the margins; the
+curve so far is written (atomically) to --output_json after every score, "finished" once the
+last step is scored.
 """
 
 from __future__ import annotations
@@ -210,9 +212,10 @@ def _trimmed(data: dict[str, np.ndarray], texts: np.ndarray, images: np.ndarray)
           data["features"][images], data["boxes"][images])
 
 
-def train(model, train_data, eval_data, settings: dict, log=print) -> list[dict]:
+def train(model, train_data, eval_data, settings: dict, log=print,
+          on_point=lambda curve: None) -> list[dict]:
   """Trains the reference `model` (build_reference's); the held-out curve [{step, train_loss,
-  accuracy, auc}], step 0 before training."""
+  accuracy, auc}], step 0 before training, also given to `on_point` after every score."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
   from official.nlp import optimization  # pylint: disable=g-import-not-at-top
@@ -263,11 +266,13 @@ def train(model, train_data, eval_data, settings: dict, log=print) -> list[dict]
              "auc": auc(scores, labels)}
     log(f"step {step_number}: held-out ITM accuracy {point['accuracy']:.3f}, AUC "
         f"{point['auc']:.3f}, training loss {loss:.4f}")
-    return point
+    curve.append(point)
+    on_point(curve)
 
   rng = np.random.default_rng(settings["seed"])
   num_train = len(train_data["product_ids"])
-  curve = [heldout(0, float("nan"))]
+  curve = []
+  heldout(0, float("nan"))
   progress = progress_lib.Progress(steps, "reference ITM", unit="steps")
   losses = []
   for step_number in range(1, steps + 1):
@@ -278,7 +283,7 @@ def train(model, train_data, eval_data, settings: dict, log=print) -> list[dict]
                              tf.constant(targets))))
     progress.update(postfix=f"loss {losses[-1]:.3f}")
     if step_number % settings["eval_every"] == 0 or step_number == steps:
-      curve.append(heldout(step_number, float(np.mean(losses))))
+      heldout(step_number, float(np.mean(losses)))
       losses = []
   progress.close()
   return curve
@@ -307,10 +312,14 @@ def main(argv: list[str]) -> None:
   train_data = _folder_arrays(run, checkpoint, _TRAIN_DATA.value or run.data.train_data)
   eval_data = _folder_arrays(run, checkpoint, _EVAL_DATA.value or run.data.eval_data)
   model = build_reference(bert_dir, train_data["features"].shape[-1], settings["seed"])
-  curve = train(model, train_data, eval_data, settings)
-  files.write_json(_OUTPUT_JSON.value, {
-      "command": [sys.executable] + sys.argv, "run": _RUN.value, "bert_dir": bert_dir,
-      "settings": settings, "seconds": round(time.time() - started, 1), "curve": curve})
+
+  def write(curve: list[dict]) -> None:
+    files.write_json(_OUTPUT_JSON.value, {
+        "command": [sys.executable] + sys.argv, "run": _RUN.value, "bert_dir": bert_dir,
+        "settings": settings, "seconds": round(time.time() - started, 1),
+        "finished": curve[-1]["step"] == settings["steps"], "curve": curve})
+
+  train(model, train_data, eval_data, settings, on_point=write)
   print(f"Wrote {_OUTPUT_JSON.value}")
 
 
