@@ -2,12 +2,11 @@
 (kaleido.evaluation.run_results); tools/pretraining_table.py reads the ITM objective from the run's
 config and the scores from its pretraining_itm.json."""
 
-import importlib.util
 import json
-import pathlib
 
 from kaleido import config as config_lib
 from kaleido.evaluation import run_results
+from tests import tool_modules
 
 
 def _write(folder, name, payload):
@@ -39,10 +38,7 @@ def test_figures_come_from_the_runs_files(tmp_path):
 
 
 def test_the_pretraining_table_reads_the_objective_and_the_scores(tmp_path):
-  spec = importlib.util.spec_from_file_location(
-      "pretraining_table", pathlib.Path(__file__).parents[1] / "tools" / "pretraining_table.py")
-  pretraining_table = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(pretraining_table)
+  pretraining_table = tool_modules.load("pretraining_table")
   run_dir = tmp_path / "run"
   config_lib.save(config_lib.ExperimentConfig(
       task=config_lib.TaskConfig(pretraining=config_lib.PretrainingConfig(

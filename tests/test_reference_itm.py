@@ -4,18 +4,13 @@ never the query's product, and a few steps move the checkpoint's layers."""
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 
 from tests import test_bert_init
+from tests import tool_modules
 
-_SPEC = importlib.util.spec_from_file_location(
-    "reference_itm", pathlib.Path(__file__).parents[1] / "tools" / "reference_itm.py")
-reference_itm = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(reference_itm)
+reference_itm = tool_modules.load("reference_itm")
 
 FEATURE_SIZE = 6
 MAX_POSITIONS = 64

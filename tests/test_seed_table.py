@@ -1,20 +1,15 @@
 """tools/seed_table.py averages each figure over the seeds' runs, as run_demo.sh names them."""
 
-import importlib.util
 import json
 import os
 
 import tensorflow as tf
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import tool_modules
 
 
 def _tool():
-  spec = importlib.util.spec_from_file_location(
-      "seed_table", os.path.join(REPO_ROOT, "tools", "seed_table.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return tool_modules.load("seed_table")
 
 
 def _pretraining(model_dir, itm_accuracies):
