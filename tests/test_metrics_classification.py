@@ -73,3 +73,8 @@ def test_confusion_matrix_files(tmp_path):
   payload = json.loads(json_path.read_text())
   assert payload["class_names"] == NAMES and payload["matrix"] == confusion.tolist()
   assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion.csv", "confusion.json"]
+
+
+def test_pairwise_auc_counts_ties_as_half():
+  assert classification.pairwise_auc(np.array([3.0, 1.0]), np.array([2.0, 0.0])) == 0.75
+  assert classification.pairwise_auc(np.zeros(2), np.zeros(2)) == 0.5

@@ -24,6 +24,7 @@ the demo runs), for a start whose ITM stays at chance:
 from absl import app
 from absl import flags
 
+from kaleido.metrics import classification
 from kaleido.utils import cli
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "A pre-training --model_dir of train.py.")
@@ -68,13 +69,6 @@ def _masked_lm_probe(run, checkpoint: str, words: set[str]) -> dict[str, tuple[i
   return {key: tuple(value) for key, value in counts.items()}
 
 
-def _auc(positive, negative) -> float:
-  """P(a positive scores above a negative), ties counted half."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  positive, negative = np.asarray(positive)[:, None], np.asarray(negative)[None]
-  return float(np.mean(positive > negative) + 0.5 * np.mean(positive == negative))
-
-
 def _ridge_auc(own, other, train_rows, test_rows, penalty: float = 1.0) -> float:
   """Held-out AUC of a ridge classifier (+1 own, -1 other) fitted on `train_rows`' pairs."""
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -84,7 +78,7 @@ def _ridge_auc(own, other, train_rows, test_rows, penalty: float = 1.0) -> float
   y = np.concatenate([np.ones(len(train_rows)), -np.ones(len(train_rows))])
   w = np.linalg.solve(x.T @ x + penalty * len(x) * np.eye(x.shape[1]), x.T @ y)
   score = lambda states: ((states[test_rows] - mean) / scale) @ w
-  return _auc(score(own), score(other))
+  return classification.pairwise_auc(score(own), score(other))
 
 
 def _itm_probes(model_dir: str, eval_data: str
@@ -110,7 +104,8 @@ def _itm_probes(model_dir: str, eval_data: str
   train_rows, test_rows = np.flatnonzero(in_fitted), np.flatnonzero(~in_fitted)
   linear = {name: _ridge_auc(own_states[name], other_states[name], train_rows, test_rows)
             for name in own_states}
-  return (_auc(own, other), float(np.std(np.concatenate([own, other]))), count, linear,
+  return (classification.pairwise_auc(own, other), float(np.std(np.concatenate([own, other]))),
+          count, linear,
           model.attention_to_patches(rows, rows))
 
 

@@ -29,14 +29,25 @@ import os
 import sys
 import time
 
-from absl import app
 from absl import flags
 import numpy as np
+from official.nlp import optimization
+from official.nlp.modeling import networks
+from safetensors import numpy as safetensors_numpy
+import tensorflow as tf
+import tf_keras
 
+from kaleido import config as config_lib
+from kaleido.evaluation import model as evaluation_model
+from kaleido.metrics import classification
+from kaleido.pretrained import bert_init
 from kaleido.utils import cli
+from kaleido.utils import files
+from kaleido.utils import progress as progress_lib
 
 _RUN = flags.DEFINE_string("run", None, "A kaleido --model_dir whose data and patch CNN to use.")
-_TRAIN_DATA = flags.DEFINE_string("train_data", "", "Prepared training folder (default: the run's).")
+_TRAIN_DATA = flags.DEFINE_string("train_data", "",
+                                  "Prepared training folder (default: the run's).")
 _EVAL_DATA = flags.DEFINE_string("eval_data", "", "Prepared held-out folder (default: the run's).")
 _BERT_DIR = flags.DEFINE_string("bert_dir", "all-MiniLM-L6-v2",
                                 "A Hugging Face BERT folder, or all-MiniLM-L6-v2.")
@@ -58,30 +69,31 @@ PATCH_TYPE = 1
 def load_huggingface_bert(encoder, weights: dict[str, np.ndarray]) -> int:
   """Assigns Hugging Face BertModel `weights` to a built BertEncoderV2; the count assigned.
   Every encoder variable must be covered (a KeyError names the one missing)."""
+  # pylint: disable=protected-access  (Model Garden's layers keep their sublayers private)
   weights = {name.removeprefix("bert."): value for name, value in weights.items()}
   hidden = encoder.get_config()["hidden_size"]
   heads = encoder.get_config()["num_attention_heads"]
   by_head = lambda value: value.T.reshape(hidden, heads, hidden // heads)
   targets = [
       (encoder.get_embedding_layer().embeddings, "embeddings.word_embeddings.weight", None),
-      (encoder._position_embedding_layer.weights[0],  # pylint: disable=protected-access
+      (encoder._position_embedding_layer.weights[0],
        "embeddings.position_embeddings.weight", None),
-      (encoder._type_embedding_layer.embeddings,  # pylint: disable=protected-access
+      (encoder._type_embedding_layer.embeddings,
        "embeddings.token_type_embeddings.weight", None)]
-  norms = [(encoder._embedding_norm_layer, "embeddings.LayerNorm")]  # pylint: disable=protected-access
+  norms = [(encoder._embedding_norm_layer, "embeddings.LayerNorm")]
   denses = [(encoder.pooler_layer, "pooler.dense", np.transpose)]
   for i, block in enumerate(encoder.transformer_layers):
     prefix = f"encoder.layer.{i}"
-    attention = block._attention_layer  # pylint: disable=protected-access
-    denses += [(attention._query_dense, f"{prefix}.attention.self.query", by_head),  # pylint: disable=protected-access
-               (attention._key_dense, f"{prefix}.attention.self.key", by_head),  # pylint: disable=protected-access
-               (attention._value_dense, f"{prefix}.attention.self.value", by_head),  # pylint: disable=protected-access
-               (attention._output_dense, f"{prefix}.attention.output.dense",  # pylint: disable=protected-access
+    attention = block._attention_layer
+    denses += [(attention._query_dense, f"{prefix}.attention.self.query", by_head),
+               (attention._key_dense, f"{prefix}.attention.self.key", by_head),
+               (attention._value_dense, f"{prefix}.attention.self.value", by_head),
+               (attention._output_dense, f"{prefix}.attention.output.dense",
                 lambda value: value.T.reshape(heads, hidden // heads, hidden)),
-               (block._intermediate_dense, f"{prefix}.intermediate.dense", np.transpose),  # pylint: disable=protected-access
-               (block._output_dense, f"{prefix}.output.dense", np.transpose)]  # pylint: disable=protected-access
-    norms += [(block._attention_layer_norm, f"{prefix}.attention.output.LayerNorm"),  # pylint: disable=protected-access
-              (block._output_layer_norm, f"{prefix}.output.LayerNorm")]  # pylint: disable=protected-access
+               (block._intermediate_dense, f"{prefix}.intermediate.dense", np.transpose),
+               (block._output_dense, f"{prefix}.output.dense", np.transpose)]
+    norms += [(block._attention_layer_norm, f"{prefix}.attention.output.LayerNorm"),
+              (block._output_layer_norm, f"{prefix}.output.LayerNorm")]
   for layer, name, reshape in denses:
     kernel, bias = layer.kernel, layer.bias
     targets += [(kernel, f"{name}.weight", reshape),
@@ -100,14 +112,8 @@ def load_huggingface_bert(encoder, weights: dict[str, np.ndarray]) -> int:
 
 def build_reference(bert_dir: str, feature_size: int, seed: int):
   """(encoder, patch projection, ITM head) with the checkpoint's weights in the encoder."""
-  import json  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
-  from official.nlp.modeling import networks  # pylint: disable=g-import-not-at-top
-  from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
   tf_keras.utils.set_random_seed(seed)
-  with open(os.path.join(bert_dir, "config.json"), encoding="utf-8") as file:
-    config = json.load(file)
+  config = files.read_json(os.path.join(bert_dir, "config.json"))
   exact = config.get("hidden_act", "gelu") == "gelu"
   encoder = networks.BertEncoderV2(
       vocab_size=config["vocab_size"], hidden_size=config["hidden_size"],
@@ -133,7 +139,6 @@ def build_reference(bert_dir: str, feature_size: int, seed: int):
 
 def margins(model, word_ids, input_mask, features, boxes, training: bool):
   """(n,) ITM margins of the n (text, image) rows."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   encoder, projection, itm = model
   patches = projection(tf.concat([features, boxes], axis=-1))
   patch_mask = tf.ones(tf.shape(patches)[:2], tf.int32)
@@ -186,19 +191,9 @@ def heldout_pairs(product_ids: np.ndarray, seed: int) -> tuple[np.ndarray, np.nd
           np.concatenate([np.ones_like(rows), np.zeros_like(rows)]))
 
 
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-  """The probability that a matched pair's score exceeds an unmatched one's (ties count 1/2)."""
-  positive, negative = scores[labels == 1], scores[labels == 0]
-  greater = (positive[:, None] > negative[None, :]).mean()
-  ties = (positive[:, None] == negative[None, :]).mean()
-  return float(greater + 0.5 * ties)
-
-
-def _folder_arrays(run, checkpoint: str, folder: str) -> dict[str, np.ndarray]:
+def _folder_arrays(run_dir: str, folder: str) -> dict[str, np.ndarray]:
   """Texts (descriptions), boxes, product ids and the run's patch features of `folder`."""
-  from kaleido.evaluation import model as evaluation_model  # pylint: disable=g-import-not-at-top
-  evaluation = evaluation_model.EvaluationModel(run, checkpoint, folder, batch_size=64,
-                                                retrieval_text="description")
+  evaluation = evaluation_model.load(run_dir, folder, batch_size=64, retrieval_text="description")
   examples = evaluation.examples
   return {"word_ids": examples.word_ids, "input_mask": examples.input_mask,
           "boxes": examples.patch_boxes, "product_ids": examples.product_ids,
@@ -216,10 +211,6 @@ def train(model, train_data, eval_data, settings: dict, log=print,
           on_point=lambda curve: None) -> list[dict]:
   """Trains the reference `model` (build_reference's); the held-out curve [{step, train_loss,
   accuracy, auc}], step 0 before training, also given to `on_point` after every score."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
-  from official.nlp import optimization  # pylint: disable=g-import-not-at-top
-  from kaleido.utils import progress as progress_lib  # pylint: disable=g-import-not-at-top
   encoder, projection, itm = model
   steps = settings["steps"]
 
@@ -263,7 +254,7 @@ def train(model, train_data, eval_data, settings: dict, log=print,
         for start in range(0, len(texts), 128)])
     point = {"step": step_number, "train_loss": loss,
              "accuracy": float(((scores > 0) == (labels == 1)).mean()),
-             "auc": auc(scores, labels)}
+             "auc": classification.pairwise_auc(scores[labels == 1], scores[labels == 0])}
     log(f"step {step_number}: held-out ITM accuracy {point['accuracy']:.3f}, AUC "
         f"{point['auc']:.3f}, training loss {loss:.4f}")
     curve.append(point)
@@ -289,18 +280,9 @@ def train(model, train_data, eval_data, settings: dict, log=print,
   return curve
 
 
+@cli.user_errors_as_messages
 def main(argv: list[str]) -> None:
   del argv
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
-  from kaleido import errors  # pylint: disable=g-import-not-at-top
-  from kaleido.pretrained import bert_init  # pylint: disable=g-import-not-at-top
-  from kaleido.utils import files  # pylint: disable=g-import-not-at-top
-  run = config_lib.load(_RUN.value)
-  checkpoint = tf.train.latest_checkpoint(os.path.join(_RUN.value, "checkpoints"))
-  if checkpoint is None:
-    raise errors.KaleidoError(f"{_RUN.value!r} has no checkpoint yet; train it for a step "
-                              "(its patch CNN gives the features) and run this again.")
   bert_dir = bert_init.resolve_bert_init(_BERT_DIR.value)
   settings = {"negatives": _NEGATIVES.value, "group_size": _GROUP_SIZE.value,
               "steps": _STEPS.value, "batch_size": _BATCH_SIZE.value,
@@ -309,8 +291,9 @@ def main(argv: list[str]) -> None:
               "warmup_steps": _WARMUP_STEPS.value, "eval_every": _EVAL_EVERY.value,
               "seed": _SEED.value}
   started = time.time()
-  train_data = _folder_arrays(run, checkpoint, _TRAIN_DATA.value or run.data.train_data)
-  eval_data = _folder_arrays(run, checkpoint, _EVAL_DATA.value or run.data.eval_data)
+  run = config_lib.load(_RUN.value)
+  train_data = _folder_arrays(_RUN.value, _TRAIN_DATA.value or run.data.train_data)
+  eval_data = _folder_arrays(_RUN.value, _EVAL_DATA.value or run.data.eval_data)
   model = build_reference(bert_dir, train_data["features"].shape[-1], settings["seed"])
 
   def write(curve: list[dict]) -> None:

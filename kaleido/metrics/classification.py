@@ -1,4 +1,5 @@
-"""Accuracy, macro-F1 and the confusion matrix for category / subcategory recognition.
+"""Accuracy, macro-F1 and the confusion matrix for category / subcategory recognition, and the
+AUC of a binary score (matched against mismatched image-text pairs).
 
 Two macro-F1 variants, because papers differ and the paper's Table 3 does not say:
 - "all": the mean of the per-class F1 over every class id 0..num_classes-1. A class with no
@@ -80,3 +81,10 @@ def write_confusion_matrix(path: str, confusion: np.ndarray, class_names: Sequen
       writer.writerow(["true \\ predicted", *class_names])
       for name, row in zip(class_names, confusion.tolist()):
         writer.writerow([name, *row])
+
+
+def pairwise_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+  """The probability that a positive's score exceeds a negative's (ties count 1/2): the area
+  under the ROC curve, from every (positive, negative) pair."""
+  positive, negative = np.asarray(positive)[:, None], np.asarray(negative)[None]
+  return float(np.mean(positive > negative) + 0.5 * np.mean(positive == negative))
