@@ -56,6 +56,7 @@ TASK_LEVELS = {"rr": 1, "jps": 2, "cp": 3, "g2cm": 4, "b2cm": 5}  # the level ea
 PAPER_LOSSES = ("amlm", "itm") + KALEIDO_TASKS  # the paper's seven (Eq. 8)
 # Beyond the paper: image-text contrastive alignment of text-only and image-only passes.
 ALL_LOSSES = PAPER_LOSSES + ("itc",)
+MATCHING_LOSSES = ("itm", "itc")  # what PretrainingConfig.matching_first_steps trains first
 CAPTION_MODES = ("autoregressive", "one_shot")
 # The text side of retrieval: the product name (title, the paper's section 4.2) or the text the
 # data was prepared with (data/prepare.py --text_field, the description by default).
@@ -105,6 +106,10 @@ class PretrainingConfig:
   itm_negatives_per_positive: int = 0
   itm_loss: str = "binary"
   itm_group_every: int = 1  # one pair in this many of each replica's batch gets a group
+  # The first N steps minimise the matching losses alone (ITM, and ITC when enabled); the other
+  # losses join at step N. A pretrained BERT's kept layers learn ITM alone, but beside AMLM from
+  # the first step it stays at chance (issue #34). 0: every loss from the start (Eq. 8).
+  matching_first_steps: int = 0
 
   def weight(self, name: str) -> float:
     """Loss weight of `name`; 0 when the task is disabled."""
@@ -456,6 +461,15 @@ def _validate_pretraining(pretraining: PretrainingConfig) -> None:
          "--negatives_per_positive=K (K >= 1) with it.")
 
 
+def _validate_matching_first(pretraining: PretrainingConfig, train_steps: int) -> None:
+  steps = pretraining.matching_first_steps
+  _check(0 <= steps < train_steps,
+         f"--matching_first_steps={steps} must be between 0 and --train_steps={train_steps}.")
+  _check(not steps or any(pretraining.weight(name) > 0 for name in MATCHING_LOSSES),
+         f"--matching_first_steps={steps} trains ITM (or ITC) alone first; it needs itm or itc in"
+         " --tasks with a weight above 0.")
+
+
 def _validate_kaleido_model(model: KaleidoBertConfig) -> None:
   _check(min(model.hidden_size, model.num_layers, model.num_heads,
              model.intermediate_size) >= 1, "The encoder sizes must all be at least 1.")
@@ -599,6 +613,7 @@ def validate(config: ExperimentConfig, replicas: int = 1,
            f"--negatives_per_positive={k} must be from 0 to the global batch size minus one "
            f"({config.training.batch_size - 1}).")
     _validate_group_every(task.pretraining.itm_group_every, config.training.batch_size, replicas)
+    _validate_matching_first(task.pretraining, config.training.train_steps)
   if task.is_finetune:
     _one_of(task.finetune.caption_mode, CAPTION_MODES, "caption_mode")
     _one_of(task.finetune.retrieval_text, RETRIEVAL_TEXTS, "retrieval_text")

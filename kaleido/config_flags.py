@@ -267,6 +267,10 @@ SETTINGS = (
             "ITM reads one more joint pass, over the text with its masked tokens restored and the"
             " patches with none greyed or blanked (the other losses read the masked pass, as in "
             "the paper)."),
+    Setting("matching_first_steps", ("task.pretraining.matching_first_steps",),
+            "The first N steps minimise ITM (and ITC when in --tasks) alone; the other losses "
+            "join at step N. Lets a pretrained BERT's kept layers learn matching before AMLM and"
+            " the kaleido tasks pull on them (0: all losses from the start, the paper's)."),
 )
 
 

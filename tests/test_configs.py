@@ -35,9 +35,10 @@ def test_flag_files_validate_and_hold_their_recipes():
   configs = _validated_configs()
   assert len(configs) >= 11
   bert = configs["demo_pretrain_bert.flags"]
-  # The embeddings-only MiniLM start of issue #12 on top of the demo's pre-training recipe.
+  # Issue #34: MiniLM with every layer kept, ITM alone first, on the demo's pre-training recipe.
   assert bert["init"]["bert_init"] == "all-MiniLM-L6-v2"
-  assert bert["init"]["bert_reinit_layers"] == 6 and bert["init"]["patch_norm_from_text"]
+  assert bert["init"]["bert_reinit_layers"] == 0 and bert["init"]["patch_norm_from_text"]
+  assert bert["task"]["pretraining"]["matching_first_steps"] == 400
   assert bert["optimizer"]["pretrained_lr_multiplier"] == 0.1
   assert bert["training"]["train_steps"] == configs["demo_pretrain.flags"]["training"]["train_steps"]
   paper = configs["pretrain_fashiongen.flags"]

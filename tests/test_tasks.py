@@ -122,6 +122,35 @@ def fixture_pretraining_run(data, tmp_path_factory):
   return run
 
 
+def _variable_values(checkpoint: str, *parts: str) -> list[np.ndarray]:
+  """The values of a checkpoint's model variables whose key holds every one of `parts`."""
+  reader = tf.train.load_checkpoint(checkpoint)
+  keys = sorted(key for key, _ in tf.train.list_variables(checkpoint)
+                if key.startswith("model/") and "OPTIMIZER_SLOT" not in key and
+                all(part in key for part in parts))
+  assert keys, parts
+  return [reader.get_tensor(key) for key in keys]
+
+
+def test_matching_first_steps_train_through_itm_alone_then_every_loss_joins(data, tmp_path):
+  """--matching_first_steps=2 (no weight decay, so only gradients move weights): in step 2 the
+  encoder layers and the ITM head move while the AMLM and RR heads wait; in step 3 their losses
+  join and move them."""
+  config = _config(data, tmp_path, steps=3)
+  pretraining = dataclasses.replace(config.task.pretraining, matching_first_steps=2)
+  config = dataclasses.replace(
+      config, task=dataclasses.replace(config.task, pretraining=pretraining),
+      optimizer=dataclasses.replace(config.optimizer, weight_decay=0.0),
+      training=dataclasses.replace(config.training, checkpoint_every=1))
+  _train(config)
+  after = {step: str(tmp_path / "checkpoints" / f"ckpt-{step}") for step in (1, 2, 3)}
+  moved = lambda step, *parts: not all(np.array_equal(a, b) for a, b in zip(
+      _variable_values(after[step - 1], *parts), _variable_values(after[step], *parts)))
+  assert not moved(2, "heads/masked_lm/dense") and not moved(2, "heads/rr")
+  assert moved(2, "transformer_layers", "kernel") and moved(2, "heads/itm")
+  assert moved(3, "heads/masked_lm/dense") and moved(3, "heads/rr")
+
+
 def test_autoregressive_caption_model_is_causal_in_text_and_patches_ignore_text(data, tmp_path):
   config = _config(data, tmp_path, "caption")
   task = factory.create_task(config)

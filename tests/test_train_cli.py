@@ -70,6 +70,7 @@ FLAG_ERRORS = {
     "--loss_weights=rr=": "is not name=value",
     "--train_steps=0": "must be at least 1",
     "--warmup_steps=50": "must be between 0 and --train_steps=10",
+    "--matching_first_steps=10": "--matching_first_steps=10 must be between 0 and --train_steps",
     "--patch_cnn=resnet50": "has no --patch_cnn_weights",
     "--patch_norm_from_text": "copies the LayerNorm of a --bert_init checkpoint",
     "--strategy=tpu": "found no TPU",  # this machine has none

@@ -136,10 +136,18 @@ def loss_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
   return terms
 
 
-def _with_total(losses: dict[str, tf.Tensor],
-                task_config: config_lib.PretrainingConfig) -> dict[str, tf.Tensor]:
+def _with_total(losses: dict[str, tf.Tensor], task_config: config_lib.PretrainingConfig,
+                matching_only: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+  """`losses` with every name of ALL_LOSSES and their weighted sum as "total"; where the scalar
+  bool `matching_only` holds, the total counts only the MATCHING_LOSSES."""
   losses = {name: losses.get(name, tf.constant(0.0)) for name in config_lib.ALL_LOSSES}
-  losses["total"] = tf.add_n([task_config.weight(name) * loss for name, loss in losses.items()])
+  weighted = {name: task_config.weight(name) * loss for name, loss in losses.items()}
+  matching = tf.add_n([weighted[name] for name in config_lib.MATCHING_LOSSES])
+  others = tf.add_n([loss for name, loss in weighted.items()
+                     if name not in config_lib.MATCHING_LOSSES])
+  if matching_only is not None:
+    others *= 1.0 - tf.cast(matching_only, others.dtype)
+  losses["total"] = matching + others
   return losses
 
 
@@ -164,14 +172,16 @@ def pretraining_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor
 
 
 def replica_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
-                   task_config: config_lib.PretrainingConfig,
-                   itm: Term | None = None) -> dict[str, tf.Tensor]:
+                   task_config: config_lib.PretrainingConfig, itm: Term | None = None,
+                   matching_only: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
   """This replica's share of the global-batch losses (same keys); call in a replica context.
 
   Summing any value over replicas gives the mean over the global batch; with one replica it
-  equals `pretraining_losses`. `itm` as in `loss_terms`.
+  equals `pretraining_losses`. `itm` as in `loss_terms`; where the scalar bool `matching_only`
+  holds, "total" is the weighted ITM and ITC losses alone (the other values stay reported).
   """
-  return _with_total(replica_shares(loss_terms(batch, outputs, task_config, itm)), task_config)
+  return _with_total(replica_shares(loss_terms(batch, outputs, task_config, itm)), task_config,
+                     matching_only)
 
 
 def metric_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],

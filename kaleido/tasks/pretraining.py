@@ -76,8 +76,12 @@ class PretrainingTask(kaleido_task.KaleidoTask):
     return (losses_lib.weighted_term(loss, weights), losses_lib.weighted_term(correct, weights))
 
   def replica_losses(self, batch, outputs):
-    return losses_lib.replica_losses(batch, outputs, self.config.task.pretraining,
-                                     self._itm_terms(outputs)[0])
+    pretraining = self.config.task.pretraining
+    matching_only = None
+    if pretraining.matching_first_steps and self.step is not None:
+      matching_only = self.step < pretraining.matching_first_steps
+    return losses_lib.replica_losses(batch, outputs, pretraining, self._itm_terms(outputs)[0],
+                                     matching_only)
 
   def replica_metrics(self, batch, outputs):
     return losses_lib.replica_metrics(batch, outputs, self._itm_terms(outputs)[1])

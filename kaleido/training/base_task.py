@@ -24,6 +24,12 @@ class Task(abc.ABC):
 
   def __init__(self, config: config_lib.ExperimentConfig):
     self.config = config
+    self.step: tf.Variable | None = None
+
+  def set_step(self, step: tf.Variable) -> None:
+    """Gives the task the trainer's step counter (checkpointed with the run), for losses that
+    change with the step; the trainer calls it before building its steps."""
+    self.step = step
 
   @property
   @abc.abstractmethod

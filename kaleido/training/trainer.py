@@ -101,6 +101,7 @@ class Trainer:
         self.checkpoint, os.path.join(self._writer_dir, "checkpoints"),
         max_to_keep=training.max_checkpoints)
     self._data_seed = training.seed
+    task.set_step(self.step)
     self._train_step = self._make_train_step()
     self._eval_step = self._make_eval_step()
     # Every worker takes part in a save; only the chief's copy is kept (see writer_dir).
