@@ -1,5 +1,5 @@
-"""tools/matching_results.py reads each figure from the evaluation files it names
-(kaleido.evaluation.run_results); tools/pretraining_table.py reads the ITM objective from the run's
+"""tools/matching_results.py and tools/pretrained_results.py read each figure from the evaluation
+files it names (kaleido.evaluation.run_results); tools/pretraining_table.py reads the ITM objective from the run's
 config and the scores from its pretraining_itm.json."""
 
 import json
@@ -15,6 +15,31 @@ def _write(folder, name, payload):
 
 def _recalls(r1):
   return {"results": {"x": {"R@1": r1, "R@5": r1 + 10, "R@10": r1 + 20, "protocol": "p"}}}
+
+
+def _finished_pipeline(folder, r1=50.0, cider=80.5):
+  folder.mkdir(parents=True, exist_ok=True)
+  _write(folder, "itr", _recalls(r1))
+  _write(folder, "tir", _recalls(r1 + 2))
+  _write(folder, "caption", {"results": {"caption": {"CIDEr": cider, "BLEU-4": 11.0}}})
+  _write(folder, "subcategory", {"results": {"subcategory": {"accuracy": r1 + 40}}})
+  _write(folder, "pretraining_itm", {"values": {"itm_accuracy": r1 / 100, "total": 4.0}})
+  (folder / "commands.txt").write_text("python train.py --a\n", encoding="utf-8")
+
+
+def test_pretrained_results_hold_each_starts_files_and_means(tmp_path):
+  pretrained_results = tool_modules.load("pretrained_results")
+  for seed, (r1, cider) in enumerate(((50.0, 80.0), (60.0, 90.0))):
+    _finished_pipeline(tmp_path / ("demo_eval_bert_paper" + (f"_seed{seed}" if seed else "")),
+                       r1, cider)
+  runs = [pretrained_results.run_entry("minilm", seed, run_results.eval_folder(
+      str(tmp_path), "_bert_paper", seed)) for seed in (0, 1)]
+  assert runs[1] == {"start": "minilm", "seed": 1, "commands": ["python train.py --a"],
+                     "pretrain_development_itm_accuracy": 0.6, "itr_R@1": 60.0,
+                     "tir_R@1": 62.0, "caption_cider": 90.0, "subcategory_accuracy": 100.0}
+  assert pretrained_results.means(runs, "minilm") == {
+      "pretrain_development_itm_accuracy": 0.55, "itr_R@1": 55.0, "tir_R@1": 57.0,
+      "caption_cider": 85.0, "subcategory_accuracy": 95.0}
 
 
 def test_figures_come_from_the_runs_files(tmp_path):
@@ -33,6 +58,7 @@ def test_figures_come_from_the_runs_files(tmp_path):
   assert figures["full"] == {"itc": {"itr": {"R@1": 40.0, "R@5": 50.0, "R@10": 60.0},
                                      "tir": {"R@1": 41.0, "R@5": 51.0, "R@10": 61.0}}}
   assert figures["caption_cider"] == 80.5 and figures["category_accuracy"] == 99.1
+  assert figures["subcategory_accuracy"] is None  # its file is absent
   assert figures["pretrain_development_itm_accuracy"] == 0.86
   assert figures["commands"] == ["python train.py --a", "python evaluate.py --b"]
 

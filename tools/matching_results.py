@@ -34,9 +34,9 @@ def main(argv):
   for recipe in _RECIPES.value:
     name, _, suffix = recipe.partition(":")
     for seed in map(int, _SEEDS.value):
-      folder = os.path.join(_RUNS_DIR.value,
-                            f"demo_eval{suffix}" + (f"_seed{seed}" if seed else ""))
-      runs.append({"seed": seed, "recipe": name, **run_results.run_figures(folder)})
+      figures = run_results.run_figures(run_results.eval_folder(_RUNS_DIR.value, suffix, seed))
+      del figures["subcategory_accuracy"]  # not in issue #33's shape
+      runs.append({"seed": seed, "recipe": name, **figures})
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   files.write_json(_OUTPUT.value, {"runs": runs})
   for recipe in _RECIPES.value:

@@ -11,6 +11,11 @@ RECALLS = ("R@1", "R@5", "R@10")
 FULL = {"itc": "full_itc", "rerank20_margin": "full_rerank20", "rerank20_fused": "full_fused20"}
 
 
+def eval_folder(runs_dir: str, suffix: str, seed: int) -> str:
+  """tools/run_demo.sh's evaluation folder of a variant (its folder suffix) and seed."""
+  return os.path.join(runs_dir, f"demo_eval{suffix}" + (f"_seed{seed}" if seed else ""))
+
+
 def result(folder: str, name: str) -> dict | None:
   """The one result of `folder`/`name`.json, None when the file is absent."""
   path = os.path.join(folder, f"{name}.json")
@@ -31,7 +36,7 @@ def _directions(folder: str, prefix: str) -> dict | None:
 
 def run_figures(folder: str) -> dict:
   """{commands, pretrain_development_itm_accuracy, sample100, full, caption_cider,
-  category_accuracy} of one pipeline's evaluation folder (Rank@K in percent as evaluate.py
+  category_accuracy, subcategory_accuracy} of one pipeline's evaluation folder (Rank@K in percent as evaluate.py
   writes them; a figure whose file is absent is left out or None)."""
   pretraining = files.read_json(os.path.join(folder, "pretraining_itm.json"),
                                 "finish the pipeline with tools/run_demo.sh (its last step)")
@@ -42,7 +47,8 @@ def run_figures(folder: str) -> dict:
   with open(commands_path, encoding="utf-8") as f:
     commands = [line.strip() for line in f if line.strip()]
   full = {name: _directions(folder, f"{prefix}_") for name, prefix in FULL.items()}
-  caption, category = result(folder, "caption"), result(folder, "category")
+  caption = result(folder, "caption")
+  category, subcategory = result(folder, "category"), result(folder, "subcategory")
   return {
       "commands": commands,
       "pretrain_development_itm_accuracy": pretraining["values"]["itm_accuracy"],
@@ -50,4 +56,5 @@ def run_figures(folder: str) -> dict:
       "full": {name: value for name, value in full.items() if value is not None},
       "caption_cider": caption["CIDEr"] if caption else None,
       "category_accuracy": category["accuracy"] if category else None,
+      "subcategory_accuracy": subcategory["accuracy"] if subcategory else None,
   }
