@@ -2,10 +2,16 @@
 files it names (kaleido.evaluation.run_results); tools/pretraining_table.py reads the ITM objective from the run's
 config and the scores from its pretraining_itm.json."""
 
+import dataclasses
 import json
 
+import pytest
+
 from kaleido import config as config_lib
+from kaleido import errors
 from kaleido.evaluation import run_results
+from kaleido.records import manifest as manifest_lib
+from tests import catalogs
 from tests import tool_modules
 
 
@@ -61,6 +67,24 @@ def test_figures_come_from_the_runs_files(tmp_path):
   assert figures["subcategory_accuracy"] is None  # its file is absent
   assert figures["pretrain_development_itm_accuracy"] == 0.86
   assert figures["commands"] == ["python train.py --a", "python evaluate.py --b"]
+
+
+def test_pretraining_itm_scores_the_runs_own_held_out_folder_and_refuses_another_vocabulary(
+    tmp_path):
+  pretraining_itm = tool_modules.load("pretraining_itm")
+  data = catalogs.prepared_demo(str(tmp_path / "data"), 6, seed=2)
+  manifest = manifest_lib.load(data)
+  run = config_lib.ExperimentConfig(
+      data=config_lib.DataConfig(train_data=data, eval_data=data, vocab_file=manifest.vocab_file,
+                                 vocab_hash=manifest.vocab_hash),
+      training=config_lib.TrainingConfig(model_dir=str(tmp_path / "run")))
+  assert pretraining_itm.held_out_folder(run, "") == data
+  other = dataclasses.replace(run, data=dataclasses.replace(run.data, vocab_hash="0" * 64))
+  with pytest.raises(errors.KaleidoError, match="prepared with the vocabulary"):
+    pretraining_itm.held_out_folder(other, data)
+  unevaluated = dataclasses.replace(run, data=dataclasses.replace(run.data, eval_data=""))
+  with pytest.raises(errors.KaleidoError, match="trained without --eval_data"):
+    pretraining_itm.held_out_folder(unevaluated, "")
 
 
 def test_the_pretraining_table_reads_the_objective_and_the_scores(tmp_path):

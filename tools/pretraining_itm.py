@@ -1,6 +1,6 @@
 r"""A pre-training run's ITM accuracy on held-out pairs with the paper's random negatives.
 
-  python tools/pretraining_itm.py --run runs/demo_pretrain --eval_data workdir/demo/prepared/development
+  python tools/pretraining_itm.py --run runs/demo_pretrain [--eval_data FOLDER]
 
 However the run trained ITM (the paper's masked pass over pipeline pairs, --itm_unmasked, or
 in-step groups of --negatives_per_positive), this scores its last checkpoint the same way: the
@@ -19,10 +19,13 @@ import tempfile
 from absl import app
 from absl import flags
 
+from kaleido import errors
 from kaleido.utils import cli
 
 _RUN = flags.DEFINE_string("run", None, "A pre-training --model_dir of train.py.")
-_EVAL_DATA = flags.DEFINE_string("eval_data", None, "A prepared folder of held-out products.")
+_EVAL_DATA = flags.DEFINE_string(
+    "eval_data", "", "A prepared folder of held-out products, tokenised with the run's vocabulary"
+    " (default: the one the run was evaluated on while it trained, its --eval_data).")
 _BATCHES = flags.DEFINE_integer("batches", 10, "Held-out batches (of the run's batch size).")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", "", "Also write the figures here as JSON.")
 
@@ -43,6 +46,20 @@ def paper_pairs_config(run, eval_data: str, model_dir: str, batches: int):
       evaluation=dataclasses.replace(run.evaluation, eval_steps=batches)))
 
 
+def held_out_folder(run, eval_data: str) -> str:
+  """`eval_data`, else the folder `run` was evaluated on while it trained; a KaleidoError when
+  there is none or when it was tokenised with another vocabulary than the run's."""
+  from kaleido.evaluation import runs  # pylint: disable=g-import-not-at-top
+  from kaleido.records import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  folder = eval_data or run.data.eval_data
+  if not folder:
+    raise errors.KaleidoError(f"The run in {run.training.model_dir!r} was trained without "
+                              "--eval_data; pass --eval_data=FOLDER, held-out data prepared with "
+                              "its vocabulary.")
+  runs.check_vocabulary(run, manifest_lib.load(folder), folder)
+  return folder
+
+
 @cli.user_errors_as_messages
 def main(argv):
   del argv
@@ -51,8 +68,9 @@ def main(argv):
   from kaleido.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   from kaleido.utils import restoring  # pylint: disable=g-import-not-at-top
   run = config_lib.load_pretraining_run(_RUN.value, "run")
+  eval_data = held_out_folder(run, _EVAL_DATA.value)
   with tempfile.TemporaryDirectory() as scratch:
-    config = paper_pairs_config(run, _EVAL_DATA.value, scratch, _BATCHES.value)
+    config = paper_pairs_config(run, eval_data, scratch, _BATCHES.value)
     task = factory.create_task(config)
     trainer = trainer_lib.Trainer(config, task)
     checkpoint = restoring.latest_checkpoint(_RUN.value)
@@ -62,16 +80,16 @@ def main(argv):
     values = trainer.evaluate()
   pass_read = "restored" if config.task.pretraining.itm_unmasked else "masked"
   print(f"{checkpoint}: ITM accuracy {100 * values['itm_accuracy']:.2f}% on "
-        f"{_BATCHES.value} batches of {_EVAL_DATA.value} (random negatives, half of the pairs; "
+        f"{_BATCHES.value} batches of {eval_data} (random negatives, half of the pairs; "
         f"the {pass_read} pass)")
   print(", ".join(f"{name}={value:.4f}" for name, value in sorted(values.items())))
   if _OUTPUT_JSON.value:
     from kaleido.utils import files  # pylint: disable=g-import-not-at-top
     files.write_json(_OUTPUT_JSON.value, {
-        "run": _RUN.value, "checkpoint": checkpoint, "eval_data": _EVAL_DATA.value,
+        "run": _RUN.value, "checkpoint": checkpoint, "eval_data": eval_data,
         "batches": _BATCHES.value, "pass": pass_read, "values": values})
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["run", "eval_data"])
+  flags.mark_flags_as_required(["run"])
   app.run(main)

@@ -121,8 +121,9 @@ for task in $tasks; do
     *) evaluate "$task" "runs/demo_${task}${suffix}" ;;
   esac
 done
-# Pre-training ITM on the development split with the paper's random negatives.
+# Pre-training ITM on the development split with the paper's random negatives (the run's own
+# held-out folder: the demo's development split, prepared with the run's vocabulary).
 if [[ "${NO_PRETRAIN:-0}" != 1 ]]; then
   run python tools/pretraining_itm.py --run="$pretrain_dir" \
-      --eval_data=workdir/demo/prepared/development --output_json="$out/pretraining_itm.json"
+      --output_json="$out/pretraining_itm.json"
 fi
