@@ -39,6 +39,7 @@ def test_flag_files_validate_and_hold_their_recipes():
   assert bert["init"]["bert_init"] == "all-MiniLM-L6-v2"
   assert bert["init"]["bert_reinit_layers"] == 0 and bert["init"]["patch_norm_from_text"]
   assert bert["task"]["pretraining"]["matching_first_steps"] == 400
+  assert bert["task"]["pretraining"]["itm_unmasked"]
   assert bert["optimizer"]["pretrained_lr_multiplier"] == 0.1
   assert bert["training"]["train_steps"] == configs["demo_pretrain.flags"]["training"]["train_steps"]
   paper = configs["pretrain_fashiongen.flags"]

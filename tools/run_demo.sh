@@ -10,7 +10,7 @@
 #   BERT_INIT=all-MiniLM-L6-v2   start from a pretrained BERT (configs/demo_pretrain_bert.flags:
 #                                its weights at a lower rate; configs/demo_<task>_bert.flags where
 #                                a fine-tune needs its own): every pretrained layer kept, ITM
-#                                alone for the first 400 steps (issue #34, BUILD_NOTES.md); the
+#                                alone (unmasked) for the first 400 steps (issue #34); the
 #                                demo data is prepared with its vocabulary
 #   RETRIEVAL_TEXT=description   rank the prepared texts instead of the product names (titles)
 #   EVAL_SPLIT=development       evaluate on the split for tuning decisions instead of validation
