@@ -36,8 +36,8 @@ def _directions(folder: str, prefix: str) -> dict | None:
 
 def run_figures(folder: str) -> dict:
   """{commands, pretrain_development_itm_accuracy, sample100, full, caption_cider,
-  category_accuracy, subcategory_accuracy} of one pipeline's evaluation folder (Rank@K in percent as evaluate.py
-  writes them; a figure whose file is absent is left out or None)."""
+  category_accuracy, subcategory_accuracy} of one pipeline's evaluation folder (Rank@K in
+  percent as evaluate.py writes them; a figure whose file is absent is left out or None)."""
   pretraining = files.read_json(os.path.join(folder, "pretraining_itm.json"),
                                 "finish the pipeline with tools/run_demo.sh (its last step)")
   commands_path = os.path.join(folder, "commands.txt")
