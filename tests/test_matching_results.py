@@ -1,6 +1,7 @@
 """tools/matching_results.py and tools/pretrained_results.py read each figure from the evaluation
-files it names (kaleido.evaluation.run_results); tools/pretraining_table.py reads the ITM objective from the run's
-config and the scores from its pretraining_itm.json."""
+files it names (kaleido.evaluation.run_results); tools/pretraining_table.py reads the ITM
+objective from the run's config and the scores from its pretraining_itm.json; tools/
+pretraining_itm.py scores the run's own held-out folder."""
 
 import dataclasses
 import json
