@@ -240,6 +240,9 @@ class KaleidoBertConfig:
   # The kaleido levels the encoder sees (Table 4's fixed-scale columns: e.g. (5,) for the 5x5
   # grid alone); the patches of the other levels are left out of attention.
   kaleido_levels: tuple[int, ...] = (1, 2, 3, 4, 5)
+  # Blocks that see within each modality only before the others fuse text and patches (a late
+  # fusion, as ALBEF's; 0: the paper's single stream, every block across both).
+  fusion_layer: int = 0
   # The ITC head (when the itc loss is on): embedding size and initial softmax temperature.
   contrastive_dim: int = 256
   contrastive_temperature: float = 0.07
@@ -481,6 +484,9 @@ def _validate_kaleido_model(model: KaleidoBertConfig) -> None:
   levels = model.kaleido_levels
   _check(bool(levels) and len(set(levels)) == len(levels) and set(levels) <= {1, 2, 3, 4, 5},
          f"--kaleido_levels={','.join(map(str, levels))} must name distinct levels of 1..5.")
+  _check(0 <= model.fusion_layer < model.num_layers,
+         f"--fusion_layer={model.fusion_layer} must be at least 0 and below --num_layers="
+         f"{model.num_layers} (at least one block must see text and patches together).")
   _check(model.contrastive_dim >= 1 and 0 < model.contrastive_temperature <= 1,
          f"--contrastive_dim={model.contrastive_dim} must be at least 1 and "
          f"--contrastive_temperature={model.contrastive_temperature} in (0, 1].")

@@ -217,6 +217,10 @@ SETTINGS = (
             "The kaleido levels the encoder sees (Table 4's fixed-scale columns: e.g. 5 for the "
             "5x5 grid alone); the others are left out of attention. Pre-training tasks that read "
             "a left-out level (rr 1, jps 2, cp 3, g2cm 4, b2cm 5) are refused.", form=_LEVELS),
+    Setting("fusion_layer", ("model.fusion_layer",),
+            "Encoder blocks that see within each modality only (text text, patches patches) "
+            "before the rest fuse them, as ALBEF's late fusion; 0: the paper's single stream, "
+            "every block across text and patches."),
     Setting("patch_cnn", ("model.patch_cnn",),
             "Patch feature extractor (`small` for quick runs).", choices=config_lib.CNNS),
     Setting("patch_cnn_trainable", ("model.patch_cnn_trainable",),

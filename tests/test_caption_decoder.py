@@ -15,12 +15,12 @@ from kaleido.patches import kaleido_grid
 CLS, SEP, PAD, VOCAB, LENGTH = 2, 3, 0, 40, 12
 
 
-def _captioner(levels=kaleido_grid.LEVELS):
+def _captioner(levels=kaleido_grid.LEVELS, fusion_layer=0):
   tf_keras.utils.set_random_seed(3)
   model = config_lib.KaleidoBertConfig(
       vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
       max_seq_length=LENGTH, patch_size=16, patch_cnn="small", feature_size=24,
-      kaleido_levels=levels)
+      kaleido_levels=levels, fusion_layer=fusion_layer)
   captioner = kaleido_bert.build_finetune_model(config_lib.TaskConfig(name="caption"), model)
   # Larger weights than the initial ones and a nudge towards [SEP]: captions that differ by
   # image, beams that differ from greedy decoding, and beams that end before the last position.
@@ -44,9 +44,10 @@ def _uncached_step(captioner, features, boxes, levels=kaleido_grid.LEVELS, beam_
       levels)
 
 
-@pytest.mark.parametrize("levels", [kaleido_grid.LEVELS, (5,)])
-def test_cached_log_probabilities_equal_the_full_encoders(levels):
-  captioner, features, boxes = _captioner(levels)
+@pytest.mark.parametrize("levels, fusion_layer", [(kaleido_grid.LEVELS, 0), ((5,), 0),
+                                                  (kaleido_grid.LEVELS, 1)])
+def test_cached_log_probabilities_equal_the_full_encoders(levels, fusion_layer):
+  captioner, features, boxes = _captioner(levels, fusion_layer)
   decoder = caption_decoder.CachedDecoder(captioner, CLS, SEP, PAD, levels)
   tokens = np.full((4, LENGTH), PAD, np.int32)
   tokens[:, 0] = CLS

@@ -353,3 +353,17 @@ def test_attention_probabilities_cover_only_visible_positions_and_are_even_witho
   expected = 5 / (5 + batch["input_mask"].sum(1))
   np.testing.assert_allclose(on_patches, np.repeat(expected[:, None], TINY.num_heads, 1),
                              rtol=1e-5)
+
+
+def test_blocks_before_the_fusion_layer_attend_within_each_modality_only():
+  encoder = backbone_lib.KaleidoBackbone.from_model_config(
+      dataclasses.replace(TINY, fusion_layer=1)).encoder
+  batch = make_batch()
+  inputs = {"input_word_ids": batch["input_word_ids"], "input_mask": batch["input_mask"],
+            "patch_features": np.random.default_rng(2).random((BATCH, 55, 64), np.float32),
+            "patch_boxes": batch["patch_boxes"]}
+  within, fused = (p.numpy() for p in encoder.attention_probabilities(inputs))
+  length = TINY.max_seq_length
+  assert within[..., :length, length:].max() == 0 and within[..., length:, :length].max() == 0
+  np.testing.assert_allclose(within[..., :length, :length].sum(-1), 1.0, atol=1e-5)
+  assert fused[..., :length, length:].sum(-1).min() > 0.05  # text sees patches after fusion

@@ -66,6 +66,7 @@ def _changed_vocabulary_copy(data: str, folder) -> str:
 
 FLAG_ERRORS = {
     "--num_heads=3": "must be divisible by --num_heads=3",
+    "--fusion_layer=1": "--fusion_layer=1 must be at least 0 and below --num_layers=1",
     "--tasks=itm,rr": "must include amlm",
     "--loss_weights=rr=": "is not name=value",
     "--train_steps=0": "must be at least 1",

@@ -3,7 +3,8 @@
 Under the UniLM mask of the autoregressive captioner (kaleido_bert.unilm_attention_mask) the
 patches never attend to text, so every layer's patch keys and values are computed once per image,
 and each new text position needs only its own query, key and value per layer: one decoding step
-costs one position's pass through the encoder instead of the whole sequence's. The same ops run
+costs one position's pass through the encoder instead of the whole sequence's. The encoder's
+first `fusion_layer` blocks keep the text from the patches. The same ops run
 in Python evaluation (evaluate.py) and inside exported SavedModels.
 
 The step reuses the weights of the encoder's tf-models-official TransformerEncoderBlocks (post-LN,
@@ -72,9 +73,11 @@ class CachedDecoder(tf.Module):
     text_mask = tf.cast(tf.range(length) <= position, tf.float32)
     mask = tf.concat([tf.tile(text_mask[tf.newaxis, tf.newaxis], [tf.shape(tokens)[0], 1, 1]),
                       patch_mask], axis=2)
+    within = tf.concat([mask[:, :, :length], tf.zeros_like(patch_mask)], axis=2)
+    fusion_layer = self._encoder.get_config()["fusion_layer"]
     updated = []
-    for block, (text_keys, text_values), (patch_keys, patch_values) in zip(
-        self._encoder.transformer_layers, text_cache, patch_cache):
+    for layer, (block, (text_keys, text_values), (patch_keys, patch_values)) in enumerate(zip(
+        self._encoder.transformer_layers, text_cache, patch_cache)):
       attention = block._attention_layer  # pylint: disable=protected-access
       one_hot = tf.one_hot(position, length, dtype=text_keys.dtype)[tf.newaxis, :, tf.newaxis,
                                                                     tf.newaxis]
@@ -82,7 +85,8 @@ class CachedDecoder(tf.Module):
       text_values = text_values * (1 - one_hot) + attention._value_dense(state) * one_hot  # pylint: disable=protected-access
       updated.append((text_keys, text_values))
       state = self._block_step(block, state, tf.concat([text_keys, patch_keys], axis=1),
-                               tf.concat([text_values, patch_values], axis=1), mask)
+                               tf.concat([text_values, patch_values], axis=1),
+                               within if layer < fusion_layer else mask)
     logits = self._masked_lm(tf.cast(state, tf.float32),
                              masked_positions=tf.zeros([tf.shape(tokens)[0], 1], tf.int32))
     return tf.cast(tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32)), tf.float64), updated

@@ -32,7 +32,7 @@ HIDDEN_ACTIVATIONS = {"gelu": exact_gelu, "gelu_approximate": gelu}  # config.HI
 # The constructor arguments, as named in config.KaleidoBertConfig.
 CONFIG_KEYS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                "max_seq_length", "num_patches", "dropout_rate", "attention_dropout_rate",
-               "initializer_range", "hidden_act", "pooling", "kaleido_levels")
+               "initializer_range", "hidden_act", "pooling", "kaleido_levels", "fusion_layer")
 
 
 class KaleidoEncoder(tf_keras.layers.Layer):
@@ -40,7 +40,9 @@ class KaleidoEncoder(tf_keras.layers.Layer):
 
   Inputs: input_word_ids (B, L), input_mask (B, L), patch_features (B, 55, F), patch_boxes
   (B, 55, 5), optional blank_positions (B, K) and attention_mask (B, L + 55, L + 55). Patches of
-  levels outside `kaleido_levels` are left out of the default attention mask. Outputs:
+  levels outside `kaleido_levels` are left out of the default attention mask. The first
+  `fusion_layer` blocks see within each modality only (text text, patches patches), the others
+  across both, as the mask allows (0, the paper's single stream: every block across). Outputs:
   sequence_output (B, L + 55, H) and pooled_output (B, H), the tanh pooler on the [CLS] state or
   on the mean of the real text states (`pooling`).
   """
@@ -50,7 +52,8 @@ class KaleidoEncoder(tf_keras.layers.Layer):
                num_patches: int = kaleido_grid.NUM_PATCHES, dropout_rate: float = 0.1,
                attention_dropout_rate: float = 0.1, initializer_range: float = 0.02,
                hidden_act: str = "gelu_approximate", pooling: str = "cls",
-               kaleido_levels: tuple[int, ...] = kaleido_grid.LEVELS, **kwargs):
+               kaleido_levels: tuple[int, ...] = kaleido_grid.LEVELS, fusion_layer: int = 0,
+               **kwargs):
     super().__init__(**kwargs)
     arguments = locals()
     self._config = {key: arguments[key] for key in CONFIG_KEYS}
@@ -82,8 +85,7 @@ class KaleidoEncoder(tf_keras.layers.Layer):
 
   def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     x = self.embeddings(inputs)
-    attention_mask = self._mask(inputs, x)
-    for layer in self.transformer_layers:
+    for layer, attention_mask in zip(self.transformer_layers, self._layer_masks(inputs, x)):
       x = layer([x, attention_mask])
     return {"sequence_output": x,
             "pooled_output": self.pooler(self._pool(x, inputs["input_mask"]))}
@@ -97,15 +99,25 @@ class KaleidoEncoder(tf_keras.layers.Layer):
                          [tf.shape(text_mask)[0], 1])
     return self._attention_mask(x, tf.concat([text_mask, patch_mask], axis=1))
 
+  def _layer_masks(self, inputs: dict[str, tf.Tensor], x: tf.Tensor) -> list[tf.Tensor]:
+    """Each block's (B, S, S) attention mask: `_mask`, within each modality only in the first
+    `fusion_layer` blocks."""
+    mask = self._mask(inputs, x)
+    fusion_layer = self._config["fusion_layer"]
+    if not fusion_layer:
+      return [mask] * len(self.transformer_layers)
+    within = mask * same_modality_mask(tf.shape(inputs["input_mask"])[1],
+                                       len(self._visible_patches), mask.dtype)
+    return [within] * fusion_layer + [mask] * (len(self.transformer_layers) - fusion_layer)
+
   def attention_probabilities(self, inputs: dict[str, tf.Tensor]) -> list[tf.Tensor]:
     """Per layer, the (B, heads, S, S) attention probabilities (query rows, key columns) of an
     inference pass over `inputs`: a diagnostic, which recomputes each layer's attention."""
     if not self.built:
       self(inputs)
     x = self.embeddings(inputs, training=False)
-    attention_mask = self._mask(inputs, x)
     probabilities = []
-    for layer in self.transformer_layers:
+    for layer, attention_mask in zip(self.transformer_layers, self._layer_masks(inputs, x)):
       _, scores = layer._attention_layer(  # pylint: disable=protected-access
           query=x, value=x, key=x, attention_mask=attention_mask, return_attention_scores=True,
           training=False)
@@ -121,6 +133,13 @@ class KaleidoEncoder(tf_keras.layers.Layer):
 
   def get_embedding_table(self) -> tf.Variable:
     return self.embeddings.word_embeddings.embeddings
+
+
+def same_modality_mask(text_length: int | tf.Tensor, num_patches: int,
+                       dtype: tf.DType = tf.float32) -> tf.Tensor:
+  """(1, L + P, L + P): 1 where query and key are both text or both patches."""
+  is_patch = tf.concat([tf.zeros([text_length], tf.int32), tf.ones([num_patches], tf.int32)], 0)
+  return tf.cast(tf.equal(is_patch[:, tf.newaxis], is_patch[tf.newaxis, :]), dtype)[tf.newaxis]
 
 
 def masked_mean(states: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
