@@ -16,6 +16,7 @@ import os
 from absl import app
 from absl import flags
 
+from kaleido.evaluation import run_results
 from kaleido.training.event_files import read_scalars
 
 _STARTS = flags.DEFINE_multi_string(
@@ -34,11 +35,6 @@ EVALUATED = (
     ("subcategory accuracy (%)", "subcategory", "accuracy"),
     ("caption BLEU-4", "caption", "BLEU-4"), ("caption CIDEr", "caption", "CIDEr"))
 ROWS = (PRETRAINING_ITM, *(name for name, _, _ in EVALUATED))
-
-
-def seed_suffix(start_suffix: str, seed: int) -> str:
-  """run_demo.sh's folder suffix of `seed` for a start."""
-  return start_suffix + (f"_seed{seed}" if seed else "")
 
 
 def _pretraining_itm(model_dir: str) -> float | None:
@@ -75,7 +71,7 @@ def cell(values: list[float | None]) -> str:
 
 def table(runs_dir: str, starts: list[tuple[str, str]], seeds: list[int]) -> list[str]:
   """Markdown rows: one per figure, one column per start."""
-  per_start = [[seed_values(runs_dir, seed_suffix(suffix, seed)) for seed in seeds]
+  per_start = [[seed_values(runs_dir, run_results.seed_suffix(suffix, seed)) for seed in seeds]
                for _, suffix in starts]
   seeds_text = " / ".join(str(seed) for seed in seeds)
   lines = [f"| seeds {seeds_text}: mean (each seed) | " + " | ".join(n for n, _ in starts) + " |",

@@ -11,9 +11,15 @@ RECALLS = ("R@1", "R@5", "R@10")
 FULL = {"itc": "full_itc", "rerank20_margin": "full_rerank20", "rerank20_fused": "full_fused20"}
 
 
+def seed_suffix(suffix: str, seed: int) -> str:
+  """tools/run_demo.sh's folder suffix of a variant (its own suffix) and seed: `_seed<N>` follows
+  for every seed but 0."""
+  return suffix + (f"_seed{seed}" if seed else "")
+
+
 def eval_folder(runs_dir: str, suffix: str, seed: int) -> str:
   """tools/run_demo.sh's evaluation folder of a variant (its folder suffix) and seed."""
-  return os.path.join(runs_dir, f"demo_eval{suffix}" + (f"_seed{seed}" if seed else ""))
+  return os.path.join(runs_dir, f"demo_eval{seed_suffix(suffix, seed)}")
 
 
 def result(folder: str, name: str) -> dict | None:
