@@ -35,7 +35,7 @@ class Pool:
   inputs: dict[str, tf.Tensor]  # TEXT_KEYS and IMAGE_KEYS, (G, ...)
   product_key: tf.Tensor  # (G,)
   subcategory_id: tf.Tensor  # (G,)
-  own: tf.Tensor  # (B,) rows of this replica's pairs
+  own: tf.Tensor  # (B,) rows of this replica's queries: its pairs, or one in `every`
   seed: tf.Tensor  # (2,) the global batch's seed
 
 
@@ -156,7 +156,8 @@ def listwise_losses(positives: tf.Tensor, negatives: tf.Tensor,
   return loss, first
 
 
-ScoresFn = Callable[[Pool, str, tf.Tensor], tf.Tensor]  # (pool, side drawn, seed) -> (B, G)
+# (pool, side drawn, seed) -> (Q, G) scores of the pool's rows for its Q queries (`Pool.own`)
+ScoresFn = Callable[[Pool, str, tf.Tensor], tf.Tensor]
 
 
 def group_outputs(inputs: dict[str, tf.Tensor], batch: dict[str, tf.Tensor], k: int,
@@ -169,10 +170,10 @@ def group_outputs(inputs: dict[str, tf.Tensor], batch: dict[str, tf.Tensor], k: 
   positives, 0 for the negatives), itm_group_weights (1.0, 0.0 where no negative could be
   drawn)}."""
   pool = global_pool(inputs, batch)
+  pool = dataclasses.replace(pool, own=pool.own[::every])  # the queries
   text_seed, image_seed = tf.unstack(tf.random.split(pool.seed, 2))
-  image_scores = scores(pool, "image", image_seed)[::every]
-  text_scores = scores(pool, "text", text_seed)[::every]
-  pool = dataclasses.replace(pool, own=pool.own[::every])
+  image_scores = scores(pool, "image", image_seed)
+  text_scores = scores(pool, "text", text_seed)
   image_negatives, image_valid = top_negatives(pool, image_scores, k)
   text_negatives, text_valid = top_negatives(pool, text_scores, k)
   text_rows, image_rows = group_rows(pool, image_negatives, text_negatives)

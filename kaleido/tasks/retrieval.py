@@ -75,14 +75,16 @@ class RetrievalTask(finetune.FinetuneTask):
     return {**outputs, **groups}
 
   def _negative_scores(self, pool, outputs, side: str, seed, margins):
-    """(B, G) scores of the pool's `side` (its images for a text query, its texts for an image
-    query) whose top K are the drawn negatives (`margins`: the cross-encoder's margin of pairs,
+    """(Q, G) scores of the pool's `side` (its images for a text query, its texts for an image
+    query) for its Q queries, whose top K are the drawn negatives (`margins`: the cross-encoder's margin of pairs,
     for the margin_shortlist draw)."""
     if not self.finetune.mined_negatives:
       return itm_groups.random_scores(pool, self.finetune.negative_same_subcategory, seed)
     context = tf.distribute.get_replica_context()
     candidates = context.all_gather(tf.stop_gradient(outputs[f"itc_{side}"]), axis=0)
-    queries = tf.stop_gradient(outputs["itc_text" if side == "image" else "itc_image"])
+    query_side = context.all_gather(
+        tf.stop_gradient(outputs["itc_text" if side == "image" else "itc_image"]), axis=0)
+    queries = tf.gather(query_side, pool.own)
     similarity = tf.cast(outputs["itc_logit_scale"], tf.float32) * tf.matmul(
         tf.cast(queries, tf.float32), tf.cast(candidates, tf.float32), transpose_b=True)
     if self.finetune.margin_shortlist:
