@@ -76,8 +76,8 @@ class RetrievalTask(finetune.FinetuneTask):
 
   def _negative_scores(self, pool, outputs, side: str, seed, margins):
     """(Q, G) scores of the pool's `side` (its images for a text query, its texts for an image
-    query) for its Q queries, whose top K are the drawn negatives (`margins`: the cross-encoder's margin of pairs,
-    for the margin_shortlist draw)."""
+    query) for its Q queries, whose top K are the drawn negatives (`margins`: the
+    cross-encoder's margin of pairs, for the margin_shortlist draw)."""
     if not self.finetune.mined_negatives:
       return itm_groups.random_scores(pool, self.finetune.negative_same_subcategory, seed)
     context = tf.distribute.get_replica_context()
