@@ -32,6 +32,7 @@ class CachedDecoder(tf.Module):
     self._masked_lm = captioner.masked_lm
     self._cls, self._sep, self._pad = cls_id, sep_id, pad_id
     self._visible = tf.constant(kaleido_grid.visible_patches(kaleido_levels), tf.float32)
+    self._fusion_layer = self._encoder.get_config()["fusion_layer"]
 
   @property
   def max_length(self) -> int:
@@ -74,7 +75,6 @@ class CachedDecoder(tf.Module):
     mask = tf.concat([tf.tile(text_mask[tf.newaxis, tf.newaxis], [tf.shape(tokens)[0], 1, 1]),
                       patch_mask], axis=2)
     within = tf.concat([mask[:, :, :length], tf.zeros_like(patch_mask)], axis=2)
-    fusion_layer = self._encoder.get_config()["fusion_layer"]
     updated = []
     for layer, (block, (text_keys, text_values), (patch_keys, patch_values)) in enumerate(zip(
         self._encoder.transformer_layers, text_cache, patch_cache)):
@@ -86,7 +86,7 @@ class CachedDecoder(tf.Module):
       updated.append((text_keys, text_values))
       state = self._block_step(block, state, tf.concat([text_keys, patch_keys], axis=1),
                                tf.concat([text_values, patch_values], axis=1),
-                               within if layer < fusion_layer else mask)
+                               within if layer < self._fusion_layer else mask)
     logits = self._masked_lm(tf.cast(state, tf.float32),
                              masked_positions=tf.zeros([tf.shape(tokens)[0], 1], tf.int32))
     return tf.cast(tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32)), tf.float64), updated

@@ -82,9 +82,8 @@ class RetrievalTask(finetune.FinetuneTask):
       return itm_groups.random_scores(pool, self.finetune.negative_same_subcategory, seed)
     context = tf.distribute.get_replica_context()
     candidates = context.all_gather(tf.stop_gradient(outputs[f"itc_{side}"]), axis=0)
-    query_side = context.all_gather(
-        tf.stop_gradient(outputs["itc_text" if side == "image" else "itc_image"]), axis=0)
-    queries = tf.gather(query_side, pool.own)
+    queries = tf.stop_gradient(
+        outputs["itc_text" if side == "image" else "itc_image"])[::self.finetune.group_every]
     similarity = tf.cast(outputs["itc_logit_scale"], tf.float32) * tf.matmul(
         tf.cast(queries, tf.float32), tf.cast(candidates, tf.float32), transpose_b=True)
     if self.finetune.margin_shortlist:
