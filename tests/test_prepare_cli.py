@@ -112,6 +112,7 @@ def test_workers_exit_when_prepare_is_killed(tmp_path, runner):
     assert time.monotonic() < deadline and process.poll() is None, "no workers started"
     time.sleep(0.2)
     children = parent.children(recursive=True)
+  time.sleep(0.5)  # the Beam path's watchdog notes descendants every 0.2 s (its documented limit)
   process.send_signal(signal.SIGKILL)
   process.wait()
   _, alive = psutil.wait_procs(children, timeout=15)
