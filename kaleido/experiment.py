@@ -80,6 +80,12 @@ def _model_config(config: config_lib.ExperimentConfig, manifest: manifest_lib.Ma
           f"--init_checkpoint was trained on {model.max_seq_length} text positions and "
           f"{model.patch_size}-pixel patches, --train_data has {manifest.max_seq_length} and "
           f"{manifest.patch_size}; prepare the data to match.")
+    ignored = _settings_left_to_the_init_run(config.model, model)
+    if ignored:
+      raise errors.KaleidoError(
+          f"A fine-tune takes its model from --init_checkpoint={config.init.init_checkpoint!r}, "
+          f"so these model flags would be ignored: {', '.join(ignored)}; drop them, or "
+          "pre-train with them.")
     return model
   sizes = {"vocab_size": len(vocab_lib.read_vocab(manifest.vocab_file))}
   if bert_checkpoint is not None:
@@ -88,6 +94,18 @@ def _model_config(config: config_lib.ExperimentConfig, manifest: manifest_lib.Ma
                                                     config.init.bert_reinit_layers))
   return dataclasses.replace(config.model, **sizes, max_seq_length=manifest.max_seq_length,
                              patch_size=manifest.patch_size)
+
+
+def _settings_left_to_the_init_run(asked: config_lib.KaleidoBertConfig,
+                                   init_model: config_lib.KaleidoBertConfig) -> list[str]:
+  """The model fields the flags set (away from the default) to other values than the init
+  run's, as "name=asked (the run's: value)"."""
+  default = config_lib.KaleidoBertConfig()
+  return [f"{field.name}={getattr(asked, field.name)!r} (the run's: "
+          f"{getattr(init_model, field.name)!r})"
+          for field in dataclasses.fields(asked)
+          if getattr(default, field.name) != getattr(asked, field.name)
+          != getattr(init_model, field.name)]
 
 
 def _patch_cnn_weights(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,

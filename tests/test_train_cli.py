@@ -204,6 +204,32 @@ def test_a_finetune_prepares_demo_with_the_pretraining_runs_vocabulary(tmp_path)
   assert demo_vocab(config_lib.ExperimentConfig(), None) == ""
 
 
+def test_a_finetune_refuses_model_flags_its_init_run_would_override(tmp_path):
+  """A fine-tune's model is its init run's: a model flag set to another value is refused with
+  the field named, while one equal to the run's (or left at the default) passes."""
+  import types  # pylint: disable=g-import-not-at-top
+  from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
+  from kaleido import errors as errors_lib  # pylint: disable=g-import-not-at-top
+  from kaleido import experiment  # pylint: disable=g-import-not-at-top
+  run_dir = str(tmp_path / "pretrain")
+  init_model = config_lib.KaleidoBertConfig(hidden_size=128, fusion_layer=0)
+  config_lib.save(config_lib.ExperimentConfig(
+      model=init_model, data=config_lib.DataConfig(vocab_hash="v"),
+      training=config_lib.TrainingConfig(model_dir=run_dir)))
+  manifest = types.SimpleNamespace(vocab_hash="v", max_seq_length=init_model.max_seq_length,
+                                   patch_size=init_model.patch_size)
+
+  def finetune(**model_flags) -> config_lib.KaleidoBertConfig:
+    config = config_lib.ExperimentConfig(
+        model=config_lib.KaleidoBertConfig(**model_flags),
+        init=config_lib.InitConfig(init_checkpoint=run_dir))
+    return experiment._model_config(config, manifest, None)  # pylint: disable=protected-access
+
+  assert finetune(hidden_size=128).hidden_size == 128
+  with pytest.raises(errors_lib.KaleidoError, match=r"ignored: fusion_layer=2 \(the run's: 0\)"):
+    finetune(fusion_layer=2)
+
+
 def test_a_run_is_rebuilt_from_its_run_config_alone(data, tmp_path):
   """The flags' config, completed (kaleido.experiment), is what run_config.json holds: the saved
   file alone, in another model_dir, makes the same steps."""
