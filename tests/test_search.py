@@ -159,6 +159,11 @@ def test_search_ranks_as_the_evaluation_model_and_refuses_another_checkpoint(set
   first = searcher.search_text(text, top_k=5, rerank=0)
   assert [hit.row for hit in first] == np.argsort(-cosines, kind="stable")[:5].tolist()
   two = searcher.search_text(text, top_k=5, rerank=3)
+  # By default the first stage's best 20 by margin + 20 x cosine (measured best, issue #33).
+  shortlist = np.argsort(-cosines, kind="stable")[:two_stage.DEFAULT_RERANK]
+  fused = margins[shortlist] + two_stage.DEFAULT_FUSION_WEIGHT * cosines[shortlist]
+  assert ([hit.row for hit in searcher.search_text(text, top_k=len(shortlist))] ==
+          shortlist[np.argsort(-fused, kind="stable")].tolist())
   reranked = [hit.row for hit in first[:3]]
   assert sorted(hit.row for hit in two[:3]) == sorted(reranked)
   assert [hit.row for hit in two[3:]] == [hit.row for hit in first[3:]]

@@ -100,10 +100,11 @@ class Searcher:
                 first_stage=float(first_stage[c]), itm_margin=margin_by_column.get(int(c)))
             for rank, c in enumerate(best)]
 
-  def search_text(self, query: str, top_k: int = 10, rerank: int = 100,
-                  fusion_weight: float = 0.0) -> list[Hit]:
-    """The indexed images that best show `query` (re-ranked by ITM margin + `fusion_weight` x
-    first-stage cosine)."""
+  def search_text(self, query: str, top_k: int = 10,
+                  rerank: int = two_stage.DEFAULT_RERANK,
+                  fusion_weight: float = two_stage.DEFAULT_FUSION_WEIGHT) -> list[Hit]:
+    """The indexed images that best show `query`: the first stage's best `rerank` re-ranked by
+    ITM margin + `fusion_weight` x first-stage cosine (the defaults measured best, issue #33)."""
     if text_validity.is_empty(query):
       raise errors.KaleidoError(f"The text query {query!r} shows no character (only spaces, "
                                 "zero-width or control characters); give words to search for.")
@@ -138,8 +139,9 @@ class Searcher:
                       patch_boxes=cutting.patch_boxes(tf.constant(crop.crop_box)).numpy(),
                       thumbnail=crop.crop_jpeg)
 
-  def search_image(self, query: ImageQuery, top_k: int = 10, rerank: int = 100,
-                   fusion_weight: float = 0.0) -> list[Hit]:
+  def search_image(self, query: ImageQuery, top_k: int = 10,
+                   rerank: int = two_stage.DEFAULT_RERANK,
+                   fusion_weight: float = two_stage.DEFAULT_FUSION_WEIGHT) -> list[Hit]:
     """The indexed products' texts that best describe the query image (one text per
     product; re-ranked as search_text)."""
     index = self.index
