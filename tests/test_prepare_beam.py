@@ -170,3 +170,13 @@ def test_a_catalog_and_its_images_on_a_beam_filesystem_give_the_local_shards(tmp
   assert remote.source == f"kaleidotest://{tmp_path}/remote/catalog.jsonl"
   with pytest.raises(catalog_lib.CatalogError, match=r"pip install 'apache-beam\[gcp\]'"):
     catalogs_lib.open_catalog("gs://no-bucket/catalog.jsonl")
+
+
+@pytest.mark.parametrize("runner, workers, options, local", [
+    ("DirectRunner", 3, [], True), ("DirectRunner", 1, [], False),
+    ("DirectRunner", 3, ["--direct_running_mode=multi_threading"], False),
+    ("DataflowRunner", 3, [], False)])
+def test_the_reaper_watches_only_local_worker_processes(runner, workers, options, local):
+  pipeline_options = beam_prepare.pipeline_options(runner, options, workers)
+  starts_local_workers = beam_prepare._starts_local_workers  # pylint: disable=protected-access
+  assert starts_local_workers(pipeline_options) is local

@@ -67,14 +67,18 @@ def _write_shard(config: prepare_config.PrepareConfig, plan: prepare.Plan, keyed
 def pipeline_options(runner: str, options: Sequence[str],
                      workers: int) -> options_lib.PipelineOptions:
   """`runner` with its command-line `options`; a local DirectRunner gets `workers` processes
-  unless the options say otherwise."""
+  unless the options say otherwise (each of --direct_num_workers and --direct_running_mode given
+  in them wins)."""
   logging.getLogger("apache_beam").setLevel(logging.WARNING)  # the local workers' chatter
   flags = list(options)
-  if runner == "DirectRunner" and not any(flag.startswith("--direct_num_workers")
-                                          for flag in flags):
-    flags += [f"--direct_num_workers={max(1, workers)}",
-              "--direct_running_mode=" + ("multi_processing" if workers > 1 else "in_memory")]
-  if not any(flag.startswith("--default_sdk_harness_log_level") for flag in flags):
+  given = lambda name: any(flag.startswith(f"--{name}") for flag in flags)
+  if runner == "DirectRunner":
+    if not given("direct_num_workers"):
+      flags.append(f"--direct_num_workers={max(1, workers)}")
+    if not given("direct_running_mode"):
+      flags.append("--direct_running_mode=" + ("multi_processing" if workers > 1
+                                                else "in_memory"))
+  if not given("default_sdk_harness_log_level"):
     flags.append("--default_sdk_harness_log_level=ERROR")  # workers warn of their own args
   return options_lib.PipelineOptions(flags, runner=runner)
 
@@ -92,8 +96,18 @@ def pipeline(options: options_lib.PipelineOptions) -> Iterator[beam.Pipeline]:
                          if line.strip()) or str(error)
     raise errors.KaleidoError(f"The {options.get_all_options()['runner']} pipeline options are "
                               f"incomplete ({problems}); pass them in --beam_options.") from error
-  with interrupts.reaping_descendants(), running:
+  reaping = (interrupts.reaping_descendants() if _starts_local_workers(options)
+             else contextlib.nullcontext())
+  with reaping, running:
     yield running
+
+
+def _starts_local_workers(options: options_lib.PipelineOptions) -> bool:
+  """Whether `options` run a DirectRunner whose workers are processes of this machine (not its
+  in-memory or threaded modes, nor a remote runner)."""
+  all_options = options.get_all_options()
+  return (all_options.get("runner") in (None, "DirectRunner") and
+          all_options.get("direct_running_mode") == "multi_processing")
 
 
 def run_over_shards(shards: Sequence[Any], do_fn: beam.DoFn, step: str, runner: str,
