@@ -34,11 +34,16 @@ def _finished_pipeline(folder, r1=50.0, cider=80.5):
   (folder / "commands.txt").write_text("python train.py --a\n", encoding="utf-8")
 
 
-def test_pretrained_results_hold_each_starts_files_and_means(tmp_path):
+def test_pretrained_results_hold_each_finished_starts_files_and_means(tmp_path):
   pretrained_results = tool_modules.load("pretrained_results")
   for seed, (r1, cider) in enumerate(((50.0, 80.0), (60.0, 90.0))):
     _finished_pipeline(tmp_path / ("demo_eval_bert_paper" + (f"_seed{seed}" if seed else "")),
                        r1, cider)
+  (tmp_path / "demo_eval_bert_paper_seed2").mkdir()  # a pipeline still under way
+  assert run_results.finished_seeds(str(tmp_path), "minilm", "_bert_paper", [0, 1, 2]) == (
+      [0, 1], f"minilm: seeds 2 have no finished pipeline under {str(tmp_path)!r}; left out.")
+  with pytest.raises(errors.KaleidoError, match="No random pipeline"):
+    run_results.finished_seeds(str(tmp_path), "random", "_paper", [0, 1, 2])
   runs = [pretrained_results.run_entry("minilm", seed, run_results.eval_folder(
       str(tmp_path), "_bert_paper", seed)) for seed in (0, 1)]
   assert runs[1] == {"start": "minilm", "seed": 1, "commands": ["python train.py --a"],

@@ -6,12 +6,14 @@ r"""bench/results/demo_pretrained.json from the demo pipeline's own evaluation f
 For each start (NAME:SUFFIX, the suffix tools/run_demo.sh gives its folders: _bert_paper for
 BERT_INIT=all-MiniLM-L6-v2 RECIPE=paper, _paper for RECIPE=paper from random weights) and seed it
 reads runs/demo_eval<SUFFIX>[_seed<N>]/ (kaleido.evaluation.run_results), writes one run per
-(start, seed) with the figures as the files hold them, and prints each start's means.
+(start, seed) with the figures as the files hold them, and prints each start's means. Seeds
+without a finished pipeline are named and left out.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -57,12 +59,17 @@ def main(argv):
   for start in _STARTS.value:
     name, _, suffix = start.partition(":")
     names.append(name)
+    finished, note = run_results.finished_seeds(_RUNS_DIR.value, name, suffix,
+                                                list(map(int, _SEEDS.value)))
+    if note:
+      print(note, file=sys.stderr)
     runs += [run_entry(name, seed, run_results.eval_folder(_RUNS_DIR.value, suffix, seed))
-             for seed in map(int, _SEEDS.value)]
+             for seed in finished]
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   files.write_json(_OUTPUT.value, {"runs": runs})
   for name in names:
-    print(f"{name}, seeds {', '.join(_SEEDS.value)}: " + ", ".join(
+    seeds = ", ".join(str(run["seed"]) for run in runs if run["start"] == name)
+    print(f"{name}, seeds {seeds}: " + ", ".join(
         f"{figure} {value:.4g}" if value is not None else f"{figure} missing"
         for figure, value in means(runs, name).items()))
 

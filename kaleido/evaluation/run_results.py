@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from kaleido import errors
 from kaleido.utils import files
 
 RECALLS = ("R@1", "R@5", "R@10")
@@ -20,6 +21,22 @@ def seed_suffix(suffix: str, seed: int) -> str:
 def eval_folder(runs_dir: str, suffix: str, seed: int) -> str:
   """tools/run_demo.sh's evaluation folder of a variant (its folder suffix) and seed."""
   return os.path.join(runs_dir, f"demo_eval{seed_suffix(suffix, seed)}")
+
+
+def finished_seeds(runs_dir: str, name: str, suffix: str,
+                   seeds: list[int]) -> tuple[list[int], str]:
+  """The seeds of a variant (`name`, its folder suffix) whose pipeline finished (its folder holds
+  pretraining_itm.json, tools/run_demo.sh's last file), and a note naming the others ("" when
+  none is missing); a KaleidoError when none finished."""
+  finished = [seed for seed in seeds if os.path.isfile(
+      os.path.join(eval_folder(runs_dir, suffix, seed), "pretraining_itm.json"))]
+  if not finished:
+    raise errors.KaleidoError(f"No {name} pipeline (folders demo_eval{suffix}*) finished "
+                              f"under {runs_dir!r} for seeds {seeds}; run tools/run_demo.sh.")
+  missing = [str(seed) for seed in seeds if seed not in finished]
+  note = (f"{name}: seeds {', '.join(missing)} have no finished pipeline under {runs_dir!r}; "
+          "left out." if missing else "")
+  return finished, note
 
 
 def result(folder: str, name: str) -> dict | None:
