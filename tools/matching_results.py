@@ -29,6 +29,7 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Pipeline seeds.")
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "Where run_demo.sh's folders are.")
 _OUTPUT = flags.DEFINE_string("output", "bench/results/demo_matching.json", "The JSON to write.")
 
+
 def _finished_runs(name: str, suffix: str, seeds: list[int]) -> list[dict]:
   """The runs of one recipe's finished pipelines; the unfinished seeds are named and skipped."""
   finished, note = run_results.finished_seeds(_RUNS_DIR.value, name, suffix, seeds)
