@@ -137,6 +137,9 @@ class FinetuneConfig:
   # retrieval, with mined_negatives: > 0 draws them by the cross-encoder's own margin among each
   # query's this many best other products by ITC (an extra no-gradient pass over those pairs).
   margin_shortlist: int = 0
+  # retrieval, with negatives_per_positive: > 0 also draws them from this many matched pairs of
+  # earlier global batches (kaleido.tasks.pair_queue; a multiple of the global batch size).
+  negative_queue: int = 0
   # retrieval: > 0 builds each batch from runs of this many examples of one subcategory, so the
   # in-batch negatives of ITC and of the step's groups include near neighbours; 0: shuffled.
   subcategory_runs: int = 0
@@ -428,6 +431,11 @@ def _validate_retrieval_negatives(finetune: FinetuneConfig, batch_size: int) -> 
          f"--margin_shortlist={finetune.margin_shortlist} draws the mined negatives among each "
          f"query's shortlist: pass it with --mined_negatives, from --negatives_per_positive={k} "
          f"to the batch size minus one ({batch_size - 1}).")
+  _check(finetune.negative_queue == 0 or (
+      k > 0 and finetune.negative_queue % batch_size == 0),
+         f"--negative_queue={finetune.negative_queue} keeps whole global batches of earlier "
+         f"pairs to draw the step's negatives from: pass a multiple of the batch size "
+         f"{batch_size} with --negatives_per_positive=K (K >= 1), or 0.")
   _check(not finetune.mined_negatives or finetune.itc_weight > 0,
          "--mined_negatives draws negatives by the ITC similarity, which needs the contrastive "
          "head; pass --itc_weight > 0 with it.")

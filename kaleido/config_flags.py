@@ -110,6 +110,12 @@ SETTINGS = (
             "own margin among each query's this many best other products by ITC (an extra pass "
             "without gradient over those pairs), so it trains where it is unsure itself; 0: by "
             "the ITC similarity."),
+    Setting("negative_queue", ("task.finetune.negative_queue",),
+            "--task=retrieval with --negatives_per_positive: also draw the step's negatives "
+            "from this many matched pairs of earlier global batches, a queue refilled every "
+            "step (a multiple of --batch_size; not checkpointed, a resumed run refills it), so "
+            "mined negatives come from a larger pool at no extra encoder cost; 0: the global "
+            "batch alone."),
     Setting("subcategory_runs", ("task.finetune.subcategory_runs",),
             "--task=retrieval: build each batch from runs of this many examples of one "
             "subcategory (e.g. 8: four subcategories in a batch of 32), so the in-batch ITC "

@@ -24,7 +24,7 @@ def _pool(seed=(1, 2)) -> itm_groups.Pool:
   size = len(PRODUCTS)
   return itm_groups.Pool(inputs={}, product_key=tf.constant(PRODUCTS, tf.int64),
                          subcategory_id=tf.constant(SUBCATEGORIES), own=tf.range(size),
-                         seed=tf.constant(seed, tf.int64))
+                         seed=tf.constant(seed, tf.int64), available=tf.ones([size], tf.bool))
 
 
 def test_random_negatives_are_other_products_of_the_same_subcategory_first():
@@ -46,7 +46,7 @@ def test_random_negatives_are_other_products_of_the_same_subcategory_first():
 def test_too_few_other_products_leave_negatives_invalid():
   pool = itm_groups.Pool(inputs={}, product_key=tf.constant([0, 0, 1], tf.int64),
                          subcategory_id=tf.constant([0, 0, 0]), own=tf.range(3),
-                         seed=tf.constant([0, 0], tf.int64))
+                         seed=tf.constant([0, 0], tf.int64), available=tf.ones([3], tf.bool))
   rows, valid = itm_groups.top_negatives(
       pool, itm_groups.random_scores(pool, 0.0, tf.constant([3, 3], tf.int64)), 2)
   np.testing.assert_array_equal(valid.numpy(), [[1, 0], [1, 0], [1, 1]])
@@ -79,7 +79,7 @@ def test_margin_mined_negatives_come_from_the_shortlist_by_the_cross_encoders_ma
               "patch_features": tf.constant(rows[:, None, None] * 1.0, tf.float32),
               "patch_boxes": tf.zeros([10, 1, 5])},
       product_key=tf.constant(PRODUCTS, tf.int64), subcategory_id=tf.constant(SUBCATEGORIES),
-      own=tf.range(10), seed=tf.constant([1, 2], tf.int64))
+      own=tf.range(10), seed=tf.constant([1, 2], tf.int64), available=tf.ones([10], tf.bool))
   similarity = np.tile(np.arange(10, dtype=np.float32), [10, 1])  # ITC prefers higher rows
   scored = []
 
@@ -131,7 +131,7 @@ def test_one_query_in_every_n_pairs_gets_a_group():
     return tf.stack([tf.zeros_like(code), code], axis=1)
 
   outputs = itm_groups.group_outputs(
-      inputs, batch, 2, lambda pool, side, seed: itm_groups.random_scores(pool, 0.0, seed),
+      itm_groups.global_pool(inputs, batch), 2, lambda pool, side, seed: itm_groups.random_scores(pool, 0.0, seed),
       pair_logits, every=4)
   codes = outputs["itm_logits"].numpy()[:, 1]
   np.testing.assert_array_equal(outputs["itm_group_labels"].numpy(), [1, 1] + [0] * 8)
@@ -155,7 +155,9 @@ def test_in_step_negatives_need_k_and_mining_needs_the_contrastive_head(tmp_path
                             ({"negatives_per_positive": 2, "group_every": 3}, "divide"),
                             ({"subcategory_runs": 9}, "subcategory_runs=9"),
                             ({"negatives_per_positive": 2, "margin_shortlist": 4},
-                             "margin_shortlist=4")):
+                             "margin_shortlist=4"),
+                            ({"negatives_per_positive": 2, "negative_queue": 12},
+                             "negative_queue=12")):
     config = config_lib.ExperimentConfig(
         task=config_lib.TaskConfig(name="retrieval",
                                    finetune=config_lib.FinetuneConfig(**finetune)),
@@ -185,15 +187,17 @@ def _retrieval_run(data, model_dir, *args, **more_finetune):
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_mined_listwise_groups_give_the_same_losses_on_two_replicas(tmp_path):
+def test_mined_listwise_groups_from_a_queue_give_the_same_losses_on_two_replicas(tmp_path):
   data = catalogs.prepared_demo(str(tmp_path / "data"), 10, seed=4, num_shards=2)
   # Negatives drawn by the cross-encoder's own margin among each query's ITC top 4 train (two
   # replicas score their own queries' pairs in smaller batches, so near-equal margins of a fresh
   # model may order differently: not compared).
   margin_mined = _retrieval_run(data, str(tmp_path / "margin"), margin_shortlist=4)
   assert all(np.isfinite(value) for value in margin_mined["losses"].values())
-  one = _retrieval_run(data, str(tmp_path / "one"))
-  two = _retrieval_run(data, str(tmp_path / "two"), "--strategy=mirrored", "--logical_cpus=2")
+  # With a queue of the last global batch (its step-2 pool is twice as large).
+  one = _retrieval_run(data, str(tmp_path / "one"), negative_queue=8)
+  two = _retrieval_run(data, str(tmp_path / "two"), "--strategy=mirrored", "--logical_cpus=2",
+                       negative_queue=8)
   assert set(one["losses"]) == {"total", "itm", "itm_accuracy", "itc", "itc_accuracy"}
   assert np.isfinite(one["losses"]["itm"]) and one["losses"]["itm"] > 0
   for name, value in one["losses"].items():

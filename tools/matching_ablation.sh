@@ -30,6 +30,7 @@ declare -A flags=(
   [itc_k1_mined]="--itc_weight=1 --negatives_per_positive=1 --mined_negatives"
   [itc_k3_listwise_mined]="--itc_weight=1 --negatives_per_positive=3 --itm_loss=listwise --mined_negatives"
   [itc_k3_listwise_margin8]="--itc_weight=1 --negatives_per_positive=3 --itm_loss=listwise --mined_negatives --margin_shortlist=8"
+  [itc_k3_listwise_mined_queue224]="--itc_weight=1 --negatives_per_positive=3 --itm_loss=listwise --mined_negatives --negative_queue=224"
   [itc_k3_listwise_mined_runs8]="--itc_weight=1 --negatives_per_positive=3 --itm_loss=listwise --mined_negatives --subcategory_runs=8"
   [k1_listwise]="--negatives_per_positive=1 --itm_loss=listwise --negative_same_subcategory=0"
   [k3_binary]="--negatives_per_positive=3 --negative_same_subcategory=0"

@@ -381,9 +381,6 @@ def build_finetune_model(task: config_lib.TaskConfig,
   return result
 
 
-
-
-
 def checkpoint_has_contrastive_head(path: str) -> bool:
   """Whether the pre-training checkpoint at `path` holds an ITC head (it was trained with itc)."""
   return any(name.startswith("model/heads/contrastive/") for name, _ in

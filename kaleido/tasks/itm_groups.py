@@ -37,24 +37,32 @@ class Pool:
   subcategory_id: tf.Tensor  # (G,)
   own: tf.Tensor  # (B,) rows of this replica's queries: its pairs, or one in `every`
   seed: tf.Tensor  # (2,) the global batch's seed
+  available: tf.Tensor  # (G,) bool: rows that may be drawn (all of a global batch's)
+  # the rows' ITC embeddings (itc_text, itc_image), when the caller gave them
+  embeddings: dict[str, tf.Tensor] = dataclasses.field(default_factory=dict)
 
 
-def global_pool(inputs: dict[str, tf.Tensor], batch: dict[str, tf.Tensor]) -> Pool:
-  """Gathers the pairs of every replica (call in a replica context, also the default one). The
-  gathered patch features carry no gradient: each replica's own images get theirs through its
-  positives."""
+def global_pool(inputs: dict[str, tf.Tensor], batch: dict[str, tf.Tensor],
+                embeddings: dict[str, tf.Tensor] | None = None) -> Pool:
+  """Gathers the pairs of every replica, and their `embeddings` if given (call in a replica
+  context, also the default one). The gathered patch features and embeddings carry no gradient:
+  each replica's own pairs get theirs through its positives."""
   context = tf.distribute.get_replica_context()
   size = tf.shape(batch["product_key"])[0]
   local = {**{key: inputs[key] for key in TEXT_KEYS + ("patch_boxes",)},
            "patch_features": tf.stop_gradient(inputs["patch_features"]),
            "product_key": batch["product_key"], "subcategory_id": batch["subcategory_id"],
-           "pair_seed": batch["pair_seed"], "size": size[tf.newaxis]}
+           "pair_seed": batch["pair_seed"], "size": size[tf.newaxis],
+           "embeddings": {key: tf.stop_gradient(tf.cast(value, tf.float32))
+                          for key, value in (embeddings or {}).items()}}
   gathered = context.all_gather(local, axis=0)
   offset = tf.reduce_sum(gathered.pop("size")[:context.replica_id_in_sync_group])
   product_key, subcategory_id = gathered.pop("product_key"), gathered.pop("subcategory_id")
   seed = gathered.pop("pair_seed")[0]
+  gathered_embeddings = gathered.pop("embeddings")
   return Pool(inputs=gathered, product_key=product_key, subcategory_id=subcategory_id,
-              own=offset + tf.range(size), seed=seed)
+              own=offset + tf.range(size), seed=seed,
+              available=tf.ones(tf.shape(product_key), tf.bool), embeddings=gathered_embeddings)
 
 
 def _own_rows_of_uniform(pool: Pool, seed: tf.Tensor, **kwargs) -> tf.Tensor:
@@ -108,10 +116,10 @@ def margin_scores(pool: Pool, similarity: tf.Tensor, side: str, shortlist: int,
 
 def top_negatives(pool: Pool, scores: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
   """((B, k) pool rows of the k best-scoring other products, (B, k) 1.0 where such a product
-  exists): a query's own product (all its pairs) is never drawn."""
+  exists): a query's own product (all its pairs) and unavailable rows are never drawn."""
   own_key = tf.gather(pool.product_key, pool.own)
-  same_product = own_key[:, None] == pool.product_key[None, :]
-  values, rows = tf.math.top_k(tf.where(same_product, _NONE, scores), k)
+  barred = (own_key[:, None] == pool.product_key[None, :]) | ~pool.available[None, :]
+  values, rows = tf.math.top_k(tf.where(barred, _NONE, scores), k)
   return rows, tf.cast(values > _NONE / 2, tf.float32)
 
 
@@ -160,16 +168,14 @@ def listwise_losses(positives: tf.Tensor, negatives: tf.Tensor,
 ScoresFn = Callable[[Pool, str, tf.Tensor], tf.Tensor]
 
 
-def group_outputs(inputs: dict[str, tf.Tensor], batch: dict[str, tf.Tensor], k: int,
-                  scores: ScoresFn,
+def group_outputs(pool: Pool, k: int, scores: ScoresFn,
                   pair_logits: Callable[[dict[str, tf.Tensor]], tf.Tensor],
                   every: int = 1) -> dict[str, tf.Tensor]:
-  """The groups of this replica's matched pairs (`inputs`: text and patch features; `batch`:
-  product_key, subcategory_id, pair_seed), one query in `every`, scored by `pair_logits` in one
-  joint pass: {itm_logits (Q (1 + 2K), 2) in `group_rows` order, itm_group_labels (1 for the Q
-  positives, 0 for the negatives), itm_group_weights (1.0, 0.0 where no negative could be
-  drawn)}."""
-  pool = global_pool(inputs, batch)
+  """The groups of this replica's matched pairs in `pool` (`global_pool`, maybe widened by
+  kaleido.tasks.pair_queue), one query in `every`, their negatives drawn from the whole pool by
+  `scores` and all scored by `pair_logits` in one joint pass: {itm_logits (Q (1 + 2K), 2) in
+  `group_rows` order, itm_group_labels (1 for the Q positives, 0 for the negatives),
+  itm_group_weights (1.0, 0.0 where no negative could be drawn)}."""
   pool = dataclasses.replace(pool, own=pool.own[::every])  # the queries
   text_seed, image_seed = tf.unstack(tf.random.split(pool.seed, 2))
   image_scores = scores(pool, "image", image_seed)

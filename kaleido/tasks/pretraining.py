@@ -62,7 +62,7 @@ class PretrainingTask(kaleido_task.KaleidoTask):
                 "patch_features": outputs.pop("restored_patch_features")}
     share = float(pretraining.hard_negatives)
     groups = itm_groups.group_outputs(
-        restored, batch, k, lambda pool, side, seed: itm_groups.random_scores(pool, share, seed),
+        itm_groups.global_pool(restored, batch), k, lambda pool, side, seed: itm_groups.random_scores(pool, share, seed),
         lambda pairs: model.itm_logits(pairs, training=training), pretraining.itm_group_every)
     return {**outputs, **groups}
 

@@ -12,6 +12,7 @@ from kaleido.model import heads as heads_lib
 from kaleido.model import losses as losses_lib
 from kaleido.tasks import finetune
 from kaleido.tasks import itm_groups
+from kaleido.tasks import pair_queue
 
 
 class RetrievalTask(finetune.FinetuneTask):
@@ -21,6 +22,7 @@ class RetrievalTask(finetune.FinetuneTask):
   global batch (losses.contrastive_examples)."""
 
   loss_name = "itm"
+  _queue: pair_queue.PairQueue | None = None  # built with the model
 
   @property
   def _itc_weight(self) -> float:
@@ -56,10 +58,17 @@ class RetrievalTask(finetune.FinetuneTask):
     """K, the negatives per query made in the step (0: the input pipeline's pairs)."""
     return self.finetune.negatives_per_positive
 
+  def build_model(self):
+    """The matcher, and with a `negative_queue` the queue of earlier pairs (not checkpointed)."""
+    model = super().build_model()
+    self._queue = (pair_queue.PairQueue(self.finetune.negative_queue, self.model_config)
+                   if self.finetune.negative_queue else None)
+    return model
+
   def forward(self, model, batch, training):
     """Input pairs as they are, or each matched pair with K negative images for its text and K
-    negative texts for its image drawn from the global batch, all in one joint pass
-    (itm_groups.group_outputs)."""
+    negative texts for its image drawn from the global batch (in training also from the
+    `negative_queue`'s earlier pairs), all in one joint pass (itm_groups.group_outputs)."""
     k = self._group_size
     if not k:
       return super().forward(model, batch, training)
@@ -67,10 +76,16 @@ class RetrievalTask(finetune.FinetuneTask):
     outputs = {}
     if model.contrastive is not None:
       outputs = model.contrastive_outputs(inputs, training=training)
+    pool = itm_groups.global_pool(
+        inputs, batch, {key: outputs[key] for key in ("itc_text", "itc_image") if key in outputs})
+    if training and self._queue is not None:
+      widened = self._queue.widen(pool)
+      self._queue.push(pool)
+      pool = widened
     margins = lambda pairs: heads_lib.itm_margin(model.itm_logits(pairs, training=False))
     groups = itm_groups.group_outputs(
-        inputs, batch, k, lambda pool, side, seed: self._negative_scores(pool, outputs, side,
-                                                                          seed, margins),
+        pool, k, lambda pool, side, seed: self._negative_scores(pool, outputs, side, seed,
+                                                                margins),
         lambda pairs: model.itm_logits(pairs, training=training), self.finetune.group_every)
     return {**outputs, **groups}
 
@@ -80,16 +95,15 @@ class RetrievalTask(finetune.FinetuneTask):
     cross-encoder's margin of pairs, for the margin_shortlist draw)."""
     if not self.finetune.mined_negatives:
       return itm_groups.random_scores(pool, self.finetune.negative_same_subcategory, seed)
-    context = tf.distribute.get_replica_context()
-    candidates = context.all_gather(tf.stop_gradient(outputs[f"itc_{side}"]), axis=0)
-    queries = tf.stop_gradient(
-        outputs["itc_text" if side == "image" else "itc_image"])[::self.finetune.group_every]
-    similarity = tf.cast(outputs["itc_logit_scale"], tf.float32) * tf.matmul(
-        tf.cast(queries, tf.float32), tf.cast(candidates, tf.float32), transpose_b=True)
+    candidates = pool.embeddings[f"itc_{side}"]
+    queries = tf.gather(pool.embeddings["itc_text" if side == "image" else "itc_image"],
+                        pool.own)
+    similarity = tf.cast(tf.stop_gradient(outputs["itc_logit_scale"]), tf.float32) * tf.matmul(
+        queries, candidates, transpose_b=True)
     if self.finetune.margin_shortlist:
-      return itm_groups.margin_scores(pool, tf.stop_gradient(similarity), side,
-                                      self.finetune.margin_shortlist, margins, seed)
-    return itm_groups.mined_scores(pool, tf.stop_gradient(similarity), seed)
+      return itm_groups.margin_scores(pool, similarity, side, self.finetune.margin_shortlist,
+                                      margins, seed)
+    return itm_groups.mined_scores(pool, similarity, seed)
 
   def dataset(self, batch_size, seed, input_context, training=True):
     return finetuning.retrieval_dataset(self.data_folder(training), batch_size, self.finetune,
