@@ -41,7 +41,9 @@ def test_pretrained_results_hold_each_finished_starts_files_and_means(tmp_path):
                        r1, cider)
   (tmp_path / "demo_eval_bert_paper_seed2").mkdir()  # a pipeline still under way
   assert run_results.finished_seeds(str(tmp_path), "minilm", "_bert_paper", [0, 1, 2]) == (
-      [0, 1], f"minilm: seeds 2 have no finished pipeline under {str(tmp_path)!r}; left out.")
+      [0, 1], f"minilm: seed 2 has no finished pipeline under {str(tmp_path)!r}; left out.")
+  assert run_results.finished_seeds(str(tmp_path), "minilm", "_bert_paper", [0, 3, 4])[1] == (
+      f"minilm: seeds 3, 4 have no finished pipeline under {str(tmp_path)!r}; left out.")
   with pytest.raises(errors.KaleidoError, match="No random pipeline"):
     run_results.finished_seeds(str(tmp_path), "random", "_paper", [0, 1, 2])
   runs = [pretrained_results.run_entry("minilm", seed, run_results.eval_folder(

@@ -34,8 +34,10 @@ def finished_seeds(runs_dir: str, name: str, suffix: str,
     raise errors.KaleidoError(f"No {name} pipeline (folders demo_eval{suffix}*) finished "
                               f"under {runs_dir!r} for seeds {seeds}; run tools/run_demo.sh.")
   missing = [str(seed) for seed in seeds if seed not in finished]
-  note = (f"{name}: seeds {', '.join(missing)} have no finished pipeline under {runs_dir!r}; "
-          "left out." if missing else "")
+  seeds_have = (f"seed {missing[0]} has" if len(missing) == 1
+                else f"seeds {', '.join(missing)} have")
+  note = (f"{name}: {seeds_have} no finished pipeline under {runs_dir!r}; left out."
+          if missing else "")
   return finished, note
 
 
