@@ -30,7 +30,8 @@ def _kaleido_imports(path: pathlib.Path) -> set[str]:
     if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kaleido"):
       for alias in node.names:
         candidate = f"{node.module}.{alias.name}"
-        is_module = (REPO_ROOT / (candidate.replace(".", "/") + ".py")).exists()
+        path_stem = REPO_ROOT / candidate.replace(".", "/")
+        is_module = path_stem.with_suffix(".py").exists() or (path_stem / "__init__.py").exists()
         imported.add(candidate if is_module else node.module)
     elif isinstance(node, ast.Import):
       imported.update(a.name for a in node.names if a.name.startswith("kaleido"))

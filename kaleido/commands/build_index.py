@@ -13,16 +13,16 @@ the patch features from the folder's feature cache (kaleido.feature_cache), buil
 from absl import flags
 from absl import logging
 
-from kaleido import search
 from kaleido.feature_cache import flags as feature_cache_flags
+from kaleido.search import defaults
 from kaleido.utils import cli
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
                                   "A train.py --model_dir, or one of its checkpoints.")
 _DATA = flags.DEFINE_string("data", None, "A folder prepared by data/prepare.py.")
 _OUTPUT = flags.DEFINE_string("output", None, "The index folder (new, or this build's own).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", search.BATCH_SIZE, "Images per model call.")
-_CHUNK_SIZE = flags.DEFINE_integer("chunk_size", search.CHUNK_SIZE,
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", defaults.BATCH_SIZE, "Images per model call.")
+_CHUNK_SIZE = flags.DEFINE_integer("chunk_size", defaults.CHUNK_SIZE,
                                    "Images per chunk file (the unit of resumption).")
 _RETRIEVAL_TEXT = flags.DEFINE_enum(
     "retrieval_text", None, ["name", "description"], "The text side: product names or the "

@@ -16,15 +16,15 @@ import sys
 from absl import flags
 from absl import logging
 
-from kaleido import search
 from kaleido.evaluation import two_stage
+from kaleido.search import defaults
 from kaleido.utils import cli
 
 _INDEX = flags.DEFINE_string("index", None, "An index folder of tools/build_index.py.")
 _QUERY = flags.DEFINE_multi_string("query", [], "A text query (repeatable): finds images.")
 _IMAGE = flags.DEFINE_multi_string("image", [], "An image file query (repeatable): finds the "
                                    "catalog's texts, one per product.")
-_TOP_K = flags.DEFINE_integer("top_k", search.TOP_K, "Hits per query.")
+_TOP_K = flags.DEFINE_integer("top_k", defaults.TOP_K, "Hits per query.")
 _RERANK = flags.DEFINE_integer(
     "rerank", two_stage.DEFAULT_RERANK, "First-stage hits re-ranked by the cross-encoder (0: "
     "the first stage alone; -1: the cross-encoder over every item, slow beyond a few thousand; "
@@ -36,7 +36,8 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", "", "The run to search with (def
                                   "the index was built with; another is refused).")
 _OUTPUT = flags.DEFINE_string("output", "", "JSON-lines file of the hits (default: stdout).")
 _HTML = flags.DEFINE_string("html", "", "Also write the hits as an HTML page here.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", search.BATCH_SIZE, "Pairs per cross-encoder call.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", defaults.BATCH_SIZE,
+                                   "Pairs per cross-encoder call.")
 
 
 def _check_flags() -> None:

@@ -1,8 +1,3 @@
 """Search over a whole catalog: an index of independent (ITC) embeddings and cached patch
 features, a first stage over every item, the ITM cross-encoder re-ranking the best, a results
 page."""
-
-# Defaults shared by the library and its commands (tools/build_index.py, tools/search.py).
-BATCH_SIZE = 32  # images (indexing) or pairs (re-ranking) per model call
-CHUNK_SIZE = 1024  # indexed images per chunk file, the unit of resumption
-TOP_K = 10  # hits per query

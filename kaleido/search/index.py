@@ -25,13 +25,13 @@ import tensorflow as tf
 
 from kaleido import config as config_lib
 from kaleido import errors
-from kaleido import search
 from kaleido.evaluation import encoders as encoders_lib
 from kaleido.evaluation import runs as eval_runs
 from kaleido.feature_cache import store as cache_store
 from kaleido.records import manifest as manifest_lib
 from kaleido.records import reader
 from kaleido.records import schema
+from kaleido.search import defaults
 from kaleido.utils import files
 from kaleido.utils import interrupts
 from kaleido.utils import progress as progress_lib
@@ -142,8 +142,8 @@ def _write_chunk(path: str, batches: list[dict], encoders: encoders_lib.Retrieva
   return count
 
 
-def build_index(checkpoint: str, data: str, output: str, batch_size: int = search.BATCH_SIZE,
-                chunk_size: int = search.CHUNK_SIZE, retrieval_text: str = "",
+def build_index(checkpoint: str, data: str, output: str, batch_size: int = defaults.BATCH_SIZE,
+                chunk_size: int = defaults.CHUNK_SIZE, retrieval_text: str = "",
                 progress_stream: TextIO | None = None, patch_features: str = "") -> dict:
   """Builds (or resumes building) the index of prepared folder `data` with the model of
   `checkpoint` (a train.py model_dir or checkpoint) in `output`; returns its index.json.

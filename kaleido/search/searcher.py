@@ -14,7 +14,6 @@ import tensorflow as tf
 
 from kaleido import config as config_lib
 from kaleido import errors
-from kaleido import search
 from kaleido.data import images
 from kaleido.evaluation import encoders as encoders_lib
 from kaleido.evaluation import runs as eval_runs
@@ -22,6 +21,7 @@ from kaleido.evaluation import two_stage
 from kaleido.patches import cutting
 from kaleido.patches import generator
 from kaleido.records import prepare
+from kaleido.search import defaults
 from kaleido.search import index as index_lib
 from kaleido.text import tokenizer as tokenizer_lib
 from kaleido.utils import restoring
@@ -56,7 +56,7 @@ class ImageQuery:
 class Searcher:
   """An index with the model it was built with."""
 
-  def __init__(self, index_dir: str, checkpoint: str = "", batch_size: int = search.BATCH_SIZE):
+  def __init__(self, index_dir: str, checkpoint: str = "", batch_size: int = defaults.BATCH_SIZE):
     self.index = index_lib.load_index(index_dir)
     info = self.index.info
     checkpoint_path = restoring.latest_checkpoint(checkpoint or info["checkpoint"])
@@ -101,7 +101,7 @@ class Searcher:
                 first_stage=float(first_stage[c]), itm_margin=margin_by_column.get(int(c)))
             for rank, c in enumerate(best)]
 
-  def search_text(self, query: str, top_k: int = search.TOP_K,
+  def search_text(self, query: str, top_k: int = defaults.TOP_K,
                   rerank: int = two_stage.DEFAULT_RERANK,
                   fusion_weight: float = two_stage.DEFAULT_FUSION_WEIGHT) -> list[Hit]:
     """The indexed images that best show `query`: the first stage's best `rerank` re-ranked by
@@ -140,7 +140,7 @@ class Searcher:
                       patch_boxes=cutting.patch_boxes(tf.constant(crop.crop_box)).numpy(),
                       thumbnail=crop.crop_jpeg)
 
-  def search_image(self, query: ImageQuery, top_k: int = search.TOP_K,
+  def search_image(self, query: ImageQuery, top_k: int = defaults.TOP_K,
                    rerank: int = two_stage.DEFAULT_RERANK,
                    fusion_weight: float = two_stage.DEFAULT_FUSION_WEIGHT) -> list[Hit]:
     """The indexed products' texts that best describe the query image (one text per
