@@ -22,7 +22,8 @@ from kaleido.utils import cli
 
 _CATALOG = flags.DEFINE_string("catalog", None, "The demo catalog split (<split>.h5) the captions "
                                "describe; its .groundtruth.json sidecar is read.")
-_CAPTIONS = flags.DEFINE_multi_string("captions", [], "A captions file of evaluate.py (repeatable).")
+_CAPTIONS = flags.DEFINE_multi_string("captions", [],
+                                       "A captions file of evaluate.py (repeatable).")
 
 
 def table(catalog: str, caption_files: list[str]) -> list[dict]:
