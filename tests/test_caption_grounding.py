@@ -24,7 +24,7 @@ TRUTHS = [_truth(0, [("navy", "colour"), ("t-shirt", "category"), ("short", "sle
 
 def test_recall_counts_each_image_word_of_each_kind_once():
   by_id = caption_grounding.truths_by_id(TRUTHS, "development")
-  predictions = {"development:0": "Navy T-shirt. Long sleeves, navy trim.",  # short: missed
+  predictions = {"development:0": "navy t - shirt . long sleeves , navy trim .",  # short: missed
                  "development:1": "Pink ankle boots."}                       # white: missed
   recall = caption_grounding.word_recall(predictions, by_id)
   assert recall == {"category": 1.0, "colour": pytest.approx(2 / 3), "sleeve": 0.0}

@@ -11,11 +11,13 @@ the image and which it guesses.
 from __future__ import annotations
 
 import collections
+import re
 from typing import Mapping, Sequence
 
 from kaleido import errors
 from kaleido.demo import groundtruth
-from kaleido.demo import text
+
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 def truths_by_id(truths: Sequence[groundtruth.ImageTruth],
@@ -35,11 +37,17 @@ def word_recall(predictions: Mapping[str, str],
         "catalog; pass the demo catalog the captions were made from (its <split>.h5).")
   found, total = collections.Counter(), collections.Counter()
   for key, caption in predictions.items():
-    words = set(text.tokens(caption))
+    parts = set(_parts(caption))
     for word_box in truths[key].words:
       total[word_box.kind] += 1
-      found[word_box.kind] += word_box.word in words
+      found[word_box.kind] += parts.issuperset(_parts(word_box.word))
   return {kind: found[kind] / total[kind] for kind in sorted(total)}
+
+
+def _parts(words: str) -> list[str]:
+  """The lower-cased letter runs of `words`: a decoded caption spaces hyphens ("t - shirt"),
+  so a hyphenated word is named when all of its parts are."""
+  return _LETTERS.findall(words.lower())
 
 
 def distinct_captions(predictions: Mapping[str, str]) -> int:
