@@ -6,6 +6,7 @@ logical CPU devices and TF_CONFIG must be set before TensorFlow starts; the one-
 """
 
 import dataclasses
+import gc
 import glob
 import json
 import math
@@ -232,7 +233,8 @@ def test_mixed_float16_first_step_matches_float32_and_training_stays_finite(data
              for value in _step_losses(str(tmp_path), step).values())
 
 
-def test_resume_restores_every_variable_and_optimizer_slot_and_continues(data, tmp_path, capfd):
+def test_resume_restores_every_variable_and_optimizer_slot_and_continues(data, tmp_path, capfd,
+                                                                         caplog):
   config = catalogs.tiny_experiment(data, str(tmp_path), train_steps=2, dropout=0.1,
                                     training={"checkpoint_every": 1})
   first = trainer_lib.Trainer(config, factory.create_task(config))
@@ -265,3 +267,11 @@ def test_resume_restores_every_variable_and_optimizer_slot_and_continues(data, t
   assert "at step 2" in capfd.readouterr().err
   assert os.path.basename(sorted(glob.glob(os.path.join(str(tmp_path), "checkpoints",
                                                         "ckpt-*.index")))[-1]) == "ckpt-4.index"
+  # A rerun of the finished run does nothing and restores what it builds without a warning about
+  # the optimizer slots it never creates.
+  finished = trainer_lib.Trainer(longer, factory.create_task(longer))
+  assert finished.run() == trainer_lib.TrainResult(step=4, losses={})
+  del finished
+  gc.collect()
+  assert "Nothing to do" in capfd.readouterr().err
+  assert "could not be found" not in caplog.text

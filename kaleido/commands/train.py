@@ -34,8 +34,9 @@ def main(argv):
   from kaleido.training import trainer  # pylint: disable=g-import-not-at-top
   config = experiment.complete(config, strategy)
   result = experiment.train(config, strategy)
-  losses = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.losses.items()))
-  print(f"Step {result.step}: {losses}")
+  if result.losses:  # none when the checkpoint was already at --train_steps
+    losses = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.losses.items()))
+    print(f"Step {result.step}: {losses}")
   if result.validation:
     validation = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.validation.items()))
     print(f"Validation ({config.data.eval_data}): {validation}")

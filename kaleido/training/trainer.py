@@ -97,6 +97,7 @@ class Trainer:
     # Damaged newer checkpoints are moved aside (by the chief) before the manager reads the
     # checkpoint list, so it goes on from the newest one that reads in full.
     self._resume_from = restoring.newest_readable(self._checkpoint_dir, set_aside=chief)
+    self._restore_status = None  # the load status of _resume_from, once restored
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(self._writer_dir, "checkpoints"),
         max_to_keep=training.max_checkpoints)
@@ -230,7 +231,7 @@ class Trainer:
   def _restore(self) -> int:
     latest = self._resume_from
     if latest:
-      restoring.restore(latest, {"model": self.model, "optimizer": self.optimizer,
+      self._restore_status = restoring.restore(latest, {"model": self.model, "optimizer": self.optimizer,
                                  "step": self.step},
                         "use another --model_dir or the flags it was trained with",
                         partial=False, error_type=TrainingError)
@@ -276,6 +277,8 @@ class Trainer:
     train = self.config.training
     start = self._restore()
     if start >= train.train_steps:
+      # No update runs, so the optimizer's slots are never created to take their saved values.
+      self._restore_status.expect_partial()
       print(f"Nothing to do: the checkpoint is already at step {start} >= --train_steps.",
             file=sys.stderr)
       return TrainResult(step=start, losses={})

@@ -110,18 +110,21 @@ def newest_readable(directory: str, set_aside: bool = True,
 
 
 def restore(path: str, objects: dict, mismatch: str, partial: bool = True,
-            error_type: type[errors.KaleidoError] = errors.KaleidoError) -> None:
+            error_type: type[errors.KaleidoError] = errors.KaleidoError):
   """Restores `objects` (checkpoint dependencies, e.g. {"model": model}) from `path`.
 
   Every existing object must be matched; with `partial`, values in the file that `objects` lack
   (optimizer slots, other heads) are ignored. A mismatch raises `error_type` with the sentence
-  "The checkpoint PATH does not fit ... (first line of the cause); `mismatch`."
+  "The checkpoint PATH does not fit ... (first line of the cause); `mismatch`." Returns the
+  load status: values still waiting for objects created later (optimizer slots) restore into
+  them on creation.
   """
   try:
     status = tf.train.Checkpoint(**objects).restore(path)
     if partial:
       status = status.expect_partial()
     status.assert_existing_objects_matched()
+    return status
   except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
     cause = str(error).splitlines()[0][:200]
     raise error_type(f"The checkpoint {path!r} does not fit ({cause}); {mismatch}.") from error
