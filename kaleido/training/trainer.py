@@ -231,10 +231,10 @@ class Trainer:
   def _restore(self) -> int:
     latest = self._resume_from
     if latest:
-      self._restore_status = restoring.restore(latest, {"model": self.model, "optimizer": self.optimizer,
-                                 "step": self.step},
-                        "use another --model_dir or the flags it was trained with",
-                        partial=False, error_type=TrainingError)
+      self._restore_status = restoring.restore(
+          latest, {"model": self.model, "optimizer": self.optimizer, "step": self.step},
+          "use another --model_dir or the flags it was trained with", partial=False,
+          error_type=TrainingError)
       print(f"Resumed from {latest} at step {int(self.step.numpy())}.", file=sys.stderr)
     else:
       note = self.task.initialize(self.model)
