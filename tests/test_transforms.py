@@ -278,10 +278,12 @@ def test_subcategory_runs_make_batches_of_one_subcategory_runs(prepared_folder):
   def subcategories(runs: int) -> list[list[int]]:
     dataset = finetuning.example_batches(prepared_folder, 4, seed=5, input_context=None,
                                          subcategory_runs=runs)
-    return [list(b["subcategory_id"]) for b in dataset.take(8).as_numpy_iterator()]
+    return [list(b["subcategory_id"]) for b in dataset.take(32).as_numpy_iterator()]
 
   # Runs of 2 of one subcategory each (the folder alternates two subcategories example by example).
   in_runs = subcategories(2)
   assert all(batch[0] == batch[1] and batch[2] == batch[3] for batch in in_runs)
-  # Shuffled batches mix them within the first two positions at least once.
+  # Shuffled batches mix them within the first two positions at least once. The order also
+  # depends on the global seed earlier tests set: 8 batches stayed unmixed for 2 of 40 global
+  # seeds, 32 mixed for all 40.
   assert any(batch[0] != batch[1] for batch in subcategories(0))
