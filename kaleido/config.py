@@ -108,7 +108,8 @@ class PretrainingConfig:
   itm_group_every: int = 1  # one pair in this many of each replica's batch gets a group
   # The first N steps minimise the matching losses alone (ITM, and ITC when enabled); the other
   # losses join at step N. A pretrained BERT's kept layers learn ITM alone, but beside AMLM from
-  # the first step it stays at chance (issue #34). 0: every loss from the start (Eq. 8).
+  # the first step it stays at chance (issue #34). Those steps compute only what ITM and ITC
+  # read (no masked pass when ITM reads the unmasked one). 0: every loss from the start (Eq. 8).
   matching_first_steps: int = 0
 
   def weight(self, name: str) -> float:

@@ -79,6 +79,10 @@ def test_outputs_follow_the_contract(model):
   }
   assert {key: tuple(value.shape) for key, value in outputs.items()} == expected
   assert all(value.dtype == tf.float32 for value in outputs.values())
+  # A matching-only call (ITM on the masked pass here) computes ITM's head alone.
+  matching = model(model_inputs(model, make_batch()), training=False, matching_only=True)
+  assert set(matching) == {"itm_logits"}
+  np.testing.assert_allclose(matching["itm_logits"], outputs["itm_logits"], atol=1e-5)
 
 
 def test_every_level_has_its_own_type_embedding():

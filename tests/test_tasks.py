@@ -133,22 +133,35 @@ def _variable_values(checkpoint: str, *parts: str) -> list[np.ndarray]:
 
 
 def test_matching_first_steps_train_through_itm_alone_then_every_loss_joins(data, tmp_path):
-  """--matching_first_steps=2 (no weight decay, so only gradients move weights): in step 2 the
-  encoder layers and the ITM head move while the AMLM and RR heads wait; in step 3 their losses
-  join and move them."""
+  """--matching_first_steps=2 with --itm_unmasked (no weight decay, so only gradients move
+  weights): in step 2 the encoder layers and the ITM head move while the AMLM and RR heads wait;
+  in step 3 their losses join and move them. The matching steps' pass computes ITM alone."""
   config = _config(data, tmp_path, steps=3)
-  pretraining = dataclasses.replace(config.task.pretraining, matching_first_steps=2)
+  pretraining = dataclasses.replace(config.task.pretraining, matching_first_steps=2,
+                                    itm_unmasked=True)
   config = dataclasses.replace(
       config, task=dataclasses.replace(config.task, pretraining=pretraining),
       optimizer=dataclasses.replace(config.optimizer, weight_decay=0.0),
       training=dataclasses.replace(config.training, checkpoint_every=1))
-  _train(config)
+  task = factory.create_task(config)
+  trainer = trainer_lib.Trainer(config, task)
+  trainer.run()
   after = {step: str(tmp_path / "checkpoints" / f"ckpt-{step}") for step in (1, 2, 3)}
   moved = lambda step, *parts: not all(np.array_equal(a, b) for a, b in zip(
       _variable_values(after[step - 1], *parts), _variable_values(after[step], *parts)))
   assert not moved(2, "heads/masked_lm/dense") and not moved(2, "heads/rr")
   assert moved(2, "transformer_layers", "kernel") and moved(2, "heads/itm")
   assert moved(3, "heads/masked_lm/dense") and moved(3, "heads/rr")
+  assert [task.phase(step) for step in range(3)] == ["matching", "matching", None]
+  batch = next(iter(task.dataset(4, seed=1, input_context=None)))
+  matching = task.forward(trainer.model, batch, training=False, phase="matching")
+  assert set(matching) == {"itm_logits"}
+  assert set(task.replica_losses(batch, matching)) == {"itm", "itc", "total"}
+  assert set(task.replica_metrics(batch, matching)) == {"itm_accuracy"}
+  # ITM on the restored pass: the same logits as the whole pass's.
+  every = task.forward(trainer.model, batch, training=False)
+  assert {"mlm_logits", "rr_logits"} <= set(every)
+  np.testing.assert_allclose(matching["itm_logits"], every["itm_logits"], atol=1e-5)
 
 
 def test_autoregressive_caption_model_is_causal_in_text_and_patches_ignore_text(data, tmp_path):

@@ -128,9 +128,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
   trainer = trainer_lib.Trainer(config, factory.create_task(config))
   real_step, calls = trainer._train_step, []
 
-  def step_that_diverges(batch, stop_requested):
+  def step_that_diverges(batch, stop_requested, phase):
     calls.append(1)
-    values, stop = real_step(batch, stop_requested)
+    values, stop = real_step(batch, stop_requested, phase)
     return ({**values, "total": math.nan} if len(calls) == 3 else values), stop
 
   monkeypatch.setattr(trainer, "_train_step", step_that_diverges)

@@ -106,6 +106,8 @@ class KaleidoPretrainer(TaskModel):
   head embeds its text and image halves. With `itm_unmasked`, ITM reads the pooled output of a
   joint pass over them instead of the masked pass's. With `restored_outputs` they are outputs
   too (`restored_word_ids`, `restored_patch_features`: what in-step ITM groups are made of).
+  A call with `matching_only` computes only what ITM and ITC read: the masked pass (ITM's head
+  alone) only when ITM reads it, none of the other heads or their targets.
   """
 
   PRETRAINING_KEYS = ENCODER_KEYS + ("blank_positions", "grey_positions", "grey_targets",
@@ -148,18 +150,30 @@ class KaleidoPretrainer(TaskModel):
         tf.concat([inputs["patches"], inputs["grey_targets"]], axis=1))
     return all_features[:, :self._num_patches], all_features[:, self._num_patches:]
 
-  def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    patch_features, grey_features = self._features(inputs)
+  def _masked_pass(self, inputs: dict[str, tf.Tensor],
+                   patch_features: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The backbone on the masked text and patches (blanked ones too when blanking is on)."""
     extra = {"patch_features": patch_features}
     if self._blank:
       extra["blank_positions"] = inputs["blank_positions"]
-    encoded = self.encode({key: inputs[key] for key in ("input_word_ids", "input_mask",
-                                                         "patch_boxes")}, **extra)
-    outputs = self.heads({**encoded, **{key: inputs[key] for key in (
-        "masked_lm_positions", "grey_positions", "blank_positions")}})
-    outputs["g2cm_targets"] = tf.stop_gradient(grey_features)
-    outputs["b2cm_targets"] = tf.stop_gradient(
-        tf.gather(patch_features, inputs["blank_positions"], batch_dims=1))
+    return self.encode({key: inputs[key] for key in ("input_word_ids", "input_mask",
+                                                     "patch_boxes")}, **extra)
+
+  def call(self, inputs: dict[str, tf.Tensor],
+           matching_only: bool = False) -> dict[str, tf.Tensor]:
+    patch_features, grey_features = self._features(inputs)
+    if not matching_only:
+      outputs = self.heads({**self._masked_pass(inputs, patch_features), **{
+          key: inputs[key] for key in ("masked_lm_positions", "grey_positions",
+                                       "blank_positions")}})
+      outputs["g2cm_targets"] = tf.stop_gradient(grey_features)
+      outputs["b2cm_targets"] = tf.stop_gradient(
+          tf.gather(patch_features, inputs["blank_positions"], batch_dims=1))
+    elif self._itm_unmasked or self._restored_outputs:
+      outputs = {}  # ITM reads the restored pass or in-step groups
+    else:
+      outputs = {"itm_logits": self.heads.itm(
+          self._masked_pass(inputs, patch_features)["pooled_output"])}
     if not self._restores:
       return outputs
     restored = {"input_word_ids": restore_masked_tokens(inputs),

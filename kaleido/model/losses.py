@@ -123,30 +123,32 @@ def contrastive_examples(batch: dict[str, tf.Tensor],
 
 
 def loss_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
-               task_config: config_lib.PretrainingConfig,
-               itm: Term | None = None) -> dict[str, Term]:
-  """(numerator, denominator) of every enabled task's loss on this batch (or replica); `itm`
-  replaces ITM's term (ITM scored on pairs other than the batch's, e.g. in-step groups)."""
+               task_config: config_lib.PretrainingConfig, itm: Term | None = None,
+               matching_only: bool = False) -> dict[str, Term]:
+  """(numerator, denominator) of every enabled task's loss on this batch (or replica), with
+  `matching_only` of the enabled MATCHING_LOSSES alone; `itm` replaces ITM's term (ITM scored
+  on pairs other than the batch's, e.g. in-step groups)."""
   weights = _weights(batch)
+  names = config_lib.MATCHING_LOSSES if matching_only else config_lib.PAPER_LOSSES
   terms = {name: (itm if name == "itm" and itm is not None else
                   weighted_term(_per_prediction_loss(name, batch, outputs), weights[name]))
-           for name in config_lib.PAPER_LOSSES if task_config.is_enabled(name)}
+           for name in config_lib.PAPER_LOSSES if name in names and task_config.is_enabled(name)}
   if task_config.is_enabled("itc"):
     terms["itc"] = weighted_term(contrastive_examples(batch, outputs)[0], weights["itc"])
   return terms
 
 
 def _with_total(losses: dict[str, tf.Tensor], task_config: config_lib.PretrainingConfig,
-                matching_only: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-  """`losses` with every name of ALL_LOSSES and their weighted sum as "total"; where the scalar
-  bool `matching_only` holds, the total counts only the MATCHING_LOSSES."""
+                matching_only: bool = False) -> dict[str, tf.Tensor]:
+  """`losses` with every name of ALL_LOSSES (with `matching_only`, of MATCHING_LOSSES) and
+  their weighted sum as "total"."""
   losses = {name: losses.get(name, tf.constant(0.0)) for name in config_lib.ALL_LOSSES}
   weighted = {name: task_config.weight(name) * loss for name, loss in losses.items()}
   matching = tf.add_n([weighted[name] for name in config_lib.MATCHING_LOSSES])
+  if matching_only:
+    return {**{name: losses[name] for name in config_lib.MATCHING_LOSSES}, "total": matching}
   others = tf.add_n([loss for name, loss in weighted.items()
                      if name not in config_lib.MATCHING_LOSSES])
-  if matching_only is not None:
-    others *= 1.0 - tf.cast(matching_only, others.dtype)
   losses["total"] = matching + others
   return losses
 
@@ -173,24 +175,26 @@ def pretraining_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor
 
 def replica_losses(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
                    task_config: config_lib.PretrainingConfig, itm: Term | None = None,
-                   matching_only: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+                   matching_only: bool = False) -> dict[str, tf.Tensor]:
   """This replica's share of the global-batch losses (same keys); call in a replica context.
 
   Summing any value over replicas gives the mean over the global batch; with one replica it
-  equals `pretraining_losses`. `itm` as in `loss_terms`; where the scalar bool `matching_only`
-  holds, "total" is the weighted ITM and ITC losses alone (the other values stay reported).
+  equals `pretraining_losses`. `itm` as in `loss_terms`; with `matching_only` (outputs of a
+  matching-only pass), the ITM and ITC losses alone and "total" their weighted sum.
   """
-  return _with_total(replica_shares(loss_terms(batch, outputs, task_config, itm)), task_config,
-                     matching_only)
+  return _with_total(replica_shares(loss_terms(batch, outputs, task_config, itm, matching_only)),
+                     task_config, matching_only)
 
 
 def metric_terms(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
-                 itm: Term | None = None) -> dict[str, Term]:
+                 itm: Term | None = None, matching_only: bool = False) -> dict[str, Term]:
   """(correct, count) of the itm/mlm/rr/jps/cp (and itc) accuracies, counted as their losses
-  are; `itm` replaces ITM's (correct, count)."""
+  are (with `matching_only`, of ITM and ITC alone); `itm` replaces ITM's (correct, count)."""
   weights = _weights(batch)
   terms = {}
   for name, (label, logits, accuracy) in CLASSIFIERS.items():
+    if matching_only and name not in config_lib.MATCHING_LOSSES:
+      continue
     if name == "itm" and itm is not None:
       terms[accuracy] = itm
       continue
@@ -210,6 +214,6 @@ def pretraining_metrics(batch: dict[str, tf.Tensor],
 
 
 def replica_metrics(batch: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor],
-                    itm: Term | None = None) -> dict[str, tf.Tensor]:
+                    itm: Term | None = None, matching_only: bool = False) -> dict[str, tf.Tensor]:
   """This replica's share of the global-batch accuracies; sum over replicas as the losses."""
-  return replica_shares(metric_terms(batch, outputs, itm))
+  return replica_shares(metric_terms(batch, outputs, itm, matching_only))

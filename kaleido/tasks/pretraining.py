@@ -16,6 +16,9 @@ from kaleido.tasks import itm_groups
 from kaleido.tasks import kaleido_task
 
 NUM_PICTURES = 3
+# The phase of the first --matching_first_steps steps: ITM (and ITC) alone, on a pass that
+# computes only what they read.
+MATCHING_PHASE = "matching"
 
 
 class PretrainingTask(kaleido_task.KaleidoTask):
@@ -49,10 +52,15 @@ class PretrainingTask(kaleido_task.KaleidoTask):
         seed=seed, input_context=input_context, cache=cache,
         trim_text=config_lib.trims_text(self.config))
 
-  def forward(self, model, batch, training):
-    """The pre-training pass; with in-step ITM groups (itm_negatives_per_positive), ITM's
-    logits are those of the groups made from the restored pairs (itm_groups.group_outputs)."""
-    outputs = super().forward(model, batch, training)
+  def phase(self, step):
+    return MATCHING_PHASE if step < self.config.task.pretraining.matching_first_steps else None
+
+  def forward(self, model, batch, training, phase=None):
+    """The pre-training pass (in the matching phase only what ITM and ITC read); with in-step
+    ITM groups (itm_negatives_per_positive), ITM's logits are those of the groups made from the
+    restored pairs (itm_groups.group_outputs)."""
+    outputs = model(self.model_inputs(model, batch), training=training,
+                    matching_only=phase == MATCHING_PHASE)
     pretraining = self.config.task.pretraining
     k = pretraining.itm_negatives_per_positive
     if not k:
@@ -75,16 +83,18 @@ class PretrainingTask(kaleido_task.KaleidoTask):
         outputs, pretraining.itm_loss == "listwise", pretraining.itm_negatives_per_positive)
     return (losses_lib.weighted_term(loss, weights), losses_lib.weighted_term(correct, weights))
 
+  @staticmethod
+  def _matching_only(outputs) -> bool:
+    """Whether `outputs` are a matching-phase pass's (no masked-pass heads ran)."""
+    return "mlm_logits" not in outputs
+
   def replica_losses(self, batch, outputs):
-    pretraining = self.config.task.pretraining
-    matching_only = None
-    if pretraining.matching_first_steps and self.step is not None:
-      matching_only = self.step < pretraining.matching_first_steps
-    return losses_lib.replica_losses(batch, outputs, pretraining, self._itm_terms(outputs)[0],
-                                     matching_only)
+    return losses_lib.replica_losses(batch, outputs, self.config.task.pretraining,
+                                     self._itm_terms(outputs)[0], self._matching_only(outputs))
 
   def replica_metrics(self, batch, outputs):
-    return losses_lib.replica_metrics(batch, outputs, self._itm_terms(outputs)[1])
+    return losses_lib.replica_metrics(batch, outputs, self._itm_terms(outputs)[1],
+                                      self._matching_only(outputs))
 
   def summary_images(self, model, batch):
     """The first examples' patches after the transforms. A batch of cached features has no

@@ -65,10 +65,11 @@ class RetrievalTask(finetune.FinetuneTask):
                    if self.finetune.negative_queue else None)
     return model
 
-  def forward(self, model, batch, training):
+  def forward(self, model, batch, training, phase=None):
     """Input pairs as they are, or each matched pair with K negative images for its text and K
     negative texts for its image drawn from the global batch (in training also from the
     `negative_queue`'s earlier pairs), all in one joint pass (itm_groups.group_outputs)."""
+    del phase  # one phase
     k = self._group_size
     if not k:
       return super().forward(model, batch, training)

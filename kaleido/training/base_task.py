@@ -24,12 +24,13 @@ class Task(abc.ABC):
 
   def __init__(self, config: config_lib.ExperimentConfig):
     self.config = config
-    self.step: tf.Variable | None = None
 
-  def set_step(self, step: tf.Variable) -> None:
-    """Gives the task the trainer's step counter (checkpointed with the run), for losses that
-    change with the step; the trainer calls it before building its steps."""
-    self.step = step
+  def phase(self, step: int) -> str | None:
+    """The phase of the training step that follows `step` finished ones, for a task that trains
+    differently in some steps (the trainer traces one step per phase and passes it to
+    `forward`); None: the task's one way."""
+    del step
+    return None
 
   @property
   @abc.abstractmethod
@@ -64,9 +65,11 @@ class Task(abc.ABC):
     """What the model is called with: by default the batch's keys the model declares."""
     return {key: batch[key] for key in model.input_keys}
 
-  def forward(self, model: tf_keras.Model, batch: dict[str, tf.Tensor], training: bool) -> Any:
-    """The model's outputs on a batch, in the training and the held-out steps (call in a replica
-    context): by default one call on `model_inputs`."""
+  def forward(self, model: tf_keras.Model, batch: dict[str, tf.Tensor], training: bool,
+              phase: str | None = None) -> Any:
+    """The model's outputs on a batch, in the training steps of `phase` and the held-out steps
+    (phase None; call in a replica context): by default one call on `model_inputs`."""
+    del phase
     return model(self.model_inputs(model, batch), training=training)
 
   @abc.abstractmethod

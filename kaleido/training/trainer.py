@@ -102,7 +102,6 @@ class Trainer:
         self.checkpoint, os.path.join(self._writer_dir, "checkpoints"),
         max_to_keep=training.max_checkpoints)
     self._data_seed = training.seed
-    task.set_step(self.step)
     self._train_step = self._make_train_step()
     self._eval_step = self._make_eval_step()
     # Every worker takes part in a save; only the chief's copy is kept (see writer_dir).
@@ -134,9 +133,9 @@ class Trainer:
     float16 = self.config.training.mixed_precision == "mixed_float16"
     clip_norm = self.config.optimizer.clip_norm
 
-    def forward_backward(batch):
+    def forward_backward(batch, phase):
       with tf.GradientTape() as tape:
-        outputs = task.forward(self.model, batch, training=True)
+        outputs = task.forward(self.model, batch, training=True, phase=phase)
         scaled = task.replica_losses(batch, outputs)
         total = scaled["total"]
         loss_for_gradient = self.optimizer.get_scaled_loss(total) if float16 else total
@@ -148,8 +147,8 @@ class Trainer:
     if self.config.training.jit_compile:
       forward_backward = tracing.function(forward_backward, jit_compile=True)
 
-    def replica_step(batch, stop_requested):
-      scaled, metrics, gradients = forward_backward(batch)
+    def replica_step(batch, stop_requested, phase):
+      scaled, metrics, gradients = forward_backward(batch, phase)
       variables = self.model.trainable_variables
       # Sum across replicas first, then clip: clipping per replica (what the optimizer would do)
       # makes the update depend on the number of replicas.
@@ -164,10 +163,11 @@ class Trainer:
       return values, tf.identity(stop_requested)
 
     # Batches whose text is cut to its longest (DataConfig.trim_text) differ in length: one
-    # trace with that axis unknown serves them all.
+    # trace with that axis unknown serves them all. Each of the task's phases (a Python value)
+    # has its own trace.
     @tracing.function(reduce_retracing=True)
-    def train_step(batch, stop_requested):
-      values, stop = self.strategy.run(replica_step, args=(batch, stop_requested))
+    def train_step(batch, stop_requested, phase):
+      values, stop = self.strategy.run(replica_step, args=(batch, stop_requested, phase))
       self.step.assign_add(1)
       reduced = {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                  for name, value in values.items()}
@@ -305,7 +305,8 @@ class Trainer:
         batch = self._next_batch(iterator)
         if chief and (step == start or step % train.image_summary_every == 0):
           self._write_images(writer, batch, step)
-        values, stop_all = self._train_step(batch, tf.constant(float(stop.requested)))
+        values, stop_all = self._train_step(batch, tf.constant(float(stop.requested)),
+                                            self.task.phase(step))
         values = {k: float(v) for k, v in values.items()}
         step, stopped = step + 1, bool(stop_all)
         self._check_finite(values, step)
@@ -334,19 +335,22 @@ class Trainer:
 
 
 class _Window:
-  """Sums of the logged values since the last summary, for window means and speed."""
+  """Sums of the logged values since the last summary, for window means and speed; a value
+  absent from some steps (a loss a task's phase does not compute) is the mean of the others."""
 
   def __init__(self):
     self._sums: collections.Counter = collections.Counter()
+    self._counts: collections.Counter = collections.Counter()
     self._steps = 0
     self._start = time.monotonic()
 
   def add(self, values: dict[str, float]) -> None:
     self._sums.update(values)
+    self._counts.update(values.keys())
     self._steps += 1
 
   def means(self) -> dict[str, float]:
-    return {name: total / self._steps for name, total in self._sums.items()}
+    return {name: total / self._counts[name] for name, total in self._sums.items()}
 
   def steps_per_second(self) -> float:
     return self._steps / max(time.monotonic() - self._start, 1e-9)
