@@ -4,6 +4,8 @@ r"""Pre-training speed against this machine's matmul peak (a benchmark, not a te
   python bench/bench_train.py --sizes paper --precisions none --steps 4 --jit_compile
   python bench/bench_train.py --sizes demo --precisions none --patch_features cached \
       --itm_negatives 0,1,3 --text full,trimmed
+  python bench/bench_train.py --sizes minilm --precisions none --patch_features cached \
+      --itm_unmasked --phases every,matching
 
 For each (size, precision, patch features) it runs, in a fresh process, the real training step of
 kaleido.training.trainer (model, seven losses, masking and the tf.data input pipeline on a prepared
@@ -13,8 +15,11 @@ measured in the same run. It also prints the input pipeline's own examples/s. `-
 measures the pixel path (the patch CNN at every step) and the cached path (features computed once
 by kaleido.feature_cache, whose one-time build it times) side by side, and their speed ratio.
 `--itm_negatives` measures ITM groups made in the step (--negatives_per_positive=K, listwise; 0:
-the pipeline's negatives) and `--text` the text cut to each batch's longest (--trim_text) or kept
-at full length, each against the first value listed.
+the pipeline's negatives), `--text` the text cut to each batch's longest (--trim_text) or kept
+at full length, and `--phases` the step of every loss against the ITM-only step of
+--matching_first_steps (with `--itm_unmasked`, as configs/demo_pretrain_bert.flags trains: that
+step skips the masked pass), each against the first value listed. `minilm` is the shape of
+all-MiniLM-L6-v2 (the demo's pretrained start; random weights: speed does not depend on them).
 
 `--sizes reference` measures, the same way, the bare tf-models-official BertEncoderV2 training step
 of the issue's yardstick (paper-size encoder, 64 text + 55 patch positions fed as 119 token ids,
@@ -44,8 +49,12 @@ _PATCH_FEATURES = flags.DEFINE_list("patch_features", ["pixels", "cached"],
 _ITM_NEGATIVES = flags.DEFINE_list("itm_negatives", ["0"],
                                    "ITM negatives made in the step per positive (0: pipeline's).")
 _TEXT = flags.DEFINE_list("text", ["trimmed"], "Text positions: trimmed, full.")
+_PHASES = flags.DEFINE_list("phases", ["every"], "Training steps: every (all losses), matching "
+                            "(--matching_first_steps's ITM-only steps).")
+_ITM_UNMASKED = flags.DEFINE_bool("itm_unmasked", False, "ITM reads the unmasked pass.")
 _DATA = flags.DEFINE_string("data", "", "A prepared folder (default: a fresh demo one).")
-_SINGLE = flags.DEFINE_string("single", "", "Internal: measure one `size,precision,features,K,text` and exit.")
+_SINGLE = flags.DEFINE_string("single", "", "Internal: measure one "
+                              "`size,precision,features,K,text,phase` and exit.")
 
 SIZES = {
     "paper": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
@@ -53,8 +62,11 @@ SIZES = {
     # configs/demo_pretrain.flags
     "demo": dict(hidden_size=128, num_layers=3, num_heads=4, intermediate_size=512,
                  patch_cnn="small"),
+    # all-MiniLM-L6-v2, configs/demo_pretrain_bert.flags
+    "minilm": dict(hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1536,
+                   patch_cnn="small"),
 }
-BATCH_SIZES = {"paper": 16, "demo": 32, "reference": 16}
+BATCH_SIZES = {"paper": 16, "demo": 32, "minilm": 32, "reference": 16}
 
 
 def _batch_size(size: str) -> int:
@@ -92,17 +104,18 @@ def _examples_per_second(run_step, batch_size: int) -> float:
   return _STEPS.value * batch_size / (time.perf_counter() - start)
 
 
-def _training_flops(trainer, batch) -> tuple[float, float]:
+def _training_flops(trainer, batch, matching_only: bool) -> tuple[float, float]:
   """(frozen patch CNN forward FLOPs, FLOPs of everything else forward) per example."""
   from kaleido.model import flop_count  # pylint: disable=g-import-not-at-top
   patch_cnn, rest = flop_count.forward_flops(
-      trainer.model, trainer.task.model_inputs(trainer.model, batch))
+      trainer.model, trainer.task.model_inputs(trainer.model, batch),
+      matching_only=matching_only)
   size = batch["patch_boxes"].shape[0]
   return patch_cnn / size, rest / size
 
 
 def measure_one(size: str, precision: str, patch_features: str, data: str,
-                itm_negatives: int = 0, text: str = "trimmed") -> dict:
+                itm_negatives: int = 0, text: str = "trimmed", phase: str = "every") -> dict:
   """Runs the trainer's step on `data` and returns the figures (run in its own process)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from kaleido import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -129,7 +142,8 @@ def measure_one(size: str, precision: str, patch_features: str, data: str,
         init=config_lib.InitConfig(patch_cnn_weights="random"),
         task=config_lib.TaskConfig(pretraining=config_lib.PretrainingConfig(
             itm_negatives_per_positive=itm_negatives,
-            itm_loss="listwise" if itm_negatives else "binary")),
+            itm_loss="listwise" if itm_negatives else "binary", itm_unmasked=_ITM_UNMASKED.value,
+            matching_first_steps=999 if phase == "matching" else 0)),  # of train_steps=1000
         optimizer=config_lib.OptimizerConfig(warmup_steps=10),
         training=config_lib.TrainingConfig(model_dir=model_dir, train_steps=1000,
                                            batch_size=batch_size,
@@ -146,12 +160,14 @@ def measure_one(size: str, precision: str, patch_features: str, data: str,
     for _ in range(20):
       next(iterator)
     pipeline_rate = 20 * batch_size / (time.perf_counter() - pipeline_start)
-    patch_cnn_flops, rest_flops = _training_flops(trainer, next(iterator))
+    step_phase = task.phase(0)
+    patch_cnn_flops, rest_flops = _training_flops(trainer, next(iterator),
+                                                  matching_only=step_phase is not None)
     distributed = iter(trainer.strategy.distribute_datasets_from_function(
         lambda context: task.dataset(batch_size, 0, context)))
     no_stop = tf.constant(0.0)
     rate = _examples_per_second(lambda: float(trainer._train_step(  # pylint: disable=protected-access
-        next(distributed), no_stop)[0]["total"]), batch_size)
+        next(distributed), no_stop, step_phase)[0]["total"]), batch_size)
   step_flops = patch_cnn_flops + 3 * rest_flops
   return {"size": size, "precision": precision, "patch_features": patch_features,
           "cache_build_s": cache_seconds if patch_features == "cached" else 0.0,
@@ -211,20 +227,23 @@ def _demo_folder(tmp: str) -> str:
 def main(argv):
   del argv
   if _SINGLE.value:
-    size, precision, patch_features, itm_negatives, text = _SINGLE.value.split(",")
+    size, precision, patch_features, itm_negatives, text, phase = _SINGLE.value.split(",")
     result = (measure_reference(precision) if size == "reference"
               else measure_one(size, precision, patch_features, _DATA.value,
-                               int(itm_negatives), text))
+                               int(itm_negatives), text, phase))
     print(json.dumps(result))
     return
   unknown = [size for size in _SIZES.value if size not in SIZES and size != "reference"]
   if unknown:
-    raise app.UsageError(f"--sizes names unknown sizes {unknown}; use paper, demo or reference.")
+    raise app.UsageError(f"--sizes names unknown sizes {unknown}; use {', '.join(SIZES)} or "
+                         "reference.")
   paths = [path for path in _PATCH_FEATURES.value if path not in ("pixels", "cached")]
   if paths:
     raise app.UsageError(f"--patch_features names unknown paths {paths}; use pixels, cached.")
   if [text for text in _TEXT.value if text not in ("trimmed", "full")]:
     raise app.UsageError(f"--text names {_TEXT.value}; use trimmed, full.")
+  if [phase for phase in _PHASES.value if phase not in ("every", "matching")]:
+    raise app.UsageError(f"--phases names {_PHASES.value}; use every, matching.")
   if not all(k.isdigit() for k in _ITM_NEGATIVES.value):
     raise app.UsageError(f"--itm_negatives must be counts >= 0, not {_ITM_NEGATIVES.value}.")
   with tempfile.TemporaryDirectory() as tmp:
@@ -241,12 +260,12 @@ def main(argv):
           if r is None:
             continue
           rates[variant] = r["examples_per_s"]
-          patch_features, itm_negatives, text = variant
+          patch_features, itm_negatives, text, phase = variant
           cache = (f"  cache built once in {r['cache_build_s']:.1f} s for {r['num_images']} "
                    "images" if patch_features == "cached" else "")
           groups = (f"  ITM groups K={itm_negatives} (their extra pass is not in the FLOPs)"
                     if itm_negatives else "")
-          print(f"{size:5s} {precision:14s} {patch_features:6s} {text:7s} "
+          print(f"{size:6s} {precision:14s} {patch_features:6s} {text:7s} {phase:8s} "
                 f"{r['examples_per_s']:7.2f} "
                 f"examples/s  {r['gflop_per_example']:6.1f} GFLOP/example (patch CNN fwd "
                 f"{r['patch_cnn_gflop']:.1f} + 3 x {r['rest_forward_gflop']:.1f})  "
@@ -256,26 +275,26 @@ def main(argv):
         if len(rates) > 1:
           first, *others = rates
           for other in others:
-            print(f"{size:5s} {precision:14s} {' '.join(map(str, other))} / "
+            print(f"{size:6s} {precision:14s} {' '.join(map(str, other))} / "
                   f"{' '.join(map(str, first))}: {rates[other] / rates[first]:.2f}x")
 
 
-def _variants(size: str) -> list[tuple[str, int, str]]:
-  """(patch features, ITM negatives, text) combinations measured at `size`."""
+def _variants(size: str) -> list[tuple[str, int, str, str]]:
+  """(patch features, ITM negatives, text, phase) combinations measured at `size`."""
   if size == "reference":
-    return [("-", 0, "full")]
-  return [(patch_features, int(k), text) for patch_features in _PATCH_FEATURES.value
-          for k in _ITM_NEGATIVES.value for text in _TEXT.value]
+    return [("-", 0, "full", "every")]
+  return [(patch_features, int(k), text, phase) for patch_features in _PATCH_FEATURES.value
+          for k in _ITM_NEGATIVES.value for text in _TEXT.value for phase in _PHASES.value]
 
 
 def _measure_in_process(size: str, precision: str, data: str, patch_features: str,
-                        itm_negatives: int, text: str):
+                        itm_negatives: int, text: str, phase: str):
   """measure_one or measure_reference in a fresh process; None (with its error) on failure."""
   result = subprocess.run(
       [sys.executable, __file__,
-       f"--single={size},{precision},{patch_features},{itm_negatives},{text}",
+       f"--single={size},{precision},{patch_features},{itm_negatives},{text},{phase}",
        f"--data={data}", f"--batch_size={_BATCH_SIZE.value}", f"--steps={_STEPS.value}",
-       f"--jit_compile={_JIT.value}"],
+       f"--jit_compile={_JIT.value}", f"--itm_unmasked={_ITM_UNMASKED.value}"],
       capture_output=True, text=True, check=False)
   if result.returncode:
     print(f"{size} {precision} {patch_features}: failed\n{result.stderr[-2000:]}")

@@ -8,12 +8,12 @@ from kaleido.model import kaleido_bert
 from kaleido.utils import flops
 
 
-def forward_flops(model: kaleido_bert.TaskModel,
-                  inputs: dict[str, tf.Tensor]) -> tuple[float, float]:
+def forward_flops(model: kaleido_bert.TaskModel, inputs: dict[str, tf.Tensor],
+                  **call_kwargs) -> tuple[float, float]:
   """(patch embedder, everything else) FLOPs of one forward pass of `model` on `inputs` (batch
-  included), counted on the traced graphs (kaleido.utils.flops); the embedder's are 0 on cached
-  patch features."""
-  total = flops.function_flops(lambda x: model(x, training=False), inputs)
+  included; `call_kwargs` to the call, e.g. matching_only), counted on the traced graphs
+  (kaleido.utils.flops); the embedder's are 0 on cached patch features."""
+  total = flops.function_flops(lambda x: model(x, training=False, **call_kwargs), inputs)
   if "patches" not in inputs:
     return 0.0, float(total)
   patches = inputs["patches"]
